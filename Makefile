@@ -1,0 +1,29 @@
+# The README's two commands: `make run` and `make test`. Each creates the environment if it is
+# missing, installs the project into it, then runs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,tfds]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python benchmarks/nb201_search.py
+
+test: $(STAMP)
+	$(BIN)/ruff check evonas tests benchmarks examples
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/nb201_search.py --runs 500 --budget 1000
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
