@@ -1,0 +1,164 @@
+"""A generational genetic algorithm with elitism over integer genomes.
+
+Tournament selection, crossover and per-gene mutation (Holland 1975; Goldberg 1989, "Genetic
+Algorithms in Search, Optimization and Machine Learning"), as used for NAS by Xie & Yuille 2017,
+"Genetic CNN", ICCV.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from evonas.genomes.space import GenomeSpace
+from evonas.operators import CROSSOVERS, mutate, tournament_selection, truncation_selection
+from evonas.strategies._checks import check_common, check_told
+from evonas.strategies.base import (
+    check_positive,
+    check_rate,
+    from_score,
+    register_strategy,
+    to_score,
+    update_best,
+)
+
+_OWNER = "GeneticAlgorithm"
+
+
+@struct.dataclass
+class GeneticAlgorithmState:
+    """The current (evaluated) population and the best so far."""
+
+    population: jax.Array  # int32[N, G]
+    scores: jax.Array  # float32[N], higher is better, -inf = failed (or not yet evaluated)
+    best_genome: jax.Array  # int32[G]
+    best_fitness: jax.Array  # float32, in the user's direction
+    generation: jax.Array  # int32, number of tells
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneticAlgorithm:
+    """Generational GA: ``population_size`` children per ``ask``, ``num_elites`` survive.
+
+    Args:
+        space: the genome space.
+        population_size: individuals per generation (and genomes per ``ask``).
+        tournament_size: contestants per parent tournament (with replacement).
+        crossover: one of ``"uniform"``, ``"one_point"``, ``"two_point"``.
+        crossover_rate: probability that a child recombines two parents (else it copies one).
+        mutation_rate: per-gene mutation probability; ``None`` means ``1 / num_genes``.
+        num_elites: best members of the previous population kept unchanged (0 allowed).
+        maximize: whether higher fitness is better.
+    """
+
+    space: GenomeSpace
+    population_size: int = 32
+    tournament_size: int = 3
+    crossover: str = "uniform"
+    crossover_rate: float = 0.9
+    mutation_rate: float | None = None
+    num_elites: int = 2
+    maximize: bool = True
+
+    def __post_init__(self):
+        check_common(self, _OWNER)
+        check_positive("population_size", self.population_size, _OWNER)
+        check_positive("tournament_size", self.tournament_size, _OWNER)
+        if self.crossover not in CROSSOVERS:
+            raise ValueError(
+                f"{_OWNER}: crossover must be one of {sorted(CROSSOVERS)}; got {self.crossover!r}"
+            )
+        object.__setattr__(
+            self, "crossover_rate", check_rate("crossover_rate", self.crossover_rate, _OWNER)
+        )
+        if self.mutation_rate is not None:
+            object.__setattr__(
+                self, "mutation_rate", check_rate("mutation_rate", self.mutation_rate, _OWNER)
+            )
+        elites = self.num_elites
+        if isinstance(elites, bool) or not isinstance(elites, int):
+            raise ValueError(f"{_OWNER}: num_elites must be an integer; got {elites!r}")
+        if not 0 <= elites < self.population_size:
+            raise ValueError(
+                f"{_OWNER}: num_elites must be in 0..{self.population_size - 1} "
+                f"(below population_size); got {elites}"
+            )
+
+    @property
+    def batch_size(self) -> int:
+        """Every ``ask`` returns a whole generation."""
+        return self.population_size
+
+    @property
+    def effective_mutation_rate(self) -> float:
+        """``mutation_rate``, or ``1 / num_genes`` (one gene per child on average) when unset."""
+        if self.mutation_rate is None:
+            return 1.0 / self.space.num_genes
+        return self.mutation_rate
+
+    @partial(jax.jit, static_argnums=0)
+    def init(self, key: jax.Array) -> GeneticAlgorithmState:
+        """An empty state; the first ``ask`` is random (``key`` is unused)."""
+        del key
+        n, g = self.population_size, self.space.num_genes
+        return GeneticAlgorithmState(
+            population=jnp.zeros((n, g), jnp.int32),
+            scores=jnp.full((n,), -jnp.inf, jnp.float32),
+            best_genome=jnp.zeros((g,), jnp.int32),
+            best_fitness=from_score(jnp.float32(-jnp.inf), self.maximize),
+            generation=jnp.int32(0),
+        )
+
+    @partial(jax.jit, static_argnums=0)
+    def ask(
+        self, key: jax.Array, state: GeneticAlgorithmState
+    ) -> tuple[jax.Array, GeneticAlgorithmState]:
+        """``population_size`` children: random at first, then selection, crossover, mutation."""
+        n = self.population_size
+        k_select, k_cross, k_do, k_mutate, k_random = jax.random.split(key, 5)
+        parents = tournament_selection(k_select, state.scores, 2 * n, self.tournament_size)
+        # A failed parent (possible only if a tournament saw no finite score) is replaced by a
+        # random genome, so a failed individual never passes its genes on.
+        fresh = self.space.sample(k_random, 2 * n)
+        failed = jnp.isneginf(state.scores[parents]) | (state.generation == 0)
+        parents = jnp.where(failed[:, None], fresh, state.population[parents])
+        a, b = parents[:n], parents[n:]
+        recombine = jax.random.uniform(k_do, (n, 1)) < self.crossover_rate
+        children = jnp.where(recombine, CROSSOVERS[self.crossover](k_cross, a, b), a)
+        children = mutate(k_mutate, children, self.space, self.effective_mutation_rate)
+        # The first generation is uniform: no selection or variation has happened yet.
+        return jnp.where(state.generation == 0, fresh[:n], children), state
+
+    @partial(jax.jit, static_argnums=0)
+    def tell(
+        self, genomes: jax.Array, fitness: jax.Array, state: GeneticAlgorithmState
+    ) -> GeneticAlgorithmState:
+        """Next population: the ``num_elites`` best old members plus the best children."""
+        check_told(self, genomes, fitness)
+        genomes = jnp.asarray(genomes, jnp.int32)
+        scores = to_score(fitness, self.maximize)
+        elites = truncation_selection(state.scores, self.num_elites)
+        best_children = truncation_selection(scores, self.population_size - self.num_elites)
+        population = jnp.concatenate([state.population[elites], genomes[best_children]])
+        pop_scores = jnp.concatenate([state.scores[elites], scores[best_children]])
+        # After the first tell there is no previous population to take elites from.
+        first = state.generation == 0
+        population = jnp.where(first, genomes, population)
+        pop_scores = jnp.where(first, scores, pop_scores)
+        best, best_score = update_best(
+            state.best_genome, to_score(state.best_fitness, self.maximize), genomes, scores
+        )
+        return state.replace(
+            population=population,
+            scores=pop_scores,
+            best_genome=best,
+            best_fitness=from_score(best_score, self.maximize),
+            generation=state.generation + 1,
+        )
+
+
+register_strategy("genetic_algorithm", GeneticAlgorithm)

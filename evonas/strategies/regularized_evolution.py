@@ -1,0 +1,164 @@
+"""Regularized (aging) evolution.
+
+Real, Aggarwal, Huang & Le 2019, "Regularized Evolution for Image Classifier Architecture
+Search", AAAI. A population of the last ``population_size`` evaluated individuals; each child is a
+single-gene mutation of the winner of a tournament of ``sample_size`` random members; the oldest
+member dies (``aging=True``), or, in the non-regularized variant, the worst (``aging=False``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from evonas.genomes.space import GenomeSpace
+from evonas.operators import mutate_one, tournament_contestants, tournament_winners
+from evonas.strategies._checks import check_common, check_told
+from evonas.strategies.base import (
+    check_positive,
+    from_score,
+    register_strategy,
+    to_score,
+    update_best,
+)
+
+_OWNER = "RegularizedEvolution"
+
+
+@struct.dataclass
+class RegularizedEvolutionState:
+    """The population buffer and the best so far.
+
+    Members ``0 .. min(count, population_size) - 1`` are filled; the rest are empty
+    (``birth == -1``, score ``-inf``).
+    """
+
+    population: jax.Array  # int32[N, G]
+    scores: jax.Array  # float32[N], higher is better, -inf = failed or empty
+    birth: jax.Array  # int32[N], the order in which members were told; -1 = empty slot
+    count: jax.Array  # int32, individuals told so far
+    best_genome: jax.Array  # int32[G]
+    best_fitness: jax.Array  # float32, in the user's direction
+    generation: jax.Array  # int32, number of tells
+
+
+@dataclasses.dataclass(frozen=True)
+class RegularizedEvolution:
+    """Regularized (aging) evolution over integer genomes.
+
+    Args:
+        space: the genome space.
+        population_size: how many of the most recent individuals form the population.
+        sample_size: tournament size; contestants are drawn with replacement, as in the paper.
+        batch_size: children per ``ask`` (any value; the first ``population_size`` individuals
+            are random, even when that boundary falls inside a batch).
+        aging: remove the oldest member (regularized) or the worst (the paper's baseline).
+        maximize: whether higher fitness is better.
+    """
+
+    space: GenomeSpace
+    population_size: int = 64
+    sample_size: int = 16
+    batch_size: int = 8
+    aging: bool = True
+    maximize: bool = True
+
+    def __post_init__(self):
+        check_common(self, _OWNER)
+        check_positive("population_size", self.population_size, _OWNER)
+        check_positive("sample_size", self.sample_size, _OWNER)
+        check_positive("batch_size", self.batch_size, _OWNER)
+        if self.sample_size > self.population_size:
+            raise ValueError(
+                f"{_OWNER}: sample_size must be at most population_size "
+                f"({self.population_size}); got {self.sample_size}"
+            )
+        if not isinstance(self.aging, bool):
+            raise ValueError(f"{_OWNER}: aging must be True or False; got {self.aging!r}")
+
+    @partial(jax.jit, static_argnums=0)
+    def init(self, key: jax.Array) -> RegularizedEvolutionState:
+        """An empty population (``key`` is unused; kept for the common signature)."""
+        del key
+        n, g = self.population_size, self.space.num_genes
+        return RegularizedEvolutionState(
+            population=jnp.zeros((n, g), jnp.int32),
+            scores=jnp.full((n,), -jnp.inf, jnp.float32),
+            birth=jnp.full((n,), -1, jnp.int32),
+            count=jnp.int32(0),
+            best_genome=jnp.zeros((g,), jnp.int32),
+            best_fitness=from_score(jnp.float32(-jnp.inf), self.maximize),
+            generation=jnp.int32(0),
+        )
+
+    @partial(jax.jit, static_argnums=0)
+    def ask(
+        self, key: jax.Array, state: RegularizedEvolutionState
+    ) -> tuple[jax.Array, RegularizedEvolutionState]:
+        """``batch_size`` children: random during warm-up, else mutated tournament winners.
+
+        A child whose tournament found only failed (or empty) members is random too, so a failed
+        individual is never a parent.
+        """
+        k_sample, k_mutate, k_random = jax.random.split(key, 3)
+        filled = jnp.minimum(state.count, self.population_size)
+        contestants = tournament_contestants(k_sample, filled, self.batch_size, self.sample_size)
+        winners = tournament_winners(state.scores, contestants)
+        children = mutate_one(k_mutate, state.population[winners], self.space)
+        warm_up = state.count + jnp.arange(self.batch_size) < self.population_size
+        random = warm_up | jnp.isneginf(state.scores[winners])
+        fresh = self.space.sample(k_random, self.batch_size)
+        return jnp.where(random[:, None], fresh, children), state
+
+    @partial(jax.jit, static_argnums=0)
+    def tell(
+        self, genomes: jax.Array, fitness: jax.Array, state: RegularizedEvolutionState
+    ) -> RegularizedEvolutionState:
+        """Adds the children to the population; the oldest (or worst) members leave."""
+        check_told(self, genomes, fitness)
+        genomes = jnp.asarray(genomes, jnp.int32)
+        scores = to_score(fitness, self.maximize)
+        births = state.count + jnp.arange(self.batch_size, dtype=jnp.int32)
+        replace = self._age if self.aging else self._cull
+        population, pop_scores, birth = replace(state, genomes, scores, births)
+        best, best_score = update_best(
+            state.best_genome, to_score(state.best_fitness, self.maximize), genomes, scores
+        )
+        return state.replace(
+            population=population,
+            scores=pop_scores,
+            birth=birth,
+            count=state.count + self.batch_size,
+            best_genome=best,
+            best_fitness=from_score(best_score, self.maximize),
+            generation=state.generation + 1,
+        )
+
+    def _age(self, state, genomes, scores, births):
+        """Ring buffer: child ``k`` overwrites slot ``k mod N``, the oldest member."""
+        keep = min(self.batch_size, self.population_size)
+        # With a batch larger than the population only its last N children survive; dropping the
+        # others up front keeps the scatter free of duplicate indices.
+        genomes, scores, births = genomes[-keep:], scores[-keep:], births[-keep:]
+        slots = births % self.population_size
+        return (
+            state.population.at[slots].set(genomes),
+            state.scores.at[slots].set(scores),
+            state.birth.at[slots].set(births),
+        )
+
+    def _cull(self, state, genomes, scores, births):
+        """Keeps the best N of population and children (ties: the younger), filled slots first."""
+        population = jnp.concatenate([state.population, genomes])
+        all_scores = jnp.concatenate([state.scores, scores])
+        birth = jnp.concatenate([state.birth, births])
+        # lexsort's last key is primary: filled before empty, then score, then youth.
+        order = jnp.lexsort((birth, all_scores, birth >= 0))[::-1][: self.population_size]
+        return population[order], all_scores[order], birth[order]
+
+
+register_strategy("regularized_evolution", RegularizedEvolution)
