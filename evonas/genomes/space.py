@@ -18,7 +18,8 @@ class GenomeSpace:
     """A fixed number of named genes; gene ``i`` takes the integers ``0 .. cardinalities[i] - 1``.
 
     A genome is an ``int32[G]`` vector, a population an ``int32[P, G]`` array. ``choices``
-    optionally names the values of each gene (``("relu", "gelu")``), for readable dicts and descriptions.
+    optionally names the values of each gene (``("relu", "gelu")``), for readable dicts and
+    descriptions.
     The space is hashable, so it can be a static argument of ``jax.jit``.
     """
 

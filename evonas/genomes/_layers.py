@@ -1,0 +1,275 @@
+"""Building blocks shared by the trainable encodings: activations, arch-aware initialisers,
+static parameter slicing and host-side validation of encoding options.
+
+Private to ``evonas.genomes``: the encodings' public API is what they re-export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# Every activation maps 0 to 0, so a masked (zeroed) unit stays zero after the activation and the
+# masks can be applied once, after it. Add new ones only if f(0) == 0 holds.
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": nn.relu,
+    "gelu": nn.gelu,
+    "tanh": jnp.tanh,
+    "silu": nn.silu,
+    "elu": nn.elu,
+    "identity": lambda z: z,
+}
+
+# Standard deviation of a unit normal truncated to (-2, 2): the constant jax's
+# ``variance_scaling(..., "truncated_normal")`` (Flax's default ``lecun_normal``) divides by.
+_TRUNCNORM_STD = 0.87962566103423978
+
+
+def lecun_normal(fan_in: jax.Array | float) -> Callable[..., jax.Array]:
+    """LeCun normal initialiser (truncated at 2 sigma) whose fan-in may be a traced value.
+
+    Same distribution as ``flax.linen.initializers.lecun_normal()`` for a layer of the real shape:
+    the supernet calls this with the fan-in of the *active* slice (decoded from the arch), so its
+    active weights have the standalone module's scale, ``std = 1 / sqrt(fan_in)``.
+
+    Args:
+        fan_in: the real fan-in; values below 1 (an empty, inactive layer) count as 1.
+
+    Returns:
+        ``init(key, shape, dtype=float32)``, as ``nn.Module.param`` expects.
+    """
+
+    def init(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
+        std = jnp.sqrt(1.0 / jnp.maximum(jnp.asarray(fan_in, jnp.float32), 1.0))
+        unit = jax.random.truncated_normal(key, -2.0, 2.0, tuple(shape), jnp.float32)
+        return (unit * (std / _TRUNCNORM_STD)).astype(dtype)
+
+    return init
+
+
+def mix_activations(z: jax.Array, onehot: jax.Array, names: Sequence[str]) -> jax.Array:
+    """``sum_a onehot[a] * act_a(z)``: the activation a one-hot selects (zero if it selects none).
+
+    ``1 * f(z) + 0 * g(z)`` is exactly ``f(z)`` (and so is its gradient) for finite ``g(z)``, so
+    this equals the standalone layer to the last bit. With a single activation no mixing is done.
+
+    Args:
+        z: pre-activations ``[..., C]``.
+        onehot: ``float32[A]`` selector over ``names``.
+        names: activation names, keys of :data:`ACTIVATIONS`.
+    """
+    if len(names) == 1:
+        return ACTIVATIONS[names[0]](z) * onehot[0]
+    out = onehot[0] * ACTIVATIONS[names[0]](z)
+    for a, name in enumerate(names[1:], start=1):
+        out = out + onehot[a] * ACTIVATIONS[name](z)
+    return out
+
+
+def slice_like(
+    params: Mapping[str, Any],
+    target: Mapping[str, Any],
+    centred: Callable[[tuple[str, ...]], int] = lambda path: 0,
+) -> dict[str, Any]:
+    """Cuts every leaf of ``params`` down to the shape of the matching leaf of ``target``.
+
+    Slicing is static and acts on the trailing dimensions, so leaves with extra leading axes
+    (a population axis) are cut the same way. Keys absent from ``target`` are dropped (layers the
+    bounds leave out). Most dimensions keep their leading corner; the first ``centred(path)``
+    dimensions keep their centre (the taps of a smaller kernel inside the shared max kernel).
+
+    Args:
+        params: nested dict of arrays (Flax parameters).
+        target: the same nesting with the wanted shapes (arrays or ``ShapeDtypeStruct``).
+        centred: how many leading dimensions of the leaf at ``path`` to cut around their centre.
+    """
+
+    def cut(path: tuple[str, ...], p: Any, t: Any) -> Any:
+        if isinstance(t, Mapping):
+            missing = [k for k in t if k not in p]
+            if missing:
+                raise ValueError(
+                    f"parameters at {'/'.join(path) or '<root>'} lack {missing}; expected the "
+                    "max-bounds parameters of this encoding's supernet"
+                )
+            return {k: cut(path + (k,), p[k], t[k]) for k in t}
+        shape = tuple(t.shape)
+        lead = p.ndim - len(shape)
+        if lead < 0 or any(a < b for a, b in zip(p.shape[lead:], shape)):
+            raise ValueError(
+                f"parameter {'/'.join(path)} has shape {p.shape}; cannot cut it down to {shape}"
+            )
+        n_centred = centred(path)
+        index = []
+        for d, (have, want) in enumerate(zip(p.shape[lead:], shape)):
+            start = (have - want) // 2 if d < n_centred else 0
+            index.append(slice(start, start + want))
+        return p[(Ellipsis, *index)]
+
+    return cut((), params, target)
+
+
+def check_input_shape(input_shape: Any, allowed_ranks: Sequence[int], what: str) -> tuple:
+    """Validates one example's shape (no batch axis): positive ints of an allowed rank."""
+    try:
+        shape = tuple(int(s) for s in input_shape)
+    except TypeError:
+        raise ValueError(
+            f"input_shape must be a tuple of positive ints (one example, no batch axis); "
+            f"got {input_shape!r}"
+        ) from None
+    if len(shape) not in allowed_ranks or any(s < 1 for s in shape):
+        raise ValueError(
+            f"input_shape {shape} is not allowed for {what}: expected one example's shape "
+            f"(no batch axis) with {' or '.join(map(str, allowed_ranks))} positive dimensions"
+        )
+    return shape
+
+
+def check_choices(name: str, values: Any, allowed: Sequence[Any] | None = None) -> tuple:
+    """Validates a non-empty, duplicate-free tuple of options (from ``allowed`` if given)."""
+    values = tuple(values)
+    if not values:
+        raise ValueError(f"{name} must list at least one choice; got {values}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name} must not repeat a choice; got {values}")
+    if allowed is not None:
+        for v in values:
+            if v not in allowed:
+                raise ValueError(f"{name} contains {v!r}; allowed: {sorted(allowed)}")
+    return values
+
+
+def check_positive_ints(name: str, values: Any) -> tuple[int, ...]:
+    """Validates a non-empty, duplicate-free tuple of positive ints (layer widths)."""
+    values = check_choices(name, values)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be positive ints; got {values}")
+    return tuple(int(v) for v in values)
+
+
+def check_count(name: str, value: Any, low: int = 1) -> int:
+    """Validates an integer option ``>= low``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
+    return int(value)
+
+
+# -- spatial ops on channels-last arrays ``[batch, *spatial, channels]`` (1-D or 2-D) -------------
+# "same" padding and stride 1 everywhere, so spatial shapes never depend on the genome.
+
+# "auto": lax convs for dense kernels and shifted multiply-adds for depthwise ones, the faster of
+# each measured under ``vmap`` on a 2-core CPU (a vmapped depthwise lax conv becomes a grouped conv
+# of population x channels groups, which XLA:CPU runs slowly).
+CONV_IMPLS = ("auto", "lax", "im2col")
+
+
+def _shifted(x: jax.Array, axis: int, size: int, fill: float) -> list[jax.Array]:
+    """The ``size`` windows of ``x`` along ``axis`` for a centred odd window, "same" padding."""
+    half = (size - 1) // 2
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (half, half)
+    xp = jnp.pad(x, pad, constant_values=fill)
+    n = x.shape[axis]
+    return [jax.lax.slice_in_dim(xp, k, k + n, axis=axis) for k in range(size)]
+
+
+def conv(x: jax.Array, kernel: jax.Array, impl: str = "auto") -> jax.Array:
+    """A "same", stride-1 convolution, channels last.
+
+    ``im2col`` gathers the taps of the last spatial axis into a patch axis and contracts it
+    with one einsum per row of the kernel (a matmul, which XLA:CPU batches well under ``vmap``);
+    ``lax`` calls ``lax.conv_general_dilated`` (best on accelerators).
+
+    Args:
+        x: ``[batch, *spatial, c_in]`` with 1 or 2 spatial axes.
+        kernel: ``[*taps, c_in, c_out]``, odd tap counts.
+        impl: one of :data:`CONV_IMPLS` (``auto`` is ``lax`` here).
+    """
+    nd = kernel.ndim - 2
+    if impl in ("lax", "auto"):
+        spec = "NWC" if nd == 1 else "NHWC"
+        return jax.lax.conv_general_dilated(
+            x, kernel, (1,) * nd, "SAME",
+            dimension_numbers=(spec, spec[1:-1] + "IO", spec),
+        )
+    # Patches over the last spatial axis: [batch, *spatial, taps, c_in].
+    patches = jnp.stack(_shifted(x, nd, kernel.shape[nd - 1], 0.0), axis=-2)
+    if nd == 1:
+        return jnp.einsum("blkc,kcd->bld", patches, kernel)
+    rows = _shifted(patches, 1, kernel.shape[0], 0.0)
+    out = None
+    for i, row in enumerate(rows):
+        term = jnp.einsum("bhwkc,kcd->bhwd", row, kernel[i])
+        out = term if out is None else out + term
+    return out
+
+
+def depthwise_conv(x: jax.Array, kernel: jax.Array, impl: str = "auto") -> jax.Array:
+    """A "same", stride-1 depthwise convolution: ``kernel`` is ``[*taps, 1, channels]``.
+
+    ``lax`` calls a grouped ``lax.conv_general_dilated``; ``im2col`` and ``auto`` add up shifted
+    copies of ``x`` times the taps (elementwise: there is no contraction to give a matmul).
+    """
+    nd = kernel.ndim - 2
+    if impl == "lax":
+        spec = "NWC" if nd == 1 else "NHWC"
+        return jax.lax.conv_general_dilated(
+            x, kernel, (1,) * nd, "SAME",
+            dimension_numbers=(spec, spec[1:-1] + "IO", spec),
+            feature_group_count=x.shape[-1],
+        )
+    taps = [x]
+    for axis in range(1, nd + 1):
+        taps = [w for t in taps for w in _shifted(t, axis, kernel.shape[axis - 1], 0.0)]
+    weights = kernel.reshape(-1, kernel.shape[-1])
+    out = taps[0] * weights[0]
+    for t, w in zip(taps[1:], weights[1:]):
+        out = out + t * w
+    return out
+
+
+def pool(x: jax.Array, size: int, kind: str) -> jax.Array:
+    """A "same", stride-1 ``max`` or ``avg`` pool over every spatial axis (the average counts
+    the zero padding, so it is a fixed linear map)."""
+    fill = -jnp.inf if kind == "max" else 0.0
+    for axis in range(1, x.ndim - 1):
+        windows = _shifted(x, axis, size, fill)
+        out = windows[0]
+        for w in windows[1:]:
+            out = jnp.maximum(out, w) if kind == "max" else out + w
+        x = out
+    if kind == "avg":
+        x = x / float(size ** (x.ndim - 2))
+    return x
+
+
+def spatial_mean(x: jax.Array) -> jax.Array:
+    """Global average pooling ``[batch, *spatial, c] -> [batch, c]``.
+
+    Written as a contraction with a constant vector: XLA:CPU turns it into a dot, where a
+    ``jnp.mean`` became a library reduce fusion that measured ~10x slower under ``vmap``.
+    """
+    flat = x.reshape(x.shape[0], -1, x.shape[-1])
+    weights = jnp.full((flat.shape[1],), 1.0 / flat.shape[1], x.dtype)
+    return jnp.einsum("bsc,s->bc", flat, weights)
+
+
+def fit_channels(x: jax.Array, channels: int) -> jax.Array:
+    """Zero-pads or truncates the last axis of ``x`` to ``channels`` (static)."""
+    have = x.shape[-1]
+    if have >= channels:
+        return x[..., :channels]
+    return jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, channels - have)])
+
+
+def centred_taps(size: int, max_size: int) -> jax.Array:
+    """``float32[max_size]``: 1 on the centre ``size`` taps (``size`` may be traced; 0: none)."""
+    offset = jnp.abs(jnp.arange(max_size) - (max_size - 1) // 2)
+    return (2 * offset + 1 <= size).astype(jnp.float32)

@@ -1,0 +1,190 @@
+"""Flax modules of the NAS-Bench-201 network: the one-hot-mixed supernet and the exact build.
+
+The macro network of Dong & Yang, "NAS-Bench-201" (ICLR 2020): a 3x3 stem conv + BN, three
+stages of cells with ``C, 2C, 4C`` channels joined by ResNet basic blocks with stride 2, then
+BN + ReLU, global average pooling and a linear classifier. Inputs are NHWC images.
+
+Normalisation uses batch statistics only, in training and evaluation alike, as NAS-Bench-201's
+search models do (``track_running_stats=False``): the models carry no mutable state, so a
+population's variables are just its parameters.
+
+Both modules build their layers through :func:`_network` with the same names, so the standalone
+module's parameters are a subset of the supernet's and its initial values are the supernet's
+(``init`` with one key gives the same numbers; every op's shape is its real shape).
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class CellArch(NamedTuple):
+    """A decoded cell: ``ops`` is ``float32[6, 5]``, the one-hot op of every edge."""
+
+    ops: jax.Array
+
+
+class _BatchStatNorm(nn.Module):
+    """BatchNorm with batch statistics only (no running averages), affine scale and bias."""
+
+    epsilon: float = 1e-5  # PyTorch's default, which the benchmark was trained with
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        scale = self.param("scale", nn.initializers.ones_init(), (x.shape[-1],))
+        bias = self.param("bias", nn.initializers.zeros_init(), (x.shape[-1],))
+        axes = tuple(range(x.ndim - 1))
+        mean = jnp.mean(x, axes)
+        var = jnp.mean(jnp.square(x - mean), axes)
+        return (x - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias
+
+
+class _ReLUConvBN(nn.Module):
+    """ReLU, conv without bias, BN: NAS-Bench-201's ``nor_conv_kxk`` and its block convs."""
+
+    features: int
+    kernel: int
+    stride: int = 1
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        pad = self.kernel // 2  # PyTorch-style symmetric padding (SAME pads stride 2 unevenly)
+        y = nn.Conv(
+            self.features,
+            (self.kernel, self.kernel),
+            strides=(self.stride, self.stride),
+            padding=((pad, pad), (pad, pad)),
+            use_bias=False,
+            name="conv",
+        )(nn.relu(x))
+        return _BatchStatNorm(name="bn")(y)
+
+
+class _ResBlock(nn.Module):
+    """The reduction block between stages: a ResNet basic block with stride 2."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = _ReLUConvBN(self.features, 3, 2, name="conv_a")(x)
+        y = _ReLUConvBN(self.features, 3, 1, name="conv_b")(y)
+        shortcut = nn.avg_pool(x, (2, 2), strides=(2, 2))
+        shortcut = nn.Conv(self.features, (1, 1), use_bias=False, name="shortcut")(shortcut)
+        return shortcut + y
+
+
+def _avg_pool_3x3(x: jax.Array) -> jax.Array:
+    # count_include_pad=False, as NAS-Bench-201's AvgPool2d(3, 1, 1, count_include_pad=False).
+    return nn.avg_pool(x, (3, 3), strides=(1, 1), padding=((1, 1), (1, 1)), count_include_pad=False)
+
+
+class _Cell(nn.Module):
+    """One cell: node ``t`` sums the ops on its in-edges; the output is the last node.
+
+    Attributes:
+        edges: ``(to, from)`` of every edge.
+        edge_ops: per edge, the op indices computed (``()``: the edge is absent).
+        op_names: the names of the op indices (NAS-Bench-201's order).
+    """
+
+    edges: tuple[tuple[int, int], ...]
+    edge_ops: tuple[tuple[int, ...], ...]
+    op_names: tuple[str, ...]
+
+    @nn.compact
+    def __call__(self, x: jax.Array, weights: jax.Array | None) -> jax.Array:
+        """``weights``: ``float32[E, num_ops]`` mixing the ops of every edge (``None``: sum)."""
+        nodes = [x]
+        for node in range(1, max(t for t, _ in self.edges) + 1):
+            terms = []
+            for e, (t, f) in enumerate(self.edges):
+                if t != node:
+                    continue
+                for op in self.edge_ops[e]:
+                    y = self._op(self.op_names[op], nodes[f], f"edge_{t}_{f}_{self.op_names[op]}")
+                    if y is not None:
+                        terms.append(y if weights is None else weights[e, op] * y)
+            # A node without inputs is zero, as in NAS-Bench-201's InferCell.
+            nodes.append(functools.reduce(operator.add, terms) if terms else jnp.zeros_like(x))
+        return nodes[-1]
+
+    @staticmethod
+    def _op(name: str, x: jax.Array, module_name: str) -> jax.Array | None:
+        if name == "none":
+            return None
+        if name == "skip_connect":
+            return x
+        if name == "avg_pool_3x3":
+            return _avg_pool_3x3(x)
+        kernel = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}[name]
+        return _ReLUConvBN(x.shape[-1], kernel, name=module_name)(x)
+
+
+def _network(
+    x: jax.Array,
+    weights: jax.Array | None,
+    *,
+    num_classes: int,
+    channels: int,
+    cells_per_stage: int,
+    edges: tuple[tuple[int, int], ...],
+    edge_ops: tuple[tuple[int, ...], ...],
+    op_names: tuple[str, ...],
+) -> jax.Array:
+    """The whole network; called inside a compact ``__call__``, whose module owns the layers."""
+    h = nn.Conv(channels, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, name="stem_conv")(x)
+    h = _BatchStatNorm(name="stem_bn")(h)
+    for stage in range(3):
+        if stage:
+            h = _ResBlock(channels * 2**stage, name=f"reduce_{stage}")(h)
+        for i in range(cells_per_stage):
+            cell = _Cell(edges, edge_ops, op_names, name=f"stage_{stage}_cell_{i}")
+            h = cell(h, weights)
+    h = nn.relu(_BatchStatNorm(name="last_bn")(h))
+    return nn.Dense(num_classes, name="classifier")(jnp.mean(h, axis=(1, 2)))
+
+
+class CellSupernet(nn.Module):
+    """The network at some bounds: ``apply(variables, arch, x) -> logits [batch, num_classes]``.
+
+    Every edge computes the ops its bounds list and mixes them with ``arch.ops`` (one-hot), so
+    the module computes exactly the architecture the arch selects.
+    """
+
+    num_classes: int
+    channels: int
+    cells_per_stage: int
+    edges: tuple[tuple[int, int], ...]
+    edge_ops: tuple[tuple[int, ...], ...]
+    op_names: tuple[str, ...]
+
+    @nn.compact
+    def __call__(self, arch: CellArch, x: jax.Array) -> jax.Array:
+        return _network(x, arch.ops, **_fields(self))
+
+
+class CellNet(nn.Module):
+    """The standalone network of one genome (no mixing): ``apply(variables, x) -> logits``."""
+
+    num_classes: int
+    channels: int
+    cells_per_stage: int
+    edges: tuple[tuple[int, int], ...]
+    edge_ops: tuple[tuple[int, ...], ...]  # one op per edge, or () for a "none" edge
+    op_names: tuple[str, ...]
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return _network(x, None, **_fields(self))
+
+
+def _fields(module: CellSupernet | CellNet) -> dict:
+    names = ("num_classes", "channels", "cells_per_stage", "edges", "edge_ops", "op_names")
+    return {n: getattr(module, n) for n in names}

@@ -1,0 +1,588 @@
+"""The ``conv`` encoding: a chain-structured (macro) CNN over 1-D sequences or 2-D images.
+
+Network: a fixed stem (a k3 conv, ``input channels -> stem_width``, then ReLU), ``max_layers``
+layers, global average pooling and a dense head. Genes per layer ``i`` (in order): ``on_i``,
+``op_i``, ``width_i``, ``activation_i``, ``residual_i``. An op maps ``C_in -> C_out``:
+
+* ``convK`` (K in 1, 3, 5, 7, 9): a K (or KxK) conv with bias, then the activation;
+* ``dwsepK`` (K in 3, 5, 7): a depthwise K conv on ``C_in`` (no bias), a pointwise
+  ``C_in -> C_out`` conv with bias, then the activation;
+* ``maxpool3`` / ``avgpool3`` (stride 1, "same") and ``identity`` keep ``C_in``: their width and
+  activation genes are ignored.
+
+With ``residual_i`` on, the layer's input, zero-padded or truncated to ``C_out``, is added to its
+output. A layer that is off is skipped (``C_out = C_in``; its other genes are ignored).
+
+Supernet at some :class:`ConvBounds`: per layer, only the op *kinds* in the bounds are computed
+(conv, dwsep, maxpool, avgpool, keep), at the bounded width; all ``convK`` share one kernel of
+the largest K in the bounds, the genome's K selecting its centre taps by a mask (all ``dwsepK``
+likewise), so a masked layer runs one conv, not one per kernel size. Kinds are mixed by the
+arch's one-hot only where the bounds hold more than one. All activations are computed and mixed
+(elementwise, cheap next to the convs; it keeps activations out of the shape signature).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from evonas.genomes import _layers
+from evonas.genomes.space import GenomeSpace
+
+# Op kinds in canonical order: what a supernet layer may compute. "keep" passes the input on
+# (identity ops and layers that are off).
+KINDS = ("conv", "dwsep", "maxpool", "avgpool", "keep")
+_KIND_INDEX = {k: i for i, k in enumerate(KINDS)}
+_OP_PATTERN = re.compile(r"^(conv|dwsep)(\d+)$")
+_CONV_SIZES = (1, 3, 5, 7, 9)
+_DWSEP_SIZES = (3, 5, 7)
+_STEM_KERNEL = 3
+
+
+def parse_op(op: str) -> tuple[str, int]:
+    """``"conv5" -> ("conv", 5)``, ``"maxpool3" -> ("maxpool", 3)``, ``"identity" -> ("keep", 0)``.
+
+    Raises:
+        ValueError: naming the op and the allowed ones.
+    """
+    if op == "identity":
+        return "keep", 0
+    if op in ("maxpool3", "avgpool3"):
+        return op[:-1], 3
+    m = _OP_PATTERN.match(str(op))
+    if m and int(m.group(2)) in (_CONV_SIZES if m.group(1) == "conv" else _DWSEP_SIZES):
+        return m.group(1), int(m.group(2))
+    allowed = [f"conv{k}" for k in _CONV_SIZES] + [f"dwsep{k}" for k in _DWSEP_SIZES]
+    raise ValueError(
+        f"ops contains {op!r}; allowed: {allowed + ['maxpool3', 'avgpool3', 'identity']}"
+    )
+
+
+class ConvArch(NamedTuple):
+    """A decoded CNN architecture; fields are shaped for the largest network.
+
+    Attributes:
+        kind: ``float32[L, 5]``, one-hot over :data:`KINDS` (off layers: ``keep``).
+        conv_taps: ``float32[L, Kc]``, 1 on the centre taps the layer's conv uses.
+        dw_taps: ``float32[L, Kd]``, the same for the depthwise kernel.
+        in_mask: ``float32[L, C]``, 1 on the layer's real input channels.
+        out_mask: ``float32[L, C]``, 1 on its real output channels.
+        activation: ``float32[L, A]``, one-hot (zeros for ops without an activation).
+        residual: ``float32[L]``, 1 where the input is added to the output.
+    """
+
+    kind: jax.Array
+    conv_taps: jax.Array
+    dw_taps: jax.Array
+    in_mask: jax.Array
+    out_mask: jax.Array
+    activation: jax.Array
+    residual: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvLayerBounds:
+    """Static shapes of one supernet layer.
+
+    Attributes:
+        kinds: the op kinds computed, a subset of :data:`KINDS` in canonical order.
+        conv_k: taps of the shared conv kernel (0: no conv).
+        dw_k: taps of the shared depthwise kernel (0: no dwsep).
+        width: output channels.
+    """
+
+    kinds: tuple[str, ...]
+    conv_k: int
+    dw_k: int
+    width: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvBounds:
+    """Static shapes of a CNN supernet (one entry per layer); hashable."""
+
+    layers: tuple[ConvLayerBounds, ...]
+
+
+def _join_layer(a: ConvLayerBounds, b: ConvLayerBounds) -> ConvLayerBounds:
+    kinds = tuple(k for k in KINDS if k in a.kinds or k in b.kinds)
+    return ConvLayerBounds(
+        kinds, max(a.conv_k, b.conv_k), max(a.dw_k, b.dw_k), max(a.width, b.width)
+    )
+
+
+class _LayerBody(nn.Module):
+    """One supernet layer at static bounds; the arch selects, masks and mixes inside them."""
+
+    bounds: ConvLayerBounds
+    activations: tuple[str, ...]
+    conv_impl: str
+
+    @nn.compact
+    def __call__(self, h: jax.Array, arch: ConvArch) -> jax.Array:
+        b, nd = self.bounds, h.ndim - 2
+        c_in, c_out = h.shape[-1], b.width
+        in_real = jnp.sum(arch.in_mask)
+        out_mask = arch.out_mask[:c_out]
+        single = len(b.kinds) == 1  # every genome here uses this kind: no selector needed
+        sel = lambda kind: 1.0 if single else arch.kind[_KIND_INDEX[kind]]
+
+        pre = None  # pre-activations of the conv-like kinds, mixed before one activation
+        if "conv" in b.kinds:
+            taps = _tap_mask(arch.conv_taps, b.conv_k, nd)
+            fan_in = jnp.sum(taps) * in_real
+            kernel = self.param(
+                "conv_kernel", _layers.lecun_normal(fan_in), (b.conv_k,) * nd + (c_in, c_out)
+            )
+            bias = self.param("conv_bias", nn.initializers.zeros_init(), (c_out,))
+            z = _layers.conv(h, kernel * taps[..., None, None], self.conv_impl) + bias
+            pre = z if single or "dwsep" not in b.kinds else sel("conv") * z
+        if "dwsep" in b.kinds:
+            taps = _tap_mask(arch.dw_taps, b.dw_k, nd)
+            dw = self.param(
+                "dw_kernel", _layers.lecun_normal(jnp.sum(taps)), (b.dw_k,) * nd + (1, c_in)
+            )
+            pw = self.param("pw_kernel", _layers.lecun_normal(in_real), (c_in, c_out))
+            bias = self.param("pw_bias", nn.initializers.zeros_init(), (c_out,))
+            z = _layers.depthwise_conv(h, dw * taps[..., None, None], self.conv_impl) @ pw + bias
+            z = z if single or "conv" not in b.kinds else sel("dwsep") * z
+            pre = z if pre is None else pre + z
+        out = None
+        if pre is not None:
+            out = _layers.mix_activations(pre, arch.activation, self.activations)
+        for kind in ("maxpool", "avgpool", "keep"):
+            if kind in b.kinds:
+                y = h if kind == "keep" else _layers.pool(h, 3, kind[:3])
+                y = sel(kind) * _layers.fit_channels(y, c_out)
+                out = y if out is None else out + y
+        # Masks after the sum: conv-like outputs have bias beyond C_out, and a wider input
+        # carried by "keep" or the residual has channels beyond C_out to drop.
+        out = out + arch.residual * _layers.fit_channels(h, c_out)
+        return out * out_mask
+
+
+def _tap_mask(taps: jax.Array, size: int, nd: int) -> jax.Array:
+    """The centre ``size`` of a tap mask, as a ``[size] * nd`` array (outer product in 2-D)."""
+    start = (taps.shape[0] - size) // 2
+    t = taps[start : start + size]
+    return t if nd == 1 else t[:, None] * t[None, :]
+
+
+class ConvSupernet(nn.Module):
+    """The CNN at some bounds: ``apply(variables, arch, x) -> logits [batch, num_classes]``."""
+
+    num_classes: int
+    stem_width: int
+    activations: tuple[str, ...]
+    layers: tuple[ConvLayerBounds, ...]
+    conv_impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, arch: ConvArch, x: jax.Array) -> jax.Array:
+        h = _stem(x, self.stem_width, self.conv_impl)
+        for i, lb in enumerate(self.layers):
+            layer_arch = jax.tree.map(lambda a, i=i: a[i], arch)
+            h = _LayerBody(lb, self.activations, self.conv_impl, name=f"layer_{i}")(h, layer_arch)
+        pooled = _layers.spatial_mean(h)
+        last_real = jnp.sum(arch.out_mask[-1])
+        kernel = self.param(
+            "head_kernel", _layers.lecun_normal(last_real), (pooled.shape[-1], self.num_classes)
+        )
+        bias = self.param("head_bias", nn.initializers.zeros_init(), (self.num_classes,))
+        return pooled @ kernel + bias
+
+
+def _stem(x: jax.Array, width: int, impl: str) -> jax.Array:
+    """The fixed stem, shared by the supernet and the standalone net (called inside a module)."""
+    module = _StemConv(width, impl, name="stem")
+    return module(x)
+
+
+class _StemConv(nn.Module):
+    width: int
+    impl: str
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        nd = x.ndim - 2
+        shape = (_STEM_KERNEL,) * nd + (x.shape[-1], self.width)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.width,))
+        return nn.relu(_layers.conv(x, kernel, self.impl) + bias)
+
+
+class ConvNet(nn.Module):
+    """The standalone CNN of one genome (no masks): ``apply(variables, x) -> logits``.
+
+    ``layers`` holds, per active layer, ``(index, op, width, activation, residual)`` with the
+    real output width (the input width for channel-keeping ops).
+    """
+
+    num_classes: int
+    stem_width: int
+    layers: tuple[tuple[int, str, int, str | None, bool], ...]
+    conv_impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = _stem(x, self.stem_width, self.conv_impl)
+        for index, op, width, act, residual in self.layers:
+            kind, k = parse_op(op)
+            y = _ExactLayer(kind, k, width, act, self.conv_impl, name=f"layer_{index}")(h)
+            if residual:
+                y = y + _layers.fit_channels(h, width)
+            h = y
+        pooled = _layers.spatial_mean(h)
+        kernel = self.param(
+            "head_kernel", nn.initializers.lecun_normal(), (h.shape[-1], self.num_classes)
+        )
+        bias = self.param("head_bias", nn.initializers.zeros_init(), (self.num_classes,))
+        return pooled @ kernel + bias
+
+
+class _ExactLayer(nn.Module):
+    """One layer of a standalone CNN: exactly one op at its real shape."""
+
+    kind: str
+    k: int
+    width: int
+    activation: str | None
+    conv_impl: str
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        nd, c_in = h.ndim - 2, h.shape[-1]
+        init = nn.initializers.lecun_normal()
+        if self.kind == "conv":
+            kernel = self.param("conv_kernel", init, (self.k,) * nd + (c_in, self.width))
+            bias = self.param("conv_bias", nn.initializers.zeros_init(), (self.width,))
+            z = _layers.conv(h, kernel, self.conv_impl) + bias
+        elif self.kind == "dwsep":
+            dw = self.param("dw_kernel", init, (self.k,) * nd + (1, c_in))
+            pw = self.param("pw_kernel", init, (c_in, self.width))
+            bias = self.param("pw_bias", nn.initializers.zeros_init(), (self.width,))
+            z = _layers.depthwise_conv(h, dw, self.conv_impl) @ pw + bias
+        elif self.kind == "keep":
+            return h
+        else:
+            return _layers.pool(h, 3, self.kind[:3])
+        return _layers.ACTIVATIONS[self.activation](z)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvEncoding:
+    """Chain-structured CNNs over 1-D sequences ``(length, channels)`` or 2-D images
+    ``(height, width, channels)`` (see the module docstring).
+
+    Args:
+        input_shape: one example's shape, no batch axis; every spatial size must be at least the
+            largest kernel of ``ops``.
+        num_classes: number of logits.
+        max_layers: number of layer slots (each can be switched off).
+        widths: output-channel choices of the channel-changing ops.
+        ops: op choices (``convK``, ``dwsepK``, ``maxpool3``, ``avgpool3``, ``identity``).
+        activations: activation choices (keys of ``_layers.ACTIVATIONS``).
+        stem_width: channels out of the fixed stem.
+        conv_impl: how convs run (same numbers, different speed): ``"auto"`` (lax convs for
+            dense kernels, shifted multiply-adds for depthwise ones: the fastest measured under
+            ``vmap`` on CPU), ``"lax"`` (``lax.conv_general_dilated`` for both; try it on
+            accelerators) or ``"im2col"`` (patches and einsum for dense kernels).
+
+    Costs count parameters and multiply-accumulates (MACs) per example of the stem, the conv-like
+    layers and the head; pools, masks and activations are not counted.
+    """
+
+    input_shape: tuple[int, ...] = (40, 1)
+    num_classes: int = 10
+    max_layers: int = 4
+    widths: tuple[int, ...] = (16, 32, 48, 64)
+    ops: tuple[str, ...] = (
+        "conv3", "conv5", "conv7", "dwsep5", "maxpool3", "avgpool3", "identity",
+    )
+    activations: tuple[str, ...] = ("relu", "gelu", "silu")
+    stem_width: int = 32
+    conv_impl: str = "auto"
+
+    name: ClassVar[str] = "conv"
+
+    def __post_init__(self):
+        ops = _layers.check_choices("ops", self.ops)
+        parsed = [parse_op(op) for op in ops]
+        largest = max([k for _, k in parsed] + [_STEM_KERNEL])
+        shape = _layers.check_input_shape(self.input_shape, (2, 3), "the conv encoding")
+        if min(shape[:-1]) < largest:
+            raise ValueError(
+                f"input_shape {shape} is too small for the conv encoding: every spatial size "
+                f"must be >= {largest}, the largest kernel of ops {ops} and the stem"
+            )
+        if self.conv_impl not in _layers.CONV_IMPLS:
+            raise ValueError(
+                f"conv_impl must be one of {_layers.CONV_IMPLS}; got {self.conv_impl!r}"
+            )
+        fixed = {
+            "input_shape": shape,
+            "num_classes": _layers.check_count("num_classes", self.num_classes),
+            "max_layers": _layers.check_count("max_layers", self.max_layers),
+            "widths": _layers.check_positive_ints("widths", self.widths),
+            "ops": ops,
+            "activations": _layers.check_choices(
+                "activations", self.activations, _layers.ACTIVATIONS
+            ),
+            "stem_width": _layers.check_count("stem_width", self.stem_width),
+        }
+        for field, value in fixed.items():
+            object.__setattr__(self, field, value)  # frozen: normalise once, at construction
+
+    # -- genome space and static facts --------------------------------------------------------
+
+    @functools.cached_property
+    def space(self) -> GenomeSpace:
+        genes: dict[str, Any] = {}
+        for i in range(self.max_layers):
+            genes[f"on_{i}"] = (False, True)
+            genes[f"op_{i}"] = self.ops
+            genes[f"width_{i}"] = self.widths
+            genes[f"activation_{i}"] = self.activations
+            genes[f"residual_{i}"] = (False, True)
+        return GenomeSpace.from_genes(genes)
+
+    @property
+    def spatial_ndim(self) -> int:
+        return len(self.input_shape) - 1
+
+    @property
+    def max_channels(self) -> int:
+        """The widest tensor a layer can output (channel-keeping ops carry the stem's width)."""
+        return max(self.stem_width, *self.widths)
+
+    @functools.cached_property
+    def _op_table(self) -> tuple[tuple[str, int], ...]:
+        return tuple(parse_op(op) for op in self.ops)
+
+    def _max_k(self, kind: str) -> int:
+        """The largest kernel of ``kind`` among the ops (1 when there is none: a dummy axis)."""
+        return max([k for c, k in self._op_table if c == kind] or [1])
+
+    # -- decode (jit/vmap-able) ---------------------------------------------------------------
+
+    def decode(self, genome: jax.Array) -> ConvArch:
+        """The fixed-shape arch of ``int32[G]`` ``genome``; jit- and vmap-able."""
+        g = jnp.asarray(genome, jnp.int32).reshape(self.max_layers, 5)
+        on = g[:, 0] == 1
+        table = self._op_table
+        op_kind = jnp.asarray([_KIND_INDEX[c] for c, _ in table])[g[:, 1]]
+        op_k = jnp.asarray([k for _, k in table])[g[:, 1]]
+        kind = jnp.where(on, op_kind, _KIND_INDEX["keep"])
+        convlike = (kind == _KIND_INDEX["conv"]) | (kind == _KIND_INDEX["dwsep"])
+        width = jnp.asarray(self.widths)[g[:, 2]]
+        taps = jax.vmap(_layers.centred_taps, in_axes=(0, None))
+        conv_taps = taps(jnp.where(kind == _KIND_INDEX["conv"], op_k, 0), self._max_k("conv"))
+        dw_taps = taps(jnp.where(kind == _KIND_INDEX["dwsep"], op_k, 0), self._max_k("dwsep"))
+        # Channel counts follow the chain: a layer without a conv keeps its input's width.
+        channels = jnp.arange(self.max_channels)
+        real = jnp.asarray(self.stem_width)
+        in_masks, out_masks = [], []
+        for i in range(self.max_layers):
+            in_masks.append(channels < real)
+            real = jnp.where(convlike[i], width[i], real)
+            out_masks.append(channels < real)
+        f32 = lambda a: jnp.asarray(a, jnp.float32)
+        act = jax.nn.one_hot(g[:, 3], len(self.activations)) * f32(convlike)[:, None]
+        return ConvArch(
+            kind=jax.nn.one_hot(kind, len(KINDS)),
+            conv_taps=conv_taps,
+            dw_taps=dw_taps,
+            in_mask=f32(jnp.stack(in_masks)),
+            out_mask=f32(jnp.stack(out_masks)),
+            activation=act,
+            residual=f32(on & (g[:, 4] == 1)),
+        )
+
+    # -- shapes (host side) -------------------------------------------------------------------
+
+    def _layers_of(self, genome: Any) -> list[tuple[int, str, int, str | None, bool]]:
+        """Active layers ``(index, op, width, activation, residual)``, inactive genes dropped."""
+        g = self.space.validate(genome).reshape(self.max_layers, 5)
+        out, channels = [], self.stem_width
+        for i, (on, op, width, act, res) in enumerate(g.tolist()):
+            if not on:
+                continue
+            kind, _ = parse_op(self.ops[op])
+            convlike = kind in ("conv", "dwsep")
+            channels = self.widths[width] if convlike else channels
+            name = self.activations[act] if convlike else None
+            out.append((i, self.ops[op], channels, name, bool(res)))
+        return out
+
+    def bounds(self, genome: Any) -> ConvBounds:
+        """The exact shapes of ``genome``: per layer its op kind, kernel and output width."""
+        active = {i: layer for i, *layer in self._layers_of(genome)}
+        layers, channels = [], self.stem_width
+        for i in range(self.max_layers):
+            kind, k = parse_op(active[i][0]) if i in active else ("keep", 0)
+            if kind in ("conv", "dwsep"):
+                channels = active[i][1]
+            layers.append(
+                ConvLayerBounds(
+                    (kind,), k if kind == "conv" else 0, k if kind == "dwsep" else 0, channels
+                )
+            )
+        return ConvBounds(tuple(layers))
+
+    def join(self, a: ConvBounds, b: ConvBounds) -> ConvBounds:
+        """The smallest bounds holding ``a`` and ``b``: per layer the union of op kinds and the
+        largest kernels and width."""
+        return ConvBounds(tuple(_join_layer(x, y) for x, y in zip(a.layers, b.layers)))
+
+    def max_bounds(self) -> ConvBounds:
+        """Bounds that hold every genome: the fully masked supernet."""
+        present = {c for c, _ in self._op_table} | {"keep"}  # any layer can be off
+        kinds = tuple(k for k in KINDS if k in present)
+        conv_k = self._max_k("conv") if "conv" in present else 0
+        dw_k = self._max_k("dwsep") if "dwsep" in present else 0
+        layer = ConvLayerBounds(kinds, conv_k, dw_k, self.max_channels)
+        return ConvBounds((layer,) * self.max_layers)
+
+    def _check_bounds(self, bounds: ConvBounds | None) -> ConvBounds:
+        top = self.max_bounds()
+        if bounds is None:
+            return top
+        if not isinstance(bounds, ConvBounds) or len(bounds.layers) != self.max_layers:
+            raise ValueError(
+                f"bounds must be ConvBounds of {self.max_layers} layers from this encoding; "
+                f"got {bounds!r}"
+            )
+        if self.join(bounds, top) != top:
+            raise ValueError(f"bounds {bounds} exceed the space, whose max bounds are {top}")
+        return bounds
+
+    # -- modules and parameters ---------------------------------------------------------------
+
+    def supernet(self, bounds: ConvBounds | None = None) -> ConvSupernet:
+        """The Flax module at ``bounds`` (``None``: the fully masked supernet)."""
+        b = self._check_bounds(bounds)
+        return ConvSupernet(
+            self.num_classes, self.stem_width, self.activations, b.layers, self.conv_impl
+        )
+
+    def param_shapes(self, bounds: ConvBounds | None = None) -> dict[str, Any]:
+        """The ``{"params": ...}`` shape tree of ``supernet(bounds)`` (``ShapeDtypeStruct``s)."""
+        b = self._check_bounds(bounds)
+        nd, s = self.spatial_ndim, lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
+        c_in = self.input_shape[-1]
+        params: dict[str, Any] = {
+            "stem": {
+                "kernel": s(*(_STEM_KERNEL,) * nd, c_in, self.stem_width),
+                "bias": s(self.stem_width),
+            }
+        }
+        c_in = self.stem_width
+        for i, lb in enumerate(b.layers):
+            layer = {}
+            if "conv" in lb.kinds:
+                layer["conv_kernel"] = s(*(lb.conv_k,) * nd, c_in, lb.width)
+                layer["conv_bias"] = s(lb.width)
+            if "dwsep" in lb.kinds:
+                layer["dw_kernel"] = s(*(lb.dw_k,) * nd, 1, c_in)
+                layer["pw_kernel"] = s(c_in, lb.width)
+                layer["pw_bias"] = s(lb.width)
+            if layer:
+                params[f"layer_{i}"] = layer
+            c_in = lb.width
+        params["head_kernel"] = s(c_in, self.num_classes)
+        params["head_bias"] = s(self.num_classes)
+        return {"params": params}
+
+    def slice_params(self, params: Any, bounds: ConvBounds | None) -> Any:
+        """Max-bounds parameters (``{"params": ...}`` or the inner dict, any leading population
+        axes) cut down statically to ``bounds``; smaller kernels keep their centre taps."""
+        target = self.param_shapes(bounds)
+        if "params" not in params:
+            target = target["params"]
+        nd = self.spatial_ndim
+        centred = lambda path: nd if path[-1] in ("conv_kernel", "dw_kernel") else 0
+        return _layers.slice_like(params, target, centred)
+
+    def build(self, genome: Any) -> tuple[ConvNet, Callable[[Any], Any]]:
+        """The standalone module of ``genome`` and the map from max-bounds supernet variables to
+        its variables (host side, for export)."""
+        module = ConvNet(
+            self.num_classes, self.stem_width, tuple(self._layers_of(genome)), self.conv_impl
+        )
+        bounds = self.bounds(genome)
+        return module, lambda params: self.slice_params(params, bounds)
+
+    # -- costs --------------------------------------------------------------------------------
+
+    def cost(self, genome: jax.Array, bounds: ConvBounds | None = None) -> dict[str, jax.Array]:
+        """Parameters and MACs per example, useful and executed at ``bounds``; jit-able.
+
+        Counts are float32 (exact below 2**24, and they cannot overflow).
+        """
+        arch = self.decode(genome)
+        nd, area = self.spatial_ndim, float(math.prod(self.input_shape[:-1]))
+        c_in = jnp.sum(arch.in_mask, axis=1)
+        c_out = jnp.sum(arch.out_mask, axis=1)
+        is_conv, is_dw = arch.kind[:, _KIND_INDEX["conv"]], arch.kind[:, _KIND_INDEX["dwsep"]]
+        conv_taps = jnp.sum(arch.conv_taps, axis=1) ** nd
+        dw_taps = jnp.sum(arch.dw_taps, axis=1) ** nd
+        conv_w = is_conv * conv_taps * c_in * c_out
+        dw_w = is_dw * (dw_taps * c_in + c_in * c_out)
+        stem_w, stem_b = self._stem_counts()
+        head_w = c_out[-1] * self.num_classes
+        weights = jnp.sum(conv_w + dw_w)
+        params = stem_w + stem_b + weights + jnp.sum((is_conv + is_dw) * c_out)
+        params = params + head_w + self.num_classes
+        macs = area * (stem_w + weights) + head_w
+        ex_params, ex_macs = self._count(self._check_bounds(bounds))
+        f32 = lambda v: jnp.asarray(v, jnp.float32)
+        return {
+            "params": f32(params),
+            "flops": f32(macs),
+            "executed_params": f32(ex_params),
+            "executed_flops": f32(ex_macs),
+        }
+
+    def _stem_counts(self) -> tuple[int, int]:
+        nd = self.spatial_ndim
+        return _STEM_KERNEL**nd * self.input_shape[-1] * self.stem_width, self.stem_width
+
+    def _count(self, bounds: ConvBounds) -> tuple[int, int]:
+        """Exact (params, MACs per example) of the module at ``bounds``, as Python ints."""
+        nd, area = self.spatial_ndim, math.prod(self.input_shape[:-1])
+        weights, biases = self._stem_counts()
+        c_in = self.stem_width
+        for lb in bounds.layers:
+            if "conv" in lb.kinds:
+                weights, biases = weights + lb.conv_k**nd * c_in * lb.width, biases + lb.width
+            if "dwsep" in lb.kinds:
+                weights += lb.dw_k**nd * c_in + c_in * lb.width
+                biases += lb.width
+            c_in = lb.width
+        head = c_in * self.num_classes
+        return weights + biases + head + self.num_classes, area * weights + head
+
+    def describe(self, genome: Any) -> dict[str, Any]:
+        """A readable, JSON-serialisable description (inactive genes are ignored)."""
+        layers = [
+            {"index": i, "op": op, "width": w, "activation": a, "residual": r}
+            for i, op, w, a, r in self._layers_of(genome)
+        ]
+        params, macs = self._count(self.bounds(genome))
+        return {
+            "encoding": self.name,
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "stem": {"op": f"conv{_STEM_KERNEL}", "width": self.stem_width, "activation": "relu"},
+            "layers": layers,
+            "params": params,
+            "flops": macs,
+        }
