@@ -1,0 +1,106 @@
+"""Compiled-program cache, compile counting and JAX's persistent compilation cache."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import jax
+from jax._src import compilation_cache as _jax_cc
+from jax._src import dispatch as _jax_dispatch
+
+from evonas.train import memory, programs
+
+_BACKEND_COMPILE = _jax_dispatch.BACKEND_COMPILE_EVENT  # recorded for compiles and disk-cache hits
+_DISK_CACHE_HIT = "/jax/compilation_cache/cache_hits"
+
+
+class CompileCounter:
+    """Counts XLA compiles (and seconds spent compiling) while it is active, via ``jax.monitoring``.
+
+    A program loaded from the persistent compilation cache is counted in ``disk_hits``, not in
+    ``compiles``. Usable as a context manager; listeners are removed on exit.
+    """
+
+    def __init__(self):
+        self.events = 0
+        self.disk_hits = 0
+        self.by_name: dict[str, int] = {}  # backend compiles (and disk loads) per jitted function
+        self.seconds = 0.0
+        self._thread = threading.get_ident()
+
+    @property
+    def compiles(self) -> int:
+        """Programs really compiled (backend compiles minus persistent-cache hits)."""
+        return self.events - self.disk_hits
+
+    def _on_duration(self, event: str, duration: float, **kwargs: Any) -> None:
+        if event == _BACKEND_COMPILE and threading.get_ident() == self._thread:
+            self.events += 1
+            self.seconds += duration
+            name = str(kwargs.get("fun_name", "?"))
+            self.by_name[name] = self.by_name.get(name, 0) + 1
+
+    def _on_event(self, event: str, **kwargs: Any) -> None:
+        if event == _DISK_CACHE_HIT and threading.get_ident() == self._thread:
+            self.disk_hits += 1
+
+    def __enter__(self) -> CompileCounter:
+        jax.monitoring.register_event_duration_secs_listener(self._on_duration)
+        jax.monitoring.register_event_listener(self._on_event)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        from jax._src import monitoring
+
+        monitoring.unregister_event_duration_listener(self._on_duration)
+        monitoring.unregister_event_listener(self._on_event)
+
+
+def enable_persistent_cache(path: str) -> None:
+    """Points JAX's persistent compilation cache at ``path``, caching even small, fast programs.
+
+    JAX's defaults skip programs that compile in under a second; a population's exact-shape
+    programs are exactly those, and reloading them is what makes the ``grouped`` plan cheap from
+    one run to the next.
+    """
+    path = os.path.abspath(os.path.expanduser(path))
+    os.makedirs(path, exist_ok=True)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    if jax.config.jax_compilation_cache_dir != path:
+        jax.config.update("jax_compilation_cache_dir", path)
+        _jax_cc.reset_cache()  # JAX opens its cache once; reopen it at the new path
+
+
+class ProgramCache:
+    """The population trainer's jitted programs, reused across calls and generations.
+
+    jit keys each compiled program by its static :class:`~evonas.train.programs.GroupSpec`
+    (encoding, bounds, training options) and argument shapes (group size), so each (bounds,
+    group size, options) compiles once per process (jit's cache belongs to the jitted function,
+    so it is shared by every ``ProgramCache``). ``seen`` records the keys this cache ran, for the
+    ``auto`` plan's cost model: pass the same cache every generation so it knows what is free.
+    """
+
+    def __init__(self):
+        self.init = jax.jit(programs.init_population, static_argnums=0)
+        self.train = jax.jit(programs.train_chunk, static_argnums=0, donate_argnums=1)
+        self.evaluate = jax.jit(programs.evaluate_group, static_argnums=(0, 6))
+        self.seen: set[tuple[Any, int]] = set()
+        self.step_seconds: dict[tuple[Any, int], float] = {}  # measured, per (spec, size)
+        self._activations: dict[tuple[Any, ...], memory.Activations] = {}
+
+    def activations(self, encoding: Any, input_shape: tuple[int, ...],
+                    batch_size: int) -> memory.Activations:
+        """:func:`~evonas.train.memory.max_bounds_activations`, traced once per cache."""
+        key = (encoding, input_shape, batch_size)
+        if key not in self._activations:
+            self._activations[key] = memory.max_bounds_activations(encoding, input_shape,
+                                                                   batch_size)
+        return self._activations[key]
+
+    def size(self) -> int:
+        """Number of compiled programs held (each jitted function's cache entries)."""
+        return sum(f._cache_size() for f in (self.init, self.train, self.evaluate))

@@ -1,0 +1,238 @@
+"""``train_population``: train and evaluate every genome of a population, group by group.
+
+The host loops over groups, chunks of a group and calls of ``steps_per_call`` unrolled steps; all
+per-individual work runs inside jitted, vmapped programs (``evonas.train.programs``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from evonas.data.batches import batch_indices
+from evonas.train.cache import CompileCounter, ProgramCache, enable_persistent_cache
+from evonas.train.config import TrainConfig
+from evonas.train.memory import chunk_size, individual_bytes
+from evonas.train.metrics import confusion_metrics
+from evonas.train.plans import CostModel, Group, PlanCosts, make_plan, round_size
+from evonas.train.programs import GroupSpec, initial_state
+from evonas.train.result import PopulationResult
+from evonas.train.sharding import PopulationSharding
+
+_PROGRAMS = ("init_population", "train_chunk", "evaluate_group")
+
+
+class _DeviceData(NamedTuple):
+    """The dataset and the batch indices of every step, on device."""
+
+    x_train: jax.Array
+    y_train: jax.Array
+    indices: jax.Array  # int32[steps, batch_size]
+    x_eval: jax.Array
+    y_eval: jax.Array
+    split: jax.Array  # int32[N_eval]: 0 validation, 1 test
+    num_splits: int
+    example: np.ndarray  # [1, *input_shape], for init shapes
+
+
+def _check_genomes(encoding: Any, genomes: Any) -> np.ndarray:
+    genomes = np.asarray(genomes)
+    g = encoding.space.num_genes
+    if genomes.ndim != 2 or genomes.shape[1] != g or genomes.shape[0] < 1:
+        raise ValueError(f"genomes must be an int array [P, {g}] with P >= 1 (one row per "
+                         f"individual of this encoding); got shape {genomes.shape}")
+    inside = np.all((genomes >= 0) & (genomes < np.asarray(encoding.space.cardinalities)), axis=1)
+    if not inside.all():
+        i = int(np.argmin(inside))
+        raise ValueError(f"genome {i} = {genomes[i].tolist()} lies outside the space; gene upper "
+                         f"bounds (exclusive) are {list(encoding.space.cardinalities)}")
+    return genomes.astype(np.int32)
+
+
+def _device_data(dataset: Any, config: TrainConfig, sharding: PopulationSharding,
+                 key: jax.Array) -> _DeviceData:
+    n = len(dataset.y_train)
+    if config.batch_size > n:
+        raise ValueError(f"TrainConfig.batch_size={config.batch_size} exceeds the {n} training "
+                         "examples of the dataset; use at most that many")
+    indices = batch_indices(key, n, config.batch_size, config.steps)
+    x_eval, y_eval = [dataset.x_val], [dataset.y_val]
+    if config.evaluate_test:
+        x_eval.append(dataset.x_test)
+        y_eval.append(dataset.y_test)
+    split = np.concatenate([np.full(len(y), s, np.int32) for s, y in enumerate(y_eval)])
+    put = sharding.replicate
+    return _DeviceData(put(dataset.x_train), put(dataset.y_train), put(indices),
+                       put(np.concatenate(x_eval)), put(np.concatenate(y_eval)), put(split),
+                       len(y_eval), np.asarray(dataset.x_train[:1]))
+
+
+class _ChunkOutput(NamedTuple):
+    fail_step: np.ndarray
+    fail_loss: np.ndarray
+    train_loss: np.ndarray
+    loss_sum: np.ndarray
+    confusion: np.ndarray
+    step_seconds: float
+
+
+def _run_chunk(cache: ProgramCache, spec: GroupSpec, params: Any, genomes: np.ndarray,
+               data: _DeviceData, sharding: PopulationSharding) -> _ChunkOutput:
+    """Trains and evaluates one chunk from its max-bounds parameters (numpy, ``[n, ...]``)."""
+    opts = spec.options
+    params = spec.encoding.slice_params(params, spec.bounds)
+    state = sharding.split(initial_state(spec, params))
+    genomes_d = sharding.split(genomes)
+    starts = list(range(0, opts.steps, opts.steps_per_call))
+    state = cache.train(spec, state, genomes_d, data.x_train, data.y_train, data.indices,
+                        starts[0])
+    jax.block_until_ready(state)  # the first call compiles: time the rest as steady state
+    t = time.perf_counter()
+    for t0 in starts[1:]:
+        state = cache.train(spec, state, genomes_d, data.x_train, data.y_train, data.indices, t0)
+    jax.block_until_ready(state)
+    steps_timed = (len(starts) - 1) * opts.steps_per_call
+    step_seconds = (time.perf_counter() - t) / steps_timed if steps_timed else float("nan")
+    loss_sum, confusion = cache.evaluate(spec, state.params, genomes_d, data.x_eval, data.y_eval,
+                                         data.split, data.num_splits)
+    return _ChunkOutput(np.asarray(state.fail_step), np.asarray(state.fail_loss),
+                        np.asarray(state.loss), np.asarray(loss_sum), np.asarray(confusion),
+                        step_seconds)
+
+
+def _chunks(group: Group, size: int) -> list[tuple[np.ndarray, int]]:
+    """The group's members cut into chunks of ``size`` (the last padded with its first member),
+    each with its number of real members."""
+    members = np.asarray(group.members, np.int32)
+    out = []
+    for start in range(0, len(members), size):
+        part = members[start:start + size]
+        out.append((np.concatenate([part, np.full(size - len(part), part[0], np.int32)]),
+                    len(part)))
+    return out
+
+
+def _reason(step: int, loss: float) -> str | None:
+    if step < 0:
+        return None
+    if np.isfinite(loss):
+        return f"gradients became non-finite at step {step}"
+    return f"loss became {'nan' if np.isnan(loss) else 'inf'} at step {step}"
+
+
+def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
+                     config: TrainConfig, *, cache: ProgramCache | None = None,
+                     cost_model: CostModel | None = None,
+                     devices: list[Any] | None = None) -> PopulationResult:
+    """Trains every genome of a population and measures it on the validation split.
+
+    Individual ``i`` starts from ``supernet(max_bounds()).init(fold_in(init_key, i), ...)``
+    (cut to its group's bounds), with ``init_key, batch_key = split(key)``; every individual
+    sees the same batches, drawn on device from ``batch_key``. An individual whose loss or
+    gradients stop being finite is frozen and marked failed; the others are unaffected.
+
+    Args:
+        key: a ``jax.random`` key; the same key, genomes and config give the same numbers under
+            every plan (up to float tolerance).
+        encoding: a trainable encoding (``evonas.genomes.TrainableEncoding``).
+        genomes: ``int[P, G]``.
+        dataset: an ``evonas.data.Dataset`` (train, validation, test arrays).
+        config: the training configuration.
+        cache: compiled programs to reuse; pass the same cache every generation (``None``: a
+            fresh one, so only the persistent compilation cache carries over).
+        cost_model: the ``auto`` plan's cost model (default: :class:`CostModel`'s CPU constants).
+        devices: devices to shard the population over (default: all local devices).
+
+    Returns:
+        A :class:`PopulationResult`.
+
+    Raises:
+        ValueError: bad genomes, a batch larger than the train split, or a memory budget too
+            small for one individual.
+    """
+    genomes = _check_genomes(encoding, genomes)
+    if config.compile_cache_dir is not None:
+        enable_persistent_cache(config.compile_cache_dir)
+    cache = cache if cache is not None else ProgramCache()
+    options = config.program_options()
+    sharding = PopulationSharding(devices)
+    spec_of = lambda bounds: GroupSpec(encoding, bounds, options, int(dataset.num_classes))
+    init_key, batch_key = jax.random.split(key)
+    start = time.perf_counter()
+    with CompileCounter() as counter:
+        data = _device_data(dataset, config, sharding, batch_key)
+        first = genomes[0]
+        cost_of = lambda b: {k: float(v) for k, v in encoding.cost(first, b).items()}
+        executed: dict[Any, dict[str, float]] = {}
+
+        def executed_of(bounds: Any) -> dict[str, float]:
+            if bounds not in executed:
+                executed[bounds] = cost_of(bounds)
+            return executed[bounds]
+
+        costs = PlanCosts(
+            macs_of=lambda b: executed_of(b)["executed_flops"],
+            is_compiled=lambda b, size: (spec_of(b), size) in cache.seen,
+            steps=config.steps, batch_size=config.batch_size,
+            model=cost_model if cost_model is not None else CostModel(),
+            measured=lambda b, size: cache.step_seconds.get((spec_of(b), size)),
+        )
+        plan, groups, estimate = make_plan(config.plan, encoding, genomes, sharding.count, costs)
+
+        padded = np.arange(round_size(len(genomes), sharding.count)) % len(genomes)
+        index_d, genomes_d = sharding.split((padded.astype(np.int32), genomes[padded]))
+        init = cache.init(encoding, init_key, index_d, genomes_d, data.example)
+        init = jax.tree.map(np.asarray, init)  # host copy: groups take slices of it
+        act = cache.activations(encoding, tuple(dataset.x_train.shape[1:]), config.batch_size)
+        max_macs = executed_of(encoding.max_bounds())["executed_flops"]
+        p, s = len(genomes), data.num_splits
+        c = int(dataset.num_classes)
+        fail_step, fail_loss = np.full(p, -1, np.int64), np.zeros(p, np.float32)
+        train_loss = np.zeros(p, np.float32)
+        loss_sum, confusion = np.zeros((p, s), np.float64), np.zeros((p, s, c, c), np.float64)
+        step_seconds = []
+        for group in groups:
+            cost = executed_of(group.bounds)
+            need = individual_bytes(cost["executed_params"], cost["executed_flops"], max_macs,
+                                    act, options)
+            size = min(group.size, chunk_size(config.memory_budget_mb, need, sharding.count))
+            spec = spec_of(group.bounds)
+            times = []
+            for index, real in _chunks(group, size):
+                chunk_params = jax.tree.map(lambda a, i=index: a[i], init)
+                out = _run_chunk(cache, spec, chunk_params, genomes[index], data, sharding)
+                cache.seen.add((spec, size))
+                if np.isfinite(out.step_seconds):
+                    cache.step_seconds[(spec, size)] = out.step_seconds
+                idx = index[:real]  # padding individuals are discarded
+                fail_step[idx], fail_loss[idx] = out.fail_step[:real], out.fail_loss[:real]
+                train_loss[idx] = out.train_loss[:real]
+                loss_sum[idx], confusion[idx] = out.loss_sum[:real], out.confusion[:real]
+                times.append(out.step_seconds)
+            step_seconds.append(float(np.mean(times)))
+    seconds = time.perf_counter() - start
+
+    failed = fail_step >= 0
+    metrics: dict[str, np.ndarray] = {"train_loss": np.where(failed, np.nan, train_loss)}
+    for split_id, prefix in enumerate(("val", "test")[:s]):
+        measured = confusion_metrics(confusion[:, split_id], loss_sum[:, split_id])
+        for name, values in measured.items():
+            metrics[f"{prefix}_{name}"] = np.where(failed, np.nan, values).astype(np.float32)
+    return PopulationResult(
+        metrics=metrics,
+        failed=failed,
+        reasons=[_reason(int(st), float(lo)) for st, lo in zip(fail_step, fail_loss)],
+        seconds=seconds,
+        compile_seconds=counter.seconds,
+        compiles=counter.compiles,
+        disk_cache_hits=counter.disk_hits,
+        program_compiles={name[4:-1]: n for name, n in counter.by_name.items()
+                          if name[4:-1] in _PROGRAMS},
+        plan=plan,
+        groups=tuple(groups),
+        estimated_seconds=estimate,
+        step_seconds=tuple(step_seconds),
+    )

@@ -1,0 +1,180 @@
+"""The compiled programs of the population trainer: init (one for the whole population), and
+per group a chunk of training steps and an evaluation.
+
+Every program is ``vmap`` over the group's individuals (leading axis ``n``) of a function of one
+individual, jitted with a static :class:`GroupSpec` (encoding, bounds, options). The training
+chunk is a Python loop of ``steps_per_call`` steps *unrolled inside* one jitted call: on XLA:CPU a
+rolled ``lax.scan`` over conv training steps runs tens of times slower (PERFORMANCE-NOTES.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from evonas.train.config import ProgramOptions
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupSpec:
+    """What a compiled program depends on besides array shapes: hashable, a static jit argument.
+
+    Attributes:
+        encoding: a trainable encoding (hashable: the built-ins are frozen dataclasses).
+        bounds: the static shapes the group's module is built at.
+        options: the training options that shape the program.
+        num_classes: number of logits.
+    """
+
+    encoding: Any
+    bounds: Any
+    options: ProgramOptions
+    num_classes: int
+
+    def module(self) -> Any:
+        return self.encoding.supernet(self.bounds)
+
+
+class TrainState(NamedTuple):
+    """The training state of a group; every leaf has the leading individual axis ``n``.
+
+    ``fail_step`` is -1 while an individual trains normally, else the step at which its loss or
+    gradients stopped being finite (its parameters are frozen from then on); ``fail_loss`` is the
+    loss it had at that step.
+    """
+
+    params: Any
+    opt_state: Any
+    fail_step: jax.Array  # int32[n]
+    fail_loss: jax.Array  # float32[n]
+    loss: jax.Array  # float32[n], the last finite training loss
+
+
+def init_population(encoding: Any, key: jax.Array, index: jax.Array, genomes: jax.Array,
+                    x: jax.Array) -> Any:
+    """Max-bounds parameters of individuals ``index`` (``[n, ...]`` leaves).
+
+    Individual ``index[j]`` is initialised from ``fold_in(key, index[j])`` by
+    ``supernet(max_bounds()).init``; every plan then cuts these with ``slice_params``, so all plans
+    start from the same values. One program serves every plan and group (the random-number code
+    of an init is slow to compile on XLA:CPU: compiling it once per group would double the
+    ``grouped`` plan's compiles).
+
+    Args:
+        encoding: the trainable encoding (static).
+        key: the population's init key.
+        index: ``int32[n]``, the individuals' positions in the population.
+        genomes: ``int32[n, G]``.
+        x: one example batch ``[1, *input_shape]`` (only its shape matters).
+    """
+    full = encoding.supernet(encoding.max_bounds())
+
+    def one(i: jax.Array, genome: jax.Array) -> Any:
+        return full.init(jax.random.fold_in(key, i), encoding.decode(genome), x)["params"]
+
+    return jax.vmap(one)(index, genomes)
+
+
+def initial_state(spec: GroupSpec, params: Any) -> TrainState:
+    """A group's training state on the host (numpy) from its sliced parameters ``[n, ...]``.
+
+    Adam's and SGD's states start at zero (step counts, moments, momentum traces), so they are
+    built from shapes alone, without a compiled ``opt.init``.
+    """
+    opt = spec.options.optimizer_fn()
+    n = jax.tree.leaves(params)[0].shape[0]
+    one = jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape[1:], p.dtype), params)
+    shapes = jax.eval_shape(opt.init, one)
+    opt_state = jax.tree.map(lambda s: np.zeros((n, *s.shape), s.dtype), shapes)
+    return TrainState(params, opt_state, np.full((n,), -1, np.int32), np.zeros((n,), np.float32),
+                      np.zeros((n,), np.float32))
+
+
+def _loss(module: Any, params: Any, arch: Any, x: jax.Array, y: jax.Array) -> jax.Array:
+    logits = module.apply({"params": params}, arch, x)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def _step_one(spec: GroupSpec, state: TrainState, arch: Any, x: jax.Array, y: jax.Array,
+              t: jax.Array) -> TrainState:
+    """One optimiser step of one individual (vmapped by the caller); a no-op once failed."""
+    opt = spec.options.optimizer_fn()
+    loss, grads = jax.value_and_grad(lambda p: _loss(spec.module(), p, arch, x, y))(state.params)
+    updates, opt_state = opt.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
+    alive = state.fail_step < 0
+    active = t < spec.options.steps  # the last call may run past the budget: those steps idle
+    keep = alive & active & finite
+    # Freezing by jnp.where keeps a diverged individual from touching the others' numbers.
+    pick = lambda new, old: jnp.where(keep, new, old)
+    newly_failed = alive & active & ~finite
+    return TrainState(
+        jax.tree.map(pick, params, state.params),
+        jax.tree.map(pick, opt_state, state.opt_state),
+        jnp.where(newly_failed, t, state.fail_step),
+        jnp.where(newly_failed, loss, state.fail_loss),
+        jnp.where(keep, loss, state.loss),
+    )
+
+
+def train_chunk(spec: GroupSpec, state: TrainState, genomes: jax.Array, x_train: jax.Array,
+                y_train: jax.Array, indices: jax.Array, t0: jax.Array) -> TrainState:
+    """``steps_per_call`` fully unrolled training steps of a group, from step ``t0``.
+
+    Args:
+        spec: the group's static description.
+        state: the group's state (donated by the caller's jit).
+        genomes: ``int32[n, G]``.
+        x_train, y_train: the whole train split, on device.
+        indices: ``int32[steps, batch_size]``, the batch indices of every step (shared by all
+            individuals).
+        t0: the first step of this call (traced, so one program serves every call).
+    """
+    archs = jax.vmap(spec.encoding.decode)(genomes)
+    step = jax.vmap(_step_one, in_axes=(None, 0, 0, None, None, None))
+    last = spec.options.steps - 1
+    for i in range(spec.options.steps_per_call):  # unrolled on purpose, see the module docstring
+        t = t0 + i
+        idx = jax.lax.dynamic_index_in_dim(indices, jnp.minimum(t, last), keepdims=False)
+        state = step(spec, state, archs, x_train[idx], y_train[idx], t)
+    return state
+
+
+def evaluate_group(spec: GroupSpec, params: Any, genomes: jax.Array, x: jax.Array, y: jax.Array,
+                   split: jax.Array, num_splits: int) -> tuple[jax.Array, jax.Array]:
+    """Summed loss and confusion matrices of a group on ``num_splits`` concatenated splits.
+
+    Args:
+        spec: the group's static description.
+        params: the group's parameters ``[n, ...]``.
+        genomes: ``int32[n, G]``.
+        x, y: the evaluation examples (validation, then test if wanted), on device.
+        split: ``int32[N]``, which split each example belongs to.
+        num_splits: static number of splits.
+
+    Returns:
+        ``loss_sum: float32[n, num_splits]`` and ``confusion: float32[n, num_splits, C, C]``
+        (rows: true class, columns: predicted class).
+    """
+    module = spec.module()
+    archs = jax.vmap(spec.encoding.decode)(genomes)
+    apply = jax.vmap(lambda p, a, xb: module.apply({"params": p}, a, xb), in_axes=(0, 0, None))
+    c = spec.num_classes
+    loss_sum, confusion = 0.0, 0.0
+    size = spec.options.eval_batch_size
+    for start in range(0, x.shape[0], size):  # static slices: a handful of batches, unrolled
+        xb, yb, sb = x[start:start + size], y[start:start + size], split[start:start + size]
+        logits = apply(params, archs, xb)  # [n, b, C]
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, yb[None])
+        onehot_split = jax.nn.one_hot(sb, num_splits)  # [b, S]
+        loss_sum = loss_sum + jnp.einsum("nb,bs->ns", losses, onehot_split)
+        true = jax.nn.one_hot(yb, c)[:, None, :] * onehot_split[:, :, None]  # [b, S, C]
+        pred = jax.nn.one_hot(jnp.argmax(logits, -1), c)  # [n, b, C]
+        confusion = confusion + jnp.einsum("bsc,nbd->nscd", true, pred)
+    return loss_sum, confusion
