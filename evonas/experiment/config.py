@@ -1,0 +1,352 @@
+"""``ExperimentConfig``: a typed, YAML-loadable description of one search experiment.
+
+The defaults describe the embedded default experiment: the ``conv`` encoding on MNIST-1D searched
+by regularized evolution, sized to finish in about five minutes on a 2-core CPU. Every value is
+checked when the config is built, so a typo fails at load time with the key, the bad value and
+what is allowed, never an hour into a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import yaml
+
+from evonas.experiment._validate import (
+    check_choice,
+    check_fields,
+    check_name,
+    check_positive,
+    from_mapping,
+    load_yaml,
+)
+from evonas.experiment.constraints import Constraint, parse_constraint
+from evonas.train.config import TrainConfig
+
+DIRECTIONS = ("max", "min")
+
+# Fields that change how the work is executed or shown, not what is computed (DESIGN.md: every
+# plan gives the same numbers), so a run may resume on another machine with other values.
+FINGERPRINT_EXCLUDED = (
+    "run_dir",
+    "display",
+    "train.plan",
+    "train.memory_budget_mb",
+    "train.compile_cache_dir",
+    "train.steps_per_call",
+)
+
+
+# -- sections --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodingConfig:
+    """Which genome encoding to search, and the options passed to its factory."""
+
+    name: str = "conv"
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        check_fields(self, "encoding")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetConfig:
+    """The dataset and its validation split (see ``evonas.data.load_dataset``).
+
+    Attributes:
+        name: ``"mnist1d"``, ``"digits"`` or ``"tfds:<name>"``.
+        val_fraction: share of the train split held out for validation (fitness), in (0, 1).
+        seed: seed of the validation split.
+        limit: keep at most this many train examples; ``None`` keeps all.
+    """
+
+    name: str = "mnist1d"
+    val_fraction: float = 0.1
+    seed: int = 0
+    limit: int | None = None
+
+    def __post_init__(self):
+        check_fields(self, "dataset")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"dataset.val_fraction must be in (0, 1); got {self.val_fraction!r}")
+        check_positive("dataset.seed", self.seed, allow_zero=True)
+        check_positive("dataset.limit", self.limit)
+
+
+@dataclasses.dataclass(frozen=True)
+class StrategyConfig:
+    """The search strategy by registered name, and its hyper-parameters."""
+
+    name: str = "regularized_evolution"
+    params: dict[str, Any] = dataclasses.field(
+        default_factory=lambda: {"population_size": 32, "sample_size": 8}
+    )
+
+    def __post_init__(self):
+        check_fields(self, "strategy")
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectiveConfig:
+    """One objective: a metric of an evaluated architecture and whether to maximise it."""
+
+    name: str = "val_acc"
+    direction: str = "max"
+
+    def __post_init__(self):
+        check_fields(self, "search.objectives[]")
+        if not re.fullmatch(r"[A-Za-z_]\w*", self.name):
+            raise ValueError(
+                f"search.objectives[].name must be a metric name such as 'val_acc'; "
+                f"got {self.name!r}"
+            )
+        check_choice(f"search.objectives[{self.name}].direction", self.direction, DIRECTIONS)
+
+    @property
+    def maximize(self) -> bool:
+        return self.direction == "max"
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """The search budget, seed, objectives and constraints.
+
+    The search stops after ``generations`` generations or ``evaluations`` evaluated
+    architectures, whichever comes first; at least one must be set.
+
+    Attributes:
+        population_size: architectures evaluated per generation (trained at once).
+        generations: number of generations, or ``None`` for no limit.
+        evaluations: number of evaluated architectures, or ``None`` for no limit.
+        seed: seed of the whole search (strategy, initialisation, batches).
+        objectives: the first is the fitness; more than one makes the search multi-objective.
+        constraints: bounds such as ``"params <= 200000"``; a violating architecture fails.
+    """
+
+    population_size: int = 16
+    generations: int | None = 8
+    evaluations: int | None = None
+    seed: int = 0
+    objectives: tuple[ObjectiveConfig, ...] = (ObjectiveConfig(),)
+    constraints: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        check_fields(self, "search")
+        check_positive("search.population_size", self.population_size)
+        check_positive("search.generations", self.generations)
+        check_positive("search.evaluations", self.evaluations)
+        check_positive("search.seed", self.seed, allow_zero=True)
+        if self.generations is None and self.evaluations is None:
+            raise ValueError(
+                "search needs a budget: set search.generations or search.evaluations (both are "
+                "null)"
+            )
+        if not self.objectives:
+            raise ValueError("search.objectives must list at least one objective; got []")
+        names = [o.name for o in self.objectives]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"search.objectives must name each metric once; repeated: {repeated}")
+        for text in self.constraints:
+            try:
+                parse_constraint(text)
+            except ValueError as err:
+                raise ValueError(f"search.constraints: {err}") from None
+        object.__setattr__(self, "constraints", tuple(c.strip() for c in self.constraints))
+
+    def parsed_constraints(self) -> tuple[Constraint, ...]:
+        """The constraints as :class:`Constraint` tuples."""
+        return tuple(parse_constraint(c) for c in self.constraints)
+
+
+@dataclasses.dataclass(frozen=True)
+class FinalConfig:
+    """Final retraining of the best architectures with a full budget.
+
+    Attributes:
+        retrain_top_k: how many of the best to retrain and test; 0 skips final retraining.
+        retrain_steps: optimiser steps of each final retraining.
+        ensemble: also report the test score of the retrained models' averaged predictions.
+    """
+
+    retrain_top_k: int = 3
+    retrain_steps: int = 2000
+    ensemble: bool = False
+
+    def __post_init__(self):
+        check_fields(self, "final")
+        check_positive("final.retrain_top_k", self.retrain_top_k, allow_zero=True)
+        check_positive("final.retrain_steps", self.retrain_steps)
+
+
+@dataclasses.dataclass(frozen=True)
+class DisplayConfig:
+    """How a run shows its progress; never changes results (not part of the fingerprint).
+
+    Attributes:
+        progress: print a progress line per generation.
+        report: write the HTML report (``run_dir/report/``) when the run ends.
+    """
+
+    progress: bool = True
+    report: bool = True
+
+    def __post_init__(self):
+        check_fields(self, "display")
+
+
+# -- the experiment --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that defines one search experiment, section by section.
+
+    Build it with :meth:`from_yaml`, :meth:`from_dict` (which also check the encoding, strategy
+    and dataset names against the registries) or directly; change it with
+    :meth:`with_overrides`. ``run_dir=None`` lets the runner choose a directory.
+    """
+
+    encoding: EncodingConfig = EncodingConfig()
+    dataset: DatasetConfig = DatasetConfig()
+    strategy: StrategyConfig = StrategyConfig()
+    train: TrainConfig = TrainConfig()
+    search: SearchConfig = SearchConfig()
+    final: FinalConfig = FinalConfig()
+    display: DisplayConfig = DisplayConfig()
+    run_dir: str | None = None
+
+    SECTIONS: ClassVar[tuple[str, ...]] = (
+        "encoding", "dataset", "strategy", "train", "search", "final", "display"
+    )
+
+    def __post_init__(self):
+        check_fields(self, "")
+
+    # -- loading -----------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> ExperimentConfig:
+        """Builds a config from nested mappings; missing keys take their defaults.
+
+        Raises:
+            ValueError: an unknown key (with the nearest valid one), a value of the wrong type,
+                a value out of range, or an encoding / strategy / dataset name that is not
+                registered.
+        """
+        config = from_mapping(cls, {} if data is None else data, "")
+        config.check_names()
+        return config
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> ExperimentConfig:
+        """Reads a YAML file (an empty file is the default experiment); see :meth:`from_dict`."""
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        try:
+            data = load_yaml(text)
+        except yaml.YAMLError as err:
+            raise ValueError(f"{os.fspath(path)} is not valid YAML: {err}") from None
+        return cls.from_dict(data)
+
+    def check_names(self) -> None:
+        """Checks the encoding, strategy and dataset names against what is registered.
+
+        Raises:
+            ValueError: naming the field, the unknown name, the nearest known one and the list.
+        """
+        # Imported here: the registries pull in the encodings and strategies, which a config
+        # that is only being written or compared does not need.
+        from evonas.data import DATASETS
+        from evonas.genomes import list_encodings
+        from evonas.strategies import list_strategies
+
+        check_name("encoding.name", self.encoding.name, list_encodings())
+        builtin = [s for s in list_strategies() if not s.startswith("evosax_")]
+        if not self.strategy.name.startswith("evosax_"):
+            check_name("strategy.name", self.strategy.name, builtin, ", or 'evosax_<algorithm>'")
+        else:
+            check_name("strategy.name", self.strategy.name, list_strategies())
+        if not self.dataset.name.startswith("tfds:"):
+            check_name("dataset.name", self.dataset.name, DATASETS, ", or 'tfds:<name>'")
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved config as plain nested dicts and lists (every default written)."""
+        return _plain(self)
+
+    def to_yaml(self) -> str:
+        """The fully resolved config as YAML text, sections in a fixed order."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
+
+    def fingerprint(self) -> str:
+        """A stable hash (16 hex digits) of every field that determines the search's results.
+
+        Fields in ``FINGERPRINT_EXCLUDED`` (run directory, display, execution plan and memory
+        settings) are left out, so a resumed run may change them.
+        """
+        data = self.to_dict()
+        for path in FINGERPRINT_EXCLUDED:
+            *parents, leaf = path.split(".")
+            node = data
+            for part in parents:
+                node = node[part]
+            node.pop(leaf, None)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+    # -- changing ----------------------------------------------------------------------------
+
+    def with_overrides(self, overrides: Sequence[str]) -> ExperimentConfig:
+        """A copy with ``"section.key=value"`` overrides applied (the CLI's ``--set``).
+
+        Values are parsed as YAML (``3``, ``1e-3``, ``true``, ``null``, ``[16, 32]``); a path
+        may reach into free-form mappings (``encoding.options.max_layers=6``).
+
+        Raises:
+            ValueError: a malformed override, or a result that :meth:`from_dict` rejects.
+        """
+        data = self.to_dict()
+        for text in overrides:
+            key, sep, raw = text.partition("=")
+            parts = key.strip().split(".")
+            if not sep or not all(parts):
+                raise ValueError(
+                    f"an override must look like section.key=value (e.g. train.steps=500); "
+                    f"got {text!r}"
+                )
+            try:
+                value = load_yaml(raw) if raw.strip() else None
+            except yaml.YAMLError:
+                raise ValueError(f"cannot read the value of override {text!r} as YAML") from None
+            node = data
+            for i, part in enumerate(parts[:-1]):
+                child = node.setdefault(part, {})
+                if not isinstance(child, dict):
+                    where = ".".join(parts[: i + 1])
+                    raise ValueError(
+                        f"cannot set {key.strip()!r}: {where!r} is a value ({child!r}), "
+                        f"not a section; set {where}=VALUE instead"
+                    )
+                node = child
+            node[parts[-1]] = value
+        return type(self).from_dict(data)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,105 @@
+"""Reads a run's ``history.sqlite`` read-only, tolerating a run that is still being written.
+
+Only the standard library's ``sqlite3`` is used, so reports do not depend on ``evonas.store``: a
+missing file, a missing table, a missing column or a malformed JSON cell reads as empty.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+HISTORY_FILE = "history.sqlite"
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """One evaluated architecture, as the report needs it."""
+
+    id: int
+    generation: int
+    genome: tuple[int, ...] | None
+    description: dict[str, Any]
+    parents: tuple[int, ...]
+    fitness: float
+    params: float
+    flops: float
+    failed: bool
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Not failed and with a finite fitness (only these are plotted and ranked)."""
+        return not self.failed and math.isfinite(self.fitness)
+
+
+def _json(text: Any, default: Any) -> Any:
+    if text is None:
+        return default
+    if not isinstance(text, (str, bytes)):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return default
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _evaluation(row: dict[str, Any]) -> Evaluation:
+    genome = _json(row.get("genome"), None)
+    if not isinstance(genome, list) or not all(isinstance(g, (int, float)) for g in genome):
+        genome = None
+    description = _json(row.get("description"), {})
+    parents = _json(row.get("parents"), [])
+    if not isinstance(parents, list):
+        parents = []
+    return Evaluation(
+        id=int(row["id"]),
+        generation=int(row.get("generation") or 0),
+        genome=None if genome is None else tuple(int(g) for g in genome),
+        description=description if isinstance(description, dict) else {"value": description},
+        parents=tuple(int(p) for p in parents if isinstance(p, (int, float))),
+        fitness=_number(row.get("fitness")),
+        params=_number(row.get("params")),
+        flops=_number(row.get("flops")),
+        failed=bool(row.get("failed") or 0),
+        reason=row.get("reason"),
+    )
+
+
+def read_evaluations(run_dir: str | Path) -> list[Evaluation]:
+    """Every evaluation in ``run_dir/history.sqlite``, ordered by id (``[]`` if none yet).
+
+    The database is opened read-only (``mode=ro``), so a report never blocks or changes a run.
+    """
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.is_file():
+        return []
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    # A writer holds the lock only while committing a generation: wait rather than fail.
+    conn = sqlite3.connect(uri, uri=True, timeout=10.0)
+    try:
+        conn.row_factory = sqlite3.Row
+        rows = conn.execute("SELECT * FROM evaluations ORDER BY id").fetchall()
+    except sqlite3.OperationalError as err:
+        if "no such table" in str(err):
+            return []  # the store created the file but not yet its tables
+        raise
+    finally:
+        conn.close()
+    records = []
+    for row in rows:
+        row = dict(row)
+        if row.get("id") is not None:
+            records.append(_evaluation(row))
+    return records

@@ -1,0 +1,202 @@
+"""Statistical plots of a run: fitness per generation, Pareto fronts, and which genes matter.
+
+Figures are built with ``matplotlib.figure.Figure`` directly (the Agg canvas), never through
+``pyplot``, so drawing a report changes no global backend or state of the caller's session.
+Every function draws a placeholder message instead of failing when there is nothing to plot
+yet, so a report of a run that has just started is complete too.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from evonas.report.history import Evaluation
+from evonas.report.pareto import pareto_front
+
+DPI = 100
+_MAX_GENE_PANELS = 48  # beyond this a panel is too small to read; later genes are left out
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Writes ``fig`` as a PNG atomically (a reader of a live report never sees half a file)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, format="png", dpi=DPI)
+    os.replace(tmp, path)
+    return path
+
+
+def placeholder(fig: Figure, message: str) -> Figure:
+    """Puts ``message`` in the middle of an empty figure."""
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=12, color="0.4",
+            transform=ax.transAxes)
+    return fig
+
+
+def best_of(evaluations: Sequence[Evaluation], maximize: bool = True) -> Evaluation | None:
+    """The successful evaluation with the best fitness (the earliest on ties), or ``None``."""
+    ok = [e for e in evaluations if e.ok]
+    if not ok:
+        return None
+    sign = -1.0 if maximize else 1.0
+    return min(ok, key=lambda e: (sign * e.fitness, e.id))
+
+
+def fitness_progress(evaluations: Sequence[Evaluation], maximize: bool = True) -> Figure:
+    """Best, median and worst fitness of each generation, and the best so far."""
+    fig = Figure(figsize=(7, 4.2))
+    by_gen: dict[int, list[float]] = defaultdict(list)
+    for e in evaluations:
+        if e.ok:
+            by_gen[e.generation].append(e.fitness)
+    if not by_gen:
+        return placeholder(fig, "no successful evaluation yet")
+    gens = sorted(by_gen)
+    best_fn, worst_fn = (max, min) if maximize else (min, max)
+    best = [best_fn(by_gen[g]) for g in gens]
+    worst = [worst_fn(by_gen[g]) for g in gens]
+    median = [float(np.median(by_gen[g])) for g in gens]
+    so_far = np.maximum.accumulate(best) if maximize else np.minimum.accumulate(best)
+    ax = fig.add_subplot()
+    ax.fill_between(gens, worst, best, color="tab:blue", alpha=0.12, label="worst to best")
+    ax.plot(gens, best, "o-", color="tab:blue", label="best")
+    ax.plot(gens, median, "s--", color="tab:orange", label="median")
+    ax.plot(gens, worst, "v:", color="tab:gray", label="worst")
+    ax.plot(gens, so_far, "-", color="tab:green", lw=2.5, alpha=0.6, label="best so far")
+    failed = Counter(e.generation for e in evaluations if not e.ok)
+    if failed:
+        n = sum(failed.values())
+        ax.set_title(f"fitness per generation ({n} failed evaluation{'s' * (n > 1)} left out)")
+    else:
+        ax.set_title("fitness per generation")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("fitness" + ("" if maximize else " (lower is better)"))
+    ax.set_xticks(gens if len(gens) <= 20 else gens[:: math.ceil(len(gens) / 20)])
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def fitness_vs_cost(evaluations: Sequence[Evaluation], cost: str,
+                    maximize: bool = True) -> Figure:
+    """Fitness against a cost (``"params"`` or ``"flops"``) with the Pareto front marked.
+
+    The front is the set of architectures that no other beats on fitness without costing more.
+    """
+    fig = Figure(figsize=(7, 4.5))
+    rows = [e for e in evaluations if e.ok and math.isfinite(getattr(e, cost))]
+    if not rows:
+        return placeholder(fig, f"no successful evaluation with a known {cost} yet")
+    x = np.array([getattr(e, cost) for e in rows], dtype=np.float64)
+    y = np.array([e.fitness for e in rows], dtype=np.float64)
+    gen = np.array([e.generation for e in rows])
+    front = pareto_front(np.stack([y, x], axis=1), [maximize, False])
+    front = front[np.argsort(x[front], kind="stable")]
+    ax = fig.add_subplot()
+    points = ax.scatter(x, y, c=gen, cmap="viridis", s=22, alpha=0.8, label="evaluated")
+    ax.step(x[front], y[front], where="post", color="tab:red", lw=1.2, alpha=0.7)
+    ax.scatter(x[front], y[front], s=70, facecolors="none", edgecolors="tab:red", lw=1.5,
+               label=f"Pareto front ({len(front)})")
+    for i in front[:12]:  # label the front, but not so many that labels overlap into a smear
+        ax.annotate(f"#{rows[i].id}", (x[i], y[i]), textcoords="offset points", xytext=(4, 4),
+                    fontsize=7, color="tab:red")
+    if x.min() > 0 and x.max() / x.min() > 20:
+        ax.set_xscale("log")
+    fig.colorbar(points, ax=ax, label="generation")
+    ax.set_xlabel(cost)
+    ax.set_ylabel("fitness")
+    direction = "max" if maximize else "min"
+    ax.set_title(f"fitness ({direction}) against {cost} (min)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def gene_names(evaluations: Sequence[Evaluation], num_genes: int) -> list[str]:
+    """Gene names from a description's ``genes`` mapping when it has one name per gene."""
+    for e in evaluations:
+        genes = e.description.get("genes")
+        if isinstance(genes, dict) and len(genes) == num_genes:
+            return [str(k) for k in genes]
+    return [f"gene_{i}" for i in range(num_genes)]
+
+
+def _value_labels(evaluations: Sequence[Evaluation], names: list[str]) -> list[dict[int, str]]:
+    """For each gene, readable labels of its integer values, from the descriptions' genes."""
+    labels: list[dict[int, str]] = [{} for _ in names]
+    for e in evaluations:
+        genes = e.description.get("genes")
+        if not isinstance(genes, dict) or e.genome is None or len(e.genome) != len(names):
+            continue
+        for i, name in enumerate(names):
+            if name in genes and not isinstance(genes[name], (dict, list)):
+                labels[i].setdefault(e.genome[i], str(genes[name]))
+    return labels
+
+
+def gene_effects(evaluations: Sequence[Evaluation]) -> Figure:
+    """One panel per gene: the fitness of every architecture by the value of that gene.
+
+    Each value shows its individual fitnesses (jittered dots), their mean (a bar) and the count
+    ``n``: a gene whose means differ by more than the spread inside each value matters.
+    """
+    rows = [e for e in evaluations if e.ok and e.genome is not None]
+    if not rows:
+        return placeholder(Figure(figsize=(7, 3)), "no successful evaluation with a genome yet")
+    num_genes = Counter(len(e.genome) for e in rows).most_common(1)[0][0]
+    rows = [e for e in rows if len(e.genome) == num_genes]
+    names = gene_names(rows, num_genes)
+    labels = _value_labels(rows, names)
+    shown = min(num_genes, _MAX_GENE_PANELS)
+    cols = min(4, shown)
+    nrows = math.ceil(shown / cols)
+    fig = Figure(figsize=(3.2 * cols, 2.6 * nrows + 0.5))
+    genomes = np.array([e.genome for e in rows])
+    fitness = np.array([e.fitness for e in rows])
+    jitter = np.random.default_rng(0).uniform(-0.18, 0.18, len(rows))  # fixed: same picture
+    for g in range(shown):
+        ax = fig.add_subplot(nrows, cols, g + 1)
+        values = np.unique(genomes[:, g])
+        for k, v in enumerate(values):
+            sel = genomes[:, g] == v
+            ax.scatter(k + jitter[sel], fitness[sel], s=8, alpha=0.5, color="tab:blue")
+            ax.hlines(fitness[sel].mean(), k - 0.3, k + 0.3, color="tab:red", lw=2)
+        ax.set_xticks(range(len(values)))
+        ax.set_xticklabels(
+            [f"{labels[g].get(int(v), int(v))}\nn={int((genomes[:, g] == v).sum())}"
+             for v in values], fontsize=7)
+        ax.set_title(names[g], fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(axis="y", alpha=0.3)
+    title = "fitness by gene value (red: mean)"
+    if shown < num_genes:
+        title += f"; first {shown} of {num_genes} genes"
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def describe_cost(value: Any) -> str:
+    """``1234567`` as ``1.23M``: short cost labels for plots and tables."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "?"
+    if not math.isfinite(value):
+        return "?"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.4g}"

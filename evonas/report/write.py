@@ -1,0 +1,96 @@
+"""``write_report``: every plot and the HTML page of a run directory, finished or still running."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from evonas.report import drawings, plots
+from evonas.report.history import read_evaluations
+from evonas.report.html import TOP_K, render_html
+
+REPORT_DIR = "report"
+CONFIG_FILE = "config.yaml"
+
+# (key, file name, caption), in the order the page shows them.
+FIGURES = (
+    ("progress", "progress.png", "Best, median and worst fitness per generation"),
+    ("pareto_params", "pareto_params.png", "Fitness against parameters, Pareto front in red"),
+    ("pareto_flops", "pareto_flops.png", "Fitness against FLOPs, Pareto front in red"),
+    ("genes", "genes.png", "Which genes matter: fitness by gene value"),
+    ("lineage", "lineage.png", "Lineage of the best architecture"),
+    ("architecture", "architecture.png", "The best architecture"),
+)
+
+
+def _read_config(run_dir: Path) -> tuple[str | None, bool]:
+    """The config text, and whether fitness is maximised (its first objective's direction)."""
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        return None, True
+    text = path.read_text(encoding="utf-8")
+    try:
+        data: Any = yaml.safe_load(text)
+        direction = data["search"]["objectives"][0]["direction"]
+    except (yaml.YAMLError, TypeError, KeyError, IndexError):
+        direction = "max"  # a config the report cannot read is still shown, as text
+    return text, direction != "min"
+
+
+def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None
+                 ) -> dict[str, Path]:
+    """Writes the report of ``run_dir`` into ``out_dir`` (default ``run_dir/report``).
+
+    Reads ``history.sqlite`` read-only, so it is safe while the run is going; an empty or
+    partial history gives placeholder plots rather than an error.
+
+    Returns:
+        The written files by key: ``progress``, ``pareto_params``, ``pareto_flops``, ``genes``,
+        ``lineage``, ``architecture`` (PNGs) and ``html`` (``index.html``).
+
+    Raises:
+        ValueError: when ``run_dir`` is not a directory.
+    """
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise ValueError(
+            f"run directory {os.fspath(run_dir)!r} does not exist; pass the directory a run "
+            "wrote (it holds config.yaml and history.sqlite)"
+        )
+    out = Path(out_dir) if out_dir is not None else run / REPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    config_text, maximize = _read_config(run)
+    evaluations = read_evaluations(run)
+    best = plots.best_of(evaluations, maximize)
+    figures = {
+        "progress": plots.fitness_progress(evaluations, maximize),
+        "pareto_params": plots.fitness_vs_cost(evaluations, "params", maximize),
+        "pareto_flops": plots.fitness_vs_cost(evaluations, "flops", maximize),
+        "genes": plots.gene_effects(evaluations),
+        "lineage": drawings.lineage(best, evaluations),
+        "architecture": drawings.architecture(best),
+    }
+    paths = {key: plots.save_figure(figures[key], out / name) for key, name, _ in FIGURES}
+
+    ok = [e for e in evaluations if e.ok]
+    sign = -1.0 if maximize else 1.0
+    top = sorted(ok, key=lambda e: (sign * e.fitness, e.id))[:TOP_K]
+    summary = {
+        "evaluations": len(evaluations),
+        "generations": len({e.generation for e in evaluations}),
+        "failed": len(evaluations) - len(ok),
+        "best": "–" if best is None else f"{best.fitness:.4g} (#{best.id})",
+        "written": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+    page = render_html(run.resolve().name, [(caption, paths[key]) for key, _, caption in FIGURES],
+                       top, summary, config_text)
+    index = out / "index.html"
+    tmp = out / ".index.html.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, index)
+    paths["html"] = index
+    return paths

@@ -1,0 +1,368 @@
+"""The history of a run: every evaluated architecture, in sqlite, one transaction per generation.
+
+Two tables:
+
+- ``evaluations``: one row per evaluated architecture, ``id`` its 0-based evaluation order.
+  ``genome``, ``description``, ``parents`` and ``metrics`` hold JSON; ``fitness`` is NULL for a
+  failed evaluation; ``cached`` marks a de-duplication hit that was not trained again.
+- ``generations``: one row per finished generation (evaluations, best / median / worst fitness,
+  wall seconds, finish time).
+
+A generation is written with all its rows and its summary in ONE transaction, so the file only
+ever holds whole generations, whenever the writer dies. The database is in WAL mode: a reader (the
+report on a live run) sees the last committed generation while the writer appends the next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import math
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+# (column, sqlite type) of ``evaluations``, in order; ``generation`` comes from append_generation.
+_COLUMNS = (
+    ("id", "INTEGER PRIMARY KEY"),
+    ("generation", "INTEGER NOT NULL"),
+    ("genome", "TEXT NOT NULL"),
+    ("genome_key", "TEXT NOT NULL"),
+    ("description", "TEXT NOT NULL"),
+    ("parents", "TEXT NOT NULL"),
+    ("fitness", "REAL"),
+    ("metrics", "TEXT NOT NULL"),
+    ("val_acc", "REAL"),
+    ("val_loss", "REAL"),
+    ("params", "INTEGER"),
+    ("flops", "INTEGER"),
+    ("executed_flops", "INTEGER"),
+    ("failed", "INTEGER NOT NULL"),
+    ("reason", "TEXT"),
+    ("train_seconds", "REAL"),
+    ("cached", "INTEGER NOT NULL"),
+)
+COLUMNS: tuple[str, ...] = tuple(name for name, _ in _COLUMNS)
+ROW_FIELDS: tuple[str, ...] = tuple(c for c in COLUMNS if c != "generation")
+_REQUIRED_FIELDS = ("id", "genome", "genome_key")
+_JSON_COLUMNS = ("genome", "description", "parents", "metrics")
+SUMMARY_FIELDS = ("best", "median", "worst", "wall_seconds", "finished_at")
+_SUMMARY_COLUMNS = ("generation", "evaluations", *SUMMARY_FIELDS)
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS evaluations ({", ".join(f"{n} {t}" for n, t in _COLUMNS)});
+CREATE INDEX IF NOT EXISTS evaluations_genome_key ON evaluations (genome_key);
+CREATE INDEX IF NOT EXISTS evaluations_generation ON evaluations (generation);
+CREATE TABLE IF NOT EXISTS generations (
+    generation INTEGER PRIMARY KEY, evaluations INTEGER NOT NULL, best REAL, median REAL,
+    worst REAL, wall_seconds REAL, finished_at TEXT NOT NULL
+);
+"""
+
+
+def genome_key(genome: Sequence[int] | np.ndarray) -> str:
+    """A hex key that is equal for equal genomes and differs (w.p. ``1 - 2**-128``) otherwise.
+
+    Host-side, exact on the gene values (as little-endian int32) and the genome length, for
+    de-duplication lookups in the history.
+    """
+    genes = np.asarray(genome, dtype="<i4").ravel()
+    return hashlib.blake2b(genes.tobytes(), digest_size=16).hexdigest()
+
+
+def _plain(value: Any, where: str) -> Any:
+    """``value`` as plain JSON types; arrays and numpy scalars become lists and numbers.
+
+    Non-finite floats become None: strict JSON has no NaN, and the report reads these columns
+    with other tools.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, where) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, where) for v in value]
+    if hasattr(value, "__array__"):  # numpy and jax arrays
+        return _plain(np.asarray(value).tolist(), where)
+    raise TypeError(
+        f"{where} holds a {type(value).__name__}, which can't be written as JSON; "
+        "use numbers, strings, lists and dicts"
+    )
+
+
+def _to_json(value: Any, where: str) -> str:
+    return json.dumps(_plain(value, where), separators=(",", ":"), allow_nan=False)
+
+
+def _opt_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(np.asarray(value))
+    return value if math.isfinite(value) else None
+
+
+def _opt_int(value: Any) -> int | None:
+    value = _opt_float(value)
+    return None if value is None else int(round(value))
+
+
+class History:
+    """The ``evaluations`` and ``generations`` tables of one run, in one sqlite file.
+
+    Args:
+        path: the sqlite file; created (with its tables) unless ``readonly``.
+        readonly: open an existing file for reading only (a report on a live run).
+
+    Raises:
+        ValueError: the file is missing (``readonly``), not a database, from another schema
+            version, or can't be opened.
+    """
+
+    def __init__(self, path: str | os.PathLike, readonly: bool = False):
+        self.path = Path(path)
+        self.readonly = readonly
+        if readonly and not self.path.is_file():
+            raise ValueError(f"no history at {self.path}; is it a run directory that has started?")
+        try:
+            if readonly:
+                uri = self.path.resolve().as_uri() + "?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+            else:
+                # isolation_level=None: no implicit transactions; append_generation opens its own.
+                self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                # FULL: a committed generation survives power loss, not only a killed process.
+                self._db.execute("PRAGMA synchronous=FULL")
+            self._check_schema()
+        except sqlite3.Error as e:
+            raise ValueError(
+                f"can't open the history {self.path}: {e}; is it an evonas history on a "
+                "writable disk?"
+            ) from None
+
+    def _check_schema(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and not self.readonly:
+            self._db.executescript(
+                f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+            )
+        elif version != SCHEMA_VERSION:
+            raise ValueError(
+                f"the history {self.path} has schema version {version}; this evonas reads "
+                f"version {SCHEMA_VERSION}: use the evonas version that wrote it"
+            )
+
+    def close(self) -> None:
+        """Closes the connection (committed generations are already on disk)."""
+        self._db.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def append_generation(
+        self, generation: int, rows: Iterable[Mapping[str, Any]], summary: Mapping[str, Any]
+    ) -> None:
+        """Writes one generation's evaluations and its summary, all or nothing.
+
+        Args:
+            generation: the generation's number, greater than every one already written.
+            rows: one mapping per evaluated architecture with keys from :data:`ROW_FIELDS`.
+                ``id``, ``genome`` and ``genome_key`` are required; ids continue the history's
+                (``count()``, ``count() + 1``, ...). The rest default to empty / NULL / false.
+            summary: ``best``, ``median``, ``worst`` fitness and ``wall_seconds`` (None allowed),
+                optionally ``finished_at`` (ISO time; default now, UTC).
+
+        Raises:
+            ValueError: a bad generation number, id, field or summary; nothing is written.
+        """
+        rows = list(rows)
+        generation = int(generation)
+        last = self.last_complete_generation()
+        if generation < 0 or (last is not None and generation <= last):
+            raise ValueError(
+                f"generation {generation} can't be appended after generation {last}; generations "
+                "must increase (call truncate_after() first to rewrite one)"
+            )
+        summary = self._summary_values(generation, len(rows), summary)
+        start = self.count()
+        for offset, row in enumerate(rows):
+            self._check_row(row, expected_id=start + offset)
+        columns = ", ".join(COLUMNS)
+        marks = ", ".join("?" * len(COLUMNS))
+        with self._transaction():
+            # Rows are converted inside the transaction: a value that fails to convert rolls back
+            # every row before it.
+            for row in rows:
+                self._db.execute(
+                    f"INSERT INTO evaluations ({columns}) VALUES ({marks})",
+                    self._row_values(generation, row),
+                )
+            self._db.execute(
+                f"INSERT INTO generations ({', '.join(_SUMMARY_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_SUMMARY_COLUMNS))})",
+                summary,
+            )
+
+    def truncate_after(self, generation: int) -> int:
+        """Deletes every generation after ``generation`` (``-1``: all), in one transaction.
+
+        Resume uses it to drop generations that were committed here but not checkpointed.
+
+        Returns:
+            The number of evaluation rows deleted.
+        """
+        with self._transaction():
+            cursor = self._db.execute(
+                "DELETE FROM evaluations WHERE generation > ?", (int(generation),)
+            )
+            self._db.execute("DELETE FROM generations WHERE generation > ?", (int(generation),))
+        return cursor.rowcount
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction: committed if the body returns, rolled back if it raises."""
+        if self.readonly:
+            raise ValueError(f"the history {self.path} was opened read-only; open it writable")
+        try:
+            # IMMEDIATE takes the write lock now, so a second writer waits here, not half-way.
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as e:
+            raise ValueError(
+                f"can't write the history {self.path}: {e}; nothing of this generation was "
+                "written: free disk space or make the run directory writable, then resume"
+            ) from None
+
+    def _check_row(self, row: Mapping[str, Any], expected_id: int) -> None:
+        unknown = sorted(set(row) - set(ROW_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown history field(s) {unknown}; allowed: {list(ROW_FIELDS)}")
+        missing = [f for f in _REQUIRED_FIELDS if f not in row]
+        if missing:
+            raise ValueError(f"history row {dict(row)!r:.80} lacks the required field(s) {missing}")
+        if int(row["id"]) != expected_id:
+            raise ValueError(
+                f"history row id {row['id']} breaks the evaluation order: expected {expected_id} "
+                "(ids are 0-based and consecutive; use History.count() for the next one)"
+            )
+
+    @staticmethod
+    def _row_values(generation: int, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        where = f"history row {row['id']}"
+        failed = bool(row.get("failed", False))
+        values = {
+            "id": int(row["id"]),
+            "generation": generation,
+            "genome": _to_json([int(g) for g in np.asarray(row["genome"]).ravel()], where),
+            "genome_key": str(row["genome_key"]),
+            "description": _to_json(row.get("description", {}), f"{where} description"),
+            "parents": _to_json([int(p) for p in row.get("parents", ())], where),
+            "fitness": None if failed else _opt_float(row.get("fitness")),
+            "metrics": _to_json(row.get("metrics", {}), f"{where} metrics"),
+            "val_acc": _opt_float(row.get("val_acc")),
+            "val_loss": _opt_float(row.get("val_loss")),
+            "params": _opt_int(row.get("params")),
+            "flops": _opt_int(row.get("flops")),
+            "executed_flops": _opt_int(row.get("executed_flops")),
+            "failed": int(failed),
+            "reason": None if row.get("reason") is None else str(row["reason"]),
+            "train_seconds": _opt_float(row.get("train_seconds")),
+            "cached": int(bool(row.get("cached", False))),
+        }
+        return tuple(values[c] for c in COLUMNS)
+
+    @staticmethod
+    def _summary_values(
+        generation: int, evaluations: int, summary: Mapping[str, Any]
+    ) -> tuple[Any, ...]:
+        unknown = sorted(set(summary) - set(SUMMARY_FIELDS))
+        missing = [f for f in SUMMARY_FIELDS[:4] if f not in summary]
+        if unknown or missing:
+            raise ValueError(
+                f"generation summary has unknown {unknown} / missing {missing} fields; "
+                f"it takes {list(SUMMARY_FIELDS)} (finished_at optional)"
+            )
+        finished = summary.get("finished_at") or datetime.datetime.now(
+            datetime.timezone.utc
+        ).isoformat(timespec="seconds")
+        stats = tuple(_opt_float(summary[f]) for f in SUMMARY_FIELDS[:4])
+        return (generation, evaluations, *stats, str(finished))
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def last_complete_generation(self) -> int | None:
+        """The newest generation written (every one written is whole), or None if none is."""
+        return self._db.execute("SELECT MAX(generation) FROM generations").fetchone()[0]
+
+    def count(self, through: int | None = None) -> int:
+        """The number of evaluation rows (of generations ``<= through``, if given).
+
+        ``count()`` is also the next evaluation id.
+        """
+        if through is None:
+            return self._db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+        query = "SELECT COUNT(*) FROM evaluations WHERE generation <= ?"
+        return self._db.execute(query, (int(through),)).fetchone()[0]
+
+    def rows(self, generation: int | None = None) -> list[dict[str, Any]]:
+        """Evaluation rows in id order (of one generation, if given), as dicts.
+
+        JSON columns come back decoded; ``failed`` and ``cached`` as bools.
+        """
+        query = f"SELECT {', '.join(COLUMNS)} FROM evaluations"
+        params: tuple[Any, ...] = ()
+        if generation is not None:
+            query, params = query + " WHERE generation = ?", (int(generation),)
+        return [self._decode(r) for r in self._db.execute(query + " ORDER BY id", params)]
+
+    def lookup(self, key: str) -> dict[str, Any] | None:
+        """The first trained (not cached) evaluation of the genome with this ``genome_key``.
+
+        The de-duplication cache: a hit is reused instead of training again. Failed evaluations
+        are returned too (``failed`` set): whether to retry them is the caller's choice.
+        """
+        row = self._db.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM evaluations WHERE genome_key = ? AND cached = 0 "
+            "ORDER BY id LIMIT 1",
+            (str(key),),
+        ).fetchone()
+        return None if row is None else self._decode(row)
+
+    def generations(self) -> list[dict[str, Any]]:
+        """The per-generation summaries, oldest first."""
+        cursor = self._db.execute(
+            f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM generations ORDER BY generation"
+        )
+        return [dict(zip(_SUMMARY_COLUMNS, r)) for r in cursor]
+
+    @staticmethod
+    def _decode(values: Sequence[Any]) -> dict[str, Any]:
+        row = dict(zip(COLUMNS, values))
+        for column in _JSON_COLUMNS:
+            row[column] = json.loads(row[column])
+        row["failed"] = bool(row["failed"])
+        row["cached"] = bool(row["cached"])
+        return row

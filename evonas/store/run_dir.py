@@ -1,0 +1,315 @@
+"""The run directory: one experiment's config, history, checkpoints, best model and report.
+
+Layout::
+
+    <run-dir>/
+      config.yaml       the fully resolved config, every default written out
+      run.json          evonas version and the experiment's fingerprint; written last by create()
+      history.sqlite    every evaluated architecture (see History)
+      checkpoints/      the search state after each generation, the last few kept (see Checkpoints)
+      best/             the exported best architecture
+      report/           plots and the HTML page
+
+Order of writes per generation (:meth:`RunDir.commit_generation`): the history commit first, then
+the checkpoint. A process killed between the two leaves a generation in the history that no
+checkpoint covers; :meth:`RunDir.resume` drops it and the run computes it again, identically,
+from the checkpointed state and RNG key. So a run killed at any instant and resumed writes
+exactly the rows it would have written uninterrupted.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import evonas
+from evonas.store.atomic import atomic_write_text
+from evonas.store.checkpoints import Checkpoint, Checkpoints, NoCheckpointError
+from evonas.store.history import History
+
+CONFIG = "config.yaml"
+RUN_INFO = "run.json"
+HISTORY = "history.sqlite"
+SUBDIRS = ("checkpoints", "best", "report")
+
+
+class RunDirError(ValueError):
+    """A run directory can't be used: another experiment's, not a run, unreadable or unwritable."""
+
+
+def config_fingerprint(config: Mapping[str, Any]) -> str:
+    """A hex SHA-256 of ``config`` (the settings that determine the search) as canonical JSON.
+
+    Key order does not matter; every value does.
+    """
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _unwritable(path: Path, error: OSError) -> RunDirError:
+    reason = error.strerror or str(error)
+    return RunDirError(f"can't write the run directory {path}: {reason}; pick a writable --run-dir")
+
+
+def _check_writable(path: Path) -> None:
+    """Raises RunDirError unless a file can be created in ``path`` (permissions and disk)."""
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise _unwritable(path, e) from None
+
+
+def _is_unfinished_create(path: Path) -> bool:
+    """True if ``path`` holds only what a create() killed before writing run.json leaves."""
+    for entry in path.iterdir():
+        if entry.name in SUBDIRS and entry.is_dir() and not any(entry.iterdir()):
+            continue
+        if entry.name == CONFIG or entry.name.startswith((f".{CONFIG}.", f".{RUN_INFO}.")):
+            continue
+        return False
+    return True
+
+
+def _plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return json.loads(json.dumps(dict(config)))
+    except (TypeError, ValueError) as e:
+        raise RunDirError(
+            f"the config can't be written as YAML: {e}; resolve it to numbers, strings, "
+            "lists and dicts first"
+        ) from None
+
+
+class RunDir:
+    """An existing run directory, opened to resume it or to read it.
+
+    Use :meth:`create` to start a run (or reopen one of the same experiment).
+
+    Args:
+        path: the run directory.
+        readonly: only read (a report on a live run): no write check, history opened read-only.
+        keep: how many checkpoints to keep.
+
+    Raises:
+        RunDirError: ``path`` is not an evonas run directory, or (unless ``readonly``) can't be
+            written.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, readonly: bool = False, keep: int = 3):
+        self.path = Path(path)
+        self.readonly = readonly
+        info_path = self.path / RUN_INFO
+        if not info_path.is_file():
+            if not self.path.exists():
+                raise RunDirError(f"no run directory at {self.path}; check the --run-dir path")
+            raise RunDirError(
+                f"{self.path} is not an evonas run directory (it has no {RUN_INFO}); "
+                "check the --run-dir path"
+            )
+        try:
+            self.info: dict[str, Any] = json.loads(info_path.read_text())
+            self.fingerprint: str = self.info["fingerprint"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise RunDirError(
+                f"can't read {info_path} ({e}); is this an evonas run directory?"
+            ) from None
+        if not readonly:
+            _check_writable(self.path)
+            try:
+                for name in SUBDIRS:
+                    (self.path / name).mkdir(exist_ok=True)
+            except OSError as e:
+                raise _unwritable(self.path, e) from None
+        self.keep = keep
+        self._history: History | None = None
+        self._checkpoints: Checkpoints | None = None
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        config: Mapping[str, Any],
+        fingerprint: str,
+        *,
+        keep: int = 3,
+    ) -> RunDir:
+        """Creates a run directory, or opens the existing run of the same experiment (to resume).
+
+        Writes ``config.yaml`` and then ``run.json`` atomically; an existing run is left as it
+        is (its config is not rewritten).
+
+        Args:
+            path: the run directory: new, empty, or a run with the same ``fingerprint``.
+            config: the fully resolved config, every default written out (plain data).
+            fingerprint: identifies the experiment, e.g. :func:`config_fingerprint` of the
+                settings that determine the search.
+            keep: how many checkpoints to keep.
+
+        Raises:
+            RunDirError: ``path`` holds another experiment, holds files that are not a run, or
+                can't be written. Nothing in it is changed.
+        """
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise RunDirError(f"the run directory {path} is a file; pick another --run-dir")
+        if (path / RUN_INFO).is_file():
+            run = cls(path, keep=keep)
+            if run.fingerprint != fingerprint:
+                raise RunDirError(
+                    f"{path} holds another experiment (fingerprint {run.fingerprint[:12]}, this "
+                    f"one {fingerprint[:12]}); pick another --run-dir, or resume that run"
+                )
+            return run
+        if path.is_dir() and not _is_unfinished_create(path):
+            raise RunDirError(
+                f"{path} is not empty and not an evonas run directory; pick a new or empty "
+                "--run-dir"
+            )
+        config = _plain_config(config)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        info = {
+            "evonas_version": evonas.__version__,
+            "fingerprint": fingerprint,
+            "created_at": now.isoformat(timespec="seconds"),
+        }
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            _check_writable(path)
+            for name in SUBDIRS:
+                (path / name).mkdir(exist_ok=True)
+            atomic_write_text(path / CONFIG, yaml.safe_dump(config, sort_keys=False))
+            # run.json last: its presence means the run directory is complete.
+            atomic_write_text(path / RUN_INFO, json.dumps(info, indent=2) + "\n")
+        except OSError as e:
+            raise _unwritable(path, e) from None
+        return cls(path, keep=keep)
+
+    # -- layout ----------------------------------------------------------------------------------
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def best_dir(self) -> Path:
+        return self.path / "best"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.path / "report"
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The resolved config, read from ``config.yaml``."""
+        try:
+            return yaml.safe_load(self.config_path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise RunDirError(f"can't read {self.config_path}: {e}") from None
+
+    @property
+    def history(self) -> History:
+        """The history (opened on first use; read-only if the run directory is)."""
+        if self._history is None:
+            try:
+                self._history = History(self.path / HISTORY, readonly=self.readonly)
+            except ValueError as e:
+                raise RunDirError(str(e)) from None
+        return self._history
+
+    @property
+    def checkpoints(self) -> Checkpoints:
+        """The checkpoints (opened on first use)."""
+        if self._checkpoints is None:
+            self._checkpoints = Checkpoints(self.checkpoints_dir, keep=self.keep)
+        return self._checkpoints
+
+    def close(self) -> None:
+        """Closes the history and the checkpoint manager."""
+        if self._history is not None:
+            self._history.close()
+            self._history = None
+        if self._checkpoints is not None:
+            self._checkpoints.close()
+            self._checkpoints = None
+
+    def __enter__(self) -> RunDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the host loop's two calls ---------------------------------------------------------------
+
+    def commit_generation(
+        self,
+        generation: int,
+        rows: Iterable[Mapping[str, Any]],
+        summary: Mapping[str, Any],
+        state: Any,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Writes a finished generation: its history rows (one transaction), then a checkpoint.
+
+        Args:
+            generation: the generation just finished.
+            rows, summary: as for :meth:`History.append_generation`.
+            state: the search state after the generation (strategy state, RNG key, ...).
+            extra: JSON bookkeeping for the checkpoint; ``history_rows`` (the history's row
+                count, which :meth:`resume` checks) is set here.
+
+        Raises:
+            RunDirError: the run directory can't be written; what was committed stays valid.
+        """
+        self.history.append_generation(generation, rows, summary)
+        extra = {**(extra or {}), "history_rows": self.history.count()}
+        try:
+            self.checkpoints.save(generation, state, extra)
+        except OSError as e:
+            raise _unwritable(self.path, e) from None
+
+    def resume(self, template: Any, *, missing_ok: bool = False) -> Checkpoint | None:
+        """Restores the newest valid checkpoint and drops history rows that it doesn't cover.
+
+        Args:
+            template: the state's structure (see :meth:`Checkpoints.restore`).
+            missing_ok: with no checkpoint at all, clear the history (the run died in its first
+                generation) and return None instead of raising.
+
+        Returns:
+            The checkpoint; the next generation to run is ``checkpoint.generation + 1``.
+
+        Raises:
+            NoCheckpointError: no readable checkpoint (and not ``missing_ok``).
+            RunDirError: the history has fewer rows than the checkpoint covers (changed outside
+                evonas); nothing is deleted.
+        """
+        try:
+            checkpoint = self.checkpoints.latest_valid(template)
+        except NoCheckpointError:
+            if not missing_ok:
+                raise
+            self.history.truncate_after(-1)
+            return None
+        expected = checkpoint.extra.get("history_rows")
+        have = self.history.count(through=checkpoint.generation)
+        if expected is not None and have != expected:
+            raise RunDirError(
+                f"the history {self.path / HISTORY} has {have} rows up to generation "
+                f"{checkpoint.generation} but its checkpoint expects {expected}; it was changed "
+                "outside evonas: start a new run"
+            )
+        self.history.truncate_after(checkpoint.generation)
+        return checkpoint
