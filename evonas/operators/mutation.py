@@ -69,10 +69,15 @@ def _mutate(key: jax.Array, genomes: jax.Array, upper: jax.Array, rate) -> jax.A
 
 @jax.jit
 def _mutate_one(key: jax.Array, genomes: jax.Array, upper: jax.Array) -> jax.Array:
-    k_gene, k_value = jax.random.split(key)
-    # The argmax of i.i.d. uniform noise over the mutable genes is a uniform choice among them;
-    # with no mutable gene it lands on a gene of cardinality 1, which _shift leaves unchanged.
-    noise = jax.random.uniform(k_gene, genomes.shape)
-    gene = jnp.argmax(jnp.where(upper > 1, noise, -1.0), axis=-1)
-    chosen = jax.nn.one_hot(gene, genomes.shape[-1], dtype=jnp.bool_)
-    return jnp.where(chosen, _shift(k_value, genomes, upper), genomes)
+    # Two uniforms per child (the gene, then its offset): random bits are most of this op's
+    # cost when a whole benchmark search runs in one program.
+    u = jax.random.uniform(key, genomes.shape[:-1] + (2,))
+    mutable = upper > 1
+    count = jnp.cumsum(mutable)  # the k-th mutable gene is the first with count > k
+    k = jnp.floor(u[..., 0] * count[-1]).astype(jnp.int32)
+    gene = jnp.argmax(count > k[..., None], axis=-1)
+    card = upper[gene]
+    offset = 1 + jnp.minimum(jnp.floor(u[..., 1] * (card - 1)).astype(jnp.int32), card - 2)
+    chosen = jax.nn.one_hot(gene, genomes.shape[-1], dtype=jnp.bool_) & mutable
+    shifted = (genomes + offset[..., None]) % upper
+    return jnp.where(chosen, shifted, genomes)

@@ -1,0 +1,228 @@
+"""The ``evonas`` command line.
+
+Bad input (an unknown name, a genome outside its space, a bad option) prints one line,
+``evonas: error: ...``, and exits with status 2, as argparse does for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+EXIT_USAGE = 2
+
+
+class UsageError(ValueError):
+    """Bad input from the user: reported in one line, exit status 2."""
+
+
+def _parse_value(text: str) -> Any:
+    """``key=value`` values: JSON where it parses (numbers, lists, booleans), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    options = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UsageError(f"an option must look like key=value; got {pair!r}")
+        key, value = pair.split("=", 1)
+        options[key.strip()] = _parse_value(value)
+    return options
+
+
+def parse_genome(encoding: Any, text: str) -> np.ndarray:
+    """Reads a genome given on the command line.
+
+    Accepted: the encoding's own notation when it has a ``parse`` method (NAS-Bench-201: an arch
+    string or a benchmark index), a JSON list of integers, comma-separated integers, or a JSON
+    object ``{gene: value}``.
+    """
+    text = text.strip()
+    parse = getattr(encoding, "parse", None)
+    if parse is not None:
+        return np.asarray(parse(text), np.int32)
+    value = _parse_value(text)
+    if isinstance(value, dict):
+        return encoding.space.from_dict(value)
+    if isinstance(value, str) and "," in value:
+        try:
+            value = [int(v) for v in value.split(",")]
+        except ValueError:
+            raise UsageError(f"cannot read genome {text!r}: expected integers") from None
+    if isinstance(value, int):
+        value = [value]
+    if not isinstance(value, list):
+        raise UsageError(
+            f"cannot read genome {text!r}: give a JSON list of {encoding.space.num_genes} "
+            "integers, comma-separated integers, or a JSON object {gene: value}"
+        )
+    return encoding.space.validate(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from evonas.genomes import get_encoding
+
+    options = _parse_options(args.option)
+    try:
+        encoding = get_encoding(args.encoding, **options)
+    except TypeError as err:  # an option the encoding's factory does not take
+        raise UsageError(f"encoding {args.encoding!r} rejected options {options}: {err}") from None
+    genome = parse_genome(encoding, args.genome)
+    cost = {k: float(v) for k, v in encoding.cost(genome).items()}
+    out = {
+        "encoding": args.encoding,
+        "genome": genome.tolist(),
+        "genes": encoding.space.to_dict(genome),
+        "description": encoding.describe(genome),
+        "cost": cost,
+    }
+    print(json.dumps(_jsonable(out), indent=None if args.compact else 2))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from evonas.genomes import list_encodings
+    from evonas.strategies import list_strategies
+
+    listing = {"encodings": list_encodings(), "strategies": list_strategies()}
+    if args.json:
+        print(json.dumps(listing))
+    else:
+        for kind, names in listing.items():
+            print(f"{kind}:")
+            for name in names:
+                print(f"  {name}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import jax
+
+    from evonas.benchmarks.nb201 import DATASETS, load_table
+    from evonas.benchmarks.search import run_searches, selected_true, tabular_evaluate
+    from evonas.evaluators import TabularEvaluator
+    from evonas.strategies import get_strategy
+
+    if args.runs < 1 or args.budget < 1:
+        raise UsageError(f"--runs and --budget must be positive; got {args.runs}, {args.budget}")
+    evaluator = TabularEvaluator(args.dataset, noise=args.noise)
+    params = _parse_options(args.set)
+    try:
+        strategy = get_strategy(args.strategy, evaluator.encoding.space, **params)
+    except TypeError as err:  # a parameter the strategy does not take
+        raise UsageError(
+            f"strategy {args.strategy!r} rejected parameters {params}: {err}"
+        ) from None
+    trace = run_searches(
+        strategy, tabular_evaluate(evaluator), jax.random.key(args.seed), args.runs, args.budget
+    )
+    selected = selected_true(np.asarray(trace.observed), np.asarray(trace.true))
+    table = load_table()
+    optimum = float(table.test_acc[DATASETS.index(args.dataset)].max())
+    checkpoints = [q for q in (10, 30, 100, 300, 1000, 3000, 10000) if q <= args.budget]
+    best_run = int(np.argmax(selected[:, -1]))
+    best_at = int(np.argmax(np.where(np.isnan(trace.observed[best_run]), -np.inf,
+                                     trace.observed[best_run])))
+    best_genome = np.asarray(trace.genomes[best_run, best_at])
+    out = {
+        "benchmark": "nb201",
+        "protocol": evaluator.protocol,
+        "dataset": args.dataset,
+        "strategy": args.strategy,
+        "runs": args.runs,
+        "budget": args.budget,
+        "noise": args.noise,
+        "optimum": round(optimum, 4),
+        "final_mean": round(float(selected[:, -1].mean()), 4),
+        "final_std": round(float(selected[:, -1].std()), 4),
+        "regret": {
+            str(q): round(float((optimum - selected[:, q - 1]).mean()), 4) for q in checkpoints
+        },
+        "best": {
+            "genome": best_genome.tolist(),
+            "arch_str": evaluator.encoding.to_arch_str(best_genome),
+            "index": table.index_of(best_genome),
+            "test_acc": round(float(selected[best_run, -1]), 4),
+        },
+    }
+    print(json.dumps(out, indent=None if args.compact else 2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evonas", description="Evolutionary neural architecture search in JAX."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("describe", help="describe one genome of an encoding as JSON")
+    p.add_argument("encoding", help="encoding name (see `evonas list`)")
+    p.add_argument(
+        "genome",
+        help="a JSON list of integers, comma-separated integers, a JSON {gene: value} object, "
+        "or the encoding's own notation (nb201: an arch string or a benchmark index)",
+    )
+    p.add_argument(
+        "--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+        help="an encoding option, e.g. num_classes=100 (repeatable)",
+    )
+    p.add_argument("--compact", action="store_true", help="print on one line")
+    p.set_defaults(func=cmd_describe)
+
+    p = sub.add_parser(
+        "bench", help="search a tabular benchmark (NAS-Bench-201, oracle tabular protocol)"
+    )
+    p.add_argument("benchmark", choices=["nb201"], help="the tabular benchmark")
+    p.add_argument("--strategy", default="regularized_evolution", help="see `evonas list`")
+    p.add_argument("--dataset", default="cifar10", help="cifar10, cifar100 or imagenet16")
+    p.add_argument("--runs", type=int, default=10, help="independent runs, vmapped")
+    p.add_argument("--budget", type=int, default=300, help="evaluations per run")
+    p.add_argument("--noise", type=float, default=0.0,
+                   help="Gaussian noise (accuracy points) on the fitness the strategy sees")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="a strategy parameter, e.g. population_size=32 (repeatable)",
+    )
+    p.add_argument("--compact", action="store_true", help="print on one line")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("list", help="list encodings and strategies")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``evonas`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"evonas: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

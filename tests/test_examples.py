@@ -1,0 +1,123 @@
+"""The encoding in examples/ registers, describes itself and is searched by every strategy."""
+
+import functools
+import importlib.util
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import evonas
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# One small program per strategy: XLA's optimiser would dominate and buys nothing at this size.
+fast_jit = functools.partial(
+    jax.jit,
+    compiler_options={"xla_backend_optimization_level": 0,
+                      "xla_llvm_disable_expensive_passes": True},
+)
+
+
+def load_example(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EXAMPLE = load_example("custom_encoding")
+ENCODING = evonas.get_encoding("mobile")
+TARGET_PARAMS = 30_000.0
+
+
+def fitness(genomes):
+    """Closeness of the parameter count to a target (0 is perfect; maximised)."""
+    params = jax.vmap(ENCODING.cost)(genomes)["params"].astype(jnp.float32)
+    return -jnp.abs(jnp.log(params / TARGET_PARAMS))
+
+
+def test_example_is_short_and_registered():
+    assert len((ROOT / "examples" / "custom_encoding.py").read_text().splitlines()) <= 60
+    assert "mobile" in evonas.list_encodings()
+    assert isinstance(ENCODING, evonas.Encoding)
+
+
+def test_example_cost_is_exact():
+    # Block 0: 16 -> 16x6 hidden -> 64, kernel 7; the rest expand 1, kernel 3, width 16.
+    genome = ENCODING.space.from_dict(
+        {"expand_0": 6, "kernel_0": 7, "width_0": 64}
+        | {f"{k}_{i}": v for i in range(1, 4) for k, v in
+           {"expand": 1, "kernel": 3, "width": 16}.items()}
+    )
+    hidden = 16 * 6
+    block0 = 16 * hidden + hidden * 49 + hidden * 64
+    block1 = 64 * 64 + 64 * 9 + 64 * 16
+    rest = 2 * (16 * 16 + 16 * 9 + 16 * 16)
+    params = block0 + block1 + rest + 16 * 10
+    assert int(ENCODING.cost(genome)["params"]) == params
+    assert ENCODING.describe(genome)["params"] == params
+    assert int(ENCODING.cost(genome)["flops"]) == (params - 160) * 16 * 16 + 160
+
+
+def small(name):
+    """Every strategy with a small population, so each search is a few milliseconds."""
+    if name == "random_search":
+        return {"batch_size": 8}
+    if name == "regularized_evolution":
+        return {"population_size": 8, "sample_size": 3, "batch_size": 4}
+    if name == "genetic_algorithm":
+        return {"population_size": 8}
+    return {"population_size": 8}
+
+
+@pytest.mark.parametrize("name", evonas.list_strategies())
+def test_every_strategy_searches_the_example(name):
+    try:
+        strategy = evonas.get_strategy(name, ENCODING.space, **small(name))
+    except ValueError as err:  # an evosax algorithm whose minimum population is larger
+        if "population" not in str(err):
+            raise
+        strategy = evonas.get_strategy(name, ENCODING.space, population_size=16)
+
+    def run(key):
+        def generation(state, key):
+            genomes, state = strategy.ask(key, state)
+            return strategy.tell(genomes, fitness(genomes), state), genomes
+
+        return jax.lax.scan(generation, strategy.init(key), jax.random.split(key, 6))
+
+    state, genomes = fast_jit(run)(jax.random.key(0))
+    assert genomes.shape == (6, strategy.batch_size, ENCODING.space.num_genes)
+    assert bool(ENCODING.space.contains(genomes).all())
+    every = np.asarray(jax.vmap(fitness)(genomes))
+    # The strategy's best is the best it was told, and it is that genome's own fitness.
+    np.testing.assert_allclose(float(state.best_fitness), every.max(), atol=1e-5)
+    np.testing.assert_allclose(float(fitness(state.best_genome[None])[0]), every.max(), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["regularized_evolution", "genetic_algorithm", "evosax_CMA_ES"])
+def test_evolution_beats_random_search_on_the_example(name):
+    budget = 240
+
+    def best_after(strategy, key):
+        def generation(state, key):
+            genomes, state = strategy.ask(key, state)
+            return strategy.tell(genomes, fitness(genomes), state), None
+
+        state, _ = jax.lax.scan(generation, strategy.init(key),
+                                jax.random.split(key, budget // strategy.batch_size))
+        return state.best_fitness
+
+    keys = jax.random.split(jax.random.key(1), 16)
+    settings = {"regularized_evolution": {"population_size": 24, "sample_size": 6,
+                                          "batch_size": 8},
+                "genetic_algorithm": {"population_size": 24},
+                "evosax_CMA_ES": {"population_size": 24}}[name]
+    evolved = fast_jit(jax.vmap(functools.partial(
+        best_after, evonas.get_strategy(name, ENCODING.space, **settings))))(keys)
+    random = fast_jit(jax.vmap(functools.partial(
+        best_after, evonas.RandomSearch(ENCODING.space, batch_size=24))))(keys)
+    # Mean distance to the target in log-parameters: evolution gets closer.
+    assert float(-evolved.mean()) < float(-random.mean())
