@@ -1,5 +1,6 @@
 # The README's two commands: `make run` and `make test`. Each creates the environment if it is
-# missing, installs the project into it, then runs.
+# missing, installs the project into it, then runs. The suite runs on two workers (pytest-xdist):
+# it is mostly XLA compiles, which use one core each.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -20,7 +21,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check evonas tests benchmarks examples
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/nb201_search.py --runs 500 --budget 1000

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import concurrent.futures
 import copy
 import json
 import random
@@ -70,17 +71,22 @@ def search_fn(strategy, table, budget: int, noise: float):
     return jax.jit(jax.vmap(jax.vmap(run, in_axes=(0, 0)), in_axes=(0, None)))
 
 
-def run_strategy(name, encoding, table, runs, budget, noise, seed):
-    strategy = make_strategy(name, encoding.space)
+def compile_strategy(name, table, runs, budget, noise, seed):
+    """Builds and compiles one strategy's program; returns (compiled, args, strategy, seconds)."""
+    strategy = make_strategy(name, get_encoding("nb201").space)
     fn = search_fn(strategy, table, budget, noise)
     keys = jax.random.split(jax.random.key(seed), runs * len(DATASETS))
     keys = keys.reshape(runs, len(DATASETS))  # each (run, dataset) has its own stream
     datasets = jnp.arange(len(DATASETS))
     start = time.perf_counter()
     compiled = fn.lower(keys, datasets).compile()
-    compile_s = time.perf_counter() - start
+    return compiled, (keys, datasets), time.perf_counter() - start
+
+
+def run_compiled(compiled, args, table, runs, budget):
+    """Runs one compiled search program; returns (results, run seconds)."""
     start = time.perf_counter()
-    trace = jax.block_until_ready(compiled(keys, datasets))
+    trace = jax.block_until_ready(compiled(*args))
     run_s = time.perf_counter() - start
     selected = selected_true(np.asarray(trace.observed), np.asarray(trace.true))  # [R, D, Q]
     results = {}
@@ -95,9 +101,7 @@ def run_strategy(name, encoding, table, runs, budget, noise, seed):
                 for q in CHECKPOINTS if q <= budget
             },
         }
-    evaluations = runs * len(DATASETS) * budget
-    return results, {"compile_s": round(compile_s, 3), "run_s": round(run_s, 3),
-                     "us_per_eval": run_s / evaluations * 1e6}
+    return results, run_s
 
 
 class _Model:
@@ -203,6 +207,10 @@ def main(argv=None) -> dict:
     if args.noise < 0:
         parser.error(f"--noise must be >= 0; got {args.noise}")
 
+    # The non-partitionable Threefry lowering draws random bits about 6x faster on XLA:CPU when
+    # many independent keys are vmapped (measured here: 0.5 ms against 3.2 ms for 90k words). It
+    # only changes which numbers a key gives, not their quality.
+    jax.config.update("jax_threefry_partitionable", False)
     total_start = time.perf_counter()
     table = load_table()
     encoding = get_encoding("nb201")
@@ -210,13 +218,20 @@ def main(argv=None) -> dict:
         ["random_search", "regularized_evolution", "genetic_algorithm"]
         + [f"evosax_{n}" for n in EVOSAX_DEFAULT if n in evosax_algorithm_names()]
     )
+    # XLA compiles one program per strategy; compiling two at a time uses both cores. The runs
+    # themselves are timed one after the other, on a quiet machine.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(compile_strategy, name, table, args.runs, args.budget,
+                                     args.noise, args.seed) for name in names}
+        programs = {name: future.result() for name, future in futures.items()}
     results, timings = {}, {}
+    evaluations = args.runs * len(DATASETS) * args.budget
     for name in names:
-        results[name], timings[name] = run_strategy(
-            name, encoding, table, args.runs, args.budget, args.noise, args.seed
-        )
-        print(f"{name:32s} compile {timings[name]['compile_s']:6.2f}s  run "
-              f"{timings[name]['run_s']:6.2f}s  "
+        compiled, call_args, compile_s = programs[name]
+        results[name], run_s = run_compiled(compiled, call_args, table, args.runs, args.budget)
+        timings[name] = {"compile_s": compile_s, "run_s": run_s,
+                         "us_per_eval": run_s / evaluations * 1e6}
+        print(f"{name:32s} compile {compile_s:6.2f}s  run {run_s:6.3f}s  "
               + "  ".join(f"{d}: {r['final_mean']:.2f}" for d, r in results[name].items()),
               file=sys.stderr)
     reference_runs = args.reference_runs or max(5, args.runs // 10)
