@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python benchmarks/nb201_search.py
+	$(BIN)/evonas run
 
 test: $(STAMP)
 	$(BIN)/ruff check evonas tests benchmarks examples

@@ -27,10 +27,26 @@ from evonas.strategies import (
 
 __version__ = "0.1.0"
 
+# The experiment layer pulls in orbax and the report: loaded on first use, so `evonas list` and
+# scripts that only use strategies stay quick to import.
+_LAZY = {"Experiment": "evonas.experiment", "ExperimentConfig": "evonas.experiment",
+         "load_model": "evonas.experiment"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'evonas' has no attribute {name!r}")
+
+
 __all__ = [
     "Encoding",
     "Evaluator",
     "EvosaxStrategy",
+    "Experiment",
+    "ExperimentConfig",
     "GeneticAlgorithm",
     "GenomeSpace",
     "RandomSearch",
@@ -43,6 +59,7 @@ __all__ = [
     "get_strategy",
     "list_encodings",
     "list_strategies",
+    "load_model",
     "register_encoding",
     "register_strategy",
 ]

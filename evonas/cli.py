@@ -168,6 +168,60 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_result(result: Any) -> None:
+    """The end of a run: the best architecture, its scores, and where everything is."""
+    best, final = result.best, result.final
+    print(f"search: {result.generations} generations, {result.evaluations} evaluations")
+    if best is not None:
+        layers = best["description"].get("layers", "")
+        print(f"best: #{best['id']} fitness {best['fitness']:.4f}, {best['params']} params, "
+              f"genome {best['genome']}")
+        if layers:
+            print(f"  layers: {json.dumps(layers)}")
+    if final is not None:
+        accs = ", ".join(f"{m['test_acc']:.4f}" for m in final["models"])
+        print(f"retrained top {len(final['models'])} ({final['retrain_steps']} steps, train+val): "
+              f"test accuracy {accs}")
+        if "ensemble_test_acc" in final:
+            print(f"ensemble of {final['ensemble_size']} (mean logits): test accuracy "
+                  f"{final['ensemble_test_acc']:.4f}")
+        print(f"exported: {result.run_dir / 'best'} (evonas.load_model('{result.run_dir}'))")
+    print(f"run directory: {result.run_dir}")
+    if result.report is not None:
+        print(f"report: {result.report}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from evonas.experiment import Experiment, ExperimentConfig
+
+    config = (ExperimentConfig.from_yaml(args.config) if args.config
+              else ExperimentConfig.from_dict({}))
+    overrides = list(args.set)
+    if args.seed is not None:
+        overrides.append(f"search.seed={args.seed}")
+    if overrides:
+        config = config.with_overrides(overrides)
+    _print_result(Experiment(config, run_dir=args.run_dir).run())
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from evonas.experiment import Experiment
+
+    _print_result(Experiment.resume(args.run_dir).run())
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from evonas.report import write_report
+    from evonas.store import RunDir
+
+    RunDir(args.run_dir, readonly=True)  # a clear error for a path that is not a run
+    paths = write_report(args.run_dir)
+    print(f"report: {paths['html']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evonas", description="Evolutionary neural architecture search in JAX."
@@ -206,6 +260,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compact", action="store_true", help="print on one line")
     p.set_defaults(func=cmd_bench)
 
+    p = sub.add_parser("run", help="run a search experiment (no config: the default MNIST-1D one)")
+    p.add_argument("config", nargs="?", help="a YAML config (default: the embedded experiment)")
+    p.add_argument("--run-dir", help="the run directory (default: runs/<encoding>-<data>-<time>)")
+    p.add_argument("--seed", type=int, help="the search seed (same as --set search.seed=N)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="a config override, e.g. search.generations=4 (repeatable)",
+    )
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("resume", help="continue a run from its last complete generation")
+    p.add_argument("run_dir", help="the run directory")
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("report", help="write a run's plots and HTML page (run_dir/report)")
+    p.add_argument("run_dir", help="the run directory")
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser("list", help="list encodings and strategies")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_list)
@@ -221,6 +293,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"evonas: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:  # a config file that can't be read, a disk that can't be written
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"evonas: error: {where}{err.strerror or err}; check the path and its permissions",
+              file=sys.stderr)
         return EXIT_USAGE
 
 

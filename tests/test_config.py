@@ -39,8 +39,9 @@ def test_defaults_describe_the_default_experiment():
     config = ExperimentConfig()
     assert (config.encoding.name, config.dataset.name) == ("conv", "mnist1d")
     assert config.strategy.name == "regularized_evolution"
-    assert config.search.generations * config.search.population_size == 128
-    assert config.train == TrainConfig()
+    assert config.search.generations * config.search.population_size == 80
+    assert config.train == TrainConfig(steps=200)
+    assert config.encoding.options["max_layers"] == 4
     assert config.search.objectives == (ObjectiveConfig("val_acc", "max"),)
     config.check_names()  # every default name is registered
 
@@ -200,8 +201,10 @@ def test_with_overrides_parses_yaml_scalars_and_reaches_into_options():
     assert config.train.learning_rate == pytest.approx(3e-4)
     assert config.train.steps == 25
     assert config.display.progress is False
-    assert config.encoding.options == {"max_layers": 2, "widths": [8, 16]}
-    assert config.strategy.params == {"population_size": 32, "sample_size": 4}
+    # Overrides reach into the default conv options and leave the other options as they are.
+    assert config.encoding.options["max_layers"] == 2
+    assert config.encoding.options["widths"] == [8, 16]
+    assert config.strategy.params == {"population_size": 16, "sample_size": 4}
     assert config.run_dir == "runs/x"
     assert base == ExperimentConfig()  # the original is unchanged
 
@@ -212,7 +215,7 @@ def test_with_overrides_parses_yaml_scalars_and_reaches_into_options():
         ("train.steps", "must look like section.key=value"),
         ("=3", "must look like section.key=value"),
         ("train..steps=3", "must look like section.key=value"),
-        ("train.steps.x=1", "'train.steps' is a value (300), not a section"),
+        ("train.steps.x=1", "'train.steps' is a value (200), not a section"),
         ("train.steps=[1", "cannot read the value of override"),
     ],
 )
@@ -231,7 +234,7 @@ def test_fingerprint_covers_what_determines_the_search_only():
     ])
     assert same.fingerprint() == fp
     for change in ["train.steps=301", "search.seed=1", "encoding.options.max_layers=2",
-                   "strategy.params.sample_size=4", "dataset.seed=3", "final.ensemble=true",
+                   "strategy.params.sample_size=5", "dataset.seed=3", "final.ensemble=false",
                    "search.constraints=['params <= 1000']", "train.learning_rate=0.02"]:
         assert base.with_overrides([change]).fingerprint() != fp, change
 

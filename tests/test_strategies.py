@@ -226,3 +226,31 @@ def test_bad_space_and_tell_shapes_are_named():
     state = strategy.init(jax.random.key(0))
     with pytest.raises(ValueError, match=r"fitness of shape \(4,\).*got \(4, 8\) and \(3,\)"):
         strategy.tell(jnp.zeros((4, 8), jnp.int32), jnp.zeros(3), state)
+
+
+def test_parents_are_evaluation_ids_of_the_members_children_came_from():
+    # Regularized evolution: after warm-up, each child is one gene from the member whose birth
+    # (its evaluation id) is recorded as its parent; warm-up children are random (-1).
+    re_ = RegularizedEvolution(TOY, population_size=4, sample_size=2, batch_size=4)
+    genomes, state = re_.ask(jax.random.key(0), re_.init(jax.random.key(0)))
+    np.testing.assert_array_equal(state.parents, [-1, -1, -1, -1])
+    state = re_.tell(genomes, jnp.arange(4, dtype=jnp.float32), state)
+    children, state = re_.ask(jax.random.key(1), state)
+    parents = np.asarray(state.parents)
+    assert parents.min() >= 0 and parents.max() <= 3
+    by_id = np.asarray(genomes)  # ids 0..3 were told in this order
+    np.testing.assert_array_equal((np.asarray(children) != by_id[parents]).sum(-1), 1)
+    # Genetic algorithm: a copied child (no crossover, no mutation) equals its first parent.
+    ga = GeneticAlgorithm(TOY, population_size=4, tournament_size=2, crossover_rate=0.0,
+                          mutation_rate=0.0, num_elites=1)
+    genomes, state = ga.ask(jax.random.key(0), ga.init(jax.random.key(0)))
+    np.testing.assert_array_equal(state.parents, -np.ones((4, 2)))
+    state = ga.tell(genomes, jnp.arange(4, dtype=jnp.float32), state)
+    np.testing.assert_array_equal(np.sort(np.asarray(state.ids)), [0, 1, 2, 3])
+    children, state = ga.ask(jax.random.key(1), state)
+    parents = np.asarray(state.parents)
+    np.testing.assert_array_equal(parents[:, 1], -1)
+    np.testing.assert_array_equal(np.asarray(children), np.asarray(genomes)[parents[:, 0]])
+    # The next generation's ids continue the evaluation order (4..7); the elite keeps id 3.
+    state = ga.tell(children, jnp.arange(4, 8, dtype=jnp.float32), state)
+    assert 3 in np.asarray(state.ids) and set(np.asarray(state.ids).tolist()) <= {3, 4, 5, 6, 7}

@@ -1,4 +1,4 @@
-"""Experiments: the typed configuration of a search (the host loop will join it here)."""
+"""Experiments: the typed configuration of a search, its host loop, final retraining, export."""
 
 from evonas.experiment.config import (
     Constraint,
@@ -12,16 +12,22 @@ from evonas.experiment.config import (
     StrategyConfig,
     parse_constraint,
 )
+from evonas.experiment.load import evaluate_model, load_model
+from evonas.experiment.runner import Experiment, ExperimentResult
 
 __all__ = [
     "Constraint",
     "DatasetConfig",
     "DisplayConfig",
     "EncodingConfig",
+    "Experiment",
     "ExperimentConfig",
+    "ExperimentResult",
     "FinalConfig",
     "ObjectiveConfig",
     "SearchConfig",
     "StrategyConfig",
+    "evaluate_model",
+    "load_model",
     "parse_constraint",
 ]

@@ -8,6 +8,7 @@ what is allowed, never an hour into a run.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -40,21 +41,38 @@ FINGERPRINT_EXCLUDED = (
     "train.memory_budget_mb",
     "train.compile_cache_dir",
     "train.steps_per_call",
+    "train.parallel_groups",
 )
 
 
 # -- sections --------------------------------------------------------------------------------
 
 
+# The default experiment's conv space: 4 layers of 3 widths and 5 ops. Smaller than the encoding's
+# own default so that a generation of 16 compiles and trains in about 45 s on a 2-core CPU (few
+# shapes, no 64-wide layers), yet 3-4 conv layers reach 96-98 % on MNIST-1D once retrained.
+DEFAULT_CONV_OPTIONS: dict[str, Any] = {
+    "max_layers": 4,
+    "widths": [16, 32, 48],
+    "ops": ["conv3", "conv5", "conv7", "maxpool3", "identity"],
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class EncodingConfig:
-    """Which genome encoding to search, and the options passed to its factory."""
+    """Which genome encoding to search, and the options passed to its factory.
+
+    ``conv`` with no options gets :data:`DEFAULT_CONV_OPTIONS` (the default experiment's space);
+    other encodings with no options get their own defaults.
+    """
 
     name: str = "conv"
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         check_fields(self, "encoding")
+        if self.name == "conv" and not self.options:
+            object.__setattr__(self, "options", copy.deepcopy(DEFAULT_CONV_OPTIONS))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +105,7 @@ class StrategyConfig:
 
     name: str = "regularized_evolution"
     params: dict[str, Any] = dataclasses.field(
-        default_factory=lambda: {"population_size": 32, "sample_size": 8}
+        default_factory=lambda: {"population_size": 16, "sample_size": 4}
     )
 
     def __post_init__(self):
@@ -129,17 +147,21 @@ class SearchConfig:
         seed: seed of the whole search (strategy, initialisation, batches).
         objectives: the first is the fitness; more than one makes the search multi-objective.
         constraints: bounds such as ``"params <= 200000"``; a violating architecture fails.
+        patience: stop early after this many generations without a better best fitness;
+            ``None`` never stops early.
     """
 
     population_size: int = 16
-    generations: int | None = 8
+    generations: int | None = 5
     evaluations: int | None = None
     seed: int = 0
     objectives: tuple[ObjectiveConfig, ...] = (ObjectiveConfig(),)
     constraints: tuple[str, ...] = ()
+    patience: int | None = None
 
     def __post_init__(self):
         check_fields(self, "search")
+        check_positive("search.patience", self.patience)
         check_positive("search.population_size", self.population_size)
         check_positive("search.generations", self.generations)
         check_positive("search.evaluations", self.evaluations)
@@ -174,12 +196,12 @@ class FinalConfig:
     Attributes:
         retrain_top_k: how many of the best to retrain and test; 0 skips final retraining.
         retrain_steps: optimiser steps of each final retraining.
-        ensemble: also report the test score of the retrained models' averaged predictions.
+        ensemble: also report the test score of the retrained models' averaged logits.
     """
 
     retrain_top_k: int = 3
     retrain_steps: int = 2000
-    ensemble: bool = False
+    ensemble: bool = True
 
     def __post_init__(self):
         check_fields(self, "final")
@@ -194,10 +216,13 @@ class DisplayConfig:
     Attributes:
         progress: print a progress line per generation.
         report: write the HTML report (``run_dir/report/``) when the run ends.
+        tensorboard: also write TensorBoard scalars to ``run_dir/tensorboard`` (needs the
+            ``tensorboardX`` package).
     """
 
     progress: bool = True
     report: bool = True
+    tensorboard: bool = False
 
     def __post_init__(self):
         check_fields(self, "display")
@@ -218,7 +243,8 @@ class ExperimentConfig:
     encoding: EncodingConfig = EncodingConfig()
     dataset: DatasetConfig = DatasetConfig()
     strategy: StrategyConfig = StrategyConfig()
-    train: TrainConfig = TrainConfig()
+    # 200 steps rank architectures well enough; the final retraining gives the accuracy.
+    train: TrainConfig = TrainConfig(steps=200)
     search: SearchConfig = SearchConfig()
     final: FinalConfig = FinalConfig()
     display: DisplayConfig = DisplayConfig()

@@ -38,6 +38,11 @@ class GeneticAlgorithmState:
     best_genome: jax.Array  # int32[G]
     best_fitness: jax.Array  # float32, in the user's direction
     generation: jax.Array  # int32, number of tells
+    # int32[N]: each member's evaluation id (the order it was told in; -1 before the first tell).
+    ids: jax.Array
+    # int32[N, 2]: per child of the latest ask, the ids of its two parents (second -1 when it
+    # copied one parent; both -1 for a random child).
+    parents: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +116,8 @@ class GeneticAlgorithm:
             best_genome=jnp.zeros((g,), jnp.int32),
             best_fitness=from_score(jnp.float32(-jnp.inf), self.maximize),
             generation=jnp.int32(0),
+            ids=jnp.full((n,), -1, jnp.int32),
+            parents=jnp.full((n, 2), -1, jnp.int32),
         )
 
     @partial(jax.jit, static_argnums=0)
@@ -125,13 +132,20 @@ class GeneticAlgorithm:
         # random genome, so a failed individual never passes its genes on.
         fresh = self.space.sample(k_random, 2 * n)
         failed = jnp.isneginf(state.scores[parents]) | (state.generation == 0)
+        parent_ids = jnp.where(failed, -1, state.ids[parents])
         parents = jnp.where(failed[:, None], fresh, state.population[parents])
         a, b = parents[:n], parents[n:]
         recombine = jax.random.uniform(k_do, (n, 1)) < self.crossover_rate
         children = jnp.where(recombine, CROSSOVERS[self.crossover](k_cross, a, b), a)
         children = mutate(k_mutate, children, self.space, self.effective_mutation_rate)
+        lineage = jnp.stack(
+            [parent_ids[:n], jnp.where(recombine[:, 0], parent_ids[n:], -1)], axis=1
+        ).astype(jnp.int32)
         # The first generation is uniform: no selection or variation has happened yet.
-        return jnp.where(state.generation == 0, fresh[:n], children), state
+        first = state.generation == 0
+        return jnp.where(first, fresh[:n], children), state.replace(
+            parents=jnp.where(first, -1, lineage)
+        )
 
     @partial(jax.jit, static_argnums=0)
     def tell(
@@ -145,10 +159,15 @@ class GeneticAlgorithm:
         best_children = truncation_selection(scores, self.population_size - self.num_elites)
         population = jnp.concatenate([state.population[elites], genomes[best_children]])
         pop_scores = jnp.concatenate([state.scores[elites], scores[best_children]])
+        child_ids = state.generation * self.population_size + jnp.arange(
+            self.population_size, dtype=jnp.int32
+        )
+        ids = jnp.concatenate([state.ids[elites], child_ids[best_children]])
         # After the first tell there is no previous population to take elites from.
         first = state.generation == 0
         population = jnp.where(first, genomes, population)
         pop_scores = jnp.where(first, scores, pop_scores)
+        ids = jnp.where(first, child_ids, ids)
         best, best_score = update_best(
             state.best_genome, to_score(state.best_fitness, self.maximize), genomes, scores
         )
@@ -158,6 +177,7 @@ class GeneticAlgorithm:
             best_genome=best,
             best_fitness=from_score(best_score, self.maximize),
             generation=state.generation + 1,
+            ids=ids.astype(jnp.int32),
         )
 
 

@@ -44,6 +44,9 @@ class RegularizedEvolutionState:
     best_genome: jax.Array  # int32[G]
     best_fitness: jax.Array  # float32, in the user's direction
     generation: jax.Array  # int32, number of tells
+    # int32[batch_size]: per child of the latest ask, its parent's birth (= evaluation id when
+    # every asked child is told in order, as the experiment runner does); -1 for a random child.
+    parents: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +96,7 @@ class RegularizedEvolution:
             best_genome=jnp.zeros((g,), jnp.int32),
             best_fitness=from_score(jnp.float32(-jnp.inf), self.maximize),
             generation=jnp.int32(0),
+            parents=jnp.full((self.batch_size,), -1, jnp.int32),
         )
 
     @partial(jax.jit, static_argnums=0)
@@ -102,7 +106,8 @@ class RegularizedEvolution:
         """``batch_size`` children: random during warm-up, else mutated tournament winners.
 
         A child whose tournament found only failed (or empty) members is random too, so a failed
-        individual is never a parent.
+        individual is never a parent. The returned state's ``parents`` holds each child's parent
+        (its birth number), or -1 for a random child.
         """
         k_sample, k_mutate, k_random = jax.random.split(key, 3)
         filled = jnp.minimum(state.count, self.population_size)
@@ -112,7 +117,8 @@ class RegularizedEvolution:
         warm_up = state.count + jnp.arange(self.batch_size) < self.population_size
         random = warm_up | jnp.isneginf(state.scores[winners])
         fresh = self.space.sample(k_random, self.batch_size)
-        return jnp.where(random[:, None], fresh, children), state
+        parents = jnp.where(random, -1, state.birth[winners]).astype(jnp.int32)
+        return jnp.where(random[:, None], fresh, children), state.replace(parents=parents)
 
     @partial(jax.jit, static_argnums=0)
     def tell(

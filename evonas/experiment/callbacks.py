@@ -1,0 +1,234 @@
+"""Callbacks of the experiment's host loop: progress, JSON-lines metrics, TensorBoard, early stop.
+
+A callback sees the run start (with the summaries of generations already done, so a resumed run
+restores its state from the history, not from memory), every finished generation, and the end.
+Callbacks only observe, except :class:`EarlyStopping`, whose decision is a pure function of the
+history, so a resumed run stops exactly where an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationInfo:
+    """What one finished generation reports to callbacks.
+
+    Attributes:
+        generation: its number (0-based).
+        generations: the generation budget, or None.
+        evaluations: rows in the history after it.
+        max_evaluations: the evaluation budget, or None.
+        best, median, worst: this generation's fitness (None when all failed).
+        best_so_far: the best fitness of the whole run so far.
+        trained, cached, failed: how many rows were trained, reused, failed.
+        seconds: wall seconds of the generation.
+    """
+
+    generation: int
+    generations: int | None
+    evaluations: int
+    max_evaluations: int | None
+    best: float | None
+    median: float | None
+    worst: float | None
+    best_so_far: float | None
+    trained: int
+    cached: int
+    failed: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Callback:
+    """Base class: every hook does nothing."""
+
+    def on_start(self, run_dir: Path, done: list[dict[str, Any]]) -> None:
+        """The loop starts; ``done`` holds the history's summaries of finished generations."""
+
+    def on_generation(self, info: GenerationInfo) -> None:
+        """A generation was committed to the history and checkpointed."""
+
+    def should_stop(self) -> bool:
+        """Whether the search should end before its budget."""
+        return False
+
+    def on_end(self, summary: dict[str, Any]) -> None:
+        """The run ended (search, final retraining and report done)."""
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class Progress(Callback):
+    """A rich progress bar over generations on a terminal, one plain log line each otherwise.
+
+    Shows the best so far and the generation's median fitness, evaluations per second and the
+    time left (from the mean generation time of this process).
+
+    Args:
+        stream: where to write (default stdout); a bar is drawn only if it is a terminal.
+    """
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream if stream is not None else sys.stdout
+        self._bar: Any = None
+        self._task: Any = None
+        self._times: list[float] = []
+        self._evals: list[int] = []
+
+    def on_start(self, run_dir: Path, done: list[dict[str, Any]]) -> None:
+        self._done = len(done)
+        self._start = time.perf_counter()
+
+    def _eta(self, info: GenerationInfo) -> float | None:
+        mean = sum(self._times) / len(self._times)
+        left = []
+        if info.generations is not None:
+            left.append(info.generations - info.generation - 1)
+        if info.max_evaluations is not None:
+            per_generation = max(1.0, sum(self._evals) / len(self._evals))
+            left.append(math.ceil((info.max_evaluations - info.evaluations) / per_generation))
+        return mean * max(0, min(left)) if left else None
+
+    def on_generation(self, info: GenerationInfo) -> None:
+        self._times.append(info.seconds)
+        self._evals.append(info.trained + info.cached)
+        rate = (info.trained + info.cached) / max(info.seconds, 1e-9)
+        eta = self._eta(info)
+        fields = (f"best {_fmt(info.best_so_far)}  median {_fmt(info.median)}  "
+                  f"{rate:.1f} eval/s  left {'?' if eta is None else _duration(eta)}")
+        if self.stream.isatty():
+            self._draw(info, fields)
+        else:
+            total = "" if info.generations is None else f"/{info.generations}"
+            print(f"generation {info.generation + 1}{total}  evaluations {info.evaluations}  "
+                  f"trained {info.trained}  cached {info.cached}  failed {info.failed}  "
+                  f"{fields}", file=self.stream, flush=True)
+
+    def _draw(self, info: GenerationInfo, fields: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+        from rich.progress import Progress as RichProgress
+
+        if self._bar is None:
+            from rich.console import Console
+
+            self._bar = RichProgress(
+                TextColumn("generation"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"), console=Console(file=self.stream),
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("search", total=info.generations,
+                                            completed=self._done, info="")
+        self._bar.update(self._task, completed=info.generation + 1, info=fields)
+
+    def on_end(self, summary: dict[str, Any]) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+class JsonLines(Callback):
+    """Appends one JSON object per generation to ``run_dir/metrics.jsonl``.
+
+    On start, lines of generations that the history no longer holds (dropped by a resume) are
+    removed, so the file matches the history.
+    """
+
+    FILE = "metrics.jsonl"
+
+    def on_start(self, run_dir: Path, done: list[dict[str, Any]]) -> None:
+        self.path = run_dir / self.FILE
+        last = max((d["generation"] for d in done), default=-1)
+        if self.path.is_file():
+            keep = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("generation", -1) <= last]
+            self.path.write_text("".join(line + "\n" for line in keep))
+
+    def on_generation(self, info: GenerationInfo) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(info.as_dict()) + "\n")
+
+
+class TensorBoard(Callback):
+    """Writes per-generation scalars (best, median, evaluations per second) with tensorboardX.
+
+    Raises:
+        ValueError: ``tensorboardX`` is not installed.
+    """
+
+    def __init__(self):
+        try:
+            import tensorboardX
+        except ImportError:
+            raise ValueError(
+                "display.tensorboard=true needs the tensorboardX package, which is not "
+                "installed; `pip install tensorboardX` or set display.tensorboard=false"
+            ) from None
+        self._module = tensorboardX
+        self._writer: Any = None
+
+    def on_start(self, run_dir: Path, done: list[dict[str, Any]]) -> None:
+        self._writer = self._module.SummaryWriter(str(run_dir / "tensorboard"))
+
+    def on_generation(self, info: GenerationInfo) -> None:
+        for name in ("best", "median", "worst", "best_so_far"):
+            value = getattr(info, name)
+            if value is not None:
+                self._writer.add_scalar(f"fitness/{name}", value, info.generation)
+        rate = (info.trained + info.cached) / max(info.seconds, 1e-9)
+        self._writer.add_scalar("speed/evaluations_per_second", rate, info.generation)
+
+    def on_end(self, summary: dict[str, Any]) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+class EarlyStopping(Callback):
+    """Stops the search after ``patience`` generations without a better best fitness.
+
+    Args:
+        patience: generations without improvement tolerated.
+        maximize: the fitness direction.
+    """
+
+    def __init__(self, patience: int, maximize: bool = True):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience must be a positive integer; got {patience!r}")
+        self.patience = patience
+        self.sign = 1.0 if maximize else -1.0
+        self.best = -math.inf
+        self.stale = 0
+
+    def _see(self, best: float | None) -> None:
+        score = -math.inf if best is None or not math.isfinite(best) else self.sign * best
+        if score > self.best:
+            self.best, self.stale = score, 0
+        else:
+            self.stale += 1
+
+    def on_start(self, run_dir: Path, done: list[dict[str, Any]]) -> None:
+        self.best, self.stale = -math.inf, 0
+        for summary in done:  # replaying the history restores the state after a resume
+            self._see(summary.get("best"))
+
+    def on_generation(self, info: GenerationInfo) -> None:
+        self._see(info.best)
+
+    def should_stop(self) -> bool:
+        return self.stale >= self.patience

@@ -1,0 +1,148 @@
+"""One generation's evaluation: de-duplication against the history, constraints, training, rows.
+
+The de-duplication cache is the history itself (``History.lookup``): a genome evaluated in any
+earlier generation, before or after a resume, is not trained again; its stored result is reused
+and its row is recorded with ``cached=1``. Only the unique new genomes of a generation are trained,
+in one population. A genome that violates a cost constraint is not trained at all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from evonas.experiment.components import COST_METRICS
+from evonas.experiment.config import ExperimentConfig
+from evonas.experiment.constraints import Constraint
+from evonas.store import History, genome_key
+
+
+class GenerationResult(NamedTuple):
+    """The rows of a generation (history order), the fitness told to the strategy, counts."""
+
+    rows: list[dict[str, Any]]
+    fitness: np.ndarray  # float32[B], NaN where failed or infeasible
+    trained: int
+    cached: int
+    failed: int
+    train_seconds: float
+
+
+def _violations(constraints: Sequence[Constraint], values: dict[str, float]) -> str | None:
+    """``"constraint params <= 1000 violated (params=2048)"`` for the first broken one, or None."""
+    for c in constraints:
+        if c.metric in values and not c.holds(values[c.metric]):
+            return (f"constraint {c.metric} {c.operator} {c.bound:g} violated "
+                    f"({c.metric}={values[c.metric]:g})")
+    return None
+
+
+class GenerationEvaluator:
+    """Evaluates the genomes a strategy asked for, one generation at a time.
+
+    Args:
+        config: the experiment (objective and constraints).
+        encoding: the trainable encoding.
+        evaluator: a ``TrainingEvaluator`` (its ``last_result`` gives failure reasons).
+    """
+
+    def __init__(self, config: ExperimentConfig, encoding: Any, evaluator: Any):
+        self.encoding = encoding
+        self.evaluator = evaluator
+        self.objective = config.search.objectives[0].name
+        constraints = config.search.parsed_constraints()
+        self.cost_constraints = [c for c in constraints if c.metric in COST_METRICS]
+        self.metric_constraints = [c for c in constraints if c.metric not in COST_METRICS]
+        self._costs = jax.jit(jax.vmap(encoding.cost))
+
+    def evaluate(self, key: jax.Array, genomes: np.ndarray, parents: np.ndarray,
+                 history: History) -> GenerationResult:
+        """Evaluates ``genomes`` (``int32[B, G]``); ids continue ``history.count()``.
+
+        Args:
+            key: the generation's evaluation key (training initialisation and batches).
+            genomes: what the strategy asked, in order.
+            parents: ``int32[B, k]`` parent ids per genome (-1: none).
+            history: the run's history, the de-duplication cache.
+        """
+        genomes = np.asarray(genomes, np.int32)
+        keys = [genome_key(g) for g in genomes]
+        reused: dict[str, dict[str, Any]] = {}
+        new: list[int] = []  # first occurrence of each genome never evaluated before
+        for i, k in enumerate(keys):
+            if k in reused or any(keys[j] == k for j in new):
+                continue
+            hit = history.lookup(k)
+            if hit is not None:
+                reused[k] = hit
+            else:
+                new.append(i)
+        fresh, seconds = self._evaluate_new(key, genomes[new]) if new else ({}, 0.0)
+        fresh = {keys[i]: row for i, row in zip(new, fresh)}
+        start = history.count()
+        rows, first = [], set()
+        for i, k in enumerate(keys):
+            trained = k in fresh and k not in first
+            first.add(k)
+            source = fresh[k] if k in fresh else reused[k]
+            row = {f: source.get(f) for f in _RESULT_FIELDS}
+            row.update(
+                id=start + i, genome=genomes[i].tolist(), genome_key=k,
+                parents=[int(p) for p in np.ravel(parents[i]) if p >= 0],
+                cached=not trained,
+                train_seconds=source.get("train_seconds") if trained else 0.0,
+            )
+            rows.append(row)
+        fitness = np.asarray([np.nan if r["fitness"] is None or r["failed"] else r["fitness"]
+                              for r in rows], np.float32)
+        return GenerationResult(rows, fitness, len(new), len(rows) - len(new),
+                                sum(bool(r["failed"]) for r in rows), seconds)
+
+    def _evaluate_new(self, key: jax.Array, genomes: np.ndarray
+                      ) -> tuple[list[dict[str, Any]], float]:
+        """Result fields of never-seen genomes: infeasible ones fail untrained, the rest train."""
+        costs = {k: np.asarray(v, np.float64) for k, v in
+                 self._costs(jnp.asarray(genomes)).items()}
+        rows = []
+        for i, genome in enumerate(genomes):
+            values = {m: float(costs[m][i]) for m in COST_METRICS}
+            reason = _violations(self.cost_constraints, values)
+            rows.append({
+                "description": self.encoding.describe(genome), "metrics": {},
+                "params": values["params"], "flops": values["flops"],
+                "executed_flops": float(costs["executed_flops"][i]),
+                "failed": reason is not None, "reason": reason, "fitness": None,
+                "train_seconds": 0.0,
+            })
+        feasible = [i for i, r in enumerate(rows) if not r["failed"]]
+        if not feasible:
+            return rows, 0.0
+        results = self.evaluator.evaluate(key, genomes[feasible])
+        last = self.evaluator.last_result
+        share = last.seconds / len(feasible)  # wall time of the population, split evenly
+        metrics = {k: np.asarray(v, np.float64) for k, v in results.metrics.items()}
+        for j, i in enumerate(feasible):
+            row = rows[i]
+            measured = {k: float(v[j]) for k, v in metrics.items()}
+            failed = bool(results.failed[j])
+            reason = last.reasons[j] if failed else _violations(
+                self.metric_constraints, measured)
+            value = {**measured, "params": row["params"], "flops": row["flops"]}[self.objective]
+            row.update(
+                metrics={k: v for k, v in measured.items() if math.isfinite(v)},
+                val_acc=measured.get("val_acc"), val_loss=measured.get("val_loss"),
+                failed=failed or reason is not None, reason=reason,
+                fitness=None if failed or reason is not None else value,
+                train_seconds=share,
+            )
+        return rows, last.seconds
+
+
+# Fields of a result row that a cached copy reuses unchanged.
+_RESULT_FIELDS = ("description", "fitness", "metrics", "val_acc", "val_loss", "params", "flops",
+                  "executed_flops", "failed", "reason")

@@ -1,0 +1,232 @@
+"""``Experiment``: the host loop of a search: ask, de-duplicate, evaluate, tell, record, checkpoint.
+
+Determinism and resume: every random number comes from ``search.seed`` by explicit key folding,
+``fold_in(search_key, generation)`` for generation ``g``, so generation ``g``'s keys are the same
+whether or not the process restarted in between. Each generation is committed to the history and
+then checkpointed (the strategy state); a resumed run restores the newest valid checkpoint,
+drops history rows it does not cover and continues, writing exactly the rows an uninterrupted run
+writes. After the search the top k are retrained and the best exported (``evonas.experiment.
+final``), then the report is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from evonas.experiment.callbacks import (
+    Callback,
+    EarlyStopping,
+    GenerationInfo,
+    JsonLines,
+    Progress,
+    TensorBoard,
+)
+from evonas.experiment.components import Components, build_components
+from evonas.experiment.config import ExperimentConfig
+from evonas.experiment.final import read_final, run_final
+from evonas.experiment.generation import GenerationEvaluator
+from evonas.store import NoCheckpointError, RunDir, RunDirError
+
+# Streams folded into the seed's key: one per use, so adding a use never shifts another's.
+_STRATEGY_INIT, _SEARCH, _FINAL = 0, 1, 2
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentResult:
+    """What a finished run produced.
+
+    Attributes:
+        run_dir: the run directory.
+        generations: generations in the history.
+        evaluations: rows in the history.
+        best: the history row of the best architecture found (None if every one failed).
+        final: ``best/final.json`` (retrained top-k and ensemble test accuracy), or None.
+        report: the report's ``index.html``, or None when ``display.report`` is off.
+    """
+
+    run_dir: Path
+    generations: int
+    evaluations: int
+    best: dict[str, Any] | None
+    final: dict[str, Any] | None
+    report: Path | None
+
+
+def default_run_dir(config: ExperimentConfig) -> Path:
+    """``runs/<encoding>-<dataset>-<time>``: a new directory per run."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dataset = config.dataset.name.replace(":", "-")
+    return Path("runs") / f"{config.encoding.name}-{dataset}-{stamp}"
+
+
+def _parents(state: Any, batch: int) -> np.ndarray:
+    """Parent ids of the last asked batch from the strategy state (-1 where unknown)."""
+    parents = getattr(state, "parents", None)
+    if parents is None:
+        return np.full((batch, 1), -1, np.int32)
+    return np.asarray(parents, np.int32).reshape(batch, -1)
+
+
+def _summary(fitness: np.ndarray, maximize: bool, seconds: float) -> dict[str, Any]:
+    ok = sorted(float(f) for f in fitness if np.isfinite(f))
+    if not ok:
+        return {"best": None, "median": None, "worst": None, "wall_seconds": seconds}
+    best, worst = (ok[-1], ok[0]) if maximize else (ok[0], ok[-1])
+    return {"best": best, "median": statistics.median(ok), "worst": worst,
+            "wall_seconds": seconds}
+
+
+def _better(a: float | None, b: float | None, maximize: bool) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b) if maximize else min(a, b)
+
+
+class Experiment:
+    """One search experiment: ``Experiment(config).run()``, or ``Experiment.resume(dir).run()``.
+
+    Args:
+        config: the experiment.
+        callbacks: extra callbacks (progress, JSON lines, TensorBoard and early stopping come
+            from the config).
+        run_dir: the run directory; default ``config.run_dir``, else ``runs/<...>-<time>``. An
+            existing run of the same experiment is continued.
+    """
+
+    def __init__(self, config: ExperimentConfig, *, callbacks: Sequence[Callback] = (),
+                 run_dir: str | os.PathLike | None = None):
+        self.config = config
+        chosen = run_dir if run_dir is not None else config.run_dir
+        self.run_dir = Path(chosen) if chosen is not None else default_run_dir(config)
+        self.extra_callbacks = list(callbacks)
+
+    @classmethod
+    def resume(cls, run_dir: str | os.PathLike, *, callbacks: Sequence[Callback] = ()
+               ) -> Experiment:
+        """The experiment of an existing run directory, to continue from its last checkpoint.
+
+        Raises:
+            RunDirError: not a run directory, or its config no longer matches its fingerprint.
+            NoCheckpointError: no checkpoint yet (start it again with ``evonas run``).
+        """
+        run = RunDir(run_dir, readonly=True)
+        config = ExperimentConfig.from_dict(run.config)
+        if config.fingerprint() != run.fingerprint:
+            raise RunDirError(
+                f"{run.config_path} no longer matches the run (fingerprint {run.fingerprint}); "
+                "it was edited: restore it or start a new run"
+            )
+        steps = [p for p in run.checkpoints_dir.iterdir() if p.name.isdigit()] \
+            if run.checkpoints_dir.is_dir() else []
+        if not steps:
+            raise NoCheckpointError(
+                f"no checkpoint in {run.checkpoints_dir}: nothing to resume; start it again with "
+                f"`evonas run {run.config_path} --run-dir {run.path}`"
+            )
+        return cls(config, callbacks=callbacks, run_dir=run_dir)
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def _callbacks(self) -> list[Callback]:
+        display, search = self.config.display, self.config.search
+        callbacks: list[Callback] = [JsonLines()]
+        if display.progress:
+            callbacks.append(Progress())
+        if display.tensorboard:
+            callbacks.append(TensorBoard())
+        if search.patience is not None:
+            callbacks.append(EarlyStopping(search.patience, search.objectives[0].maximize))
+        return callbacks + self.extra_callbacks
+
+    def _budget_left(self, generation: int, evaluations: int) -> bool:
+        search = self.config.search
+        if search.generations is not None and generation >= search.generations:
+            return False
+        return search.evaluations is None or evaluations < search.evaluations
+
+    def run(self) -> ExperimentResult:
+        """Runs (or continues) the search, the final retraining and the report.
+
+        Raises:
+            ValueError: the config can't be built; RunDirError: the run directory holds another
+                experiment or can't be written. Both are raised before anything is written.
+        """
+        config = self.config
+        parts = build_components(config)
+        callbacks = self._callbacks()
+        resolved = dataclasses.replace(config, run_dir=os.fspath(self.run_dir))
+        run = RunDir.create(self.run_dir, resolved.to_dict(), config.fingerprint())
+        with run:
+            self._search(run, parts, callbacks)
+            best_rows = run.history.rows()
+            final = read_final(run.best_dir)
+            if final is None and config.final.retrain_top_k > 0:
+                final = run_final(jax.random.fold_in(jax.random.key(config.search.seed), _FINAL),
+                                  config, parts.encoding, parts.encoding_options, parts.dataset,
+                                  best_rows, run.best_dir)
+            report = None
+            if config.display.report:
+                from evonas.report import write_report
+
+                report = write_report(run.path)["html"]
+            maximize = config.search.objectives[0].maximize
+            ok = [r for r in best_rows if r["fitness"] is not None and not r["failed"]]
+            sign = -1.0 if maximize else 1.0
+            best = min(ok, key=lambda r: (sign * r["fitness"], r["id"])) if ok else None
+            result = ExperimentResult(run.path, len(run.history.generations()), len(best_rows),
+                                      best, final, report)
+        for callback in callbacks:
+            callback.on_end(dataclasses.asdict(result))
+        return result
+
+    def _search(self, run: RunDir, parts: Components, callbacks: list[Callback]) -> None:
+        """The generations left in the budget, each committed and checkpointed."""
+        config, strategy = self.config, parts.strategy
+        seed_key = jax.random.key(config.search.seed)
+        state = strategy.init(jax.random.fold_in(seed_key, _STRATEGY_INIT))
+        checkpoint = run.resume(state, missing_ok=True)
+        generation = 0
+        if checkpoint is not None:
+            state, generation = checkpoint.state, checkpoint.generation + 1
+        done = run.history.generations()
+        for callback in callbacks:
+            callback.on_start(run.path, done)
+        maximize = config.search.objectives[0].maximize
+        best_so_far = None
+        for summary in done:
+            best_so_far = _better(best_so_far, summary["best"], maximize)
+        evaluate = GenerationEvaluator(config, parts.encoding, parts.evaluator)
+        search_key = jax.random.fold_in(seed_key, _SEARCH)
+        while self._budget_left(generation, run.history.count()):
+            if any(c.should_stop() for c in callbacks):
+                break
+            start = time.perf_counter()
+            k_ask, k_eval = jax.random.split(jax.random.fold_in(search_key, generation))
+            genomes, state = strategy.ask(k_ask, state)
+            parents = _parents(state, strategy.batch_size)
+            result = evaluate.evaluate(k_eval, np.asarray(genomes), parents, run.history)
+            state = strategy.tell(genomes, jnp.asarray(result.fitness), state)
+            seconds = time.perf_counter() - start
+            summary = _summary(result.fitness, maximize, seconds)
+            run.commit_generation(generation, result.rows, summary, state)
+            best_so_far = _better(best_so_far, summary["best"], maximize)
+            info = GenerationInfo(
+                generation, config.search.generations, run.history.count(),
+                config.search.evaluations, summary["best"], summary["median"], summary["worst"],
+                best_so_far, result.trained, result.cached, result.failed, seconds,
+            )
+            for callback in callbacks:
+                callback.on_generation(info)
+            generation += 1

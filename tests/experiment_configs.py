@@ -1,0 +1,45 @@
+"""Tiny experiment configs shared by the experiment, resume and CLI tests (seconds, not minutes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from evonas.experiment import ExperimentConfig
+
+
+def tiny_dict(**sections: dict[str, Any]) -> dict[str, Any]:
+    """An MLP search on 300 digits: 3 generations of 4, 20 steps; sections override parts."""
+    data: dict[str, Any] = {
+        "encoding": {"name": "mlp", "options": {"max_layers": 2, "widths": [16, 32]}},
+        "dataset": {"name": "digits", "limit": 300},
+        "strategy": {"name": "regularized_evolution",
+                     "params": {"population_size": 4, "sample_size": 2}},
+        # masked: one compile for every population, the cheapest plan for tiny MLPs.
+        "train": {"steps": 20, "batch_size": 32, "plan": "masked"},
+        "search": {"population_size": 4, "generations": 3, "seed": 7},
+        "final": {"retrain_top_k": 2, "retrain_steps": 40},
+        "display": {"progress": False, "report": False},
+    }
+    for name, values in sections.items():
+        data[name] = {**data[name], **values}
+    return data
+
+
+def tiny_config(**sections: dict[str, Any]) -> ExperimentConfig:
+    return ExperimentConfig.from_dict(tiny_dict(**sections))
+
+
+def write_yaml(path, **sections: dict[str, Any]):
+    path.write_text(yaml.safe_dump(tiny_dict(**sections)))
+    return path
+
+
+def evaluations(run_dir) -> list[tuple]:
+    """Every ``evaluations`` row of a run as comparable tuples (genome, fitness, ...)."""
+    from evonas.store import History
+
+    with History(run_dir / "history.sqlite", readonly=True) as history:
+        return [(r["id"], r["generation"], tuple(r["genome"]), r["fitness"], r["failed"],
+                 r["cached"], tuple(r["parents"]), r["val_loss"]) for r in history.rows()]
