@@ -41,7 +41,6 @@ FINGERPRINT_EXCLUDED = (
     "train.memory_budget_mb",
     "train.compile_cache_dir",
     "train.steps_per_call",
-    "train.parallel_groups",
 )
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
-import jax
 import optax
 
 OPTIMIZERS = ("adam", "sgd")
@@ -54,9 +52,6 @@ class TrainConfig:
         evaluate_test: also measure the test split (for final reports, never for fitness).
         compile_cache_dir: JAX's persistent compilation cache directory (``None``: leave JAX's
             setting alone); used by every plan, it is what makes ``grouped`` cheap across runs.
-        parallel_groups: how many groups train at once, in host threads (``None``: the number
-            of CPU cores when JAX runs on the CPU, where one compile or one small model uses a
-            single core; 1 on accelerators). Results do not depend on it.
     """
 
     steps: int = 300
@@ -71,7 +66,6 @@ class TrainConfig:
     memory_budget_mb: float = 2048.0
     evaluate_test: bool = False
     compile_cache_dir: str | None = None
-    parallel_groups: int | None = None
 
     def __post_init__(self):
         _check_int("steps", self.steps)
@@ -87,19 +81,9 @@ class TrainConfig:
         if not isinstance(self.evaluate_test, bool):
             raise ValueError(f"TrainConfig.evaluate_test must be True or False; "
                              f"got {self.evaluate_test!r}")
-        if self.parallel_groups is not None:
-            _check_int("parallel_groups", self.parallel_groups)
         if self.compile_cache_dir is not None and not isinstance(self.compile_cache_dir, str):
             raise ValueError(f"TrainConfig.compile_cache_dir must be a path string or None; "
                              f"got {self.compile_cache_dir!r}")
-
-    def resolved_parallel_groups(self) -> int:
-        """``parallel_groups``, with ``None`` resolved for the current default backend."""
-        if self.parallel_groups is not None:
-            return self.parallel_groups
-        if jax.default_backend() == "cpu":
-            return max(1, min(os.cpu_count() or 1, 4))
-        return 1
 
     def program_options(self) -> ProgramOptions:
         """The fields that shape compiled programs (and so key their cache)."""

@@ -6,7 +6,6 @@ per-individual work runs inside jitted, vmapped programs (``evonas.train.program
 
 from __future__ import annotations
 
-import concurrent.futures
 import time
 from typing import Any, NamedTuple
 
@@ -194,42 +193,26 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
         fail_step, fail_loss = np.full(p, -1, np.int64), np.zeros(p, np.float32)
         train_loss = np.zeros(p, np.float32)
         loss_sum, confusion = np.zeros((p, s), np.float64), np.zeros((p, s, c, c), np.float64)
-        workers = min(config.resolved_parallel_groups(), len(groups))
-        # Concurrent groups each hold a chunk: share the memory budget between them.
-        budget = config.memory_budget_mb / workers
-
-        def run_group(group: Group) -> list[tuple[np.ndarray, int, _ChunkOutput]]:
+        step_seconds = []
+        for group in groups:
             cost = executed_of(group.bounds)
             need = individual_bytes(cost["executed_params"], cost["executed_flops"], max_macs,
                                     act, options)
-            size = min(group.size, chunk_size(budget, need, sharding.count))
+            size = min(group.size, chunk_size(config.memory_budget_mb, need, sharding.count))
             spec = spec_of(group.bounds)
-            outs = []
+            times = []
             for index, real in _chunks(group, size):
                 chunk_params = jax.tree.map(lambda a, i=index: a[i], init)
                 out = _run_chunk(cache, spec, chunk_params, genomes[index], data, sharding)
                 cache.seen.add((spec, size))
                 if np.isfinite(out.step_seconds):
                     cache.step_seconds[(spec, size)] = out.step_seconds
-                outs.append((index, real, out))
-            return outs
-
-        if workers > 1:
-            # XLA compiles a program on one core and a small model's step leaves the other
-            # idle: groups are independent, so running two at once uses the machine. Results
-            # do not depend on the order groups finish in.
-            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-                per_group = list(pool.map(run_group, groups))
-        else:
-            per_group = [run_group(group) for group in groups]
-        step_seconds = []
-        for outs in per_group:
-            for index, real, out in outs:
                 idx = index[:real]  # padding individuals are discarded
                 fail_step[idx], fail_loss[idx] = out.fail_step[:real], out.fail_loss[:real]
                 train_loss[idx] = out.train_loss[:real]
                 loss_sum[idx], confusion[idx] = out.loss_sum[:real], out.confusion[:real]
-            step_seconds.append(float(np.mean([out.step_seconds for _, _, out in outs])))
+                times.append(out.step_seconds)
+            step_seconds.append(float(np.mean(times)))
     seconds = time.perf_counter() - start
 
     failed = fail_step >= 0
