@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from evonas.benchmarks.nb201 import DATASETS, load_table
-from evonas.benchmarks.search import search, selected_true
+from evonas.benchmarks.search import search, selected_true, summarize
 from evonas.genomes import get_encoding
 from evonas.strategies import evosax_algorithm_names, get_strategy
 
@@ -89,18 +89,10 @@ def run_compiled(compiled, args, table, runs, budget):
     trace = jax.block_until_ready(compiled(*args))
     run_s = time.perf_counter() - start
     selected = selected_true(np.asarray(trace.observed), np.asarray(trace.true))  # [R, D, Q]
-    results = {}
-    for d, dataset in enumerate(DATASETS):
-        optimum = float(np.max(table.test_acc[d]))
-        final = selected[:, d, -1]
-        results[dataset] = {
-            "final_mean": round(float(final.mean()), 4),
-            "final_std": round(float(final.std()), 4),
-            "regret": {
-                str(q): round(float((optimum - selected[:, d, q - 1]).mean()), 4)
-                for q in CHECKPOINTS if q <= budget
-            },
-        }
+    results = {
+        dataset: summarize(selected[:, d], float(np.max(table.test_acc[d])), CHECKPOINTS)
+        for d, dataset in enumerate(DATASETS)
+    }
     return results, run_s
 
 

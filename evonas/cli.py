@@ -118,7 +118,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import jax
 
     from evonas.benchmarks.nb201 import DATASETS, load_table
-    from evonas.benchmarks.search import run_searches, selected_true, tabular_evaluate
+    from evonas.benchmarks.search import (
+        run_searches,
+        selected_true,
+        summarize,
+        tabular_evaluate,
+    )
     from evonas.evaluators import TabularEvaluator
     from evonas.strategies import get_strategy
 
@@ -138,7 +143,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     selected = selected_true(np.asarray(trace.observed), np.asarray(trace.true))
     table = load_table()
     optimum = float(table.test_acc[DATASETS.index(args.dataset)].max())
-    checkpoints = [q for q in (10, 30, 100, 300, 1000, 3000, 10000) if q <= args.budget]
+    checkpoints = (10, 30, 100, 300, 1000, 3000, 10000)
     best_run = int(np.argmax(selected[:, -1]))
     best_at = int(np.argmax(np.where(np.isnan(trace.observed[best_run]), -np.inf,
                                      trace.observed[best_run])))
@@ -152,11 +157,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "budget": args.budget,
         "noise": args.noise,
         "optimum": round(optimum, 4),
-        "final_mean": round(float(selected[:, -1].mean()), 4),
-        "final_std": round(float(selected[:, -1].std()), 4),
-        "regret": {
-            str(q): round(float((optimum - selected[:, q - 1]).mean()), 4) for q in checkpoints
-        },
+        **summarize(selected, optimum, checkpoints),
         "best": {
             "genome": best_genome.tolist(),
             "arch_str": evaluator.encoding.to_arch_str(best_genome),

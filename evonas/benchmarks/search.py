@@ -83,6 +83,25 @@ def selected_true(observed: np.ndarray, true: np.ndarray, maximize: bool = True)
     return np.take_along_axis(np.asarray(true), pointer, axis=-1)
 
 
+def summarize(selected: np.ndarray, optimum: float, checkpoints) -> dict:
+    """Final accuracy (mean, std over runs) and mean regret after each of ``checkpoints``.
+
+    Args:
+        selected: ``[runs, Q]`` from :func:`selected_true`.
+        optimum: the best fitness in the space.
+        checkpoints: evaluation counts at which to report regret (those above ``Q`` are skipped).
+    """
+    final = selected[:, -1]
+    return {
+        "final_mean": round(float(final.mean()), 4),
+        "final_std": round(float(final.std()), 4),
+        "regret": {
+            str(q): round(float((optimum - selected[:, q - 1]).mean()), 4)
+            for q in checkpoints if q <= selected.shape[-1]
+        },
+    }
+
+
 def tabular_evaluate(evaluator) -> EvaluateFn:
     """Adapts a :class:`~evonas.evaluators.TabularEvaluator` to ``(observed, true)``."""
 

@@ -58,6 +58,13 @@ def from_score(score: jax.Array, maximize: bool) -> jax.Array:
     return score if maximize else -score
 
 
+def no_best(space: GenomeSpace, maximize: bool) -> tuple[jax.Array, jax.Array]:
+    """``(best_genome, best_fitness)`` before anything was told: the worst value, in the user's
+    direction (``-inf`` when maximising, ``+inf`` when minimising)."""
+    genome = jnp.zeros((space.num_genes,), jnp.int32)
+    return genome, from_score(jnp.float32(-jnp.inf), maximize)
+
+
 def update_best(
     best_genome: jax.Array, best_score: jax.Array, genomes: jax.Array, scores: jax.Array
 ) -> tuple[jax.Array, jax.Array]:

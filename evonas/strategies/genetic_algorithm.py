@@ -21,6 +21,7 @@ from evonas.strategies.base import (
     check_positive,
     check_rate,
     from_score,
+    no_best,
     register_strategy,
     to_score,
     update_best,
@@ -109,12 +110,13 @@ class GeneticAlgorithm:
     def init(self, key: jax.Array) -> GeneticAlgorithmState:
         """An empty state; the first ``ask`` is random (``key`` is unused)."""
         del key
+        best_genome, best_fitness = no_best(self.space, self.maximize)
         n, g = self.population_size, self.space.num_genes
         return GeneticAlgorithmState(
             population=jnp.zeros((n, g), jnp.int32),
             scores=jnp.full((n,), -jnp.inf, jnp.float32),
-            best_genome=jnp.zeros((g,), jnp.int32),
-            best_fitness=from_score(jnp.float32(-jnp.inf), self.maximize),
+            best_genome=best_genome,
+            best_fitness=best_fitness,
             generation=jnp.int32(0),
             ids=jnp.full((n,), -1, jnp.int32),
             parents=jnp.full((n, 2), -1, jnp.int32),

@@ -18,6 +18,7 @@ from evonas.strategies._checks import check_common, check_told
 from evonas.strategies.base import (
     check_positive,
     from_score,
+    no_best,
     register_strategy,
     to_score,
     update_best,
@@ -55,9 +56,10 @@ class RandomSearch:
     def init(self, key: jax.Array) -> RandomSearchState:
         """The empty state (``key`` is unused; kept for the common signature)."""
         del key
+        best_genome, best_fitness = no_best(self.space, self.maximize)
         return RandomSearchState(
-            best_genome=jnp.zeros((self.space.num_genes,), jnp.int32),
-            best_fitness=from_score(jnp.float32(-jnp.inf), self.maximize),
+            best_genome=best_genome,
+            best_fitness=best_fitness,
             generation=jnp.int32(0),
         )
 

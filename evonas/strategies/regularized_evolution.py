@@ -21,6 +21,7 @@ from evonas.strategies._checks import check_common, check_told
 from evonas.strategies.base import (
     check_positive,
     from_score,
+    no_best,
     register_strategy,
     to_score,
     update_best,
@@ -87,14 +88,15 @@ class RegularizedEvolution:
     def init(self, key: jax.Array) -> RegularizedEvolutionState:
         """An empty population (``key`` is unused; kept for the common signature)."""
         del key
+        best_genome, best_fitness = no_best(self.space, self.maximize)
         n, g = self.population_size, self.space.num_genes
         return RegularizedEvolutionState(
             population=jnp.zeros((n, g), jnp.int32),
             scores=jnp.full((n,), -jnp.inf, jnp.float32),
             birth=jnp.full((n,), -1, jnp.int32),
             count=jnp.int32(0),
-            best_genome=jnp.zeros((g,), jnp.int32),
-            best_fitness=from_score(jnp.float32(-jnp.inf), self.maximize),
+            best_genome=best_genome,
+            best_fitness=best_fitness,
             generation=jnp.int32(0),
             parents=jnp.full((self.batch_size,), -1, jnp.int32),
         )
