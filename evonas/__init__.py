@@ -14,6 +14,7 @@ from evonas.genomes import (
     list_encodings,
     register_encoding,
 )
+from evonas.pareto import hypervolume, pareto_front
 from evonas.strategies import (
     EvosaxStrategy,
     GeneticAlgorithm,
@@ -57,9 +58,11 @@ __all__ = [
     "TrainableEncoding",
     "get_encoding",
     "get_strategy",
+    "hypervolume",
     "list_encodings",
     "list_strategies",
     "load_model",
+    "pareto_front",
     "register_encoding",
     "register_strategy",
 ]

@@ -8,6 +8,7 @@ from evonas.operators.crossover import (
 )
 from evonas.operators.hashing import first_occurrence, genome_hash
 from evonas.operators.mutation import mutate, mutate_one
+from evonas.operators.pareto import crowded_tournament, crowding_distance, non_dominated_rank
 from evonas.operators.repair import repair
 from evonas.operators.selection import (
     tournament_contestants,
@@ -18,10 +19,13 @@ from evonas.operators.selection import (
 
 __all__ = [
     "CROSSOVERS",
+    "crowded_tournament",
+    "crowding_distance",
     "first_occurrence",
     "genome_hash",
     "mutate",
     "mutate_one",
+    "non_dominated_rank",
     "one_point_crossover",
     "repair",
     "tournament_contestants",
