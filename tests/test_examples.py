@@ -61,8 +61,26 @@ def test_example_cost_is_exact():
     assert int(ENCODING.cost(genome)["flops"]) == (params - 160) * 16 * 16 + 160
 
 
+def log_params(genomes):
+    """The second objective of multi-objective strategies, and MAP-Elites' descriptor."""
+    return jnp.log(jax.vmap(ENCODING.cost)(genomes)["params"].astype(jnp.float32))
+
+
+def objectives(genomes):
+    """Closeness to the target (maximised) against the log parameter count (minimised)."""
+    return jnp.stack([fitness(genomes), log_params(genomes)], axis=-1)
+
+
 def small(name):
     """Every strategy with a small population, so each search is a few milliseconds."""
+    if name == "nsga2":
+        return {"population_size": 8, "maximize": (True, False)}
+    if name == "weighted_sum":
+        return {"weights": (1.0, 0.1), "maximize": (True, False),
+                "strategy_params": {"population_size": 8, "sample_size": 3, "batch_size": 4}}
+    if name == "map_elites":
+        return {"batch_size": 8, "descriptors": lambda g: log_params(g)[:, None],
+                "bins": ((9.0, 10.0, 11.0, 12.0),)}
     if name == "random_search":
         return {"batch_size": 8}
     if name == "regularized_evolution":
@@ -81,16 +99,27 @@ def test_every_strategy_searches_the_example(name):
             raise
         strategy = evonas.get_strategy(name, ENCODING.space, population_size=16)
 
+    # A multi-objective strategy is told [B, 2]: closeness to the target and log parameters.
+    multi = evonas.strategies.num_objectives(strategy) > 1
+    told = objectives if multi else fitness
+
     def run(key):
         def generation(state, key):
             genomes, state = strategy.ask(key, state)
-            return strategy.tell(genomes, fitness(genomes), state), genomes
+            return strategy.tell(genomes, told(genomes), state), genomes
 
         return jax.lax.scan(generation, strategy.init(key), jax.random.split(key, 6))
 
     state, genomes = fast_jit(run)(jax.random.key(0))
     assert genomes.shape == (6, strategy.batch_size, ENCODING.space.num_genes)
     assert bool(ENCODING.space.contains(genomes).all())
+    if multi:
+        # The front of everything told grows past the first generation's.
+        every = np.asarray(jax.vmap(objectives)(genomes))
+        reference = (every[..., 0].min() - 1.0, every[..., 1].max() + 1.0)
+        first = evonas.hypervolume(every[0], reference, strategy.maximize)
+        assert evonas.hypervolume(every.reshape(-1, 2), reference, strategy.maximize) > first
+        return
     every = np.asarray(jax.vmap(fitness)(genomes))
     # The strategy's best is the best it was told, and it is that genome's own fitness.
     np.testing.assert_allclose(float(state.best_fitness), every.max(), atol=1e-5)

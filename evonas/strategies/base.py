@@ -74,6 +74,14 @@ def update_best(
     return jnp.where(better, genomes[i], best_genome), jnp.where(better, scores[i], best_score)
 
 
+def num_objectives(strategy: Any) -> int:
+    """How many objectives ``strategy.tell`` expects per genome: ``len(maximize)`` for a
+    multi-objective strategy (``maximize`` a tuple, fitness ``float32[B, M]``), 1 for a
+    single-objective one (``maximize`` a bool, fitness ``float32[B]``)."""
+    maximize = strategy.maximize
+    return 1 if isinstance(maximize, bool) else len(maximize)
+
+
 def check_positive(name: str, value: Any, owner: str) -> int:
     """Validates an integer hyper-parameter at construction time, with a message for people."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

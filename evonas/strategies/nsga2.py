@@ -1,0 +1,225 @@
+"""NSGA-II: elitist multi-objective evolution by non-dominated sorting and crowding distance.
+
+Deb, Pratap, Agarwal & Meyarivan 2002, "A Fast and Elitist Multiobjective Genetic Algorithm:
+NSGA-II", IEEE Transactions on Evolutionary Computation 6(2). Parents are chosen by binary
+tournaments under the crowded comparison (lower front first, then larger crowding distance);
+children by the foundation's crossover and per-gene mutation; the next population is the best
+``N`` of parents and children together, filled front by front, the last front cut by crowding
+distance.
+
+Multi-objective convention: ``maximize`` is a tuple, one bool per objective, and ``tell`` takes
+fitness ``float32[N, M]`` in the user's units. A row with a NaN anywhere is failed or infeasible:
+it ranks below every feasible row, never becomes a parent and is never on the front.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from evonas.genomes.space import GenomeSpace
+from evonas.operators import (
+    CROSSOVERS,
+    crowded_tournament,
+    crowding_distance,
+    mutate,
+    non_dominated_rank,
+)
+from evonas.strategies.base import check_positive, check_rate, register_strategy
+
+_OWNER = "NSGA2"
+
+
+@struct.dataclass
+class NSGA2State:
+    """The current population with its fronts, and the lineage of the latest ask."""
+
+    population: jax.Array  # int32[N, G]
+    objectives: jax.Array  # float32[N, M], the user's units; NaN = failed (or empty slot)
+    rank: jax.Array  # int32[N], front index among parents + children of the last tell
+    crowding: jax.Array  # float32[N], crowding distance within that front
+    # int32[N]: each member's evaluation id (the order it was told in; -1 = empty slot).
+    ids: jax.Array
+    # int32[N, 2]: per child of the latest ask, the ids of its two parents (second -1 when it
+    # copied one parent; both -1 for a random child).
+    parents: jax.Array
+    generation: jax.Array  # int32, number of tells
+
+
+def check_maximize_tuple(maximize: object, owner: str) -> tuple[bool, ...]:
+    """Validates a multi-objective ``maximize``: a tuple (or list) of at least two bools."""
+    if isinstance(maximize, (tuple, list)) and len(maximize) >= 2 and all(
+        isinstance(m, bool) for m in maximize
+    ):
+        return tuple(maximize)
+    raise ValueError(
+        f"{owner}: maximize must be a tuple of True/False, one per objective (at least 2), e.g. "
+        f"(True, False) for accuracy up and cost down; got {maximize!r}"
+    )
+
+
+def check_told_objectives(strategy: object, genomes: jax.Array, fitness: jax.Array) -> None:
+    """Trace-time shape check of a multi-objective ``tell``: ``[B, G]`` and ``[B, M]``."""
+    batch, genes = strategy.batch_size, strategy.space.num_genes
+    want = (batch, len(strategy.maximize))
+    if jnp.shape(genomes) != (batch, genes) or jnp.shape(fitness) != want:
+        raise ValueError(
+            f"{type(strategy).__name__}.tell expects genomes of shape {(batch, genes)} and "
+            f"fitness of shape {want} (one column per objective); got {jnp.shape(genomes)} and "
+            f"{jnp.shape(fitness)}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class NSGA2:
+    """NSGA-II over integer genomes: ``population_size`` children per ``ask``.
+
+    Args:
+        space: the genome space.
+        population_size: individuals per generation (and genomes per ``ask``).
+        maximize: one bool per objective: ``True`` where higher is better.
+        crossover: one of ``"uniform"``, ``"one_point"``, ``"two_point"``.
+        crossover_rate: probability that a child recombines two parents (else it copies one).
+        mutation_rate: per-gene mutation probability; ``None`` means ``1 / num_genes``.
+    """
+
+    space: GenomeSpace
+    population_size: int = 32
+    maximize: tuple[bool, ...] = (True, False)
+    crossover: str = "uniform"
+    crossover_rate: float = 0.9
+    mutation_rate: float | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.space, GenomeSpace):
+            got = type(self.space).__name__
+            raise ValueError(f"{_OWNER}: space must be a GenomeSpace; got {got}")
+        check_positive("population_size", self.population_size, _OWNER)
+        object.__setattr__(self, "maximize", check_maximize_tuple(self.maximize, _OWNER))
+        if self.crossover not in CROSSOVERS:
+            raise ValueError(
+                f"{_OWNER}: crossover must be one of {sorted(CROSSOVERS)}; got {self.crossover!r}"
+            )
+        object.__setattr__(
+            self, "crossover_rate", check_rate("crossover_rate", self.crossover_rate, _OWNER)
+        )
+        if self.mutation_rate is not None:
+            object.__setattr__(
+                self, "mutation_rate", check_rate("mutation_rate", self.mutation_rate, _OWNER)
+            )
+
+    @property
+    def batch_size(self) -> int:
+        """Every ``ask`` returns a whole generation."""
+        return self.population_size
+
+    @property
+    def num_objectives(self) -> int:
+        """``M``, the columns of the fitness ``tell`` takes."""
+        return len(self.maximize)
+
+    @property
+    def effective_mutation_rate(self) -> float:
+        """``mutation_rate``, or ``1 / num_genes`` (one gene per child on average) when unset."""
+        if self.mutation_rate is None:
+            return 1.0 / self.space.num_genes
+        return self.mutation_rate
+
+    @partial(jax.jit, static_argnums=0)
+    def init(self, key: jax.Array) -> NSGA2State:
+        """An empty population; the first ``ask`` is random (``key`` is unused)."""
+        del key
+        n, g, m = self.population_size, self.space.num_genes, self.num_objectives
+        return NSGA2State(
+            population=jnp.zeros((n, g), jnp.int32),
+            objectives=jnp.full((n, m), jnp.nan, jnp.float32),
+            rank=jnp.zeros((n,), jnp.int32),
+            crowding=jnp.zeros((n,), jnp.float32),
+            ids=jnp.full((n,), -1, jnp.int32),
+            parents=jnp.full((n, 2), -1, jnp.int32),
+            generation=jnp.int32(0),
+        )
+
+    @partial(jax.jit, static_argnums=0)
+    def ask(self, key: jax.Array, state: NSGA2State) -> tuple[jax.Array, NSGA2State]:
+        """``population_size`` children: uniform at first, then crowded binary tournaments,
+        crossover and per-gene mutation. The returned state's ``parents`` holds their lineage."""
+        n = self.population_size
+        k_select, k_cross, k_do, k_mutate, k_random = jax.random.split(key, 5)
+        winners = crowded_tournament(k_select, state.rank, state.crowding, 2 * n)
+        # A failed winner (possible only when fewer than N feasible rows exist) is replaced by a
+        # random genome, so an infeasible individual never passes its genes on.
+        fresh = self.space.sample(k_random, 2 * n)
+        failed = jnp.any(jnp.isnan(state.objectives[winners]), axis=1) | (state.generation == 0)
+        parent_ids = jnp.where(failed, -1, state.ids[winners])
+        parents = jnp.where(failed[:, None], fresh, state.population[winners])
+        a, b = parents[:n], parents[n:]
+        recombine = jax.random.uniform(k_do, (n, 1)) < self.crossover_rate
+        children = jnp.where(recombine, CROSSOVERS[self.crossover](k_cross, a, b), a)
+        children = mutate(k_mutate, children, self.space, self.effective_mutation_rate)
+        lineage = jnp.stack(
+            [parent_ids[:n], jnp.where(recombine[:, 0], parent_ids[n:], -1)], axis=1
+        ).astype(jnp.int32)
+        first = state.generation == 0
+        return jnp.where(first, fresh[:n], children), state.replace(
+            parents=jnp.where(first, -1, lineage)
+        )
+
+    @partial(jax.jit, static_argnums=0)
+    def tell(self, genomes: jax.Array, fitness: jax.Array, state: NSGA2State) -> NSGA2State:
+        """Next population: the best ``N`` of population and children by (rank, crowding).
+
+        Args:
+            genomes: ``int32[N, G]``, what ``ask`` returned.
+            fitness: ``float32[N, M]`` objective values in the user's units (NaN: failed).
+            state: the state ``ask`` returned.
+
+        Returns:
+            The new state; its ``rank`` and ``crowding`` are those computed among the ``2N``.
+
+        Raises:
+            ValueError: (at trace time) for shapes other than ``[N, G]`` and ``[N, M]``.
+        """
+        check_told_objectives(self, genomes, fitness)
+        n = self.population_size
+        child_ids = state.generation * n + jnp.arange(n, dtype=jnp.int32)
+        genomes_all = jnp.concatenate([state.population, jnp.asarray(genomes, jnp.int32)])
+        objectives = jnp.concatenate([state.objectives, jnp.asarray(fitness, jnp.float32)])
+        ids = jnp.concatenate([state.ids, child_ids])
+        rank = non_dominated_rank(objectives, self.maximize)
+        crowding = crowding_distance(objectives, rank)
+        survivors = self.survivors(rank, crowding, ids < 0)
+        return state.replace(
+            population=genomes_all[survivors],
+            objectives=objectives[survivors],
+            rank=rank[survivors],
+            crowding=crowding[survivors],
+            ids=ids[survivors].astype(jnp.int32),
+            generation=state.generation + 1,
+        )
+
+    def survivors(self, rank: jax.Array, crowding: jax.Array, empty: jax.Array) -> jax.Array:
+        """Indices of the ``N`` best rows by (filled first, rank ascending, crowding descending,
+        row order): whole fronts, the last one cut by crowding distance. ``int32[N]``."""
+        index = jnp.arange(rank.shape[0])
+        # lexsort's last key is primary.
+        order = jnp.lexsort((index, -crowding, rank, empty))
+        return order[: self.population_size].astype(jnp.int32)
+
+    @partial(jax.jit, static_argnums=0)
+    def front(self, state: NSGA2State) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """The current population's non-dominated set, as fixed-shape arrays and a mask.
+
+        Returns:
+            ``(genomes int32[N, G], objectives float32[N, M], mask bool[N])``: the rows where
+            ``mask`` is True are the front (feasible, rank 0; duplicates all kept).
+        """
+        feasible = ~jnp.any(jnp.isnan(state.objectives), axis=1)
+        return state.population, state.objectives, feasible & (state.rank == 0)
+
+
+register_strategy("nsga2", NSGA2)

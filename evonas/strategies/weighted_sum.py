@@ -1,0 +1,234 @@
+"""Weighted-sum scalarisation: any single-objective strategy on ``sum_i w_i * f_i``.
+
+The oldest way to search several objectives with a single-objective method, and the baseline a
+multi-objective method has to beat: it finds only the points of the front where a supporting
+hyperplane touches it, one per weight vector (Das & Dennis 1997, "A closer look at drawbacks of
+minimizing weighted sums of objectives for Pareto set generation in multicriteria optimization
+problems", Structural Optimization 14; Miettinen 1999, "Nonlinear Multiobjective
+Optimization"). ``alpha * accuracy - beta * cost`` is ``weights=(alpha, beta)`` with
+``maximize=(True, False)``.
+
+Multi-objective convention: ``maximize`` is a tuple, one bool per objective, and ``tell`` takes
+fitness ``float32[B, M]``; a row with a NaN anywhere scalarises to NaN, which the wrapped
+strategy treats as a failed evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from evonas.genomes.space import GenomeSpace
+from evonas.strategies.base import Strategy, get_strategy, num_objectives, register_strategy
+from evonas.strategies.nsga2 import check_maximize_tuple, check_told_objectives
+
+_OWNER = "WeightedSum"
+
+
+@struct.dataclass
+class WeightedSumState:
+    """The wrapped strategy's state, the parents of its latest ask and the best so far."""
+
+    inner: Any  # the wrapped strategy's state
+    # The wrapped state's ``parents`` after the latest ask (its shape: [B] or [B, 2]), or
+    # int32[B] of -1 when the wrapped strategy records none.
+    parents: jax.Array
+    best_genome: jax.Array  # int32[G], the best by scalarised score so far
+    best_score: jax.Array  # float32, its score (higher is better; -inf before any success)
+    best_objectives: jax.Array  # float32[M], its objectives in the user's units (NaN before)
+    generation: jax.Array  # int32, number of tells
+
+
+def _freeze(value: Any) -> Any:
+    """Lists to tuples (recursively), so the parameters can be part of a hashable strategy."""
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightedSum:
+    """A registered single-objective strategy searching a weighted sum of the objectives.
+
+    Args:
+        space: the genome space.
+        strategy: the wrapped strategy's registered name (e.g. ``"regularized_evolution"``);
+            it is built with ``maximize=True`` and maximises the score.
+        weights: one non-negative weight per objective.
+        maximize: one bool per objective: ``True`` where higher is better. The score is
+            ``sum_i weights[i] * (f_i if maximize[i] else -f_i)``.
+        strategy_params: keyword arguments of the wrapped strategy (e.g. its ``batch_size``).
+
+    Raises:
+        ValueError: for bad weights or directions, a multi-objective wrapped strategy, a
+            ``maximize`` among ``strategy_params``, or what the wrapped strategy rejects.
+    """
+
+    space: GenomeSpace
+    strategy: str = "regularized_evolution"
+    weights: tuple[float, ...] = (1.0, 1.0)
+    maximize: tuple[bool, ...] = (True, False)
+    strategy_params: Mapping[str, Any] | None = None
+    inner: Strategy = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if not isinstance(self.space, GenomeSpace):
+            got = type(self.space).__name__
+            raise ValueError(f"{_OWNER}: space must be a GenomeSpace; got {got}")
+        maximize = check_maximize_tuple(self.maximize, _OWNER)
+        object.__setattr__(self, "maximize", maximize)
+        weights = self.weights
+        try:
+            weights = tuple(float(w) for w in weights)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{_OWNER}: weights must be a sequence of numbers, one per objective; "
+                f"got {self.weights!r}"
+            ) from None
+        if len(weights) != len(maximize):
+            raise ValueError(
+                f"{_OWNER}: weights must have one entry per objective ({len(maximize)}, the "
+                f"length of maximize); got {len(weights)}: {self.weights!r}"
+            )
+        if not all(math.isfinite(w) and w >= 0.0 for w in weights) or not any(weights):
+            raise ValueError(
+                f"{_OWNER}: weights must be finite and non-negative, at least one positive "
+                f"(the direction comes from maximize); got {self.weights!r}"
+            )
+        object.__setattr__(self, "weights", weights)
+        if not isinstance(self.strategy, str):
+            raise ValueError(
+                f"{_OWNER}: strategy must be a registered strategy name; got {self.strategy!r}"
+            )
+        params = self.strategy_params
+        if params is None:
+            params = {}
+        elif isinstance(params, Mapping):
+            params = dict(params)
+        else:
+            try:
+                params = dict(params)  # a frozen tuple of (name, value) pairs
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{_OWNER}: strategy_params must be a mapping of the wrapped strategy's "
+                    f"keyword arguments; got {self.strategy_params!r}"
+                ) from None
+        if "maximize" in params:
+            raise ValueError(
+                f"{_OWNER}: strategy_params must not set maximize: the wrapped strategy always "
+                f"maximises the weighted sum (set the directions in {_OWNER}.maximize)"
+            )
+        frozen = tuple(sorted((str(k), _freeze(v)) for k, v in params.items()))
+        try:
+            hash(frozen)
+        except TypeError:
+            raise ValueError(
+                f"{_OWNER}: strategy_params values must be hashable (numbers, strings, tuples, "
+                f"functions); got {params!r}"
+            ) from None
+        object.__setattr__(self, "strategy_params", frozen)
+        try:
+            inner = get_strategy(self.strategy, self.space, maximize=True, **dict(frozen))
+        except ValueError:
+            self._check_single_objective(dict(frozen))
+            raise
+        self._check_single_objective(dict(frozen), inner)
+        object.__setattr__(self, "inner", inner)
+
+    def _check_single_objective(self, params: dict[str, Any], inner: Any = None) -> None:
+        """A multi-objective strategy (which rejects ``maximize=True``) can't be wrapped."""
+        if inner is None:
+            try:
+                inner = get_strategy(self.strategy, self.space, **params)
+            except ValueError:
+                return  # its own error (from building it with maximize=True) says what is wrong
+        if num_objectives(inner) != 1:
+            raise ValueError(
+                f"{_OWNER}: strategy must be a single-objective strategy; {self.strategy!r} "
+                f"takes {num_objectives(inner)} objectives"
+            ) from None
+
+    @property
+    def batch_size(self) -> int:
+        """The wrapped strategy's ``batch_size``."""
+        return self.inner.batch_size
+
+    @property
+    def num_objectives(self) -> int:
+        """``M``, the columns of the fitness ``tell`` takes."""
+        return len(self.maximize)
+
+    def scalarise(self, fitness: jax.Array) -> jax.Array:
+        """``float32[B, M] -> float32[B]``: the weighted sum, higher is better; NaN where any
+        objective is NaN (a zero weight does not hide a failed evaluation)."""
+        fitness = jnp.asarray(fitness, jnp.float32)
+        signed = jnp.where(jnp.asarray(self.maximize), fitness, -fitness)
+        score = signed @ jnp.asarray(self.weights, jnp.float32)
+        return jnp.where(jnp.any(jnp.isnan(fitness), axis=-1), jnp.nan, score)
+
+    def _parents(self, inner_state: Any) -> jax.Array:
+        parents = getattr(inner_state, "parents", None)
+        if parents is None:
+            return jnp.full((self.batch_size,), -1, jnp.int32)
+        return jnp.asarray(parents, jnp.int32)
+
+    @partial(jax.jit, static_argnums=0)
+    def init(self, key: jax.Array) -> WeightedSumState:
+        """The wrapped strategy's initial state, and no best yet."""
+        inner = self.inner.init(key)
+        return WeightedSumState(
+            inner=inner,
+            parents=self._parents(inner),
+            best_genome=jnp.zeros((self.space.num_genes,), jnp.int32),
+            best_score=jnp.float32(-jnp.inf),
+            best_objectives=jnp.full((self.num_objectives,), jnp.nan, jnp.float32),
+            generation=jnp.int32(0),
+        )
+
+    @partial(jax.jit, static_argnums=0)
+    def ask(self, key: jax.Array, state: WeightedSumState) -> tuple[jax.Array, WeightedSumState]:
+        """The wrapped strategy's ``ask``; ``parents`` is copied from its new state."""
+        genomes, inner = self.inner.ask(key, state.inner)
+        return genomes, state.replace(inner=inner, parents=self._parents(inner))
+
+    @partial(jax.jit, static_argnums=0)
+    def tell(
+        self, genomes: jax.Array, fitness: jax.Array, state: WeightedSumState
+    ) -> WeightedSumState:
+        """Tells the wrapped strategy the scalarised fitness.
+
+        Args:
+            genomes: ``int32[B, G]``, what ``ask`` returned.
+            fitness: ``float32[B, M]`` objective values in the user's units (NaN: failed).
+            state: the state ``ask`` returned.
+
+        Returns:
+            The new state.
+
+        Raises:
+            ValueError: (at trace time) for shapes other than ``[B, G]`` and ``[B, M]``.
+        """
+        check_told_objectives(self, genomes, fitness)
+        genomes = jnp.asarray(genomes, jnp.int32)
+        fitness = jnp.asarray(fitness, jnp.float32)
+        score = self.scalarise(fitness)
+        clean = jnp.where(jnp.isnan(score), -jnp.inf, score)
+        i = jnp.argmax(clean)
+        better = clean[i] > state.best_score
+        return state.replace(
+            inner=self.inner.tell(genomes, score, state.inner),
+            best_genome=jnp.where(better, genomes[i], state.best_genome),
+            best_score=jnp.where(better, clean[i], state.best_score),
+            best_objectives=jnp.where(better, fitness[i], state.best_objectives),
+            generation=state.generation + 1,
+        )
+
+
+register_strategy("weighted_sum", WeightedSum)
