@@ -155,6 +155,11 @@ class CellEncoding:
                 f"got {size}"
             )
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """One example's shape, NHWC without the batch axis: ``(size, size, in_channels)``."""
+        return (self.input_size, self.input_size, self.in_channels)
+
     @functools.cached_property
     def space(self) -> GenomeSpace:
         """Six genes ``edge_T_F`` (the op on the edge from node F to node T), choices ``OPS``."""
