@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -187,6 +188,15 @@ def _print_result(result: Any) -> None:
             print(f"ensemble of {final['ensemble_size']} (mean logits): test accuracy "
                   f"{final['ensemble_test_acc']:.4f}")
         print(f"exported: {result.run_dir / 'best'} (evonas.load_model('{result.run_dir}'))")
+    front = getattr(result, "front", None)
+    if front is not None:
+        names = [o["name"] for o in front["objectives"]]
+        print(f"Pareto front: {front['front_size']} architectures; {len(front['members'])} "
+              f"retrained ({front['retrain_steps']} steps) and exported to "
+              f"{result.run_dir / 'front'}/<id>:")
+        for m in front["members"]:
+            values = ", ".join(f"{n} {_format(float(m['objectives'][n]))}" for n in names)
+            print(f"  #{m['id']}: {values}, test accuracy {m['test_acc']:.4f}")
     print(f"run directory: {result.run_dir}")
     if result.report is not None:
         print(f"report: {result.report}")
@@ -220,6 +230,97 @@ def cmd_report(args: argparse.Namespace) -> int:
     RunDir(args.run_dir, readonly=True)  # a clear error for a path that is not a run
     paths = write_report(args.run_dir)
     print(f"report: {paths['html']}")
+    return 0
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return str(value)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [list(header)] + [[_format(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def cmd_front(args: argparse.Namespace) -> int:
+    import jax
+
+    from evonas.experiment import ExperimentConfig
+    from evonas.experiment.components import build_model_parts
+    from evonas.experiment.front import (
+        best_within_budgets,
+        export_within_budgets,
+        front_table,
+        parse_budgets,
+    )
+    from evonas.objectives import row_value
+    from evonas.store import RunDir
+
+    run = RunDir(args.run_dir, readonly=True)
+    config = ExperimentConfig.from_dict(run.config)
+    with run.history as history:
+        rows = history.rows()
+    objectives = config.search.objective_directions
+    if len(objectives) == 1:  # a single-objective run: its front against parameters
+        objectives = (*objectives, ("params", False))
+    budgets = [parse_budgets(text) for text in args.budget]
+    for metric, _ in budgets:
+        if all(math.isnan(row_value(r, metric)) for r in rows):
+            recorded = sorted({k for r in rows for k in (r.get("metrics") or {})}
+                              | {"params", "flops", "val_acc", "val_loss"})
+            raise UsageError(f"--budget names {metric!r}, which this run did not record; "
+                             f"recorded: {recorded}")
+    table = front_table(rows, objectives)
+    out: dict[str, Any] = {"run_dir": str(run.path), "objectives": [
+        {"name": n, "direction": "max" if m else "min"} for n, m in objectives], "front": table}
+    if not args.json:
+        names = [n for n, _ in objectives]
+        print(f"Pareto front of {run.path}: {len(table)} architectures ({', '.join(names)})")
+        costs = [c for c in ("params", "flops") if c not in names]
+        print(_table(["id", *names, *costs, "genome"],
+                     [[r["id"], *[r["objectives"][n] for n in names],
+                       *[float(r[c]) for c in costs], json.dumps(r["genome"])] for r in table]))
+    chosen_all = []
+    first = objectives[0][0]
+    parts = None
+    for metric, bounds in budgets:
+        chosen = best_within_budgets(rows, config, metric, bounds)
+        if args.export and any(row is not None for _, row in chosen):
+            if parts is None:
+                parts = build_model_parts(config)
+            dataset, encoding, options = parts
+            steps = args.steps or config.final.retrain_steps
+            entries = export_within_budgets(
+                jax.random.fold_in(jax.random.key(config.search.seed), 4), config, encoding,
+                options, dataset, chosen, metric, run.path / "budgets", steps)
+        else:
+            entries = [{"metric": metric, "bound": b, "architecture": None if row is None
+                        else {"id": row["id"], "genome": row["genome"],
+                              "objectives": {n: row_value(row, n) for n, _ in objectives},
+                              "params": row["params"], "flops": row["flops"]}}
+                       for b, row in chosen]
+        chosen_all.extend(entries)
+        if not args.json:
+            for entry, (_, row) in zip(entries, chosen):
+                arch = entry["architecture"]
+                if arch is None:
+                    print(f"{metric} <= {entry['bound']:g}: none found: no evaluated "
+                          f"architecture is within this budget")
+                    continue
+                tested = (f", test accuracy {arch['test_acc']:.4f} after retraining, exported "
+                          f"to {run.path / 'budgets' / entry['directory']}"
+                          if "test_acc" in arch else "")
+                print(f"{metric} <= {entry['bound']:g}: #{arch['id']} {first} "
+                      f"{arch['objectives'][first]:.4f}, {metric} "
+                      f"{_format(row_value(row, metric))}{tested}")
+    if budgets:
+        out["budgets"] = chosen_all
+    if args.json:
+        print(json.dumps(_jsonable(out)))
     return 0
 
 
@@ -278,6 +379,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write a run's plots and HTML page (run_dir/report)")
     p.add_argument("run_dir", help="the run directory")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "front", help="a run's Pareto front, and the best architecture within budgets"
+    )
+    p.add_argument("run_dir", help="the run directory")
+    p.add_argument(
+        "--budget", action="append", default=[], metavar="METRIC=V1,V2",
+        help="for each value, the best architecture with METRIC <= value, e.g. "
+        "params=20000,100000 (repeatable)",
+    )
+    p.add_argument("--no-export", dest="export", action="store_false",
+                   help="only choose; do not retrain, test and export to run_dir/budgets/")
+    p.add_argument("--steps", type=int, default=None,
+                   help="retraining steps (default: the run's final.retrain_steps)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_front)
 
     p = sub.add_parser("list", help="list encodings and strategies")
     p.add_argument("--json", action="store_true", help="print one JSON object")

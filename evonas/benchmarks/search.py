@@ -15,7 +15,8 @@ from flax import struct
 
 from evonas.strategies.base import Strategy
 
-# (key, genomes int32[B, G]) -> (fitness the strategy sees float32[B], true fitness float32[B])
+# (key, genomes int32[B, G]) -> (fitness the strategy sees, true fitness): float32[B], or
+# float32[B, M] for a multi-objective strategy (one column per objective).
 EvaluateFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
 
@@ -24,8 +25,8 @@ class SearchTrace:
     """Every evaluation of one search, in order: ``observed`` is what the strategy was told."""
 
     genomes: jax.Array  # int32[Q, G]
-    observed: jax.Array  # float32[Q]
-    true: jax.Array  # float32[Q]
+    observed: jax.Array  # float32[Q], or float32[Q, M] with M objectives
+    true: jax.Array  # float32[Q], or float32[Q, M]
 
 
 def generations_for(strategy: Strategy, budget: int) -> int:
@@ -59,11 +60,8 @@ def search(strategy: Strategy, evaluate: EvaluateFn, key: jax.Array, budget: int
     _, (genomes, observed, true) = jax.lax.scan(
         generation, state, jax.random.split(k_run, generations)
     )
-    return SearchTrace(
-        genomes=genomes.reshape(-1, genomes.shape[-1])[:budget],
-        observed=observed.reshape(-1)[:budget],
-        true=true.reshape(-1)[:budget],
-    )
+    flat = lambda x: x.reshape(-1, *x.shape[2:])[:budget]  # [generations, B, ...] -> [Q, ...]
+    return SearchTrace(genomes=flat(genomes), observed=flat(observed), true=flat(true))
 
 
 def selected_true(observed: np.ndarray, true: np.ndarray, maximize: bool = True) -> np.ndarray:

@@ -7,13 +7,14 @@ from evonas.experiment.config import (
     EncodingConfig,
     ExperimentConfig,
     FinalConfig,
+    LatencyConfig,
     ObjectiveConfig,
     SearchConfig,
     StrategyConfig,
     parse_constraint,
 )
 from evonas.experiment.load import evaluate_model, load_model
-from evonas.experiment.runner import Experiment, ExperimentResult
+from evonas.experiment.runner import Experiment, ExperimentResult, InfeasibleError
 
 __all__ = [
     "Constraint",
@@ -24,6 +25,8 @@ __all__ = [
     "ExperimentConfig",
     "ExperimentResult",
     "FinalConfig",
+    "InfeasibleError",
+    "LatencyConfig",
     "ObjectiveConfig",
     "SearchConfig",
     "StrategyConfig",

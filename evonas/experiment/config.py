@@ -133,6 +133,26 @@ class ObjectiveConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class LatencyConfig:
+    """How the ``latency`` metric is measured (see ``evonas.evaluators.LatencyMeter``).
+
+    Latency is measured only when an objective or a constraint names it: the exact-shape
+    standalone model of each new architecture, jitted on the current device, the median of
+    ``repeats`` inference calls on ``batch_size`` examples, in milliseconds.
+    """
+
+    batch_size: int = 1
+    repeats: int = 30
+    warmup: int = 3
+
+    def __post_init__(self):
+        check_fields(self, "search.latency")
+        check_positive("search.latency.batch_size", self.batch_size)
+        check_positive("search.latency.repeats", self.repeats)
+        check_positive("search.latency.warmup", self.warmup)
+
+
+@dataclasses.dataclass(frozen=True)
 class SearchConfig:
     """The search budget, seed, objectives and constraints.
 
@@ -144,8 +164,12 @@ class SearchConfig:
         generations: number of generations, or ``None`` for no limit.
         evaluations: number of evaluated architectures, or ``None`` for no limit.
         seed: seed of the whole search (strategy, initialisation, batches).
-        objectives: the first is the fitness; more than one makes the search multi-objective.
-        constraints: bounds such as ``"params <= 200000"``; a violating architecture fails.
+        objectives: the first is the fitness; more than one makes the search multi-objective
+            (a strategy such as ``nsga2`` or ``weighted_sum`` then gets every objective).
+        constraints: bounds such as ``"params <= 200000"`` or ``"latency <= 2"``; a violating
+            architecture is infeasible: it fails, ranks below every feasible one and is never
+            the best. Bounds on analytic costs and on latency are checked before training.
+        latency: how the ``latency`` metric (milliseconds) is measured, when it is used.
         patience: stop early after this many generations without a better best fitness;
             ``None`` never stops early.
     """
@@ -157,6 +181,7 @@ class SearchConfig:
     objectives: tuple[ObjectiveConfig, ...] = (ObjectiveConfig(),)
     constraints: tuple[str, ...] = ()
     patience: int | None = None
+    latency: LatencyConfig = LatencyConfig()
 
     def __post_init__(self):
         check_fields(self, "search")
@@ -187,6 +212,16 @@ class SearchConfig:
         """The constraints as :class:`Constraint` tuples."""
         return tuple(parse_constraint(c) for c in self.constraints)
 
+    @property
+    def objective_directions(self) -> tuple[tuple[str, bool], ...]:
+        """``(name, maximize)`` of every objective, in order."""
+        return tuple((o.name, o.maximize) for o in self.objectives)
+
+    @property
+    def multiobjective(self) -> bool:
+        """Whether more than one objective is listed."""
+        return len(self.objectives) > 1
+
 
 @dataclasses.dataclass(frozen=True)
 class FinalConfig:
@@ -196,15 +231,20 @@ class FinalConfig:
         retrain_top_k: how many of the best to retrain and test; 0 skips final retraining.
         retrain_steps: optimiser steps of each final retraining.
         ensemble: also report the test score of the retrained models' averaged logits.
+        front_size: in a multi-objective search, how many members of the final Pareto front
+            to retrain, test and export to ``front/`` (spread evenly along the front when it
+            has more); 0 skips it.
     """
 
     retrain_top_k: int = 3
     retrain_steps: int = 2000
     ensemble: bool = True
+    front_size: int = 8
 
     def __post_init__(self):
         check_fields(self, "final")
         check_positive("final.retrain_top_k", self.retrain_top_k, allow_zero=True)
+        check_positive("final.front_size", self.front_size, allow_zero=True)
         check_positive("final.retrain_steps", self.retrain_steps)
 
 

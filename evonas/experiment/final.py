@@ -52,6 +52,55 @@ def _save_params(directory: Path, params: Any) -> None:
     tmp.rename(target)
 
 
+def export_model(directory: Path, config: ExperimentConfig, encoding_options: dict[str, Any],
+                 row: dict[str, Any], params: Any, test_acc: float,
+                 extra: dict[str, Any] | None = None) -> None:
+    """Writes a retrained architecture as ``directory/params/`` and ``architecture.json``
+    (what ``evonas.load_model`` reads).
+
+    Args:
+        directory: where to write (created).
+        config: the experiment.
+        encoding_options: the encoding's resolved options (input shape and classes included).
+        row: the architecture's history row.
+        params: its retrained variables.
+        test_acc: its test accuracy after retraining.
+        extra: more fields for ``architecture.json`` (e.g. the budget it was chosen for).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    _save_params(directory, params)
+    architecture = {
+        "encoding": config.encoding.name,
+        "encoding_options": json.loads(json.dumps(encoding_options, default=list)),
+        "genome": row["genome"],
+        "description": row["description"],
+        "cost": {"params": row["params"], "flops": row["flops"]},
+        "metrics": row.get("metrics") or {},
+        "history_id": row["id"],
+        "fitness": row["fitness"],
+        "objective": config.search.objectives[0].name,
+        "test_acc": test_acc,
+        "dataset": config.dataset.name,
+        **(extra or {}),
+    }
+    atomic_write_text(directory / ARCHITECTURE, json.dumps(architecture, indent=2) + "\n")
+
+
+def retrain_and_test(key: jax.Array, config: ExperimentConfig, encoding: Any, dataset: Any,
+                     row: dict[str, Any], steps: int) -> tuple[Any, np.ndarray, float]:
+    """Retrains ``row``'s architecture on train + validation for ``steps`` and tests it.
+
+    Returns:
+        ``(params, test logits, test accuracy)``.
+    """
+    x = np.concatenate([dataset.x_train, dataset.x_val])
+    y = np.concatenate([dataset.y_train, dataset.y_val])
+    module, _ = encoding.build(np.asarray(row["genome"], np.int32))
+    params = train_module(key, module, x, y, config.train, steps)
+    out = predict_logits(module, params, dataset.x_test, config.train.eval_batch_size)
+    return params, out, accuracy(out, dataset.y_test)
+
+
 def run_final(key: jax.Array, config: ExperimentConfig, encoding: Any,
               encoding_options: dict[str, Any], dataset: Any, rows: list[dict[str, Any]],
               best_dir: Path) -> dict[str, Any] | None:
@@ -65,18 +114,14 @@ def run_final(key: jax.Array, config: ExperimentConfig, encoding: Any,
     chosen = top_k(rows, config.final.retrain_top_k, maximize)
     if not chosen:
         return None
-    x = np.concatenate([dataset.x_train, dataset.x_val])
-    y = np.concatenate([dataset.y_train, dataset.y_val])
     models, logits, best_params = [], [], None
     for rank, row in enumerate(chosen):
-        module, _ = encoding.build(np.asarray(row["genome"], np.int32))
-        params = train_module(jax.random.fold_in(key, rank), module, x, y, config.train,
-                              config.final.retrain_steps)
-        out = predict_logits(module, params, dataset.x_test, config.train.eval_batch_size)
+        params, out, test_acc = retrain_and_test(jax.random.fold_in(key, rank), config, encoding,
+                                                 dataset, row, config.final.retrain_steps)
         logits.append(out)
         models.append({"rank": rank + 1, "id": row["id"], "genome": row["genome"],
                        "fitness": row["fitness"], "params": row["params"],
-                       "test_acc": accuracy(out, dataset.y_test)})
+                       "test_acc": test_acc})
         if rank == 0:
             best_params = params
     result: dict[str, Any] = {"retrain_steps": config.final.retrain_steps, "models": models,
@@ -84,21 +129,8 @@ def run_final(key: jax.Array, config: ExperimentConfig, encoding: Any,
     if config.final.ensemble:
         result["ensemble_size"] = len(models)
         result["ensemble_test_acc"] = accuracy(np.mean(logits, axis=0), dataset.y_test)
-    best = chosen[0]
-    _save_params(best_dir, best_params)
-    architecture = {
-        "encoding": config.encoding.name,
-        "encoding_options": json.loads(json.dumps(encoding_options, default=list)),
-        "genome": best["genome"],
-        "description": best["description"],
-        "cost": {"params": best["params"], "flops": best["flops"]},
-        "history_id": best["id"],
-        "fitness": best["fitness"],
-        "objective": config.search.objectives[0].name,
-        "test_acc": models[0]["test_acc"],
-        "dataset": config.dataset.name,
-    }
-    atomic_write_text(best_dir / ARCHITECTURE, json.dumps(architecture, indent=2) + "\n")
+    export_model(best_dir, config, encoding_options, chosen[0], best_params,
+                 models[0]["test_acc"])
     atomic_write_text(best_dir / FINAL, json.dumps(result, indent=2) + "\n")
     return result
 

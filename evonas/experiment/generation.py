@@ -3,7 +3,11 @@
 The de-duplication cache is the history itself (``History.lookup``): a genome evaluated in any
 earlier generation, before or after a resume, is not trained again; its stored result is reused
 and its row is recorded with ``cached=1``. Only the unique new genomes of a generation are trained,
-in one population. A genome that violates a cost constraint is not trained at all.
+in one population. A genome that violates a constraint on an analytic cost or on its measured
+latency is not trained at all: it is recorded as failed (infeasible) with the broken bound.
+
+Each row's objective values (``search.objectives``) come from its metrics and costs; an infeasible
+or failed row has none (NaN), so every strategy ranks it below every feasible one.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evonas.experiment.components import COST_METRICS
+from evonas.evaluators.latency import LatencyMeter
+from evonas.experiment.components import MEASURED_METRICS, cost_metrics
 from evonas.experiment.config import ExperimentConfig
 from evonas.experiment.constraints import Constraint
+from evonas.objectives import objective_matrix, row_value
 from evonas.store import History, genome_key
 
 
@@ -27,6 +33,7 @@ class GenerationResult(NamedTuple):
 
     rows: list[dict[str, Any]]
     fitness: np.ndarray  # float32[B], NaN where failed or infeasible
+    objectives: np.ndarray  # float32[B, M], every objective; NaN rows where failed or infeasible
     trained: int
     cached: int
     failed: int
@@ -54,10 +61,17 @@ class GenerationEvaluator:
     def __init__(self, config: ExperimentConfig, encoding: Any, evaluator: Any):
         self.encoding = encoding
         self.evaluator = evaluator
-        self.objective = config.search.objectives[0].name
+        self.objectives = config.search.objective_directions
+        self.cost_names = cost_metrics(encoding)
         constraints = config.search.parsed_constraints()
-        self.cost_constraints = [c for c in constraints if c.metric in COST_METRICS]
-        self.metric_constraints = [c for c in constraints if c.metric not in COST_METRICS]
+        # Checked before training: analytic costs and measured latency.
+        before = set(self.cost_names) | set(MEASURED_METRICS)
+        self.cost_constraints = [c for c in constraints if c.metric in before]
+        self.metric_constraints = [c for c in constraints if c.metric not in before]
+        wanted = {name for name, _ in self.objectives} | {c.metric for c in constraints}
+        latency = config.search.latency
+        self.latency = LatencyMeter(encoding, latency.batch_size, latency.repeats,
+                                    latency.warmup) if "latency" in wanted else None
         self._costs = jax.jit(jax.vmap(encoding.cost))
 
     def evaluate(self, key: jax.Array, genomes: np.ndarray, parents: np.ndarray,
@@ -100,7 +114,8 @@ class GenerationEvaluator:
             rows.append(row)
         fitness = np.asarray([np.nan if r["fitness"] is None or r["failed"] else r["fitness"]
                               for r in rows], np.float32)
-        return GenerationResult(rows, fitness, len(new), len(rows) - len(new),
+        objectives = objective_matrix(rows, self.objectives).astype(np.float32)
+        return GenerationResult(rows, fitness, objectives, len(new), len(rows) - len(new),
                                 sum(bool(r["failed"]) for r in rows), seconds)
 
     def _evaluate_new(self, key: jax.Array, genomes: np.ndarray
@@ -110,10 +125,14 @@ class GenerationEvaluator:
                  self._costs(jnp.asarray(genomes)).items()}
         rows = []
         for i, genome in enumerate(genomes):
-            values = {m: float(costs[m][i]) for m in COST_METRICS}
+            values = {m: float(costs[m][i]) for m in self.cost_names}
             reason = _violations(self.cost_constraints, values)
+            if reason is None and self.latency is not None:  # timed only when it may train
+                values["latency"] = self.latency(genome)
+                reason = _violations(self.cost_constraints, values)
+            extra = {k: v for k, v in values.items() if k not in ("params", "flops")}
             rows.append({
-                "description": self.encoding.describe(genome), "metrics": {},
+                "description": self.encoding.describe(genome), "metrics": extra,
                 "params": values["params"], "flops": values["flops"],
                 "executed_flops": float(costs["executed_flops"][i]),
                 "failed": reason is not None, "reason": reason, "fitness": None,
@@ -132,14 +151,20 @@ class GenerationEvaluator:
             failed = bool(results.failed[j])
             reason = last.reasons[j] if failed else _violations(
                 self.metric_constraints, measured)
-            value = {**measured, "params": row["params"], "flops": row["flops"]}[self.objective]
             row.update(
-                metrics={k: v for k, v in measured.items() if math.isfinite(v)},
+                metrics={**row["metrics"],
+                         **{k: v for k, v in measured.items() if math.isfinite(v)}},
                 val_acc=measured.get("val_acc"), val_loss=measured.get("val_loss"),
                 failed=failed or reason is not None, reason=reason,
-                fitness=None if failed or reason is not None else value,
                 train_seconds=share,
             )
+            value = row_value(row, self.objectives[0][0])
+            # An objective the evaluation could not give (NaN) fails the row: it can't rank.
+            if not (failed or reason is not None) and not all(
+                    math.isfinite(row_value(row, name)) for name, _ in self.objectives):
+                row.update(failed=True, reason="an objective is not finite: " + ", ".join(
+                    f"{name}={row_value(row, name)}" for name, _ in self.objectives))
+            row["fitness"] = None if row["failed"] else value
         return rows, last.seconds
 
 

@@ -34,11 +34,14 @@ from evonas.experiment.callbacks import (
 from evonas.experiment.components import Components, build_components
 from evonas.experiment.config import ExperimentConfig
 from evonas.experiment.final import read_final, run_final
+from evonas.experiment.front import FRONT_DIR, read_front, run_front
 from evonas.experiment.generation import GenerationEvaluator
+from evonas.objectives import row_value
 from evonas.store import NoCheckpointError, RunDir, RunDirError
+from evonas.strategies.base import num_objectives
 
 # Streams folded into the seed's key: one per use, so adding a use never shifts another's.
-_STRATEGY_INIT, _SEARCH, _FINAL = 0, 1, 2
+_STRATEGY_INIT, _SEARCH, _FINAL, _FRONT = 0, 1, 2, 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +55,8 @@ class ExperimentResult:
         best: the history row of the best architecture found (None if every one failed).
         final: ``best/final.json`` (retrained top-k and ensemble test accuracy), or None.
         report: the report's ``index.html``, or None when ``display.report`` is off.
+        front: ``front/front.json`` of a multi-objective run (the retrained Pareto front), or
+            None.
     """
 
     run_dir: Path
@@ -60,6 +65,7 @@ class ExperimentResult:
     best: dict[str, Any] | None
     final: dict[str, Any] | None
     report: Path | None
+    front: dict[str, Any] | None = None
 
 
 def default_run_dir(config: ExperimentConfig) -> Path:
@@ -84,6 +90,42 @@ def _summary(fitness: np.ndarray, maximize: bool, seconds: float) -> dict[str, A
     best, worst = (ok[-1], ok[0]) if maximize else (ok[0], ok[-1])
     return {"best": best, "median": statistics.median(ok), "worst": worst,
             "wall_seconds": seconds}
+
+
+class InfeasibleError(ValueError):
+    """No architecture of the first generation met the search's constraints."""
+
+
+def _check_feasible(rows: Sequence[dict[str, Any]], config: ExperimentConfig,
+                    run_dir: Path) -> None:
+    """Stops a search whose first generation has no feasible architecture.
+
+    Infeasible architectures all rank last, so with none feasible a strategy has nothing to
+    select from and would search blindly to the end of the budget. The generation is already in
+    the history (nothing is lost); the message names the constraints and the closest values.
+
+    Raises:
+        InfeasibleError: when every row of the generation failed a constraint.
+    """
+    if any(not r["failed"] or not str(r["reason"] or "").startswith("constraint")
+           for r in rows):
+        return
+    parts = []
+    for c in config.search.parsed_constraints():
+        values = [row_value(r, c.metric) for r in rows]
+        values = [v for v in values if np.isfinite(v)]
+        if values:
+            closest = min(values) if c.operator in ("<=", "<") else max(values)
+            parts.append(f"{c.metric} {c.operator} {c.bound:g} (closest: {closest:g})")
+        else:
+            parts.append(f"{c.metric} {c.operator} {c.bound:g}")
+    reasons = sorted({str(r["reason"]) for r in rows if r["reason"]})[:3]
+    raise InfeasibleError(
+        f"no architecture of the first generation ({len(rows)} evaluated) meets the "
+        f"constraints: {'; '.join(parts)}. The search stops: with every architecture "
+        f"infeasible a strategy has nothing to select. Reasons: {reasons}. The generation is "
+        f"kept in {run_dir}; loosen search.constraints and start a new run"
+    )
 
 
 def _better(a: float | None, b: float | None, maximize: bool) -> float | None:
@@ -171,11 +213,19 @@ class Experiment:
         with run:
             self._search(run, parts, callbacks)
             best_rows = run.history.rows()
+            seed_key = jax.random.key(config.search.seed)
             final = read_final(run.best_dir)
             if final is None and config.final.retrain_top_k > 0:
-                final = run_final(jax.random.fold_in(jax.random.key(config.search.seed), _FINAL),
+                final = run_final(jax.random.fold_in(seed_key, _FINAL),
                                   config, parts.encoding, parts.encoding_options, parts.dataset,
                                   best_rows, run.best_dir)
+            front = None
+            if config.search.multiobjective:
+                front = read_front(run.path / FRONT_DIR)
+                if front is None:
+                    front = run_front(jax.random.fold_in(seed_key, _FRONT), config,
+                                      parts.encoding, parts.encoding_options, parts.dataset,
+                                      best_rows, run.path / FRONT_DIR)
             report = None
             if config.display.report:
                 from evonas.report import write_report
@@ -186,7 +236,7 @@ class Experiment:
             sign = -1.0 if maximize else 1.0
             best = min(ok, key=lambda r: (sign * r["fitness"], r["id"])) if ok else None
             result = ExperimentResult(run.path, len(run.history.generations()), len(best_rows),
-                                      best, final, report)
+                                      best, final, report, front)
         for callback in callbacks:
             callback.on_end(dataclasses.asdict(result))
         return result
@@ -208,6 +258,7 @@ class Experiment:
         for summary in done:
             best_so_far = _better(best_so_far, summary["best"], maximize)
         evaluate = GenerationEvaluator(config, parts.encoding, parts.evaluator)
+        multi = num_objectives(strategy) > 1
         search_key = jax.random.fold_in(seed_key, _SEARCH)
         while self._budget_left(generation, run.history.count()):
             if any(c.should_stop() for c in callbacks):
@@ -217,10 +268,13 @@ class Experiment:
             genomes, state = strategy.ask(k_ask, state)
             parents = _parents(state, strategy.batch_size)
             result = evaluate.evaluate(k_eval, np.asarray(genomes), parents, run.history)
-            state = strategy.tell(genomes, jnp.asarray(result.fitness), state)
+            told = result.objectives if multi else result.fitness
+            state = strategy.tell(genomes, jnp.asarray(told), state)
             seconds = time.perf_counter() - start
             summary = _summary(result.fitness, maximize, seconds)
             run.commit_generation(generation, result.rows, summary, state)
+            if generation == 0 and config.search.constraints:
+                _check_feasible(result.rows, config, run.path)
             best_so_far = _better(best_so_far, summary["best"], maximize)
             info = GenerationInfo(
                 generation, config.search.generations, run.history.count(),

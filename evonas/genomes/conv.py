@@ -547,6 +547,8 @@ class ConvEncoding:
         return {
             "params": f32(params),
             "flops": f32(macs),
+            # Layers that compute something (conv, depthwise-separable or pool; not "keep").
+            "depth": f32(jnp.sum(1.0 - arch.kind[:, _KIND_INDEX["keep"]])),
             "executed_params": f32(ex_params),
             "executed_flops": f32(ex_macs),
         }

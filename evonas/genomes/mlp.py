@@ -280,6 +280,7 @@ class MLPEncoding:
         return {
             "params": params,
             "flops": macs,
+            "depth": jnp.sum(arch.layer_on),  # active hidden layers
             "executed_params": f32(ex_params),
             "executed_flops": f32(ex_macs),
         }

@@ -30,6 +30,15 @@ class Evaluation:
     flops: float
     failed: bool
     reason: str | None = None
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def as_row(self) -> dict[str, Any]:
+        """The fields objective functions read (``evonas.objectives``), as a dict."""
+        return {"id": self.id, "generation": self.generation, "genome": self.genome,
+                "genome_key": self.genome, "description": self.description,
+                "params": self.params, "flops": self.flops, "metrics": self.metrics,
+                "failed": self.failed or not math.isfinite(self.fitness),
+                "fitness": self.fitness if math.isfinite(self.fitness) else None}
 
     @property
     def ok(self) -> bool:
@@ -61,6 +70,7 @@ def _evaluation(row: dict[str, Any]) -> Evaluation:
         genome = None
     description = _json(row.get("description"), {})
     parents = _json(row.get("parents"), [])
+    metrics = _json(row.get("metrics"), {})
     if not isinstance(parents, list):
         parents = []
     return Evaluation(
@@ -74,6 +84,7 @@ def _evaluation(row: dict[str, Any]) -> Evaluation:
         flops=_number(row.get("flops")),
         failed=bool(row.get("failed") or 0),
         reason=row.get("reason"),
+        metrics=metrics if isinstance(metrics, dict) else {},
     )
 
 

@@ -80,12 +80,39 @@ def _top_table(top: Sequence[Evaluation]) -> str:
     )
 
 
+def _front_table(front: Mapping[str, Any] | None) -> str:
+    """The retrained Pareto front (``front/front.json``), or nothing for other runs."""
+    if not front or not front.get("members"):
+        return ""
+    names = [o["name"] for o in front["objectives"]]
+    head = "".join(f"<th>{html.escape(n)} ({o['direction']})</th>"
+                   for n, o in zip(names, front["objectives"]))
+    rows = "\n".join(
+        f"<tr><td class=num>{m['id']}</td>"
+        + "".join(f"<td class=num>{_fmt(float(m['objectives'][n]))}</td>" for n in names)
+        + f"<td class=num>{describe_cost(m['params'])}</td>"
+        f"<td class=num>{_fmt(float(m['test_acc']))}</td>"
+        f"<td>{html.escape(summarize(m['description']))}</td></tr>"
+        for m in front["members"]
+    )
+    return (
+        f"<h2>Pareto front: {len(front['members'])} of {front['front_size']} members retrained "
+        f"({front['retrain_steps']} steps on train + validation) and tested</h2>"
+        f"<table><thead><tr><th>id</th>{head}<th>params</th><th>test accuracy</th>"
+        f"<th>architecture</th></tr></thead><tbody>\n{rows}\n</tbody></table>"
+        f"<p>Exported to <code>front/&lt;id&gt;/</code>; final hypervolume "
+        f"{_fmt(float(front['hypervolume']))} (reference: the nadir of the feasible "
+        f"evaluations).</p>"
+    )
+
+
 def render_html(
     title: str,
     figures: Sequence[tuple[str, Path]],
     top: Sequence[Evaluation],
     summary: Mapping[str, Any],
     config_text: str | None,
+    front: Mapping[str, Any] | None = None,
 ) -> str:
     """The whole report page.
 
@@ -95,6 +122,7 @@ def render_html(
         top: the best evaluations, best first, for the table.
         summary: short facts shown under the heading (``{"evaluations": 40, ...}``).
         config_text: the run's ``config.yaml`` text, or ``None`` when the run has none.
+        front: ``front/front.json`` of a multi-objective run, shown as a table.
     """
     facts = "".join(
         f"<span><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</span>"
@@ -121,6 +149,7 @@ def render_html(
 <p class="summary">{facts}</p>
 <h2>Top {TOP_K} architectures</h2>
 {_top_table(top)}
+{_front_table(front)}
 <h2>Plots</h2>
 {images}
 <h2>Configuration</h2>

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,70 @@ def fitness_vs_cost(evaluations: Sequence[Evaluation], cost: str,
     ax.set_title(f"fitness ({direction}) against {cost} (min)")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def front_plot(evaluations: Sequence[Evaluation], objectives: Sequence[tuple[str, bool]],
+               tested: Mapping[int, float] | None = None) -> Figure:
+    """The Pareto front over every evaluated architecture, and the hypervolume per generation.
+
+    Left: the first objective against the second for every feasible architecture (colour:
+    generation), the front in red with each member labelled ``#id`` (and its test accuracy
+    after retraining when ``tested`` has it). Right: the hypervolume of everything evaluated up
+    to each generation (reference: the nadir of the run's feasible points, so 0 for a single
+    point). With three or more objectives the plot shows the first two; the front and the
+    hypervolume use all of them.
+    """
+    from evonas.objectives import (
+        front_rows,
+        hypervolume_by_generation,
+        objective_matrix,
+    )
+
+    fig = Figure(figsize=(11, 4.8))
+    rows = [e.as_row() for e in evaluations]
+    points = objective_matrix(rows, objectives)
+    ok = ~np.isnan(points).any(axis=1)
+    if not ok.any():
+        return placeholder(fig, "no feasible evaluation yet")
+    (ny, my), (nx, mx) = objectives[0], objectives[1]
+    front = front_rows(rows, objectives)
+    ax = fig.add_subplot(1, 2, 1)
+    gen = np.array([r["generation"] for r in rows])[ok]
+    pts = ax.scatter(points[ok, 1], points[ok, 0], c=gen, cmap="viridis", s=18, alpha=0.7)
+    by_id = {r["id"]: i for i, r in enumerate(rows)}
+    fx = np.array([points[by_id[r["id"]], 1] for r in front])
+    fy = np.array([points[by_id[r["id"]], 0] for r in front])
+    order = np.argsort(fx, kind="stable")
+    if len(objectives) == 2:
+        ax.step(fx[order], fy[order], where="post" if my != mx else "pre", color="tab:red",
+                lw=1.2, alpha=0.7)
+    ax.scatter(fx, fy, s=70, facecolors="none", edgecolors="tab:red", lw=1.5,
+               label=f"Pareto front ({len(front)})")
+    for r, x, y in zip(front, fx, fy):
+        label = f"#{r['id']}"
+        if tested and r["id"] in tested:
+            label += f" ({tested[r['id']]:.3f})"
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                    color="tab:red")
+    finite = points[ok, 1]
+    if finite.min() > 0 and finite.max() / finite.min() > 20:
+        ax.set_xscale("log")
+    fig.colorbar(pts, ax=ax, label="generation")
+    ax.set_xlabel(f"{nx} ({'max' if mx else 'min'})")
+    ax.set_ylabel(f"{ny} ({'max' if my else 'min'})")
+    title = "Pareto front" + (" (test accuracy after retraining)" if tested else "")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    ax2 = fig.add_subplot(1, 2, 2)
+    curve = hypervolume_by_generation(rows, objectives)
+    ax2.plot([g for g, _ in curve], [h for _, h in curve], marker="o", color="tab:red")
+    ax2.set_xlabel("generation")
+    ax2.set_ylabel("hypervolume")
+    ax2.set_title("hypervolume of everything evaluated so far", fontsize=10)
+    ax2.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 

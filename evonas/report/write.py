@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from evonas.report.html import TOP_K, render_html
 
 REPORT_DIR = "report"
 CONFIG_FILE = "config.yaml"
+FRONT_DIR, FRONT_FILE = "front", "front.json"  # written by evonas.experiment.front
 
 # (key, file name, caption), in the order the page shows them.
 FIGURES = (
@@ -27,18 +29,26 @@ FIGURES = (
 )
 
 
-def _read_config(run_dir: Path) -> tuple[str | None, bool]:
-    """The config text, and whether fitness is maximised (its first objective's direction)."""
+def _read_config(run_dir: Path) -> tuple[str | None, list[tuple[str, bool]]]:
+    """The config text, and its objectives as ``(name, maximize)`` (the first is the fitness)."""
     path = run_dir / CONFIG_FILE
     if not path.is_file():
-        return None, True
+        return None, [("fitness", True)]
     text = path.read_text(encoding="utf-8")
     try:
         data: Any = yaml.safe_load(text)
-        direction = data["search"]["objectives"][0]["direction"]
-    except (yaml.YAMLError, TypeError, KeyError, IndexError):
-        direction = "max"  # a config the report cannot read is still shown, as text
-    return text, direction != "min"
+        objectives = [(str(o["name"]), o.get("direction", "max") != "min")
+                      for o in data["search"]["objectives"]]
+    except (yaml.YAMLError, TypeError, KeyError, IndexError, AttributeError):
+        objectives = []  # a config the report cannot read is still shown, as text
+    return text, objectives or [("fitness", True)]
+
+
+def _read_front(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((run_dir / FRONT_DIR / FRONT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None
@@ -50,7 +60,8 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
 
     Returns:
         The written files by key: ``progress``, ``pareto_params``, ``pareto_flops``, ``genes``,
-        ``lineage``, ``architecture`` (PNGs) and ``html`` (``index.html``).
+        ``lineage``, ``architecture`` (PNGs), ``front`` (PNG, runs with two or more
+        objectives) and ``html`` (``index.html``).
 
     Raises:
         ValueError: when ``run_dir`` is not a directory.
@@ -63,7 +74,8 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         )
     out = Path(out_dir) if out_dir is not None else run / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
-    config_text, maximize = _read_config(run)
+    config_text, objectives = _read_config(run)
+    maximize = objectives[0][1]
     evaluations = read_evaluations(run)
     best = plots.best_of(evaluations, maximize)
     figures = {
@@ -74,7 +86,15 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         "lineage": drawings.lineage(best, evaluations),
         "architecture": drawings.architecture(best),
     }
-    paths = {key: plots.save_figure(figures[key], out / name) for key, name, _ in FIGURES}
+    shown = list(FIGURES)
+    front = _read_front(run)
+    if len(objectives) > 1:
+        tested = {m["id"]: m["test_acc"] for m in (front or {}).get("members", [])}
+        figures["front"] = plots.front_plot(evaluations, objectives, tested)
+        names = " against ".join(n for n, _ in objectives[:2])
+        shown.insert(1, ("front", "front.png", f"Pareto front ({names}) over every evaluated "
+                         "architecture, and the hypervolume per generation"))
+    paths = {key: plots.save_figure(figures[key], out / name) for key, name, _ in shown}
 
     ok = [e for e in evaluations if e.ok]
     sign = -1.0 if maximize else 1.0
@@ -86,8 +106,8 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         "best": "–" if best is None else f"{best.fitness:.4g} (#{best.id})",
         "written": datetime.datetime.now().isoformat(timespec="seconds"),
     }
-    page = render_html(run.resolve().name, [(caption, paths[key]) for key, _, caption in FIGURES],
-                       top, summary, config_text)
+    page = render_html(run.resolve().name, [(caption, paths[key]) for key, _, caption in shown],
+                       top, summary, config_text, front)
     index = out / "index.html"
     tmp = out / ".index.html.tmp"
     tmp.write_text(page, encoding="utf-8")

@@ -1,0 +1,164 @@
+"""After a multi-objective search: the Pareto front retrained and tested; the best under budgets.
+
+The front is computed from the history over ``search.objectives`` (feasible architectures only;
+a cached re-evaluation counts once). ``run_front`` retrains up to ``final.front_size`` members on
+train + validation (spread evenly along the front when it is larger), tests them and exports each
+like the single best, to ``front/<id>/``; ``front/front.json`` is written last, so its presence
+means the stage is complete and a resumed run skips it. ``best_within_budgets`` answers the user's
+question "what is the most accurate network under 20k parameters?" for several budgets at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from evonas.experiment.config import ExperimentConfig
+from evonas.experiment.final import export_model, retrain_and_test
+from evonas.objectives import (
+    best_within,
+    front_rows,
+    hypervolume_by_generation,
+    row_value,
+)
+from evonas.store import atomic_write_text
+
+FRONT_DIR = "front"
+FRONT_FILE = "front.json"
+BUDGETS_FILE = "budgets.json"
+
+
+def spread(front: Sequence[dict[str, Any]], k: int, name: str) -> list[dict[str, Any]]:
+    """``k`` members of ``front`` evenly spaced in the order of objective ``name`` (its two ends
+    always included); all of them when the front has at most ``k``."""
+    ordered = sorted(front, key=lambda r: (row_value(r, name), r["id"]))
+    if len(ordered) <= k:
+        return ordered
+    if k == 1:
+        return ordered[:1]
+    picks = sorted({round(i * (len(ordered) - 1) / (k - 1)) for i in range(k)})
+    return [ordered[i] for i in picks]
+
+
+def _member(row: dict[str, Any], objectives: Sequence[tuple[str, bool]]) -> dict[str, Any]:
+    return {"id": row["id"], "genome": row["genome"], "description": row["description"],
+            "objectives": {name: row_value(row, name) for name, _ in objectives},
+            "params": row["params"], "flops": row["flops"]}
+
+
+def run_front(key: jax.Array, config: ExperimentConfig, encoding: Any,
+              encoding_options: dict[str, Any], dataset: Any, rows: list[dict[str, Any]],
+              front_dir: Path) -> dict[str, Any] | None:
+    """Retrains, tests and exports up to ``final.front_size`` members of the run's front.
+
+    Returns:
+        The contents of ``front.json``: the objectives, the whole front's size, the final
+        hypervolume (reference: the nadir of the run's feasible points) and every retrained
+        member with its objective values and test accuracy; None when the front is empty or
+        ``final.front_size`` is 0.
+    """
+    objectives = config.search.objective_directions
+    front = front_rows(rows, objectives)
+    if not front or config.final.front_size == 0:
+        return None
+    second = objectives[1][0] if len(objectives) > 1 else "params"
+    members = []
+    for row in spread(front, config.final.front_size, second):
+        params, _, test_acc = retrain_and_test(jax.random.fold_in(key, row["id"]), config,
+                                               encoding, dataset, row,
+                                               config.final.retrain_steps)
+        export_model(front_dir / str(row["id"]), config, encoding_options, row, params, test_acc)
+        members.append({**_member(row, objectives), "test_acc": test_acc,
+                        "directory": str(row["id"])})
+    curve = hypervolume_by_generation(rows, objectives)
+    result = {
+        "objectives": [{"name": n, "direction": "max" if m else "min"} for n, m in objectives],
+        "front_size": len(front),
+        "hypervolume": curve[-1][1] if curve else 0.0,
+        "retrain_steps": config.final.retrain_steps,
+        "members": members,
+    }
+    atomic_write_text(front_dir / FRONT_FILE, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def read_front(front_dir: Path) -> dict[str, Any] | None:
+    """``front.json`` of a run whose front stage completed, else None."""
+    try:
+        return json.loads((Path(front_dir) / FRONT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def parse_budgets(text: str) -> tuple[str, list[float]]:
+    """``"params=20000,100000"`` -> ``("params", [20000.0, 100000.0])``.
+
+    Raises:
+        ValueError: naming the text and the expected form.
+    """
+    metric, sep, values = str(text).partition("=")
+    metric = metric.strip()
+    try:
+        bounds = [float(v) for v in values.split(",") if v.strip()]
+    except ValueError:
+        bounds = []
+    if not sep or not metric.isidentifier() or not bounds or not all(
+            math.isfinite(b) for b in bounds):
+        raise ValueError(f"--budget {text!r} must look like METRIC=V1,V2,... (e.g. "
+                         f"params=20000,100000)")
+    return metric, bounds
+
+
+def best_within_budgets(rows: Sequence[dict[str, Any]], config: ExperimentConfig, metric: str,
+                        bounds: Sequence[float]) -> list[tuple[float, dict[str, Any] | None]]:
+    """For each bound, the feasible architecture with ``metric <= bound`` and the best first
+    objective (None when no evaluated architecture is within it)."""
+    objective = config.search.objective_directions[0]
+    return [(b, best_within(rows, objective, metric, b)) for b in bounds]
+
+
+def export_within_budgets(key: jax.Array, config: ExperimentConfig, encoding: Any,
+                          encoding_options: dict[str, Any], dataset: Any,
+                          chosen: Sequence[tuple[float, dict[str, Any] | None]], metric: str,
+                          out_dir: Path, steps: int) -> list[dict[str, Any]]:
+    """Retrains, tests and exports the architecture chosen for each budget, like the best.
+
+    Each goes to ``out_dir/<metric>-<bound>/``; ``out_dir/budgets.json`` lists them (written
+    last). An architecture chosen for several budgets is retrained once.
+
+    Returns:
+        One entry per budget: the bound, and the chosen architecture with its test accuracy
+        and directory, or ``None`` where nothing was within the budget.
+    """
+    done: dict[int, tuple[Any, float]] = {}
+    entries = []
+    objectives = config.search.objective_directions
+    for bound, row in chosen:
+        if row is None:
+            entries.append({"metric": metric, "bound": bound, "architecture": None})
+            continue
+        if row["id"] not in done:
+            params, _, test_acc = retrain_and_test(jax.random.fold_in(key, row["id"]), config,
+                                                   encoding, dataset, row, steps)
+            done[row["id"]] = (params, test_acc)
+        params, test_acc = done[row["id"]]
+        name = f"{metric}-{bound:g}"
+        export_model(out_dir / name, config, encoding_options, row, params, test_acc,
+                     extra={"budget": {"metric": metric, "bound": bound}})
+        entries.append({"metric": metric, "bound": bound, "directory": name,
+                        "architecture": {**_member(row, objectives), "test_acc": test_acc}})
+    atomic_write_text(out_dir / BUDGETS_FILE, json.dumps(
+        {"retrain_steps": steps, "budgets": entries}, indent=2, default=float) + "\n")
+    return entries
+
+
+def front_table(rows: Sequence[dict[str, Any]], objectives: Sequence[tuple[str, bool]]
+                ) -> list[dict[str, Any]]:
+    """The front as table rows (id, objective values, params, FLOPs, description)."""
+    return [_member(r, objectives) for r in front_rows(rows, objectives)]
+
