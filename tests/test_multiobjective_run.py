@@ -195,3 +195,26 @@ def test_measured_latency_is_an_objective_and_a_constraint(tmp_path):
     for r in rows:
         by_key.setdefault(r["genome_key"], set()).add(r["metrics"]["latency"])
     assert all(len(v) == 1 for v in by_key.values())
+
+
+@pytest.mark.slow
+def test_mnist1d_front_spans_ten_times_the_parameters(tmp_path):
+    """The shipped example, shortened: a front of >= 5 retrained, tested architectures whose
+    parameter counts span at least 10x, shown in the report."""
+    from pathlib import Path
+
+    from evonas.experiment import ExperimentConfig
+
+    example = Path(__file__).parent.parent / "examples" / "multiobjective.yaml"
+    config = ExperimentConfig.from_yaml(example).with_overrides([
+        "search.generations=4", "train.steps=150", "final.retrain_steps=300",
+        "final.front_size=6", "display.progress=false",
+    ])
+    result = Experiment(config, run_dir=tmp_path / "run").run()
+    members = result.front["members"]
+    assert len(members) >= 5
+    params = [m["objectives"]["params"] for m in members]
+    assert max(params) >= 10 * min(params)
+    assert all(0.1 < m["test_acc"] <= 1.0 for m in members)  # 10 classes: above chance
+    page = (tmp_path / "run" / "report" / "index.html").read_text()
+    assert all(f"<td class=num>{m['id']}</td>" in page for m in members)
