@@ -77,3 +77,19 @@ def test_console_script_entry_point_runs():
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["cost"]["params"] == 129306
+
+
+def test_bench_nb201_multiobjective_under_a_constraint(capsys):
+    code, out, _ = run_cli(capsys, "bench", "nb201", "--strategy", "nsga2", "--objective",
+                           "edgegpu_latency", "--constraint", "edgegpu_latency <= 5 ms",
+                           "--runs", "2", "--budget", "100", "--set", "population_size=20",
+                           "--compact")
+    assert code == 0
+    result = json.loads(out)
+    assert result["objectives"] == ["test_acc", "edgegpu_latency"]
+    assert 0.0 <= result["hv_gap"]["100"] <= result["hv_gap"]["30"] <= 1.0
+    front = result["front_of_run_0"]
+    assert front and all(m["edgegpu_latency"] <= 5.0 for m in front)
+    accs = [m["test_acc"] for m in front]
+    lats = [m["edgegpu_latency"] for m in front]
+    assert accs == sorted(accs, reverse=True) and lats == sorted(lats, reverse=True)

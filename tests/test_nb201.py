@@ -246,3 +246,23 @@ def test_evaluator_errors_list_the_allowed_values():
         TabularEvaluator(objectives=("pixel3_energy",))
     with pytest.raises(ValueError, match=r"noise must be >= 0.*-1"):
         TabularEvaluator(noise=-1)
+
+
+def test_evaluator_constraints_make_violators_infeasible(table):
+    ev = TabularEvaluator("cifar10", objectives=("edgegpu_latency",),
+                          constraints=("edgegpu_latency <= 5 ms", "params <= 800000"))
+    idx = np.arange(0, 15625, 97)
+    res = jax.jit(ev.evaluate)(jax.random.key(0), jnp.asarray(table.genomes[idx], jnp.int32))
+    latency = table.latency[0, 0, idx]
+    params = np.asarray(ev.encoding.cost(jnp.asarray(table.genomes[idx]))["params"])
+    expected = (latency <= 5.0) & (params <= 800_000)
+    assert 0 < expected.sum() < len(idx)  # both kinds occur in the sample
+    np.testing.assert_array_equal(~np.asarray(res.failed), expected)
+    assert np.isnan(np.asarray(res.fitness)[~expected]).all()
+    assert np.isnan(np.asarray(res.objectives["edgegpu_latency"])[~expected]).all()
+    np.testing.assert_array_equal(np.asarray(res.fitness)[expected],
+                                  table.test_acc[0, idx][expected])
+    with pytest.raises(ValueError, match=r"unknown metric 'speed'"):
+        TabularEvaluator(constraints=("speed <= 3",))
+    with pytest.raises(ValueError, match=r"unit 's' not understood"):
+        TabularEvaluator(constraints=("edgegpu_latency <= 3 s",))

@@ -12,7 +12,13 @@ import jax
 import jax.numpy as jnp
 
 from evonas.benchmarks.nb201 import DATASETS, encoding_for, load_table, metric_names
+from evonas.constraints import Constraint, parse_constraint
 from evonas.evaluators.base import Results
+
+
+def _holds(c: Constraint, value: jax.Array) -> jax.Array:
+    ops = {"<=": jnp.less_equal, "<": jnp.less, ">=": jnp.greater_equal, ">": jnp.greater}
+    return ops[c.operator](value, c.bound)
 
 
 class TabularEvaluator:
@@ -32,13 +38,18 @@ class TabularEvaluator:
             latency is NaN where HW-NAS-Bench has no measurement.
         noise: standard deviation, in accuracy points, of Gaussian noise added to the fitness
             (not to the ``test_acc`` metric); 0 for the exact table.
+        constraints: hard limits such as ``"edgegpu_latency <= 5"`` (ms) or ``"params <=
+            500000"`` on any table metric or analytic cost; an architecture outside them is
+            infeasible: ``failed``, with NaN fitness and objectives, so every strategy ranks it
+            below every feasible one and it is never the best.
     """
 
     maximize = True
     protocol = "oracle tabular"
 
     def __init__(
-        self, dataset: str = "cifar10", objectives: Sequence[str] = (), noise: float = 0.0
+        self, dataset: str = "cifar10", objectives: Sequence[str] = (), noise: float = 0.0,
+        constraints: Sequence[str] = (),
     ):
         if dataset not in DATASETS:
             raise ValueError(
@@ -60,6 +71,15 @@ class TabularEvaluator:
             ) from None
         if not noise >= 0.0:
             raise ValueError(f"TabularEvaluator: noise must be >= 0 accuracy points; got {noise!r}")
+        if isinstance(constraints, str):
+            constraints = (constraints,)
+        self.constraints = tuple(parse_constraint(c) for c in constraints)
+        for c in self.constraints:
+            if c.metric not in metric_names() + ["params", "flops"]:
+                raise ValueError(
+                    f"TabularEvaluator: constraint on unknown metric {c.metric!r}; allowed: "
+                    f"{metric_names() + ['params', 'flops']}"
+                )
         self.dataset = dataset
         self.objectives = tuple(objectives)
         self.noise = noise
@@ -67,7 +87,9 @@ class TabularEvaluator:
         table = load_table()
         self._table = table
         self._test_acc = jnp.asarray(table.column(dataset, "test_acc"))
-        self._objectives = {n: jnp.asarray(table.column(dataset, n)) for n in self.objectives}
+        names = set(self.objectives) | {c.metric for c in self.constraints}
+        self._columns = {n: jnp.asarray(table.column(dataset, n)) for n in names
+                         if n in metric_names()}
 
     @property
     def objectives_maximize(self) -> dict[str, bool]:
@@ -82,24 +104,32 @@ class TabularEvaluator:
         genomes = jnp.asarray(genomes, jnp.int32)
         valid = self.encoding.space.contains(genomes)
         index = self._table.indices(self.encoding.space.clip(genomes))
+        cost = self.encoding.cost(genomes)
+        values = {"params": cost["params"], "flops": cost["flops"],
+                  **{n: col[index] for n, col in self._columns.items()}}
+        feasible = valid
+        for c in self.constraints:  # NaN (no measurement) never meets a bound
+            feasible = feasible & _holds(c, values[c.metric])
         nan = jnp.float32(jnp.nan)
         test_acc = jnp.where(valid, self._test_acc[index], nan)
-        fitness = test_acc
+        fitness = jnp.where(feasible, test_acc, nan)
         if self.noise > 0.0:
             fitness = fitness + self.noise * jax.random.normal(key, fitness.shape, jnp.float32)
-        objectives = {n: jnp.where(valid, col[index], nan) for n, col in self._objectives.items()}
-        cost = self.encoding.cost(genomes)
+        objectives = {n: jnp.where(feasible, values[n], nan) for n in self.objectives}
         costs = {k: jnp.where(valid, cost[k], nan) for k in ("params", "flops")}
         return Results(
             fitness=fitness,
             objectives=objectives,
             metrics={"test_acc": test_acc},
             costs=costs,
-            failed=~valid,
+            failed=~feasible,
         )
+
+    def _constraint_texts(self) -> list[str]:
+        return [f"{c.metric} {c.operator} {c.bound:g}" for c in self.constraints]
 
     def __repr__(self) -> str:
         return (
             f"TabularEvaluator(dataset={self.dataset!r}, objectives={self.objectives!r}, "
-            f"noise={self.noise!r})"
+            f"noise={self.noise!r}, constraints={self._constraint_texts()!r})"
         )

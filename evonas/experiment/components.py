@@ -12,10 +12,10 @@ from typing import Any, NamedTuple
 
 import jax
 
+from evonas.constraints import closest_to_feasible
 from evonas.data import Dataset, load_dataset
 from evonas.evaluators.training import TrainingEvaluator
 from evonas.experiment.config import ExperimentConfig
-from evonas.experiment.constraints import closest_to_feasible
 from evonas.genomes import get_encoding
 from evonas.strategies import Strategy, get_strategy
 from evonas.strategies.base import num_objectives

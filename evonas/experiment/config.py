@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import yaml
 
+from evonas.constraints import Constraint, parse_constraint
 from evonas.experiment._validate import (
     check_choice,
     check_fields,
@@ -27,7 +28,6 @@ from evonas.experiment._validate import (
     from_mapping,
     load_yaml,
 )
-from evonas.experiment.constraints import Constraint, parse_constraint
 from evonas.train.config import TrainConfig
 
 DIRECTIONS = ("max", "min")

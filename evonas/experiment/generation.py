@@ -20,10 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from evonas.constraints import Constraint
 from evonas.evaluators.latency import LatencyMeter
 from evonas.experiment.components import MEASURED_METRICS, cost_metrics
 from evonas.experiment.config import ExperimentConfig
-from evonas.experiment.constraints import Constraint
 from evonas.objectives import objective_matrix, row_value
 from evonas.store import History, genome_key
 

@@ -1,5 +1,9 @@
-"""Search constraints such as ``params <= 200000``: parsing, checking, and whether any
-architecture of a space can meet them."""
+"""Constraints such as ``params <= 200000`` or ``edgegpu_latency <= 5``: parsing, checking, and
+whether any architecture of a space can meet them.
+
+Used by experiments (``search.constraints``) and by the tabular evaluator; a bound may carry the
+metric's unit for readability: ``ms`` on a latency, ``mJ`` on an energy.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,10 @@ import numpy as np
 
 CONSTRAINT_OPERATORS = ("<=", ">=", "<", ">")
 
-_CONSTRAINT = re.compile(r"^\s*([A-Za-z_]\w*)\s*(<=|>=|<|>)\s*([-+0-9.eE_]+)\s*$")
+_CONSTRAINT = re.compile(
+    r"^\s*([A-Za-z_]\w*)\s*(<=|>=|<|>)\s*([-+0-9.eE_]+)\s*([A-Za-z]+)?\s*$")
+# The unit a bound may be written with, by the metric name's ending.
+_UNITS = {"latency": "ms", "energy": "mJ"}
 
 
 class Constraint(NamedTuple):
@@ -36,7 +43,8 @@ class Constraint(NamedTuple):
 
 
 def parse_constraint(text: str) -> Constraint:
-    """Reads ``"METRIC OP NUMBER"`` with ``OP`` one of ``<=, >=, <, >``.
+    """Reads ``"METRIC OP NUMBER [UNIT]"`` with ``OP`` one of ``<=, >=, <, >``; the unit, when
+    given, must be the metric's (``ms`` for ``*latency``, ``mJ`` for ``*energy``).
 
     Raises:
         ValueError: naming the text and the expected form.
@@ -53,7 +61,13 @@ def parse_constraint(text: str) -> Constraint:
             f"constraint {text!r} must look like 'METRIC OP NUMBER' with OP one of "
             f"{list(CONSTRAINT_OPERATORS)}, e.g. 'params <= 200000'"
         )
-    return Constraint(match.group(1), match.group(2), bound)
+    metric, unit = match.group(1), match.group(4)
+    if unit is not None:
+        expected = next((u for end, u in _UNITS.items() if metric.endswith(end)), None)
+        if unit != expected:
+            where = f"{metric} is in {expected}" if expected else f"{metric} takes no unit"
+            raise ValueError(f"constraint {text!r}: unit {unit!r} not understood ({where})")
+    return Constraint(metric, match.group(2), bound)
 
 
 def violation(constraints: Sequence[Constraint], values: Mapping[str, Any]) -> Any:
