@@ -6,7 +6,9 @@ import importlib.util
 import json
 from pathlib import Path
 
+import jax
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).parent.parent
 
@@ -18,7 +20,15 @@ def _load(name: str):
     return module
 
 
-def test_nb201_multiobjective_reports_hypervolume_gaps(capsys):
+@pytest.fixture
+def restore_jax_config():
+    """Benchmark scripts set process-wide JAX options in ``main``; other tests must not see them."""
+    saved = jax.config.jax_threefry_partitionable
+    yield
+    jax.config.update("jax_threefry_partitionable", saved)
+
+
+def test_nb201_multiobjective_reports_hypervolume_gaps(capsys, restore_jax_config):
     bench = _load("nb201_multiobjective")
     out = bench.main(["--runs", "2", "--budget", "300", "--strategies", "random_search,nsga2"])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out

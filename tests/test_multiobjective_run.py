@@ -207,7 +207,7 @@ def test_mnist1d_front_spans_ten_times_the_parameters(tmp_path):
 
     example = Path(__file__).parent.parent / "examples" / "multiobjective.yaml"
     config = ExperimentConfig.from_yaml(example).with_overrides([
-        "search.generations=4", "train.steps=150", "final.retrain_steps=300",
+        "search.generations=3", "train.steps=100", "final.retrain_steps=150",
         "final.front_size=6", "display.progress=false",
     ])
     result = Experiment(config, run_dir=tmp_path / "run").run()
