@@ -12,7 +12,7 @@ import pytest
 
 from evonas.data import load_dataset
 from evonas.genomes.mlp import MLPEncoding
-from evonas.train import ProgramCache, TrainConfig, train_population
+from evonas.train import CostModel, ProgramCache, TrainConfig, train_population
 from evonas.train.memory import individual_bytes, max_bounds_activations
 
 # Four genomes, three shape signatures: (num_layers, width_0, act_0, width_1, act_1).
@@ -61,8 +61,8 @@ def test_a_diverging_individual_fails_alone(encoding, dataset, masked):
     cache = ProgramCache()
     init = cache.init
 
-    def poisoned(*args):  # a genome-independent NaN: individual 1 starts from NaN parameters
-        params = init(*args)
+    def poisoned(*args, **kwargs):  # genome-independent NaN: individual 1 starts from NaN params
+        params = init(*args, **kwargs)
         return jax.tree.map(lambda p: p.at[1].set(jnp.nan), params)
 
     cache.init = poisoned
@@ -77,6 +77,45 @@ def test_a_diverging_individual_fails_alone(encoding, dataset, masked):
                                    rtol=1e-6, err_msg=name)
 
 
+def test_auto_trains_standalone_modules_with_the_same_numbers(encoding, dataset, masked):
+    # With free compiles (the CPU's vmap and supernet penalties otherwise), every group trains
+    # one standalone module (members 0 and 2 share bounds, not activations: split), one
+    # individual per call.
+    free = CostModel(compile_seconds=0.0)
+    result = train_population(jax.random.key(0), encoding, GENOMES, dataset, _with(plan="auto"),
+                              cost_model=free)
+    assert result.plan == "grouped" and all(g.exact and g.size == 1 for g in result.groups)
+    assert sorted(m for g in result.groups for m in g.members) == [0, 1, 2, 3]
+    for name in ("val_loss", "val_acc", "val_f1", "train_loss"):
+        np.testing.assert_allclose(result.metrics[name], masked.metrics[name], rtol=2e-4,
+                                   atol=1e-5, err_msg=name)
+    supernet = train_population(jax.random.key(0), encoding, GENOMES, dataset,
+                                _with(plan="auto", exact_modules=False), cost_model=free)
+    assert not any(g.exact for g in supernet.groups)
+    np.testing.assert_allclose(supernet.metrics["val_loss"], masked.metrics["val_loss"],
+                               rtol=2e-4)
+
+
+def test_a_diverging_standalone_module_fails_alone(encoding, dataset, masked):
+    cache = ProgramCache()
+    init = cache.init
+
+    def poisoned(*args, **kwargs):
+        params = init(*args, **kwargs)
+        return jax.tree.map(lambda p: p.at[2].set(jnp.inf), params)
+
+    cache.init = poisoned
+    result = train_population(jax.random.key(0), encoding, GENOMES, dataset, _with(plan="auto"),
+                              cache=cache, cost_model=CostModel(compile_seconds=0.0))
+    assert all(g.exact for g in result.groups)
+    assert result.failed.tolist() == [False, False, True, False]
+    assert result.reasons[2] == "loss became nan at step 0"
+    ok = [0, 1, 3]
+    for name in ("val_loss", "val_acc", "train_loss"):
+        np.testing.assert_allclose(result.metrics[name][ok], masked.metrics[name][ok],
+                                   rtol=2e-4, atol=1e-5, err_msg=name)
+
+
 def test_chunks_fit_the_memory_budget(encoding, dataset, masked):
     options = CONFIG.program_options()
     bounds = encoding.max_bounds()
@@ -85,8 +124,9 @@ def test_chunks_fit_the_memory_budget(encoding, dataset, masked):
     need = individual_bytes(cost["executed_params"], cost["executed_flops"],
                             cost["executed_flops"], act, options)
     budget = 2.5 * need / 2**20  # room for two individuals: two chunks of two
+    batched = CostModel(vmap_penalty=0.0)  # the whole population in one call, but for memory
     chunked = train_population(jax.random.key(0), encoding, GENOMES, dataset,
-                               _with(plan="masked", memory_budget_mb=budget))
+                               _with(plan="masked", memory_budget_mb=budget), cost_model=batched)
     assert chunked.program_compiles.get("train_chunk") == 1  # one new program of size 2
     np.testing.assert_allclose(chunked.metrics["val_loss"], masked.metrics["val_loss"],
                                rtol=2e-4)
@@ -134,6 +174,8 @@ def test_bad_inputs_fail_with_messages(encoding, dataset):
         ("momentum", 1.5, r"TrainConfig.momentum must be a number in \[0.0, 1.0\)"),
         ("memory_budget_mb", 0, r"TrainConfig.memory_budget_mb must be a number in \(0.0"),
         ("schedule", "step", r"TrainConfig.schedule must be one of \['constant', 'cosine'\]"),
+        ("xla", "O3", r"TrainConfig.xla must be one of \['default', 'fast'\]"),
+        ("exact_modules", 1, r"TrainConfig.exact_modules must be True or False"),
     ],
 )
 def test_config_validation(field, value, message):

@@ -66,8 +66,30 @@ def test_auto_pads_a_group_to_reuse_a_compiled_program():
 
 
 def test_masked_plan_is_one_group_at_max_bounds():
+    batched = CostModel(vmap_penalty=0.0)  # an accelerator: the whole population in one call
+    name, groups, _ = make_plan("masked", _WidthEncoding(), GENOMES, 4, _costs(batched))
+    assert name == "masked" and [(g.bounds, g.size, g.exact) for g in groups] == [(64, 8, False)]
+    # On the CPU a vmapped individual costs more than one alone: the same single program of one
+    # individual per device runs twice.
     name, groups, _ = make_plan("masked", _WidthEncoding(), GENOMES, 4, _costs(CostModel()))
-    assert name == "masked" and [(g.bounds, g.size) for g in groups] == [(64, 8)]
+    assert [(g.bounds, g.size, g.runs) for g in groups] == [(64, 4, 2)]
+
+
+def test_auto_on_cpu_runs_members_one_at_a_time_and_splits_by_module():
+    # Members 0 and 2 share bounds and module; member 5 has their bounds but another module.
+    modules = {0: "a", 2: "a", 5: "b", 1: "c", 4: "c", 3: "d"}
+    costs = _costs(CostModel())
+    costs.module_of = modules.__getitem__
+    name, groups, estimate = make_plan("auto", _WidthEncoding(), GENOMES, 1, costs)
+    assert name == "grouped"
+    got = sorted((g.bounds, g.members, g.size, g.exact) for g in groups)
+    assert got == [(8, (0, 2), 1, True), (8, (5,), 1, True), (16, (1, 4), 1, True),
+                   (32, (3,), 1, True)]
+    assert estimate == pytest.approx(costs.total(groups))
+    # The literal grouped plan keeps one vmapped group per bounds; a mixed one trains the supernet.
+    _, grouped, _ = make_plan("grouped", _WidthEncoding(), GENOMES, 1, costs)
+    assert [(g.bounds, g.size, g.exact) for g in grouped] == [(8, 3, False), (16, 2, True),
+                                                             (32, 1, True)]
 
 
 def test_confusion_metrics_match_scikit_learn():

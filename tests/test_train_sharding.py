@@ -39,7 +39,8 @@ def test_four_devices_match_one_device():
                           env=env, timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["four"]["sizes"] == [4] and out["one"]["sizes"] == [3]  # 3 padded to 4 devices
+    # 3 padded to 4 devices; on one CPU device the cost model runs them one at a time.
+    assert out["four"]["sizes"] == [4] and out["one"]["sizes"] == [1]
     np.testing.assert_allclose(out["four"]["loss"], out["one"]["loss"], rtol=1e-5)
     assert out["four"]["acc"] == out["one"]["acc"]
     assert min(out["one"]["acc"]) > 0.1

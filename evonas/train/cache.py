@@ -11,6 +11,7 @@ from jax._src import compilation_cache as _jax_cc
 from jax._src import dispatch as _jax_dispatch
 
 from evonas.train import memory, programs
+from evonas.train.config import compiler_options
 
 _BACKEND_COMPILE = _jax_dispatch.BACKEND_COMPILE_EVENT  # recorded for compiles and disk-cache hits
 _DISK_CACHE_HIT = "/jax/compilation_cache/cache_hits"
@@ -27,6 +28,7 @@ class CompileCounter:
         self.events = 0
         self.disk_hits = 0
         self.by_name: dict[str, int] = {}  # backend compiles (and disk loads) per jitted function
+        self.seconds_by_name: dict[str, float] = {}  # seconds of those, per jitted function
         self.seconds = 0.0
         self._thread = threading.get_ident()
 
@@ -41,6 +43,7 @@ class CompileCounter:
             self.seconds += duration
             name = str(kwargs.get("fun_name", "?"))
             self.by_name[name] = self.by_name.get(name, 0) + 1
+            self.seconds_by_name[name] = self.seconds_by_name.get(name, 0.0) + duration
 
     def _on_event(self, event: str, **kwargs: Any) -> None:
         if event == _DISK_CACHE_HIT and threading.get_ident() == self._thread:
@@ -74,6 +77,14 @@ def enable_persistent_cache(path: str) -> None:
         _jax_cc.reset_cache()  # JAX opens its cache once; reopen it at the new path
 
 
+# program name -> (function, static_argnums, donate_argnums)
+_PROGRAMS: dict[str, tuple[Any, tuple[int, ...], tuple[int, ...]]] = {
+    "init_population": (programs.init_population, (0,), ()),
+    "train_chunk": (programs.train_chunk, (0,), (1,)),
+    "evaluate_group": (programs.evaluate_group, (0, 6), ()),
+}
+
+
 class ProgramCache:
     """The population trainer's jitted programs, reused across calls and generations.
 
@@ -82,14 +93,17 @@ class ProgramCache:
     group size, options) compiles once per process (jit's cache belongs to the jitted function,
     so it is shared by every ``ProgramCache``). ``seen`` records the keys this cache ran, for the
     ``auto`` plan's cost model: pass the same cache every generation so it knows what is free.
+
+    ``init``, ``train`` and ``evaluate`` call one jitted function per (program, XLA option set):
+    the options come from ``TrainConfig.xla`` (``spec.options.xla`` for the per-group programs,
+    the ``xla`` keyword for ``init``) through :func:`~evonas.train.config.compiler_options`.
     """
 
     def __init__(self):
-        self.init = jax.jit(programs.init_population, static_argnums=0)
-        self.train = jax.jit(programs.train_chunk, static_argnums=0, donate_argnums=1)
-        self.evaluate = jax.jit(programs.evaluate_group, static_argnums=(0, 6))
+        self._jits: dict[tuple[str, str], Any] = {}
         self.seen: set[tuple[Any, int]] = set()
-        self.step_seconds: dict[tuple[Any, int], float] = {}  # measured, per (spec, size)
+        # measured seconds per step, per (spec at the bounds, size, trains a standalone module)
+        self.step_seconds: dict[tuple[Any, int, bool], float] = {}
         self._activations: dict[tuple[Any, ...], memory.Activations] = {}
 
     def activations(self, encoding: Any, input_shape: tuple[int, ...],
@@ -101,6 +115,29 @@ class ProgramCache:
                                                                    batch_size)
         return self._activations[key]
 
+    def _jit(self, program: str, xla: str) -> Any:
+        key = (program, xla)
+        if key not in self._jits:
+            fun, static, donate = _PROGRAMS[program]
+            self._jits[key] = jax.jit(fun, static_argnums=static, donate_argnums=donate,
+                                      compiler_options=compiler_options(program, xla))
+        return self._jits[key]
+
+    def init(self, encoding: Any, key: jax.Array, index: jax.Array, genomes: jax.Array,
+             x: Any, *, xla: str = "default") -> Any:
+        """:func:`~evonas.train.programs.init_population`, compiled under ``xla`` (see
+        :func:`~evonas.train.config.compiler_options`)."""
+        return self._jit("init_population", xla)(encoding, key, index, genomes, x)
+
+    def train(self, spec: programs.GroupSpec, *args: Any) -> Any:
+        """:func:`~evonas.train.programs.train_chunk` (state donated), compiled under
+        ``spec.options.xla``."""
+        return self._jit("train_chunk", spec.options.xla)(spec, *args)
+
+    def evaluate(self, spec: programs.GroupSpec, *args: Any) -> Any:
+        """:func:`~evonas.train.programs.evaluate_group`, compiled under ``spec.options.xla``."""
+        return self._jit("evaluate_group", spec.options.xla)(spec, *args)
+
     def size(self) -> int:
         """Number of compiled programs held (each jitted function's cache entries)."""
-        return sum(f._cache_size() for f in (self.init, self.train, self.evaluate))
+        return sum(f._cache_size() for f in self._jits.values())

@@ -10,6 +10,39 @@ import optax
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
 PLANS = ("auto", "masked", "grouped")
+XLA_LEVELS = ("default", "fast")
+
+# XLA:CPU debug options per program under ``TrainConfig.xla="fast"``. Convolutions and matmuls
+# run as library calls whatever the options, so XLA's optimisation mostly buys faster
+# elementwise code. Measured per program on the project's 2-core CPU (small 1-D CNNs, MNIST-1D,
+# batch 128; interleaved, same process), against XLA's defaults:
+# * XLA:CPU's newer fusion emitters cost about 0.3 s of compile per training program; the
+#   legacy loop emitters (``xla_cpu_use_fusion_emitters=False``) compile it in about 60 % of the
+#   time for a training step about 20 % slower, a gain below a few thousand steps;
+# * backend level 1 compiles faster than the default level 2 and its steps were no slower;
+# * level 0 makes a step about 5x slower, but the programs run once per call or group (init,
+#   evaluation) compile 3-5x faster there and lose no more than a few tens of ms running.
+_FAST_ONCE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True,
+              "xla_cpu_use_fusion_emitters": False}
+_FAST_OPTIONS: dict[str, dict[str, Any]] = {
+    "init_population": _FAST_ONCE,
+    "evaluate_group": _FAST_ONCE,
+    "train_chunk": {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False},
+}
+
+
+def compiler_options(program: str, xla: str) -> dict[str, Any] | None:
+    """The ``jax.jit(compiler_options=...)`` of one trainer program under ``TrainConfig.xla``.
+
+    ``"default"``: XLA's defaults. ``"fast"``: XLA:CPU's legacy loop emitters everywhere, the
+    programs that run once per call or group (``init_population``, ``evaluate_group``) at
+    backend optimisation level 0 without LLVM's expensive passes, and the training step (run
+    every step) at level 1 (see the measurements above ``_FAST_OPTIONS``). On accelerators the
+    CPU-only options are ignored by name; use ``"default"`` there.
+    """
+    if xla == "default":
+        return None
+    return dict(_FAST_OPTIONS[program])
 
 
 def _check_int(name: str, value: Any, low: int = 1) -> None:
@@ -52,6 +85,16 @@ class TrainConfig:
         evaluate_test: also measure the test split (for final reports, never for fitness).
         compile_cache_dir: JAX's persistent compilation cache directory (``None``: leave JAX's
             setting alone); used by every plan, it is what makes ``grouped`` cheap across runs.
+        xla: XLA compile options of the trainer's programs: ``"fast"`` (default) trades a
+            little step speed for much shorter compiles (the once-run programs, init and
+            evaluation, at the lowest optimisation level), ``"default"`` leaves XLA's defaults
+            (see :func:`compiler_options`). Compiles dominate short CPU runs; measured on the
+            project's 2-core CPU with ``benchmarks/throughput.py``.
+        exact_modules: under ``grouped`` and ``auto``, a group whose members all build the same
+            standalone module (``encoding.build``; every group of one) trains that module rather
+            than the supernet at its bounds: the same function and numbers, at the plain model's
+            step cost (no arch, masks or activation mixing). ``masked`` never does, so it keeps
+            one program whatever the population.
     """
 
     steps: int = 300
@@ -66,6 +109,8 @@ class TrainConfig:
     memory_budget_mb: float = 2048.0
     evaluate_test: bool = False
     compile_cache_dir: str | None = None
+    exact_modules: bool = True
+    xla: str = "fast"
 
     def __post_init__(self):
         _check_int("steps", self.steps)
@@ -77,10 +122,14 @@ class TrainConfig:
         _check_int("eval_batch_size", self.eval_batch_size)
         _check_int("steps_per_call", self.steps_per_call)
         _check_choice("plan", self.plan, PLANS)
+        _check_choice("xla", self.xla, XLA_LEVELS)
         _check_float("memory_budget_mb", self.memory_budget_mb, 0.0, float("inf"), open_low=True)
         if not isinstance(self.evaluate_test, bool):
             raise ValueError(f"TrainConfig.evaluate_test must be True or False; "
                              f"got {self.evaluate_test!r}")
+        if not isinstance(self.exact_modules, bool):
+            raise ValueError(f"TrainConfig.exact_modules must be True or False; "
+                             f"got {self.exact_modules!r}")
         if self.compile_cache_dir is not None and not isinstance(self.compile_cache_dir, str):
             raise ValueError(f"TrainConfig.compile_cache_dir must be a path string or None; "
                              f"got {self.compile_cache_dir!r}")
@@ -90,6 +139,7 @@ class TrainConfig:
         return ProgramOptions(
             self.steps, self.batch_size, self.optimizer, float(self.learning_rate),
             float(self.momentum), self.schedule, self.eval_batch_size, self.steps_per_call,
+            self.xla,
         )
 
 
@@ -108,6 +158,7 @@ class ProgramOptions:
     schedule: str
     eval_batch_size: int
     steps_per_call: int
+    xla: str = "default"
 
     def optimizer_fn(self) -> optax.GradientTransformation:
         """The optax optimiser with its learning-rate schedule."""

@@ -1,15 +1,23 @@
 """``train_population``: train and evaluate every genome of a population, group by group.
 
-The host loops over groups, chunks of a group and calls of ``steps_per_call`` unrolled steps; all
-per-individual work runs inside jitted, vmapped programs (``evonas.train.programs``).
+The host loops over groups, calls of a group's program (a group's members may go through a
+smaller program in consecutive calls: ``Group.size``, memory chunking) and calls of
+``steps_per_call`` unrolled steps; all per-individual work runs inside jitted programs
+(``evonas.train.programs``). A group whose members all build one standalone module
+(``encoding.build``) trains that module, cut from the same max-bounds initial parameters, unless
+the plan is ``masked`` or ``TrainConfig.exact_modules`` is off. Executed costs for planning are
+read from a trace of ``encoding.cost`` (constants of the bounds), so planning compiles nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+import jax.extend as jex
 import numpy as np
 
 from evonas.data.batches import batch_indices
@@ -18,11 +26,12 @@ from evonas.train.config import TrainConfig
 from evonas.train.memory import chunk_size, individual_bytes
 from evonas.train.metrics import confusion_metrics
 from evonas.train.plans import CostModel, Group, PlanCosts, make_plan, round_size
-from evonas.train.programs import GroupSpec, initial_state
+from evonas.train.programs import GroupSpec, Layout, initial_state
 from evonas.train.result import PopulationResult
 from evonas.train.sharding import PopulationSharding
 
 _PROGRAMS = ("init_population", "train_chunk", "evaluate_group")
+_EXECUTED = ("executed_params", "executed_flops")
 
 
 class _DeviceData(NamedTuple):
@@ -80,10 +89,13 @@ class _ChunkOutput(NamedTuple):
 
 
 def _run_chunk(cache: ProgramCache, spec: GroupSpec, params: Any, genomes: np.ndarray,
-               data: _DeviceData, sharding: PopulationSharding) -> _ChunkOutput:
-    """Trains and evaluates one chunk from its max-bounds parameters (numpy, ``[n, ...]``)."""
+               data: _DeviceData, sharding: PopulationSharding,
+               cut: Callable[[Any], Any]) -> _ChunkOutput:
+    """Trains and evaluates one chunk from its max-bounds parameters (numpy, ``[n, ...]``),
+    cut to the group's module by ``cut``."""
     opts = spec.options
-    params = spec.encoding.slice_params(params, spec.bounds)
+    params = cut(params)
+    spec = dataclasses.replace(spec, layout=Layout.of(params))
     state = sharding.split(initial_state(spec, params))
     genomes_d = sharding.split(genomes)
     starts = list(range(0, opts.steps, opts.steps_per_call))
@@ -115,6 +127,67 @@ def _chunks(group: Group, size: int) -> list[tuple[np.ndarray, int]]:
     return out
 
 
+def _executed_costs(encoding: Any, genome: np.ndarray, bounds: Any) -> dict[str, float]:
+    """``executed_params`` and ``executed_flops`` of ``encoding.cost(genome, bounds)``.
+
+    They depend on the static bounds alone, so they are constants of the traced ``cost``: read
+    from its jaxpr, they cost a trace and no compile (run eagerly, ``cost`` compiles each of its
+    few dozen ops once per process, about 1.5 s of a short run). Falls back to running ``cost``
+    when an encoding computes them from the genome.
+    """
+    closed, shapes = jax.make_jaxpr(lambda g: encoding.cost(g, bounds),
+                                    return_shape=True)(genome)
+    outs = jax.tree.unflatten(jax.tree.structure(shapes), closed.jaxpr.outvars)
+    consts = dict(zip(closed.jaxpr.constvars, closed.consts))
+    values = {}
+    for name in _EXECUTED:
+        var = outs[name]
+        if isinstance(var, jex.core.Literal):
+            values[name] = float(var.val)
+        elif var in consts:
+            values[name] = float(np.asarray(consts[var]))
+        else:
+            out = encoding.cost(genome, bounds)
+            return {k: float(out[k]) for k in _EXECUTED}
+    return values
+
+
+def _module_key(encoding: Any, genomes: np.ndarray) -> Callable[[int], Any] | None:
+    """Individual index -> its standalone module (``encoding.build``; memoised), for the cost
+    model to know which members can share an exact program; ``None`` without ``build``."""
+    build = getattr(encoding, "build", None)
+    if build is None:
+        return None
+    memo: dict[int, Any] = {}
+
+    def key(i: int) -> Any:
+        if i not in memo:
+            module = build(genomes[i])[0]
+            try:
+                hash(module)
+            except TypeError:  # unhashable: never shared, the group trains the supernet
+                module = ("unhashable", i)
+            memo[i] = module
+        return memo[i]
+
+    return key
+
+
+def _exact_module(encoding: Any, genomes: np.ndarray, group: Group) -> tuple[Any, Any]:
+    """``(module, cut)`` from ``encoding.build`` when every member of ``group`` builds the same
+    standalone module (a group of one always does), else ``(None, None)``."""
+    build = getattr(encoding, "build", None)
+    if build is None:
+        return None, None
+    module, cut = build(genomes[group.members[0]])
+    try:
+        same = all(build(genomes[m])[0] == module for m in group.members[1:])
+        hash(module)  # it keys the compiled programs
+    except TypeError:  # an unhashable module: train the supernet instead
+        return None, None
+    return (module, cut) if same else (None, None)
+
+
 def _reason(step: int, loss: float) -> str | None:
     if step < 0:
         return None
@@ -130,7 +203,8 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
     """Trains every genome of a population and measures it on the validation split.
 
     Individual ``i`` starts from ``supernet(max_bounds()).init(fold_in(init_key, i), ...)``
-    (cut to its group's bounds), with ``init_key, batch_key = split(key)``; every individual
+    (cut to its group's bounds, or by ``encoding.build``'s map for a group that trains the
+    standalone module), with ``init_key, batch_key = split(key)``; every individual
     sees the same batches, drawn on device from ``batch_key``. An individual whose loss or
     gradients stop being finite is frozen and marked failed; the others are unaffected.
 
@@ -143,7 +217,8 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
         config: the training configuration.
         cache: compiled programs to reuse; pass the same cache every generation (``None``: a
             fresh one, so only the persistent compilation cache carries over).
-        cost_model: the ``auto`` plan's cost model (default: :class:`CostModel`'s CPU constants).
+        cost_model: the plans' cost model (default: ``CostModel.for_platform`` of the first
+            device: measured constants on a CPU).
         devices: devices to shard the population over (default: all local devices).
 
     Returns:
@@ -164,27 +239,29 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
     start = time.perf_counter()
     with CompileCounter() as counter:
         data = _device_data(dataset, config, sharding, batch_key)
-        first = genomes[0]
-        cost_of = lambda b: {k: float(v) for k, v in encoding.cost(first, b).items()}
         executed: dict[Any, dict[str, float]] = {}
 
         def executed_of(bounds: Any) -> dict[str, float]:
             if bounds not in executed:
-                executed[bounds] = cost_of(bounds)
+                executed[bounds] = _executed_costs(encoding, genomes[0], bounds)
             return executed[bounds]
 
+        if cost_model is None:
+            cost_model = CostModel.for_platform(sharding.devices[0].platform)
         costs = PlanCosts(
             macs_of=lambda b: executed_of(b)["executed_flops"],
             is_compiled=lambda b, size: (spec_of(b), size) in cache.seen,
             steps=config.steps, batch_size=config.batch_size,
-            model=cost_model if cost_model is not None else CostModel(),
-            measured=lambda b, size: cache.step_seconds.get((spec_of(b), size)),
+            model=cost_model,
+            measured=lambda b, size, exact: cache.step_seconds.get((spec_of(b), size, exact)),
+            module_of=_module_key(encoding, genomes),
+            exact_modules=config.exact_modules,
         )
         plan, groups, estimate = make_plan(config.plan, encoding, genomes, sharding.count, costs)
 
         padded = np.arange(round_size(len(genomes), sharding.count)) % len(genomes)
         index_d, genomes_d = sharding.split((padded.astype(np.int32), genomes[padded]))
-        init = cache.init(encoding, init_key, index_d, genomes_d, data.example)
+        init = cache.init(encoding, init_key, index_d, genomes_d, data.example, xla=config.xla)
         init = jax.tree.map(np.asarray, init)  # host copy: groups take slices of it
         act = cache.activations(encoding, tuple(dataset.x_train.shape[1:]), config.batch_size)
         max_macs = executed_of(encoding.max_bounds())["executed_flops"]
@@ -200,13 +277,20 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
                                     act, options)
             size = min(group.size, chunk_size(config.memory_budget_mb, need, sharding.count))
             spec = spec_of(group.bounds)
+            cut = lambda p, b=group.bounds: encoding.slice_params(p, b)
+            exact = False
+            if group.exact and config.exact_modules and plan != "masked":
+                module, exact_cut = _exact_module(encoding, genomes, group)
+                if module is not None:
+                    spec, cut, exact = dataclasses.replace(spec, exact=module), exact_cut, True
             times = []
             for index, real in _chunks(group, size):
                 chunk_params = jax.tree.map(lambda a, i=index: a[i], init)
-                out = _run_chunk(cache, spec, chunk_params, genomes[index], data, sharding)
-                cache.seen.add((spec, size))
+                out = _run_chunk(cache, spec, chunk_params, genomes[index], data, sharding, cut)
+                seen = (spec_of(group.bounds), size)  # what the cost model asks about
+                cache.seen.add(seen)
                 if np.isfinite(out.step_seconds):
-                    cache.step_seconds[(spec, size)] = out.step_seconds
+                    cache.step_seconds[(*seen, exact)] = out.step_seconds
                 idx = index[:real]  # padding individuals are discarded
                 fail_step[idx], fail_loss[idx] = out.fail_step[:real], out.fail_loss[:real]
                 train_loss[idx] = out.train_loss[:real]

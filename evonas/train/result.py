@@ -27,7 +27,9 @@ class PopulationResult:
         program_compiles: compiles (or disk loads) of the trainer's own programs by name
             (``init_population``, ``train_chunk``, ``evaluate_group``).
         plan: the plan run: ``"masked"``, ``"grouped"`` or, chosen by ``auto``, ``"merged"``.
-        groups: the groups run, with their bounds, members and program size.
+        groups: the groups run, with their bounds, members, program size (members beyond it
+            go through the program in consecutive calls) and whether they trained one
+            standalone module (``exact``).
         estimated_seconds: the cost model's estimate of the plan.
         step_seconds: per group, seconds per training step once compiled (from the host loop).
     """
