@@ -263,3 +263,24 @@ def test_parse_constraint_and_holds():
     assert search.constraints == ("params <= 1000", "flops<5")
     assert search.parsed_constraints() == (Constraint("params", "<=", 1000.0),
                                            Constraint("flops", "<", 5.0))
+
+
+def test_a_strategy_named_without_params_gets_its_own_defaults():
+    from evonas.experiment import ExperimentConfig
+
+    config = ExperimentConfig.from_dict({"strategy": {"name": "nsga2"}})
+    assert config.strategy.params == {}  # not regularized evolution's sample_size
+    default = ExperimentConfig.from_dict({})
+    assert default.strategy.params == {"population_size": 16, "sample_size": 4}
+    assert ExperimentConfig.from_dict(default.to_dict()).fingerprint() == default.fingerprint()
+
+
+def test_renaming_the_strategy_or_encoding_drops_the_other_ones_defaults():
+    from evonas.experiment import ExperimentConfig
+
+    config = ExperimentConfig.from_dict({}).with_overrides(
+        ["strategy.name=nsga2", "encoding.name=mlp"])
+    assert config.strategy.params == {} and config.encoding.options == {}
+    kept = ExperimentConfig.from_dict({}).with_overrides(
+        ["strategy.name=genetic_algorithm", "strategy.params.population_size=16"])
+    assert kept.strategy.params == {"population_size": 16}  # what the user set stays

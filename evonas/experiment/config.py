@@ -98,17 +98,25 @@ class DatasetConfig:
         check_positive("dataset.limit", self.limit)
 
 
+# The default experiment's regularized evolution: a population of 16, tournaments of 4.
+DEFAULT_STRATEGY_PARAMS: dict[str, Any] = {"population_size": 16, "sample_size": 4}
+
+
 @dataclasses.dataclass(frozen=True)
 class StrategyConfig:
-    """The search strategy by registered name, and its hyper-parameters."""
+    """The search strategy by registered name, and its hyper-parameters.
+
+    ``regularized_evolution`` with no params gets :data:`DEFAULT_STRATEGY_PARAMS`; any other
+    strategy with no params gets its own defaults (never another strategy's).
+    """
 
     name: str = "regularized_evolution"
-    params: dict[str, Any] = dataclasses.field(
-        default_factory=lambda: {"population_size": 16, "sample_size": 4}
-    )
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         check_fields(self, "strategy")
+        if self.name == "regularized_evolution" and not self.params:
+            object.__setattr__(self, "params", copy.deepcopy(DEFAULT_STRATEGY_PARAMS))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -404,7 +412,31 @@ class ExperimentConfig:
                     )
                 node = child
             node[parts[-1]] = value
+        _drop_stale_defaults(data, [t.partition("=")[0].strip() for t in overrides])
         return type(self).from_dict(data)
+
+
+# (section, name key, options key, the defaults that belong to one name)
+_NAMED_DEFAULTS = (
+    ("strategy", "params", "regularized_evolution", DEFAULT_STRATEGY_PARAMS),
+    ("encoding", "options", "conv", DEFAULT_CONV_OPTIONS),
+)
+
+
+def _drop_stale_defaults(data: dict[str, Any], keys: Sequence[str]) -> None:
+    """After ``--set strategy.name=nsga2``, the default experiment's regularized-evolution
+    params (or conv options after ``encoding.name=mlp``) no longer apply: drop each one still at
+    its default value that no override set."""
+    for section, field, owner, defaults in _NAMED_DEFAULTS:
+        node = data.get(section)
+        if f"{section}.name" not in keys or not isinstance(node, dict) or node.get(
+                "name") == owner or f"{section}.{field}" in keys:
+            continue
+        values = node.get(field)
+        if isinstance(values, dict):
+            for key, default in defaults.items():
+                if values.get(key) == default and f"{section}.{field}.{key}" not in keys:
+                    del values[key]
 
 
 def _plain(value: Any) -> Any:
