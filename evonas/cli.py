@@ -180,6 +180,7 @@ def _bench_multiobjective(args: argparse.Namespace, evaluator: Any,
     import jax
     import jax.numpy as jnp
 
+    from evonas.benchmarks.nb201 import load_table
     from evonas.benchmarks.search import run_searches
     from evonas.pareto import hypervolume, pareto_front
     from evonas.strategies import get_strategy
@@ -206,8 +207,8 @@ def _bench_multiobjective(args: argparse.Namespace, evaluator: Any,
         return (seen if multi else results.fitness), true
 
     trace = run_searches(strategy, evaluate, jax.random.key(args.seed), args.runs, args.budget)
-    everything = np.asarray(jax.jit(jax.vmap(lambda g: evaluate(jax.random.key(0), g[None])[1][0]))(
-        jnp.asarray(np.stack([space.from_index(i) for i in range(space.size)]))), np.float64)
+    table = jnp.asarray(load_table().genomes, jnp.int32)  # every architecture of the benchmark
+    everything = np.asarray(jax.jit(evaluate)(jax.random.key(0), table)[1], np.float64)
     feasible = ~np.isnan(everything).any(axis=1)
     if not feasible.any():
         raise UsageError(f"no architecture of the table meets {args.constraint}")
@@ -320,6 +321,7 @@ def cmd_front(args: argparse.Namespace) -> int:
         best_within_budgets,
         export_within_budgets,
         front_table,
+        member,
         parse_budgets,
     )
     from evonas.objectives import row_value
@@ -363,10 +365,8 @@ def cmd_front(args: argparse.Namespace) -> int:
                 jax.random.fold_in(jax.random.key(config.search.seed), 4), config, encoding,
                 options, dataset, chosen, metric, run.path / "budgets", steps)
         else:
-            entries = [{"metric": metric, "bound": b, "architecture": None if row is None
-                        else {"id": row["id"], "genome": row["genome"],
-                              "objectives": {n: row_value(row, n) for n, _ in objectives},
-                              "params": row["params"], "flops": row["flops"]}}
+            entries = [{"metric": metric, "bound": b,
+                        "architecture": None if row is None else member(row, objectives)}
                        for b, row in chosen]
         chosen_all.extend(entries)
         if not args.json:

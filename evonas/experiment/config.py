@@ -57,6 +57,23 @@ DEFAULT_CONV_OPTIONS: dict[str, Any] = {
 }
 
 
+# The default experiment's regularized evolution: a population of 16, tournaments of 4.
+DEFAULT_STRATEGY_PARAMS: dict[str, Any] = {"population_size": 16, "sample_size": 4}
+
+# section -> (its free-form field, the name whose defaults these are, the defaults): a section
+# naming that name with the field empty gets them; another name never does.
+_NAMED_DEFAULTS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "strategy": ("params", "regularized_evolution", DEFAULT_STRATEGY_PARAMS),
+    "encoding": ("options", "conv", DEFAULT_CONV_OPTIONS),
+}
+
+
+def _fill_named_defaults(section: Any, name: str) -> None:
+    field, owner, defaults = _NAMED_DEFAULTS[name]
+    if section.name == owner and not getattr(section, field):
+        object.__setattr__(section, field, copy.deepcopy(defaults))
+
+
 @dataclasses.dataclass(frozen=True)
 class EncodingConfig:
     """Which genome encoding to search, and the options passed to its factory.
@@ -70,8 +87,7 @@ class EncodingConfig:
 
     def __post_init__(self):
         check_fields(self, "encoding")
-        if self.name == "conv" and not self.options:
-            object.__setattr__(self, "options", copy.deepcopy(DEFAULT_CONV_OPTIONS))
+        _fill_named_defaults(self, "encoding")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,10 +114,6 @@ class DatasetConfig:
         check_positive("dataset.limit", self.limit)
 
 
-# The default experiment's regularized evolution: a population of 16, tournaments of 4.
-DEFAULT_STRATEGY_PARAMS: dict[str, Any] = {"population_size": 16, "sample_size": 4}
-
-
 @dataclasses.dataclass(frozen=True)
 class StrategyConfig:
     """The search strategy by registered name, and its hyper-parameters.
@@ -115,8 +127,7 @@ class StrategyConfig:
 
     def __post_init__(self):
         check_fields(self, "strategy")
-        if self.name == "regularized_evolution" and not self.params:
-            object.__setattr__(self, "params", copy.deepcopy(DEFAULT_STRATEGY_PARAMS))
+        _fill_named_defaults(self, "strategy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -416,18 +427,11 @@ class ExperimentConfig:
         return type(self).from_dict(data)
 
 
-# (section, name key, options key, the defaults that belong to one name)
-_NAMED_DEFAULTS = (
-    ("strategy", "params", "regularized_evolution", DEFAULT_STRATEGY_PARAMS),
-    ("encoding", "options", "conv", DEFAULT_CONV_OPTIONS),
-)
-
-
 def _drop_stale_defaults(data: dict[str, Any], keys: Sequence[str]) -> None:
     """After ``--set strategy.name=nsga2``, the default experiment's regularized-evolution
     params (or conv options after ``encoding.name=mlp``) no longer apply: drop each one still at
     its default value that no override set."""
-    for section, field, owner, defaults in _NAMED_DEFAULTS:
+    for section, (field, owner, defaults) in _NAMED_DEFAULTS.items():
         node = data.get(section)
         if f"{section}.name" not in keys or not isinstance(node, dict) or node.get(
                 "name") == owner or f"{section}.{field}" in keys:

@@ -45,7 +45,9 @@ def spread(front: Sequence[dict[str, Any]], k: int, name: str) -> list[dict[str,
     return [ordered[i] for i in picks]
 
 
-def _member(row: dict[str, Any], objectives: Sequence[tuple[str, bool]]) -> dict[str, Any]:
+def member(row: dict[str, Any], objectives: Sequence[tuple[str, bool]]) -> dict[str, Any]:
+    """A history row as a front or budget entry: id, genome, description, objective values,
+    params and FLOPs."""
     return {"id": row["id"], "genome": row["genome"], "description": row["description"],
             "objectives": {name: row_value(row, name) for name, _ in objectives},
             "params": row["params"], "flops": row["flops"]}
@@ -73,7 +75,7 @@ def run_front(key: jax.Array, config: ExperimentConfig, encoding: Any,
                                                encoding, dataset, row,
                                                config.final.retrain_steps)
         export_model(front_dir / str(row["id"]), config, encoding_options, row, params, test_acc)
-        members.append({**_member(row, objectives), "test_acc": test_acc,
+        members.append({**member(row, objectives), "test_acc": test_acc,
                         "directory": str(row["id"])})
     curve = hypervolume_by_generation(rows, objectives)
     result = {
@@ -151,7 +153,7 @@ def export_within_budgets(key: jax.Array, config: ExperimentConfig, encoding: An
         export_model(out_dir / name, config, encoding_options, row, params, test_acc,
                      extra={"budget": {"metric": metric, "bound": bound}})
         entries.append({"metric": metric, "bound": bound, "directory": name,
-                        "architecture": {**_member(row, objectives), "test_acc": test_acc}})
+                        "architecture": {**member(row, objectives), "test_acc": test_acc}})
     atomic_write_text(out_dir / BUDGETS_FILE, json.dumps(
         {"retrain_steps": steps, "budgets": entries}, indent=2, default=float) + "\n")
     return entries
@@ -160,5 +162,5 @@ def export_within_budgets(key: jax.Array, config: ExperimentConfig, encoding: An
 def front_table(rows: Sequence[dict[str, Any]], objectives: Sequence[tuple[str, bool]]
                 ) -> list[dict[str, Any]]:
     """The front as table rows (id, objective values, params, FLOPs, description)."""
-    return [_member(r, objectives) for r in front_rows(rows, objectives)]
+    return [member(r, objectives) for r in front_rows(rows, objectives)]
 

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 from flax import struct
 
 from evonas.genomes.space import GenomeSpace
-from evonas.operators import CROSSOVERS, mutate, tournament_selection, truncation_selection
+from evonas.operators import CROSSOVERS, tournament_selection, truncation_selection
+from evonas.strategies._breeding import breed
 from evonas.strategies._checks import check_common, check_told
 from evonas.strategies.base import (
     check_positive,
@@ -133,21 +134,11 @@ class GeneticAlgorithm:
         # A failed parent (possible only if a tournament saw no finite score) is replaced by a
         # random genome, so a failed individual never passes its genes on.
         fresh = self.space.sample(k_random, 2 * n)
-        failed = jnp.isneginf(state.scores[parents]) | (state.generation == 0)
-        parent_ids = jnp.where(failed, -1, state.ids[parents])
-        parents = jnp.where(failed[:, None], fresh, state.population[parents])
-        a, b = parents[:n], parents[n:]
-        recombine = jax.random.uniform(k_do, (n, 1)) < self.crossover_rate
-        children = jnp.where(recombine, CROSSOVERS[self.crossover](k_cross, a, b), a)
-        children = mutate(k_mutate, children, self.space, self.effective_mutation_rate)
-        lineage = jnp.stack(
-            [parent_ids[:n], jnp.where(recombine[:, 0], parent_ids[n:], -1)], axis=1
-        ).astype(jnp.int32)
-        # The first generation is uniform: no selection or variation has happened yet.
-        first = state.generation == 0
-        return jnp.where(first, fresh[:n], children), state.replace(
-            parents=jnp.where(first, -1, lineage)
-        )
+        children, lineage = breed(
+            (k_cross, k_do, k_mutate), parents, jnp.isneginf(state.scores[parents]), fresh,
+            state.population, state.ids, state.generation, self.space, self.crossover,
+            self.crossover_rate, self.effective_mutation_rate)
+        return children, state.replace(parents=lineage)
 
     @partial(jax.jit, static_argnums=0)
     def tell(

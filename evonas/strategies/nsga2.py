@@ -26,9 +26,9 @@ from evonas.operators import (
     CROSSOVERS,
     crowded_tournament,
     crowding_distance,
-    mutate,
     non_dominated_rank,
 )
+from evonas.strategies._breeding import breed
 from evonas.strategies.base import check_positive, check_rate, register_strategy
 
 _OWNER = "NSGA2"
@@ -154,20 +154,12 @@ class NSGA2:
         # A failed winner (possible only when fewer than N feasible rows exist) is replaced by a
         # random genome, so an infeasible individual never passes its genes on.
         fresh = self.space.sample(k_random, 2 * n)
-        failed = jnp.any(jnp.isnan(state.objectives[winners]), axis=1) | (state.generation == 0)
-        parent_ids = jnp.where(failed, -1, state.ids[winners])
-        parents = jnp.where(failed[:, None], fresh, state.population[winners])
-        a, b = parents[:n], parents[n:]
-        recombine = jax.random.uniform(k_do, (n, 1)) < self.crossover_rate
-        children = jnp.where(recombine, CROSSOVERS[self.crossover](k_cross, a, b), a)
-        children = mutate(k_mutate, children, self.space, self.effective_mutation_rate)
-        lineage = jnp.stack(
-            [parent_ids[:n], jnp.where(recombine[:, 0], parent_ids[n:], -1)], axis=1
-        ).astype(jnp.int32)
-        first = state.generation == 0
-        return jnp.where(first, fresh[:n], children), state.replace(
-            parents=jnp.where(first, -1, lineage)
-        )
+        children, lineage = breed(
+            (k_cross, k_do, k_mutate), winners,
+            jnp.any(jnp.isnan(state.objectives[winners]), axis=1), fresh, state.population,
+            state.ids, state.generation, self.space, self.crossover, self.crossover_rate,
+            self.effective_mutation_rate)
+        return children, state.replace(parents=lineage)
 
     @partial(jax.jit, static_argnums=0)
     def tell(self, genomes: jax.Array, fitness: jax.Array, state: NSGA2State) -> NSGA2State:
