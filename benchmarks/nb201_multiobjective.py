@@ -38,10 +38,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from evonas.benchmarks.nb201 import DATASETS, DEVICES, load_table
-from evonas.benchmarks.search import search
 from evonas.genomes import get_encoding
-from evonas.pareto import hypervolume, pareto_front
-from evonas.strategies import get_strategy
+from evonas.objectives import hypervolume, pareto_front
+from evonas.strategies import get_strategy, search
 
 CHECKPOINTS = (100, 300, 1000)
 STRATEGIES = ("random_search", "nsga2", "weighted_sum", "map_elites")

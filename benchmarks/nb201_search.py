@@ -32,9 +32,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from evonas.benchmarks.nb201 import DATASETS, load_table
-from evonas.benchmarks.search import search, selected_true, summarize
 from evonas.genomes import get_encoding
-from evonas.strategies import evosax_algorithm_names, get_strategy
+from evonas.strategies import (
+    evosax_algorithm_names,
+    get_strategy,
+    search,
+    selected_true,
+    summarize,
+)
 
 CHECKPOINTS = (100, 300, 1000)
 EVOSAX_DEFAULT = ("CMA_ES", "Sep_CMA_ES", "Open_ES", "SNES", "SimpleGA", "DiffusionEvolution")

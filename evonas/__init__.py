@@ -3,35 +3,62 @@
 Genomes are fixed-length integer vectors; strategies evolve whole populations of them as arrays;
 evaluators score populations (a tabular benchmark inside jit, or training whole populations of
 Flax models at once).
+
+This module is the public API for scripts; the packages below it are documented in
+``docs/architecture.md``.
 """
 
-from evonas.evaluators import Evaluator, Results, TabularEvaluator
+from evonas.benchmarks import Table, get_benchmark, list_benchmarks, register_benchmark
+from evonas.data import Dataset, load_dataset
+from evonas.evaluators import (
+    Evaluator,
+    LatencyMeter,
+    Results,
+    TabularEvaluator,
+    TrainingEvaluator,
+)
 from evonas.genomes import (
     Encoding,
     GenomeSpace,
     TrainableEncoding,
+    check_trainable,
     get_encoding,
     list_encodings,
+    parse_genome,
     register_encoding,
 )
-from evonas.pareto import hypervolume, pareto_front
+from evonas.objectives import hypervolume, pareto_front, parse_constraint
 from evonas.strategies import (
+    NSGA2,
     EvosaxStrategy,
     GeneticAlgorithm,
+    MapElites,
     RandomSearch,
     RegularizedEvolution,
+    SearchTrace,
     Strategy,
+    WeightedSum,
     get_strategy,
     list_strategies,
+    num_objectives,
     register_strategy,
+    run_searches,
+    search,
+    selected_true,
 )
+from evonas.train import TrainConfig, train_module, train_population
+from evonas.version import __version__
 
-__version__ = "0.1.0"
-
-# The experiment layer pulls in orbax and the report: loaded on first use, so `evonas list` and
-# scripts that only use strategies stay quick to import.
-_LAZY = {"Experiment": "evonas.experiment", "ExperimentConfig": "evonas.experiment",
-         "load_model": "evonas.experiment"}
+# The experiment and the store pull in orbax and the report: loaded on first use, so
+# `evonas list` and scripts that only use strategies stay quick to import.
+_LAZY = {
+    "Experiment": "evonas.experiment",
+    "ExperimentConfig": "evonas.experiment",
+    "ExperimentResult": "evonas.experiment",
+    "bench": "evonas.experiment",
+    "load_model": "evonas.store",
+    "write_report": "evonas.report",
+}
 
 
 def __getattr__(name: str):
@@ -43,26 +70,52 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "NSGA2",
+    "Dataset",
     "Encoding",
     "Evaluator",
     "EvosaxStrategy",
     "Experiment",
     "ExperimentConfig",
+    "ExperimentResult",
     "GeneticAlgorithm",
     "GenomeSpace",
+    "LatencyMeter",
+    "MapElites",
     "RandomSearch",
     "RegularizedEvolution",
     "Results",
+    "SearchTrace",
     "Strategy",
+    "Table",
     "TabularEvaluator",
+    "TrainConfig",
     "TrainableEncoding",
+    "TrainingEvaluator",
+    "WeightedSum",
+    "__version__",
+    "bench",
+    "check_trainable",
+    "get_benchmark",
     "get_encoding",
     "get_strategy",
     "hypervolume",
+    "list_benchmarks",
     "list_encodings",
     "list_strategies",
+    "load_dataset",
     "load_model",
+    "num_objectives",
+    "parse_constraint",
+    "parse_genome",
     "pareto_front",
+    "register_benchmark",
     "register_encoding",
     "register_strategy",
+    "run_searches",
+    "search",
+    "selected_true",
+    "train_module",
+    "train_population",
+    "write_report",
 ]

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 EXIT_USAGE = 2
 
@@ -40,35 +37,6 @@ def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     return options
 
 
-def parse_genome(encoding: Any, text: str) -> np.ndarray:
-    """Reads a genome given on the command line.
-
-    Accepted: the encoding's own notation when it has a ``parse`` method (NAS-Bench-201: an arch
-    string or a benchmark index), a JSON list of integers, comma-separated integers, or a JSON
-    object ``{gene: value}``.
-    """
-    text = text.strip()
-    parse = getattr(encoding, "parse", None)
-    if parse is not None:
-        return np.asarray(parse(text), np.int32)
-    value = _parse_value(text)
-    if isinstance(value, dict):
-        return encoding.space.from_dict(value)
-    if isinstance(value, str) and "," in value:
-        try:
-            value = [int(v) for v in value.split(",")]
-        except ValueError:
-            raise UsageError(f"cannot read genome {text!r}: expected integers") from None
-    if isinstance(value, int):
-        value = [value]
-    if not isinstance(value, list):
-        raise UsageError(
-            f"cannot read genome {text!r}: give a JSON list of {encoding.space.num_genes} "
-            "integers, comma-separated integers, or a JSON object {gene: value}"
-        )
-    return encoding.space.validate(value)
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
@@ -80,31 +48,20 @@ def _jsonable(value: Any) -> Any:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from evonas.genomes import get_encoding
+    from evonas.experiment.describe import describe
 
-    options = _parse_options(args.option)
-    try:
-        encoding = get_encoding(args.encoding, **options)
-    except TypeError as err:  # an option the encoding's factory does not take
-        raise UsageError(f"encoding {args.encoding!r} rejected options {options}: {err}") from None
-    genome = parse_genome(encoding, args.genome)
-    cost = {k: float(v) for k, v in encoding.cost(genome).items()}
-    out = {
-        "encoding": args.encoding,
-        "genome": genome.tolist(),
-        "genes": encoding.space.to_dict(genome),
-        "description": encoding.describe(genome),
-        "cost": cost,
-    }
+    out = describe(args.encoding, args.genome, _parse_options(args.option))
     print(json.dumps(_jsonable(out), indent=None if args.compact else 2))
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from evonas.benchmarks import list_benchmarks
     from evonas.genomes import list_encodings
     from evonas.strategies import list_strategies
 
-    listing = {"encodings": list_encodings(), "strategies": list_strategies()}
+    listing = {"encodings": list_encodings(), "strategies": list_strategies(),
+               "benchmarks": list_benchmarks()}
     if args.json:
         print(json.dumps(listing))
     else:
@@ -116,123 +73,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    import jax
+    from evonas.experiment.bench import bench
 
-    from evonas.benchmarks.nb201 import DATASETS, load_table
-    from evonas.benchmarks.search import (
-        run_searches,
-        selected_true,
-        summarize,
-        tabular_evaluate,
-    )
-    from evonas.evaluators import TabularEvaluator
-    from evonas.strategies import get_strategy
-
-    if args.runs < 1 or args.budget < 1:
-        raise UsageError(f"--runs and --budget must be positive; got {args.runs}, {args.budget}")
-    evaluator = TabularEvaluator(args.dataset, objectives=args.objective, noise=args.noise,
-                                 constraints=args.constraint)
-    params = _parse_options(args.set)
-    if args.objective:
-        return _bench_multiobjective(args, evaluator, params)
-    try:
-        strategy = get_strategy(args.strategy, evaluator.encoding.space, **params)
-    except TypeError as err:  # a parameter the strategy does not take
-        raise UsageError(
-            f"strategy {args.strategy!r} rejected parameters {params}: {err}"
-        ) from None
-    trace = run_searches(
-        strategy, tabular_evaluate(evaluator), jax.random.key(args.seed), args.runs, args.budget
-    )
-    selected = selected_true(np.asarray(trace.observed), np.asarray(trace.true))
-    table = load_table()
-    optimum = float(table.test_acc[DATASETS.index(args.dataset)].max())
-    checkpoints = (10, 30, 100, 300, 1000, 3000, 10000)
-    best_run = int(np.argmax(selected[:, -1]))
-    best_at = int(np.argmax(np.where(np.isnan(trace.observed[best_run]), -np.inf,
-                                     trace.observed[best_run])))
-    best_genome = np.asarray(trace.genomes[best_run, best_at])
-    out = {
-        "benchmark": "nb201",
-        "protocol": evaluator.protocol,
-        "dataset": args.dataset,
-        "strategy": args.strategy,
-        "runs": args.runs,
-        "budget": args.budget,
-        "noise": args.noise,
-        "optimum": round(optimum, 4),
-        **summarize(selected, optimum, checkpoints),
-        "best": {
-            "genome": best_genome.tolist(),
-            "arch_str": evaluator.encoding.to_arch_str(best_genome),
-            "index": table.index_of(best_genome),
-            "test_acc": round(float(selected[best_run, -1]), 4),
-        },
-    }
-    print(json.dumps(out, indent=None if args.compact else 2))
-    return 0
-
-
-def _bench_multiobjective(args: argparse.Namespace, evaluator: Any,
-                          params: dict[str, Any]) -> int:
-    """``evonas bench nb201 --objective ...``: accuracy against table costs, hypervolume gaps to
-    the table's true front (feasible architectures only) and the front the first run found."""
-    import jax
-    import jax.numpy as jnp
-
-    from evonas.benchmarks.nb201 import load_table
-    from evonas.benchmarks.search import run_searches
-    from evonas.pareto import hypervolume, pareto_front
-    from evonas.strategies import get_strategy
-    from evonas.strategies.base import num_objectives
-
-    maximize = (True,) + (False,) * len(evaluator.objectives)
-    space = evaluator.encoding.space
-    try:
-        probe = get_strategy(args.strategy, space, **params)
-        multi = num_objectives(probe) > 1
-        strategy = get_strategy(args.strategy, space, maximize=maximize if multi else True,
-                                **params)
-    except TypeError as err:
-        raise UsageError(f"strategy {args.strategy!r} rejected parameters {params}: {err}"
-                         ) from None
-
-    def evaluate(key, genomes):
-        results = evaluator.evaluate(key, genomes)
-        true = jnp.stack([results.metrics["test_acc"]] + [results.objectives[n] for n in
-                                                          evaluator.objectives], axis=-1)
-        true = jnp.where(results.failed[:, None], jnp.nan, true)
-        seen = jnp.stack([results.fitness] + [results.objectives[n] for n in
-                                              evaluator.objectives], axis=-1)
-        return (seen if multi else results.fitness), true
-
-    trace = run_searches(strategy, evaluate, jax.random.key(args.seed), args.runs, args.budget)
-    table = jnp.asarray(load_table().genomes, jnp.int32)  # every architecture of the benchmark
-    everything = np.asarray(jax.jit(evaluate)(jax.random.key(0), table)[1], np.float64)
-    feasible = ~np.isnan(everything).any(axis=1)
-    if not feasible.any():
-        raise UsageError(f"no architecture of the table meets {args.constraint}")
-    reference = np.where(maximize, everything[feasible].min(0), everything[feasible].max(0))
-    best = hypervolume(everything, reference, maximize)
-    found = np.asarray(trace.true, np.float64)
-    checkpoints = [q for q in (10, 30, 100, 300, 1000, 3000, 10000) if q <= args.budget]
-    gaps = {str(q): round(float(np.mean([1 - hypervolume(found[r, :q], reference, maximize)
-                                          / best for r in range(args.runs)])), 5)
-            for q in checkpoints}
-    front = pareto_front(found[0], maximize)
-    _, first = np.unique(np.asarray(trace.genomes[0])[front], axis=0, return_index=True)
-    names = ["test_acc", *evaluator.objectives]
-    members = sorted(
-        ({"arch_str": evaluator.encoding.to_arch_str(np.asarray(trace.genomes[0, i])),
-          **{n: round(float(found[0, i, j]), 4) for j, n in enumerate(names)}}
-         for i in front[np.sort(first)]), key=lambda m: -m["test_acc"])
-    out = {
-        "benchmark": "nb201", "protocol": evaluator.protocol, "dataset": args.dataset,
-        "strategy": args.strategy, "objectives": names, "constraints": args.constraint,
-        "runs": args.runs, "budget": args.budget, "true_front_size": int(len(
-            pareto_front(everything, maximize))), "hv_gap": gaps, "front_of_run_0": members,
-    }
-    print(json.dumps(out, indent=None if args.compact else 2))
+    options = _parse_options(args.option)
+    if args.dataset is not None:
+        options["dataset"] = args.dataset
+    out = bench(args.benchmark, args.strategy, runs=args.runs, budget=args.budget,
+                seed=args.seed, noise=args.noise, objectives=args.objective,
+                constraints=args.constraint, params=_parse_options(args.set), options=options,
+                count=args.count)
+    print(json.dumps(_jsonable(out), indent=None if args.compact else 2))
     return 0
 
 
@@ -246,7 +96,14 @@ def _print_result(result: Any) -> None:
               f"genome {best['genome']}")
         if layers:
             print(f"  layers: {json.dumps(layers)}")
-    if final is not None:
+    if final is not None and "retrain_steps" not in final:  # a tabular run: read, not trained
+        print(f"top {len(final['models'])} by fitness, read from the {final['protocol']} table "
+              f"{final['benchmark']!r}:")
+        for m in final["models"]:
+            scores = ", ".join(f"{k} {v:.4g}" for k, v in m.items() if k not in (
+                "rank", "id", "genome", "fitness", "params"))
+            print(f"  #{m['id']} (rank {m['rank']}): fitness {m['fitness']:.4g}, {scores}")
+    elif final is not None:
         accs = ", ".join(f"{m['test_acc']:.4f}" for m in final["models"])
         print(f"retrained top {len(final['models'])} ({final['retrain_steps']} steps, train+val): "
               f"test accuracy {accs}")
@@ -262,7 +119,8 @@ def _print_result(result: Any) -> None:
               f"{result.run_dir / 'front'}/<id>:")
         for m in front["members"]:
             values = ", ".join(f"{n} {_format(float(m['objectives'][n]))}" for n in names)
-            print(f"  #{m['id']}: {values}, test accuracy {m['test_acc']:.4f}")
+            tested = f", test accuracy {m['test_acc']:.4f}" if "test_acc" in m else ""
+            print(f"  #{m['id']}: {values}{tested}")
     print(f"run directory: {result.run_dir}")
     if result.report is not None:
         print(f"report: {result.report}")
@@ -313,79 +171,39 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def cmd_front(args: argparse.Namespace) -> int:
-    import jax
-
     from evonas.experiment import ExperimentConfig
-    from evonas.experiment.components import build_model_parts
-    from evonas.experiment.front import (
-        best_within_budgets,
-        export_within_budgets,
-        front_table,
-        member,
-        parse_budgets,
-    )
-    from evonas.objectives import row_value
+    from evonas.experiment.front import front_summary, parse_budgets
     from evonas.store import RunDir
 
     run = RunDir(args.run_dir, readonly=True)
     config = ExperimentConfig.from_dict(run.config)
     with run.history as history:
         rows = history.rows()
-    objectives = config.search.objective_directions
-    if len(objectives) == 1:  # a single-objective run: its front against parameters
-        objectives = (*objectives, ("params", False))
     budgets = [parse_budgets(text) for text in args.budget]
-    for metric, _ in budgets:
-        if all(math.isnan(row_value(r, metric)) for r in rows):
-            recorded = sorted({k for r in rows for k in (r.get("metrics") or {})}
-                              | {"params", "flops", "val_acc", "val_loss"})
-            raise UsageError(f"--budget names {metric!r}, which this run did not record; "
-                             f"recorded: {recorded}")
-    table = front_table(rows, objectives)
-    out: dict[str, Any] = {"run_dir": str(run.path), "objectives": [
-        {"name": n, "direction": "max" if m else "min"} for n, m in objectives], "front": table}
-    if not args.json:
-        names = [n for n, _ in objectives]
-        print(f"Pareto front of {run.path}: {len(table)} architectures ({', '.join(names)})")
-        costs = [c for c in ("params", "flops") if c not in names]
-        print(_table(["id", *names, *costs, "genome"],
-                     [[r["id"], *[r["objectives"][n] for n in names],
-                       *[float(r[c]) for c in costs], json.dumps(r["genome"])] for r in table]))
-    chosen_all = []
-    first = objectives[0][0]
-    parts = None
-    for metric, bounds in budgets:
-        chosen = best_within_budgets(rows, config, metric, bounds)
-        if args.export and any(row is not None for _, row in chosen):
-            if parts is None:
-                parts = build_model_parts(config)
-            dataset, encoding, options = parts
-            steps = args.steps or config.final.retrain_steps
-            entries = export_within_budgets(
-                jax.random.fold_in(jax.random.key(config.search.seed), 4), config, encoding,
-                options, dataset, chosen, metric, run.path / "budgets", steps)
-        else:
-            entries = [{"metric": metric, "bound": b,
-                        "architecture": None if row is None else member(row, objectives)}
-                       for b, row in chosen]
-        chosen_all.extend(entries)
-        if not args.json:
-            for entry, (_, row) in zip(entries, chosen):
-                arch = entry["architecture"]
-                if arch is None:
-                    print(f"{metric} <= {entry['bound']:g}: none found: no evaluated "
-                          f"architecture is within this budget")
-                    continue
-                tested = (f", test accuracy {arch['test_acc']:.4f} after retraining, exported "
-                          f"to {run.path / 'budgets' / entry['directory']}"
-                          if "test_acc" in arch else "")
-                print(f"{metric} <= {entry['bound']:g}: #{arch['id']} {first} "
-                      f"{arch['objectives'][first]:.4f}, {metric} "
-                      f"{_format(row_value(row, metric))}{tested}")
-    if budgets:
-        out["budgets"] = chosen_all
+    out = front_summary(rows, config, budgets,
+                        export_to=run.paths.budgets if args.export else None, steps=args.steps)
     if args.json:
-        print(json.dumps(_jsonable(out)))
+        print(json.dumps(_jsonable({"run_dir": str(run.path), **out})))
+        return 0
+    names = [o["name"] for o in out["objectives"]]
+    table = out["front"]
+    print(f"Pareto front of {run.path}: {len(table)} architectures ({', '.join(names)})")
+    costs = [c for c in ("params", "flops") if c not in names]
+    print(_table(["id", *names, *costs, "genome"],
+                 [[r["id"], *[r["objectives"][n] for n in names],
+                   *[float(r[c]) for c in costs], json.dumps(r["genome"])] for r in table]))
+    first = names[0]
+    for entry in out.get("budgets", []):
+        arch, metric = entry["architecture"], entry["metric"]
+        if arch is None:
+            print(f"{metric} <= {entry['bound']:g}: none found: no evaluated "
+                  f"architecture is within this budget")
+            continue
+        tested = (f", test accuracy {arch['test_acc']:.4f} after retraining, exported "
+                  f"to {run.paths.budgets / entry['directory']}" if "test_acc" in arch
+                  and "directory" in entry else "")
+        print(f"{metric} <= {entry['bound']:g}: #{arch['id']} {first} "
+              f"{arch['objectives'][first]:.4f}, {metric} {_format(entry['value'])}{tested}")
     return 0
 
 
@@ -393,9 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evonas", description="Evolutionary neural architecture search in JAX."
     )
+    plugin = argparse.ArgumentParser(add_help=False)
+    plugin.add_argument(
+        "--plugin", action="append", default=[], metavar="FILE.py|MODULE",
+        help="import a plug-in that registers encodings, strategies or benchmarks (repeatable; "
+        "installed packages are found through their entry points without it)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("describe", help="describe one genome of an encoding as JSON")
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[plugin], **kwargs)  # every command takes --plugin
+
+    p = command("describe", help="describe one genome of an encoding as JSON")
     p.add_argument("encoding", help="encoding name (see `evonas list`)")
     p.add_argument(
         "genome",
@@ -409,12 +236,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compact", action="store_true", help="print on one line")
     p.set_defaults(func=cmd_describe)
 
-    p = sub.add_parser(
-        "bench", help="search a tabular benchmark (NAS-Bench-201, oracle tabular protocol)"
+    p = command(
+        "bench", help="search a tabular benchmark many times (NAS-Bench-201 or a plug-in's)"
     )
-    p.add_argument("benchmark", choices=["nb201"], help="the tabular benchmark")
+    p.add_argument("benchmark", help="a registered benchmark (see `evonas list`), e.g. nb201")
     p.add_argument("--strategy", default="regularized_evolution", help="see `evonas list`")
-    p.add_argument("--dataset", default="cifar10", help="cifar10, cifar100 or imagenet16")
+    p.add_argument("--dataset", default=None,
+                   help="the benchmark's dataset option (nb201: cifar10, cifar100, imagenet16)")
+    p.add_argument(
+        "--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+        help="an option of the benchmark's factory (repeatable)",
+    )
+    p.add_argument("--count", choices=["queries", "unique"], default="queries",
+                   help="what the budget counts: every query, or distinct architectures "
+                   "(isomorphic ones counted once where the encoding says which)")
     p.add_argument("--runs", type=int, default=10, help="independent runs, vmapped")
     p.add_argument("--budget", type=int, default=300, help="evaluations per run")
     p.add_argument("--noise", type=float, default=0.0,
@@ -436,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compact", action="store_true", help="print on one line")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("run", help="run a search experiment (no config: the default MNIST-1D one)")
+    p = command("run", help="run a search experiment (no config: the default MNIST-1D one)")
     p.add_argument("config", nargs="?", help="a YAML config (default: the embedded experiment)")
     p.add_argument("--run-dir", help="the run directory (default: runs/<encoding>-<data>-<time>)")
     p.add_argument("--seed", type=int, help="the search seed (same as --set search.seed=N)")
@@ -446,15 +281,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("resume", help="continue a run from its last complete generation")
+    p = command("resume", help="continue a run from its last complete generation")
     p.add_argument("run_dir", help="the run directory")
     p.set_defaults(func=cmd_resume)
 
-    p = sub.add_parser("report", help="write a run's plots and HTML page (run_dir/report)")
+    p = command("report", help="write a run's plots and HTML page (run_dir/report)")
     p.add_argument("run_dir", help="the run directory")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser(
+    p = command(
         "front", help="a run's Pareto front, and the best architecture within budgets"
     )
     p.add_argument("run_dir", help="the run directory")
@@ -470,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_front)
 
-    p = sub.add_parser("list", help="list encodings and strategies")
+    p = command("list", help="list encodings and strategies")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_list)
     return parser
@@ -481,6 +316,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.plugin:
+            from evonas.experiment.plugins import load_plugins
+
+            load_plugins(args.plugin)
         return args.func(args)
     except ValueError as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__

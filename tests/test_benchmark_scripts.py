@@ -44,7 +44,7 @@ def test_nb201_multiobjective_reports_hypervolume_gaps(capsys, restore_jax_confi
 def test_true_front_volume_is_the_largest_any_subset_reaches():
     bench = _load("nb201_multiobjective")
     from evonas.benchmarks.nb201 import load_table
-    from evonas.pareto import hypervolume
+    from evonas.objectives import hypervolume
 
     acc, lat = bench.columns(load_table())
     refs, volumes = bench.true_front_volumes(acc[:1], lat[:1])

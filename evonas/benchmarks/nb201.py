@@ -4,6 +4,10 @@ Numbers from NAS-Bench-201 / NATS-Bench (Dong & Yang, ICLR 2020; Dong et al., TP
 HW-NAS-Bench (Li et al., ICLR 2021), both MIT; see ``data/NOTICE``. The table holds the final
 (200-epoch) test accuracies only, so a search that uses it as fitness is an *oracle tabular*
 benchmark, not the paper's 12-epoch validation protocol.
+
+:func:`load_table` gives the raw arrays in the benchmark's own index order; :func:`table` one
+dataset as a generic :class:`~evonas.benchmarks.Table` (rows in genome-rank order), which is what
+``evonas bench nb201``, the tabular evaluator and ``evonas run`` with a tabular evaluator use.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.resources
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from evonas.benchmarks.table import Table
 from evonas.genomes.cell import OPS, CellEncoding
 
 DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16")
@@ -41,6 +47,11 @@ def check_dataset(dataset: str) -> int:
     if dataset not in DATASETS:
         raise ValueError(f"unknown NAS-Bench-201 dataset {dataset!r}; allowed: {list(DATASETS)}")
     return DATASETS.index(dataset)
+
+
+def cost_names() -> list[str]:
+    """The table's cost columns: ``DEVICE_latency`` (ms) and ``DEVICE_energy`` (mJ)."""
+    return metric_names()[1:]
 
 
 def metric_names() -> list[str]:
@@ -151,4 +162,41 @@ def load_table() -> NB201Table:
         latency=arrays["latency"],
         energy=arrays["energy"],
         index_by_code=jnp.asarray(index_by_code),
+    )
+
+
+def parse_index(text: str) -> np.ndarray | None:
+    """A genome from its NAS-Bench-201 benchmark index (``"0"``; the benchmark's own order, not
+    the genome's rank); ``None`` for text that is not an integer.
+
+    Raises:
+        ValueError: an index outside ``0 .. 15624``.
+    """
+    text = str(text).strip()
+    if not text.lstrip("-").isdigit():
+        return None
+    index = int(text)
+    if not 0 <= index < NUM_ARCHS:
+        raise ValueError(f"NAS-Bench-201 index {index} is out of range; allowed 0..{NUM_ARCHS - 1}")
+    return load_table().genome_of(index)
+
+
+@functools.lru_cache(maxsize=len(DATASETS))
+def table(dataset: str = "cifar10") -> Table:
+    """One dataset of NAS-Bench-201 as a :class:`~evonas.benchmarks.Table`.
+
+    Columns (rows in genome-rank order): ``test_acc`` (the fitness: an oracle protocol, the
+    shared table has no validation accuracy), ``DEVICE_latency`` and ``DEVICE_energy`` (costs).
+
+    Args:
+        dataset: ``"cifar10"``, ``"cifar100"`` or ``"imagenet16"`` (ImageNet16-120).
+    """
+    check_dataset(dataset)
+    raw = load_table()
+    by_rank = raw._host_index_by_code  # genome rank (= the mixed-radix code) -> benchmark index
+    columns: dict[str, Any] = {name: raw.column(dataset, name)[by_rank] for name in metric_names()}
+    return Table(
+        name="nb201", encoding=encoding_for(dataset), columns=columns, fitness="test_acc",
+        maximize=True, costs=tuple(cost_names()), parse=parse_index,
+        protocol="oracle tabular",
     )

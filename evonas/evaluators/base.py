@@ -16,7 +16,7 @@ class Results:
         fitness: ``float32[P]``, the value a single-objective strategy optimises, in the
             evaluator's direction (``Evaluator.maximize``); NaN where the evaluation failed.
         objectives: ``{name: float32[P]}``, extra objectives for multi-objective search.
-        metrics: ``{name: float32[P]}``, everything measured (accuracy, loss, ...).
+        metrics: ``{name: float32[P]}``, everything measured (accuracy, loss, table columns).
         costs: ``{name: float32[P]}``, analytic costs (params, flops, ...).
         failed: ``bool[P]``, True where the individual could not be evaluated.
     """
@@ -30,11 +30,35 @@ class Results:
 
 @runtime_checkable
 class Evaluator(Protocol):
-    """``evaluate(key, genomes) -> Results``; ``maximize`` gives the direction of ``fitness``."""
+    """Scores a population of genomes: ``evaluate(key, genomes) -> Results``.
+
+    An evaluator is either pure and jit-able (a table lookup: ``TabularEvaluator``, which
+    whole searches run inside one compiled program) or host side (training:
+    ``TrainingEvaluator`` compiles and runs programs of its own). The experiment runner only
+    calls ``evaluate`` from the host, once per generation, on the genomes it has not seen.
+
+    Attributes:
+        maximize: whether higher ``Results.fitness`` is better.
+        protocol: (optional) how the fitness was obtained, in words, for reports and the
+            history (``"training"``, ``"oracle tabular"``); default the class name.
+        encoding: (optional) the encoding whose genomes it scores.
+    """
 
     maximize: bool
 
-    def evaluate(self, key: jax.Array, genomes: jax.Array) -> Results: ...
+    def evaluate(self, key: jax.Array, genomes: jax.Array) -> Results:
+        """Scores ``genomes``.
+
+        Args:
+            key: a ``jax.random`` key for everything random in the evaluation (initialisation,
+                batch order, noise); the same key and genomes give the same results.
+            genomes: ``int32[P, G]``.
+
+        Returns:
+            :class:`Results` with a leading axis ``P`` on every array; a failed individual has
+            ``failed`` set and NaN fitness, and must not affect the others' results.
+        """
+        ...
 
 
 def describe_protocol(evaluator: Any) -> str:

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evonas.strategies.base import check_positive
+from evonas import checks
 
 _OWNER = "LatencyMeter"
 
@@ -36,7 +36,7 @@ def time_call(fn: Callable[[], Any], repeats: int = 30, warmup: int = 3) -> floa
         repeats: timed calls; the median is returned.
         warmup: untimed calls first (the first compiles).
     """
-    check_positive("repeats", repeats, "time_call")
+    checks.positive_int("time_call.repeats", repeats)
     for _ in range(max(int(warmup), 1)):
         jax.block_until_ready(fn())
     times = []
@@ -65,9 +65,9 @@ class LatencyMeter:
     def __init__(self, encoding: Any, batch_size: int = 1, repeats: int = 30, warmup: int = 3,
                  input_shape: Sequence[int] | None = None):
         self.encoding = encoding
-        self.batch_size = check_positive("batch_size", batch_size, _OWNER)
-        self.repeats = check_positive("repeats", repeats, _OWNER)
-        self.warmup = check_positive("warmup", warmup, _OWNER)
+        self.batch_size = checks.positive_int(f"{_OWNER}.batch_size", batch_size)
+        self.repeats = checks.positive_int(f"{_OWNER}.repeats", repeats)
+        self.warmup = checks.positive_int(f"{_OWNER}.warmup", warmup)
         shape = input_shape if input_shape is not None else getattr(encoding, "input_shape", None)
         if shape is None:
             raise ValueError(

@@ -1,135 +1,163 @@
-"""Fitness looked up in the NAS-Bench-201 table, inside jit.
+"""Fitness looked up in any tabular benchmark (a :class:`~evonas.benchmarks.Table`), inside jit.
 
-The table (Dong & Yang, ICLR 2020; HW-NAS-Bench, Li et al., ICLR 2021) is a device array indexed
-by each genome's benchmark index, so a whole search over it can be one compiled ``lax.scan``.
+The table's columns are device arrays indexed by each genome's row, so a whole search over it can
+be one compiled ``lax.scan``, and many searches one ``vmap`` of it
+(``evonas.strategies.run_searches(strategy, evaluator.search_fn(), ...)``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 
-from evonas.benchmarks.nb201 import DATASETS, encoding_for, load_table, metric_names
-from evonas.constraints import Constraint, parse_constraint
+from evonas.benchmarks.table import Table
 from evonas.evaluators.base import Results
+from evonas.objectives.constraints import parse_constraint
 
-
-def _holds(c: Constraint, value: jax.Array) -> jax.Array:
-    ops = {"<=": jnp.less_equal, "<": jnp.less, ">=": jnp.greater_equal, ">": jnp.greater}
-    return ops[c.operator](value, c.bound)
+# What evonas.strategies.run_searches takes: (key, genomes) -> (seen, true).
+EvaluateFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
 
 class TabularEvaluator:
-    """Looks NAS-Bench-201 genomes up in the vendored table.
+    """Looks genomes up in a :class:`~evonas.benchmarks.Table`.
 
-    Protocol: **oracle tabular**. The table holds each architecture's final test accuracy after
-    the benchmark's 200-epoch schedule; it has no validation accuracies and no 12-epoch results,
-    so the NAS-Bench-201 paper's search protocol (12-epoch validation accuracy, simulated
-    training time) cannot be replayed, and fitness is the test accuracy itself. Report searches
-    that use it as such.
+    The fitness is the table's ``fitness`` column (NAS-Bench-201: the final test accuracy,
+    an *oracle tabular* protocol, ``protocol`` says which); report-only columns are never part
+    of the fitness, the objectives or a constraint.
 
     Args:
-        dataset: ``"cifar10"``, ``"cifar100"`` or ``"imagenet16"`` (ImageNet16-120).
-        objectives: extra objectives, all to be minimised, named ``DEVICE_latency``
-            (milliseconds; edgegpu, raspi4, pixel3, eyeriss, fpga, edgetpu) or ``DEVICE_energy``
-            (millijoules; edgegpu, eyeriss, fpga), measured on ``dataset``'s network. edgetpu
-            latency is NaN where HW-NAS-Bench has no measurement.
-        noise: standard deviation, in accuracy points, of Gaussian noise added to the fitness
-            (not to the ``test_acc`` metric); 0 for the exact table.
-        constraints: hard limits such as ``"edgegpu_latency <= 5"`` (ms) or ``"params <=
-            500000"`` on any table metric or analytic cost; an architecture outside them is
-            infeasible: ``failed``, with NaN fitness and objectives, so every strategy ranks it
-            below every feasible one and it is never the best.
+        table: the benchmark, e.g. ``evonas.get_benchmark("nb201", dataset="cifar100")``.
+        objectives: extra objectives, all minimised: the table's cost columns
+            (``edgegpu_latency``, ...) or the encoding's analytic costs (``params``, ``flops``).
+        noise: standard deviation of Gaussian noise added to the fitness (not to the
+            ``metrics``); 0 for the exact table.
+        constraints: hard limits such as ``"edgegpu_latency <= 5 ms"`` or ``"params <=
+            500000"`` on the fitness, a cost column or an analytic cost; an architecture outside
+            them is infeasible: ``failed``, with NaN fitness and objectives, so every strategy
+            ranks it below every feasible one and it is never the best.
+
+    Raises:
+        ValueError: an objective or constraint on a column the table does not offer (naming the
+            allowed ones), or a negative noise.
     """
 
-    maximize = True
-    protocol = "oracle tabular"
-
-    def __init__(
-        self, dataset: str = "cifar10", objectives: Sequence[str] = (), noise: float = 0.0,
-        constraints: Sequence[str] = (),
-    ):
-        if dataset not in DATASETS:
-            raise ValueError(
-                f"TabularEvaluator: unknown dataset {dataset!r}; allowed: {list(DATASETS)}"
-            )
+    def __init__(self, table: Table, objectives: Sequence[str] = (), noise: float = 0.0,
+                 constraints: Sequence[str] = ()):
+        if not isinstance(table, Table):
+            raise ValueError(f"TabularEvaluator needs an evonas.benchmarks.Table (e.g. "
+                             f"evonas.get_benchmark('nb201')); got {type(table).__name__}")
+        self.table = table
+        self.encoding = table.encoding
+        self.maximize = table.maximize
+        self.protocol = table.protocol
+        cost = jax.eval_shape(self.encoding.cost, jnp.zeros((self.space.num_genes,), jnp.int32))
+        self.cost_names = tuple(k for k in cost if not k.startswith("executed_"))
         if isinstance(objectives, str):
             objectives = (objectives,)
-        allowed = [m for m in metric_names() if m != "test_acc"]
+        allowed = [*table.costs, *self.cost_names]
         for name in objectives:
             if name not in allowed:
-                raise ValueError(
-                    f"TabularEvaluator: unknown objective {name!r}; allowed: {allowed}"
-                )
+                raise ValueError(f"TabularEvaluator: unknown objective {name!r}; allowed (the "
+                                 f"table's costs and the encoding's): {allowed}")
         try:
             noise = float(noise)
         except (TypeError, ValueError):
-            raise ValueError(
-                f"TabularEvaluator: noise must be a number >= 0; got {noise!r}"
-            ) from None
-        if not noise >= 0.0:
-            raise ValueError(f"TabularEvaluator: noise must be >= 0 accuracy points; got {noise!r}")
+            raise ValueError(f"TabularEvaluator: noise must be a number >= 0; got {noise!r}"
+                             ) from None
+        if not noise >= 0.0 or math.isinf(noise):
+            raise ValueError(f"TabularEvaluator: noise must be >= 0 (finite); got {noise!r}")
         if isinstance(constraints, str):
             constraints = (constraints,)
         self.constraints = tuple(parse_constraint(c) for c in constraints)
+        bounded = [*table.searchable, *self.cost_names]
         for c in self.constraints:
-            if c.metric not in metric_names() + ["params", "flops"]:
-                raise ValueError(
-                    f"TabularEvaluator: constraint on unknown metric {c.metric!r}; allowed: "
-                    f"{metric_names() + ['params', 'flops']}"
-                )
-        self.dataset = dataset
+            if c.metric not in bounded:
+                hidden = " (a report-only column: a search never sees it)" if (
+                    c.metric in table.report) else ""
+                raise ValueError(f"TabularEvaluator: constraint on unknown metric "
+                                 f"{c.metric!r}{hidden}; allowed: {bounded}")
         self.objectives = tuple(objectives)
         self.noise = noise
-        self.encoding = encoding_for(dataset)
-        table = load_table()
-        self._table = table
-        self._test_acc = jnp.asarray(table.column(dataset, "test_acc"))
-        names = set(self.objectives) | {c.metric for c in self.constraints}
-        self._columns = {n: jnp.asarray(table.column(dataset, n)) for n in names
-                         if n in metric_names()}
+        self._evaluate = jax.jit(self._lookup)
+
+    @property
+    def space(self):
+        return self.encoding.space
 
     @property
     def objectives_maximize(self) -> dict[str, bool]:
-        """The direction of every objective: latencies and energies are minimised."""
+        """The direction of every objective: costs are minimised."""
         return {name: False for name in self.objectives}
 
     def evaluate(self, key: jax.Array, genomes: jax.Array) -> Results:
-        """Looks up ``genomes`` ``int32[P, 6]``; genomes outside the space are failed (NaN).
+        """Looks up ``genomes`` ``int32[P, G]``; genomes outside the space or the table fail.
 
-        Jit- and vmap-able: no host callbacks, the table is a constant of the program.
+        Jit- and vmap-able (no host callbacks: the table is a constant of the program), and
+        jitted once when called from the host. ``metrics`` holds the exact fitness column and
+        every cost column (NaN outside the table), ``costs`` the analytic costs.
         """
+        return self._evaluate(key, genomes)
+
+    def _lookup(self, key: jax.Array, genomes: jax.Array) -> Results:
+        table = self.table
         genomes = jnp.asarray(genomes, jnp.int32)
-        valid = self.encoding.space.contains(genomes)
-        index = self._table.indices(self.encoding.space.clip(genomes))
+        rows = table.rows(genomes)
+        valid = rows >= 0
         cost = self.encoding.cost(genomes)
-        values = {"params": cost["params"], "flops": cost["flops"],
-                  **{n: col[index] for n, col in self._columns.items()}}
+        columns = {n: table.lookup(genomes, n, rows) for n in table.searchable}
+        values = {**{k: cost[k] for k in self.cost_names}, **columns}
         feasible = valid
         for c in self.constraints:  # NaN (no measurement) never meets a bound
-            feasible = feasible & _holds(c, values[c.metric])
+            feasible = feasible & c.holds_array(values[c.metric])
         nan = jnp.float32(jnp.nan)
-        test_acc = jnp.where(valid, self._test_acc[index], nan)
-        fitness = jnp.where(feasible, test_acc, nan)
+        fitness = jnp.where(feasible, columns[table.fitness], nan)
         if self.noise > 0.0:
             fitness = fitness + self.noise * jax.random.normal(key, fitness.shape, jnp.float32)
         objectives = {n: jnp.where(feasible, values[n], nan) for n in self.objectives}
-        costs = {k: jnp.where(valid, cost[k], nan) for k in ("params", "flops")}
-        return Results(
-            fitness=fitness,
-            objectives=objectives,
-            metrics={"test_acc": test_acc},
-            costs=costs,
-            failed=~feasible,
-        )
+        costs = {k: jnp.where(valid, cost[k], nan) for k in self.cost_names}
+        return Results(fitness=fitness, objectives=objectives, metrics=columns, costs=costs,
+                       failed=~feasible)
 
-    def _constraint_texts(self) -> list[str]:
-        return [f"{c.metric} {c.operator} {c.bound:g}" for c in self.constraints]
+    def lookup(self, genomes: jax.Array, column: str) -> jax.Array:
+        """Any column of the table (report-only ones included: for final reports) for
+        ``genomes``, NaN where a genome has no row; jit-able."""
+        return self.table.lookup(genomes, column)
+
+    def search_fn(self, num_objectives: int = 1) -> EvaluateFn:
+        """The ``(key, genomes) -> (seen, true)`` of ``evonas.strategies.run_searches``.
+
+        ``seen`` is the fitness (``num_objectives=1``) or ``[fitness, *objectives]`` stacked to
+        ``[B, M]`` for a multi-objective strategy. ``true`` is the table's ``truth`` column
+        (NaN only outside the table), or, when the evaluator has objectives, ``[truth,
+        *objectives]`` stacked with infeasible rows NaN: what fronts are computed from.
+
+        Raises:
+            ValueError: ``num_objectives`` other than 1 or ``1 + len(objectives)``.
+        """
+        m = 1 + len(self.objectives)
+        if num_objectives not in (1, m):
+            raise ValueError(f"TabularEvaluator.search_fn: the strategy takes {num_objectives} "
+                             f"objectives but this evaluator has {m} (the fitness and "
+                             f"{list(self.objectives)})")
+        truth = self.table.truth
+
+        def evaluate(key: jax.Array, genomes: jax.Array) -> tuple[jax.Array, jax.Array]:
+            results = self.evaluate(key, genomes)
+            true = self.table.lookup(genomes, truth)
+            if not self.objectives:
+                return results.fitness, true
+            extra = [results.objectives[n] for n in self.objectives]
+            true = jnp.where(results.failed[:, None], jnp.nan, jnp.stack([true, *extra], -1))
+            if num_objectives == 1:
+                return results.fitness, true
+            return jnp.stack([results.fitness, *extra], axis=-1), true
+
+        return evaluate
 
     def __repr__(self) -> str:
-        return (
-            f"TabularEvaluator(dataset={self.dataset!r}, objectives={self.objectives!r}, "
-            f"noise={self.noise!r}, constraints={self._constraint_texts()!r})"
-        )
+        return (f"TabularEvaluator({self.table.name!r}, objectives={self.objectives!r}, "
+                f"noise={self.noise!r}, constraints={[str(c) for c in self.constraints]!r})")
+

@@ -8,11 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from evonas import checks
 from evonas.evaluators.base import Results
+from evonas.genomes.encoding import check_trainable
+from evonas.objectives import metrics as metric_table
 from evonas.train import PopulationResult, ProgramCache, TrainConfig, train_population
-
-# Metrics where lower is better; every other metric is maximised.
-_LOWER_IS_BETTER = ("loss",)
 
 
 class TrainingEvaluator:
@@ -37,21 +37,17 @@ class TrainingEvaluator:
 
     def __init__(self, encoding: Any, dataset: Any, config: TrainConfig | None = None,
                  fitness: str = "val_acc"):
-        for method in ("decode", "supernet", "slice_params", "bounds", "max_bounds"):
-            if not callable(getattr(encoding, method, None)):
-                raise ValueError(f"TrainingEvaluator needs a trainable encoding; "
-                                 f"{type(encoding).__name__} has no {method}()")
+        check_trainable(encoding, require_build=False)
         config = config if config is not None else TrainConfig()
-        allowed = ["val_acc", "val_loss", "val_precision", "val_recall", "val_f1", "train_loss"]
+        allowed = list(metric_table.TRAINED_METRICS)
         if config.evaluate_test:
-            allowed += [m.replace("val_", "test_") for m in allowed if m.startswith("val_")]
-        if fitness not in allowed:
-            raise ValueError(f"fitness must be one of {allowed}; got {fitness!r}")
+            allowed += list(metric_table.TEST_METRICS)
+        checks.choice("TrainingEvaluator.fitness", fitness, allowed)
         self.encoding = encoding
         self.dataset = dataset
         self.config = config
         self.fitness = fitness
-        self.maximize = not fitness.endswith(_LOWER_IS_BETTER)
+        self.maximize = metric_table.maximize(fitness)
         self.cache = ProgramCache()
         self.last_result: PopulationResult | None = None
         self._costs = jax.jit(jax.vmap(encoding.cost))

@@ -1,26 +1,29 @@
-"""Experiments: the typed configuration of a search, its host loop, final retraining, export."""
+"""Experiments: the typed configuration of a search, its host loop, the final stage, and the
+library behind the command line (``bench``, ``describe``, ``front_summary``)."""
 
+from evonas.experiment.bench import bench
 from evonas.experiment.config import (
-    Constraint,
     DatasetConfig,
     DisplayConfig,
     EncodingConfig,
+    EvaluatorConfig,
     ExperimentConfig,
     FinalConfig,
     LatencyConfig,
     ObjectiveConfig,
     SearchConfig,
     StrategyConfig,
-    parse_constraint,
 )
-from evonas.experiment.load import evaluate_model, load_model
+from evonas.experiment.describe import describe, read_genome
+from evonas.experiment.final import evaluate_model
+from evonas.experiment.front import front_summary, parse_budgets
 from evonas.experiment.runner import Experiment, ExperimentResult, InfeasibleError
 
 __all__ = [
-    "Constraint",
     "DatasetConfig",
     "DisplayConfig",
     "EncodingConfig",
+    "EvaluatorConfig",
     "Experiment",
     "ExperimentConfig",
     "ExperimentResult",
@@ -30,7 +33,10 @@ __all__ = [
     "ObjectiveConfig",
     "SearchConfig",
     "StrategyConfig",
+    "bench",
+    "describe",
     "evaluate_model",
-    "load_model",
-    "parse_constraint",
+    "front_summary",
+    "parse_budgets",
+    "read_genome",
 ]

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from evonas.store import RunPaths
+
 
 @dataclasses.dataclass(frozen=True)
 class GenerationInfo:
@@ -150,10 +152,8 @@ class JsonLines(Callback):
     removed, so the file matches the history.
     """
 
-    FILE = "metrics.jsonl"
-
     def on_start(self, run_dir: Path, done: list[dict[str, Any]]) -> None:
-        self.path = run_dir / self.FILE
+        self.path = RunPaths(run_dir).metrics
         last = max((d["generation"] for d in done), default=-1)
         if self.path.is_file():
             keep = [line for line in self.path.read_text().splitlines()
@@ -184,7 +184,7 @@ class TensorBoard(Callback):
         self._writer: Any = None
 
     def on_start(self, run_dir: Path, done: list[dict[str, Any]]) -> None:
-        self._writer = self._module.SummaryWriter(str(run_dir / "tensorboard"))
+        self._writer = self._module.SummaryWriter(str(RunPaths(run_dir).tensorboard))
 
     def on_generation(self, info: GenerationInfo) -> None:
         for name in ("best", "median", "worst", "best_so_far"):

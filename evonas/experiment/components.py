@@ -12,25 +12,21 @@ from typing import Any, NamedTuple
 
 import jax
 
-from evonas.constraints import closest_to_feasible
+from evonas.benchmarks import Table, get_benchmark
 from evonas.data import Dataset, load_dataset
-from evonas.evaluators.training import TrainingEvaluator
+from evonas.evaluators import TabularEvaluator, TrainingEvaluator
 from evonas.experiment.config import ExperimentConfig
-from evonas.genomes import get_encoding
-from evonas.strategies import Strategy, get_strategy
-from evonas.strategies.base import num_objectives
-
-# Metrics a training evaluation measures (see evonas.train.PopulationResult), the measured
-# latency (evonas.evaluators.LatencyMeter), and the analytic costs every encoding reports (an
-# encoding may report more, such as ``depth``: see cost_metrics). An objective or a constraint
-# must name one of them.
-TRAINED_METRICS = ("val_acc", "val_loss", "val_precision", "val_recall", "val_f1", "train_loss")
-MEASURED_METRICS = ("latency",)
-COST_METRICS = ("params", "flops")
+from evonas.genomes import accepts_option, check_trainable, get_encoding
+from evonas.objectives.metrics import MEASURED_METRICS, TRAINED_METRICS
+from evonas.strategies import Strategy, closest_to_feasible, get_strategy, num_objectives
 
 # Strategies that take one objective but accept several listed: MAP-Elites optimises the first
 # within each cell of its descriptors, the others are recorded and form the run's front.
 DIVERSITY_STRATEGIES = ("map_elites",)
+
+# What the experiment fills into an encoding's options from the dataset, when its factory takes
+# them (by the factory's signature, never by the encoding's name).
+DATASET_OPTIONS = ("input_shape", "num_classes")
 
 
 def cost_metrics(encoding: Any) -> tuple[str, ...]:
@@ -42,13 +38,17 @@ def cost_metrics(encoding: Any) -> tuple[str, ...]:
 
 
 class Components(NamedTuple):
-    """What a run needs, built from one :class:`ExperimentConfig`."""
+    """What a run needs, built from one :class:`ExperimentConfig`.
 
-    dataset: Dataset
+    ``dataset`` is None and ``table`` set for a tabular run (nothing is trained).
+    """
+
+    dataset: Dataset | None
     encoding: Any
     encoding_options: dict[str, Any]
     strategy: Strategy
-    evaluator: TrainingEvaluator
+    evaluator: Any
+    table: Table | None = None
 
 
 def runner_plan(plan: str) -> str:
@@ -66,11 +66,14 @@ def runner_plan(plan: str) -> str:
 
 
 def encoding_options(config: ExperimentConfig, dataset: Dataset) -> dict[str, Any]:
-    """The encoding's options with the dataset's input shape and class count filled in."""
+    """The encoding's options with the dataset's ``input_shape`` and ``num_classes`` filled in
+    where the encoding's factory takes them and the config does not set them."""
     options = dict(config.encoding.options)
-    if config.encoding.name != "nb201":
-        options.setdefault("input_shape", tuple(int(d) for d in dataset.input_shape))
-        options.setdefault("num_classes", int(dataset.num_classes))
+    filled = {"input_shape": tuple(int(d) for d in dataset.input_shape),
+              "num_classes": int(dataset.num_classes)}
+    for name in DATASET_OPTIONS:
+        if name not in options and accepts_option(config.encoding.name, name):
+            options[name] = filled[name]
     return options
 
 
@@ -163,16 +166,29 @@ def _strategy(config: ExperimentConfig, encoding: Any) -> Strategy:
     return strategy
 
 
-def check_metrics(config: ExperimentConfig, encoding: Any) -> None:
-    """Objectives and constraints must name a measured metric or an analytic cost."""
-    known = TRAINED_METRICS + MEASURED_METRICS + cost_metrics(encoding)
+def known_metrics(config: ExperimentConfig, encoding: Any, table: Table | None = None
+                  ) -> tuple[str, ...]:
+    """What objectives and constraints may name: the trained metrics and measured latency (a
+    training run) or the table's fitness and cost columns (a tabular run), and the encoding's
+    analytic costs."""
+    if table is not None:
+        return (*table.searchable, *cost_metrics(encoding))
+    return TRAINED_METRICS + MEASURED_METRICS + cost_metrics(encoding)
+
+
+def check_metrics(config: ExperimentConfig, encoding: Any, table: Table | None = None) -> None:
+    """Objectives and constraints must name a metric the run measures or an analytic cost."""
+    known = known_metrics(config, encoding, table)
     names = [(f"search.objectives[{i}].name", o.name) for i, o in enumerate(
         config.search.objectives)]
     names += [(f"search.constraints[{i}]", c.metric) for i, c in enumerate(
         config.search.parsed_constraints())]
     for where, name in names:
         if name not in known:
-            raise ValueError(f"{where} names the metric {name!r}; allowed: {list(known)}")
+            hidden = ""
+            if table is not None and name in table.report:
+                hidden = f" ({name!r} is report-only in table {table.name!r}: never searched on)"
+            raise ValueError(f"{where} names the metric {name!r}{hidden}; allowed: {list(known)}")
 
 
 def check_satisfiable(config: ExperimentConfig, encoding: Any) -> None:
@@ -205,33 +221,55 @@ def build_model_parts(config: ExperimentConfig) -> tuple[Dataset, Any, dict[str,
     the experiment needs.
 
     Raises:
-        ValueError: a dataset that can't be loaded or encoding options it rejects.
+        ValueError: a dataset that can't be loaded, encoding options the factory rejects (naming
+            the option and the factory), or an encoding that can't be trained and exported.
     """
     dataset = load_dataset(config.dataset.name, val_fraction=config.dataset.val_fraction,
                            seed=config.dataset.seed, limit=config.dataset.limit)
     options = encoding_options(config, dataset)
-    try:
-        encoding = get_encoding(config.encoding.name, **options)
-    except TypeError as err:  # an option the encoding's factory does not take
-        raise ValueError(f"encoding.options {options} rejected by {config.encoding.name!r}: "
-                         f"{err}") from None
+    encoding = get_encoding(config.encoding.name, **options)
+    check_trainable(encoding)
     return dataset, encoding, options
 
 
+def build_table(config: ExperimentConfig) -> Table:
+    """The benchmark table of a tabular run, checked against the config's encoding.
+
+    Raises:
+        ValueError: the table's encoding is not ``encoding.name``, or ``encoding.options`` are
+            set (the table fixes its encoding).
+    """
+    evaluator = config.evaluator
+    name = evaluator.benchmark or config.encoding.name
+    table = get_benchmark(name, **evaluator.options)
+    have = getattr(table.encoding, "name", None)
+    if have != config.encoding.name:
+        raise ValueError(f"benchmark {name!r} is a table of the {have!r} encoding, but "
+                         f"encoding.name is {config.encoding.name!r}; set encoding.name={have}")
+    if config.encoding.options:
+        raise ValueError(f"encoding.options {dict(config.encoding.options)} can't be used with a "
+                         f"tabular evaluator: benchmark {name!r} fixes its encoding (set its "
+                         "options in evaluator.options instead)")
+    return table
+
+
 def build_components(config: ExperimentConfig) -> Components:
-    """Loads the dataset and builds the encoding, strategy and evaluator of ``config``.
+    """Loads the dataset (or the table) and builds the encoding, strategy and evaluator.
 
     Raises:
         ValueError: any part the config describes can't be built (with the part's message).
     """
-    dataset, encoding, options = build_model_parts(config)
-    check_metrics(config, encoding)
+    if config.evaluator.tabular:
+        table = build_table(config)
+        dataset, encoding, options, table_ = None, table.encoding, {}, table
+        evaluator: Any = TabularEvaluator(table, noise=config.evaluator.noise)
+    else:
+        dataset, encoding, options = build_model_parts(config)
+        table_ = None
+    check_metrics(config, encoding, table_)
     check_satisfiable(config, encoding)
-    try:
-        strategy = _strategy(config, encoding)
-    except TypeError as err:  # a parameter the strategy does not take
-        raise ValueError(f"strategy.params {dict(config.strategy.params)} rejected by "
-                         f"{config.strategy.name!r}: {err}") from None
-    train = dataclasses.replace(config.train, plan=runner_plan(config.train.plan))
-    evaluator = TrainingEvaluator(encoding, dataset, train, fitness="val_acc")
-    return Components(dataset, encoding, options, strategy, evaluator)
+    strategy = _strategy(config, encoding)
+    if table_ is None:
+        train = dataclasses.replace(config.train, plan=runner_plan(config.train.plan))
+        evaluator = TrainingEvaluator(encoding, dataset, train, fitness="val_acc")
+    return Components(dataset, encoding, options, strategy, evaluator, table_)

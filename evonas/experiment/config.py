@@ -19,23 +19,20 @@ from typing import Any, ClassVar
 
 import yaml
 
-from evonas.constraints import Constraint, parse_constraint
-from evonas.experiment._validate import (
-    check_choice,
-    check_fields,
-    check_name,
-    check_positive,
-    from_mapping,
-    load_yaml,
-)
+from evonas import checks
+from evonas.experiment.typed import check_fields, from_mapping, load_yaml
+from evonas.objectives import metrics
+from evonas.objectives.constraints import Constraint, parse_constraint
 from evonas.train.config import TrainConfig
 
 DIRECTIONS = ("max", "min")
+EVALUATORS = ("training", "tabular")
 
 # Fields that change how the work is executed or shown, not what is computed (DESIGN.md: every
 # plan gives the same numbers), so a run may resume on another machine with other values.
 FINGERPRINT_EXCLUDED = (
     "run_dir",
+    "plugins",
     "display",
     "train.plan",
     "train.memory_budget_mb",
@@ -45,6 +42,12 @@ FINGERPRINT_EXCLUDED = (
 
 
 # -- sections --------------------------------------------------------------------------------
+
+
+def check_positive(path: str, value: int | float | None, *, allow_zero: bool = False) -> None:
+    """``value`` is None (no limit) or a finite number > 0 (``>= 0`` with ``allow_zero``)."""
+    if value is not None:
+        checks.positive(path, value, allow_zero=allow_zero)
 
 
 # The default experiment's conv space: 4 layers of 3 widths and 5 ops. Smaller than the encoding's
@@ -132,10 +135,14 @@ class StrategyConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ObjectiveConfig:
-    """One objective: a metric of an evaluated architecture and whether to maximise it."""
+    """One objective: a metric of an evaluated architecture and whether to maximise it.
+
+    ``direction`` defaults to the metric's own (:func:`evonas.objectives.direction`: ``max``
+    for accuracies, ``min`` for losses and costs; ``max`` for a metric evonas does not know).
+    """
 
     name: str = "val_acc"
-    direction: str = "max"
+    direction: str | None = None
 
     def __post_init__(self):
         check_fields(self, "search.objectives[]")
@@ -144,7 +151,9 @@ class ObjectiveConfig:
                 f"search.objectives[].name must be a metric name such as 'val_acc'; "
                 f"got {self.name!r}"
             )
-        check_choice(f"search.objectives[{self.name}].direction", self.direction, DIRECTIONS)
+        if self.direction is None:
+            object.__setattr__(self, "direction", metrics.direction(self.name))
+        checks.choice(f"search.objectives[{self.name}].direction", self.direction, DIRECTIONS)
 
     @property
     def maximize(self) -> bool:
@@ -286,6 +295,41 @@ class DisplayConfig:
         check_fields(self, "display")
 
 
+@dataclasses.dataclass(frozen=True)
+class EvaluatorConfig:
+    """How an architecture's fitness is obtained.
+
+    Attributes:
+        name: ``"training"`` (train every new architecture: the population trainer, with the
+            ``train`` section) or ``"tabular"`` (look it up in a benchmark table; no training,
+            no dataset, and the final stage reads the table instead of retraining).
+        benchmark: ``tabular``: the registered benchmark (``evonas list``); default the
+            encoding's name.
+        options: ``tabular``: options of the benchmark's factory (``{dataset: cifar100}``).
+        noise: ``tabular``: standard deviation of Gaussian noise on the fitness a strategy sees.
+    """
+
+    name: str = "training"
+    benchmark: str | None = None
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    noise: float = 0.0
+
+    def __post_init__(self):
+        check_fields(self, "evaluator")
+        checks.choice("evaluator.name", self.name, EVALUATORS)
+        check_positive("evaluator.noise", self.noise, allow_zero=True)
+        if self.name != "tabular":
+            given = [f for f, default in (("benchmark", None), ("options", {}), ("noise", 0.0))
+                     if getattr(self, f) != default]
+            if given:
+                raise ValueError(f"evaluator.{given[0]} applies to the tabular evaluator only; "
+                                 f"remove it or set evaluator.name=tabular")
+
+    @property
+    def tabular(self) -> bool:
+        return self.name == "tabular"
+
+
 # -- the experiment --------------------------------------------------------------------------
 
 
@@ -301,15 +345,19 @@ class ExperimentConfig:
     encoding: EncodingConfig = EncodingConfig()
     dataset: DatasetConfig = DatasetConfig()
     strategy: StrategyConfig = StrategyConfig()
+    evaluator: EvaluatorConfig = EvaluatorConfig()
     # 200 steps rank architectures well enough; the final retraining gives the accuracy.
     train: TrainConfig = TrainConfig(steps=200)
     search: SearchConfig = SearchConfig()
     final: FinalConfig = FinalConfig()
     display: DisplayConfig = DisplayConfig()
     run_dir: str | None = None
+    # Plug-in files (relative to the YAML file) or modules to import before the names are
+    # checked; loaded by from_yaml only, never from a run directory (see evonas.experiment.plugins).
+    plugins: tuple[str, ...] = ()
 
     SECTIONS: ClassVar[tuple[str, ...]] = (
-        "encoding", "dataset", "strategy", "train", "search", "final", "display"
+        "encoding", "dataset", "strategy", "evaluator", "train", "search", "final", "display"
     )
 
     def __post_init__(self):
@@ -331,14 +379,29 @@ class ExperimentConfig:
         return config
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> ExperimentConfig:
-        """Reads a YAML file (an empty file is the default experiment); see :meth:`from_dict`."""
+    def from_yaml(cls, path: str | os.PathLike, *, plugins: bool = True) -> ExperimentConfig:
+        """Reads a YAML file (an empty file is the default experiment); see :meth:`from_dict`.
+
+        Args:
+            path: the file.
+            plugins: import the files or modules its ``plugins`` key lists (relative to the
+                file's directory) before the names are checked. Pass False for a file you did
+                not write (a run directory's ``config.yaml``).
+        """
         with open(path, encoding="utf-8") as f:
             text = f.read()
         try:
             data = load_yaml(text)
         except yaml.YAMLError as err:
             raise ValueError(f"{os.fspath(path)} is not valid YAML: {err}") from None
+        if plugins and isinstance(data, Mapping) and data.get("plugins"):
+            from evonas.experiment.plugins import load_plugins
+
+            listed = data["plugins"]
+            if isinstance(listed, str) or not isinstance(listed, Sequence):
+                raise ValueError(f"plugins must be a list of .py files or module names; got "
+                                 f"{listed!r}")
+            load_plugins(listed, os.path.dirname(os.path.abspath(path)))
         return cls.from_dict(data)
 
     def check_names(self) -> None:
@@ -349,18 +412,26 @@ class ExperimentConfig:
         """
         # Imported here: the registries pull in the encodings and strategies, which a config
         # that is only being written or compared does not need.
+        from evonas.benchmarks import list_benchmarks
         from evonas.data import DATASETS
         from evonas.genomes import list_encodings
         from evonas.strategies import list_strategies
 
-        check_name("encoding.name", self.encoding.name, list_encodings())
-        builtin = [s for s in list_strategies() if not s.startswith("evosax_")]
+        checks.name("encoding.name", self.encoding.name, list_encodings())
+        strategies = list_strategies()
         if not self.strategy.name.startswith("evosax_"):
-            check_name("strategy.name", self.strategy.name, builtin, ", or 'evosax_<algorithm>'")
+            checks.name("strategy.name", self.strategy.name,
+                        [s for s in strategies if not s.startswith("evosax_")],
+                        ", or 'evosax_<algorithm>'")
         else:
-            check_name("strategy.name", self.strategy.name, list_strategies())
-        if not self.dataset.name.startswith("tfds:"):
-            check_name("dataset.name", self.dataset.name, DATASETS, ", or 'tfds:<name>'")
+            checks.name("strategy.name", self.strategy.name, strategies)
+        if self.evaluator.tabular:
+            benchmark = self.evaluator.benchmark or self.encoding.name
+            where = "evaluator.benchmark" if self.evaluator.benchmark else (
+                "evaluator.benchmark (default: encoding.name)")
+            checks.name(where, benchmark, list_benchmarks())
+        elif not self.dataset.name.startswith("tfds:"):
+            checks.name("dataset.name", self.dataset.name, DATASETS, ", or 'tfds:<name>'")
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -379,6 +450,10 @@ class ExperimentConfig:
         settings) are left out, so a resumed run may change them.
         """
         data = self.to_dict()
+        if self.evaluator == EvaluatorConfig():
+            # The default evaluator is left out: run directories written before the section
+            # existed keep their fingerprint, and so resume.
+            data.pop("evaluator")
         for path in FINGERPRINT_EXCLUDED:
             *parents, leaf = path.split(".")
             node = data

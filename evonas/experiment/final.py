@@ -1,113 +1,120 @@
-"""After the search: retrain the top k on train + validation, test them, ensemble, export the best.
+"""After the search: the top k retrained on train + validation, tested, ensembled; the best
+exported.
 
-The top k are ranked by search fitness (validation), never by test accuracy. Each is rebuilt as a
-standalone module (``encoding.build``) and trained for ``final.retrain_steps`` on the train and
-validation splits together; the test split is touched only here. The ensemble averages the k
-models' logits. The best (rank 1) is exported to ``best/``:
-
-- ``params/``: its variables (orbax);
-- ``architecture.json``: encoding and options, genome, description, cost, scores;
-- ``final.json``: every retrained model's test accuracy and the ensemble's; written last, so its
-  presence means the final stage is complete (a resumed run skips it).
+The top k are ranked by search fitness (validation), never by test accuracy. In a training run
+each is rebuilt as a standalone module (``encoding.build``) and trained by the standalone trainer
+(``evonas.train.train_module``) for ``final.retrain_steps`` on the train and validation splits
+together; the test split is touched only here. The ensemble averages the k models' logits. In a
+tabular run nothing is trained: the top k's report columns are read from the table. The best
+(rank 1) is exported to ``best/`` (``evonas.store.export_model``); ``best/final.json`` holds every
+model's scores and is written last, so its presence means the final stage is complete (a resumed
+run skips it).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
+import os
 from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 
+from evonas.data import load_dataset
+from evonas.experiment.components import build_model_parts, build_table
 from evonas.experiment.config import ExperimentConfig
-from evonas.experiment.retrain import accuracy, predict_logits, train_module
-from evonas.store import atomic_write_text
-
-ARCHITECTURE = "architecture.json"
-PARAMS = "params"
-FINAL = "final.json"
+from evonas.store import RunPaths, atomic_write_text, export_model, load_model, read_json
+from evonas.store.layout import ARCHITECTURE, FINAL
+from evonas.train import accuracy, predict_logits, train_module
 
 
 def top_k(rows: list[dict[str, Any]], k: int, maximize: bool) -> list[dict[str, Any]]:
-    """The ``k`` best trained (not cached, not failed) rows; ties go to the earlier id."""
+    """The ``k`` best evaluated (not cached, not failed) rows; ties go to the earlier id."""
     ok = [r for r in rows if not r["failed"] and not r["cached"] and r["fitness"] is not None
           and math.isfinite(r["fitness"])]
     sign = -1.0 if maximize else 1.0
     return sorted(ok, key=lambda r: (sign * r["fitness"], r["id"]))[:k]
 
 
-def _save_params(directory: Path, params: Any) -> None:
-    """Saves ``params`` to ``directory/params`` through a temporary directory and a rename."""
-    target, tmp = directory / PARAMS, directory / f".{PARAMS}.tmp"
-    for path in (tmp, target):
-        if path.exists():
-            shutil.rmtree(path)
-    with ocp.StandardCheckpointer() as checkpointer:
-        checkpointer.save(tmp.absolute(), jax.tree.map(np.asarray, params))
-        checkpointer.wait_until_finished()
-    tmp.rename(target)
+class Retrainer:
+    """Scores a chosen architecture by retraining it on train + validation and testing it.
 
-
-def export_model(directory: Path, config: ExperimentConfig, encoding_options: dict[str, Any],
-                 row: dict[str, Any], params: Any, test_acc: float,
-                 extra: dict[str, Any] | None = None) -> None:
-    """Writes a retrained architecture as ``directory/params/`` and ``architecture.json``
-    (what ``evonas.load_model`` reads).
-
-    Args:
-        directory: where to write (created).
-        config: the experiment.
-        encoding_options: the encoding's resolved options (input shape and classes included).
-        row: the architecture's history row.
-        params: its retrained variables.
-        test_acc: its test accuracy after retraining.
-        extra: more fields for ``architecture.json`` (e.g. the budget it was chosen for).
+    ``finisher(key, row, steps) -> (params, {"test_acc": ...}, test logits)``.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    _save_params(directory, params)
-    architecture = {
-        "encoding": config.encoding.name,
-        "encoding_options": json.loads(json.dumps(encoding_options, default=list)),
-        "genome": row["genome"],
-        "description": row["description"],
-        "cost": {"params": row["params"], "flops": row["flops"]},
-        "metrics": row.get("metrics") or {},
-        "history_id": row["id"],
-        "fitness": row["fitness"],
-        "objective": config.search.objectives[0].name,
-        "test_acc": test_acc,
-        "dataset": config.dataset.name,
-        **(extra or {}),
-    }
-    atomic_write_text(directory / ARCHITECTURE, json.dumps(architecture, indent=2) + "\n")
+
+    trains = True
+
+    def __init__(self, config: ExperimentConfig, encoding: Any, dataset: Any):
+        self.config, self.encoding, self.dataset = config, encoding, dataset
+
+    def __call__(self, key: jax.Array, row: dict[str, Any], steps: int
+                 ) -> tuple[Any, dict[str, float], np.ndarray]:
+        dataset = self.dataset
+        x = np.concatenate([dataset.x_train, dataset.x_val])
+        y = np.concatenate([dataset.y_train, dataset.y_val])
+        module, _ = self.encoding.build(np.asarray(row["genome"], np.int32))
+        params = train_module(key, module, x, y, self.config.train, steps)
+        out = predict_logits(module, params, dataset.x_test, self.config.train.eval_batch_size)
+        return params, {"test_acc": accuracy(out, dataset.y_test)}, out
 
 
-def retrain_and_test(key: jax.Array, config: ExperimentConfig, encoding: Any, dataset: Any,
-                     row: dict[str, Any], steps: int) -> tuple[Any, np.ndarray, float]:
-    """Retrains ``row``'s architecture on train + validation for ``steps`` and tests it.
+class TableReader:
+    """Scores a chosen architecture of a tabular run by reading the table's truth and
+    report-only columns (``finisher(key, row, steps) -> (None, {column: value}, None)``)."""
 
-    Returns:
-        ``(params, test logits, test accuracy)``.
-    """
-    x = np.concatenate([dataset.x_train, dataset.x_val])
-    y = np.concatenate([dataset.y_train, dataset.y_val])
-    module, _ = encoding.build(np.asarray(row["genome"], np.int32))
-    params = train_module(key, module, x, y, config.train, steps)
-    out = predict_logits(module, params, dataset.x_test, config.train.eval_batch_size)
-    return params, out, accuracy(out, dataset.y_test)
+    trains = False
+
+    def __init__(self, table: Any):
+        self.table = table
+        self.columns = tuple(dict.fromkeys((table.truth, *table.report)))
+
+    def __call__(self, key: jax.Array, row: dict[str, Any], steps: int
+                 ) -> tuple[None, dict[str, float], None]:
+        genome = jnp.asarray([row["genome"]], jnp.int32)
+        return None, {c: float(self.table.lookup(genome, c)[0]) for c in self.columns}, None
 
 
-def run_final(key: jax.Array, config: ExperimentConfig, encoding: Any,
-              encoding_options: dict[str, Any], dataset: Any, rows: list[dict[str, Any]],
+def finisher_for(config: ExperimentConfig, parts: Any) -> Retrainer | TableReader:
+    """The way a run scores what it chose (from its built ``Components``): retraining, or
+    reading its table."""
+    if parts.table is not None:
+        return TableReader(parts.table)
+    return Retrainer(config, parts.encoding, parts.dataset)
+
+
+def prepare_finisher(config: ExperimentConfig) -> tuple[Retrainer | TableReader, dict[str, Any]]:
+    """The finisher of a finished run and its encoding's resolved options, built from its
+    config alone (dataset and encoding, or the table; no strategy): for ``evonas front``."""
+    if config.evaluator.tabular:
+        return TableReader(build_table(config)), {}
+    dataset, encoding, options = build_model_parts(config)
+    return Retrainer(config, encoding, dataset), options
+
+
+def export(directory: Path, config: ExperimentConfig, encoding_options: dict[str, Any],
+           row: dict[str, Any], params: Any, scores: dict[str, float],
+           extra: dict[str, Any] | None = None) -> None:
+    """Exports one architecture of the run with its scores (``architecture.json`` fields:
+    objective, the scores (``test_acc``), dataset or benchmark, then ``extra``)."""
+    evaluator = config.evaluator
+    source = ({"benchmark": evaluator.benchmark or config.encoding.name}
+              if evaluator.tabular else {"dataset": config.dataset.name})
+    export_model(directory, config.encoding.name, encoding_options, row, params,
+                 {"objective": config.search.objectives[0].name, **scores, **source,
+                  **(extra or {})})
+
+
+def run_final(key: jax.Array, config: ExperimentConfig, finisher: Retrainer | TableReader,
+              encoding_options: dict[str, Any], rows: list[dict[str, Any]],
               best_dir: Path) -> dict[str, Any] | None:
-    """Retrains the top ``final.retrain_top_k``, tests them, ensembles them, exports the best.
+    """Scores the top ``final.retrain_top_k`` (retrained and tested, or read from the table),
+    ensembles them (training runs) and exports the best.
 
     Returns:
-        The contents of ``final.json``, or None when nothing is to be retrained (no successful
+        The contents of ``final.json``, or None when nothing is to be scored (no successful
         evaluation, or ``retrain_top_k=0``).
     """
     maximize = config.search.objectives[0].maximize
@@ -116,29 +123,41 @@ def run_final(key: jax.Array, config: ExperimentConfig, encoding: Any,
         return None
     models, logits, best_params = [], [], None
     for rank, row in enumerate(chosen):
-        params, out, test_acc = retrain_and_test(jax.random.fold_in(key, rank), config, encoding,
-                                                 dataset, row, config.final.retrain_steps)
+        params, scores, out = finisher(jax.random.fold_in(key, rank), row,
+                                       config.final.retrain_steps)
         logits.append(out)
         models.append({"rank": rank + 1, "id": row["id"], "genome": row["genome"],
-                       "fitness": row["fitness"], "params": row["params"],
-                       "test_acc": test_acc})
+                       "fitness": row["fitness"], "params": row["params"], **scores})
         if rank == 0:
             best_params = params
-    result: dict[str, Any] = {"retrain_steps": config.final.retrain_steps, "models": models,
-                              "best_test_acc": models[0]["test_acc"]}
-    if config.final.ensemble:
-        result["ensemble_size"] = len(models)
-        result["ensemble_test_acc"] = accuracy(np.mean(logits, axis=0), dataset.y_test)
-    export_model(best_dir, config, encoding_options, chosen[0], best_params,
-                 models[0]["test_acc"])
+    best_scores = {k: models[0][k] for k in scores}
+    if finisher.trains:
+        result: dict[str, Any] = {"retrain_steps": config.final.retrain_steps, "models": models,
+                                  "best_test_acc": models[0]["test_acc"]}
+        if config.final.ensemble:
+            result["ensemble_size"] = len(models)
+            result["ensemble_test_acc"] = accuracy(np.mean(logits, axis=0),
+                                                   finisher.dataset.y_test)
+    else:
+        result = {"protocol": finisher.table.protocol, "benchmark": finisher.table.name,
+                  "models": models, **{f"best_{k}": v for k, v in best_scores.items()}}
+    export(best_dir, config, encoding_options, chosen[0], best_params, best_scores)
     atomic_write_text(best_dir / FINAL, json.dumps(result, indent=2) + "\n")
     return result
 
 
 def read_final(best_dir: Path) -> dict[str, Any] | None:
     """``final.json`` of a run whose final stage completed, else None."""
-    path = best_dir / FINAL
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    return read_json(Path(best_dir) / FINAL)
+
+
+def evaluate_model(run_dir: str | os.PathLike) -> float:
+    """The test accuracy of a run's exported model on its run's dataset (as in ``final.json``)."""
+    module, variables, _ = load_model(run_dir)
+    root = Path(run_dir)
+    root = root.parent if (root / ARCHITECTURE).is_file() else root
+    config = ExperimentConfig.from_yaml(RunPaths(root).config, plugins=False)
+    dataset = load_dataset(config.dataset.name, val_fraction=config.dataset.val_fraction,
+                           seed=config.dataset.seed, limit=config.dataset.limit)
+    logits = predict_logits(module, variables, dataset.x_test, config.train.eval_batch_size)
+    return accuracy(logits, dataset.y_test)

@@ -2,10 +2,12 @@
 
 The front is computed from the history over ``search.objectives`` (feasible architectures only;
 a cached re-evaluation counts once). ``run_front`` retrains up to ``final.front_size`` members on
-train + validation (spread evenly along the front when it is larger), tests them and exports each
-like the single best, to ``front/<id>/``; ``front/front.json`` is written last, so its presence
-means the stage is complete and a resumed run skips it. ``best_within_budgets`` answers the user's
-question "what is the most accurate network under 20k parameters?" for several budgets at once.
+train + validation (spread evenly along the front when it is larger; a tabular run reads their
+scores from the table instead), tests them and exports each like the single best, to
+``front/<id>/``; ``front/front.json`` is written last, so its presence means the stage is
+complete and a resumed run skips it. ``best_within_budgets`` answers the user's question "what
+is the most accurate network under 20k parameters?" for several budgets at once, and
+:func:`front_summary` is what ``evonas front`` prints.
 """
 
 from __future__ import annotations
@@ -19,18 +21,18 @@ from typing import Any
 import jax
 
 from evonas.experiment.config import ExperimentConfig
-from evonas.experiment.final import export_model, retrain_and_test
+from evonas.experiment.final import Retrainer, TableReader, export, prepare_finisher
 from evonas.objectives import (
+    HISTORY_COLUMNS,
     best_within,
     front_rows,
     hypervolume_by_generation,
     row_value,
 )
-from evonas.store import atomic_write_text
+from evonas.store import atomic_write_text, read_json
+from evonas.store.layout import BUDGETS_FILE, FRONT_FILE
 
-FRONT_DIR = "front"
-FRONT_FILE = "front.json"
-BUDGETS_FILE = "budgets.json"
+Finisher = Retrainer | TableReader
 
 
 def spread(front: Sequence[dict[str, Any]], k: int, name: str) -> list[dict[str, Any]]:
@@ -53,8 +55,8 @@ def member(row: dict[str, Any], objectives: Sequence[tuple[str, bool]]) -> dict[
             "params": row["params"], "flops": row["flops"]}
 
 
-def run_front(key: jax.Array, config: ExperimentConfig, encoding: Any,
-              encoding_options: dict[str, Any], dataset: Any, rows: list[dict[str, Any]],
+def run_front(key: jax.Array, config: ExperimentConfig, finisher: Finisher,
+              encoding_options: dict[str, Any], rows: list[dict[str, Any]],
               front_dir: Path) -> dict[str, Any] | None:
     """Retrains, tests and exports up to ``final.front_size`` members of the run's front.
 
@@ -71,18 +73,16 @@ def run_front(key: jax.Array, config: ExperimentConfig, encoding: Any,
     second = objectives[1][0] if len(objectives) > 1 else "params"
     members = []
     for row in spread(front, config.final.front_size, second):
-        params, _, test_acc = retrain_and_test(jax.random.fold_in(key, row["id"]), config,
-                                               encoding, dataset, row,
-                                               config.final.retrain_steps)
-        export_model(front_dir / str(row["id"]), config, encoding_options, row, params, test_acc)
-        members.append({**member(row, objectives), "test_acc": test_acc,
-                        "directory": str(row["id"])})
+        params, scores, _ = finisher(jax.random.fold_in(key, row["id"]), row,
+                                     config.final.retrain_steps)
+        export(front_dir / str(row["id"]), config, encoding_options, row, params, scores)
+        members.append({**member(row, objectives), **scores, "directory": str(row["id"])})
     curve = hypervolume_by_generation(rows, objectives)
     result = {
         "objectives": [{"name": n, "direction": "max" if m else "min"} for n, m in objectives],
         "front_size": len(front),
         "hypervolume": curve[-1][1] if curve else 0.0,
-        "retrain_steps": config.final.retrain_steps,
+        "retrain_steps": config.final.retrain_steps if finisher.trains else 0,
         "members": members,
     }
     atomic_write_text(front_dir / FRONT_FILE, json.dumps(result, indent=2) + "\n")
@@ -91,10 +91,7 @@ def run_front(key: jax.Array, config: ExperimentConfig, encoding: Any,
 
 def read_front(front_dir: Path) -> dict[str, Any] | None:
     """``front.json`` of a run whose front stage completed, else None."""
-    try:
-        return json.loads((Path(front_dir) / FRONT_FILE).read_text())
-    except (OSError, ValueError):
-        return None
+    return read_json(Path(front_dir) / FRONT_FILE)
 
 
 def parse_budgets(text: str) -> tuple[str, list[float]]:
@@ -124,8 +121,8 @@ def best_within_budgets(rows: Sequence[dict[str, Any]], config: ExperimentConfig
     return [(b, best_within(rows, objective, metric, b)) for b in bounds]
 
 
-def export_within_budgets(key: jax.Array, config: ExperimentConfig, encoding: Any,
-                          encoding_options: dict[str, Any], dataset: Any,
+def export_within_budgets(key: jax.Array, config: ExperimentConfig, finisher: Finisher,
+                          encoding_options: dict[str, Any],
                           chosen: Sequence[tuple[float, dict[str, Any] | None]], metric: str,
                           out_dir: Path, steps: int) -> list[dict[str, Any]]:
     """Retrains, tests and exports the architecture chosen for each budget, like the best.
@@ -137,7 +134,7 @@ def export_within_budgets(key: jax.Array, config: ExperimentConfig, encoding: An
         One entry per budget: the bound, and the chosen architecture with its test accuracy
         and directory, or ``None`` where nothing was within the budget.
     """
-    done: dict[int, tuple[Any, float]] = {}
+    done: dict[int, tuple[Any, dict[str, float]]] = {}
     entries = []
     objectives = config.search.objective_directions
     for bound, row in chosen:
@@ -145,17 +142,17 @@ def export_within_budgets(key: jax.Array, config: ExperimentConfig, encoding: An
             entries.append({"metric": metric, "bound": bound, "architecture": None})
             continue
         if row["id"] not in done:
-            params, _, test_acc = retrain_and_test(jax.random.fold_in(key, row["id"]), config,
-                                                   encoding, dataset, row, steps)
-            done[row["id"]] = (params, test_acc)
-        params, test_acc = done[row["id"]]
+            params, scores, _ = finisher(jax.random.fold_in(key, row["id"]), row, steps)
+            done[row["id"]] = (params, scores)
+        params, scores = done[row["id"]]
         name = f"{metric}-{bound:g}"
-        export_model(out_dir / name, config, encoding_options, row, params, test_acc,
-                     extra={"budget": {"metric": metric, "bound": bound}})
+        export(out_dir / name, config, encoding_options, row, params, scores,
+               extra={"budget": {"metric": metric, "bound": bound}})
         entries.append({"metric": metric, "bound": bound, "directory": name,
-                        "architecture": {**member(row, objectives), "test_acc": test_acc}})
+                        "architecture": {**member(row, objectives), **scores}})
     atomic_write_text(out_dir / BUDGETS_FILE, json.dumps(
-        {"retrain_steps": steps, "budgets": entries}, indent=2, default=float) + "\n")
+        {"retrain_steps": steps if finisher.trains else 0, "budgets": entries}, indent=2,
+        default=float) + "\n")
     return entries
 
 
@@ -164,3 +161,63 @@ def front_table(rows: Sequence[dict[str, Any]], objectives: Sequence[tuple[str, 
     """The front as table rows (id, objective values, params, FLOPs, description)."""
     return [member(r, objectives) for r in front_rows(rows, objectives)]
 
+
+
+def recorded_metrics(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Every metric some history row recorded (the names a ``--budget`` may use)."""
+    return sorted({k for r in rows for k in (r.get("metrics") or {})} | set(HISTORY_COLUMNS))
+
+
+def front_summary(rows: Sequence[dict[str, Any]], config: ExperimentConfig,
+                  budgets: Sequence[tuple[str, Sequence[float]]] = (),
+                  export_to: Path | None = None, steps: int | None = None) -> dict[str, Any]:
+    """A run's Pareto front and, per budget, the best architecture within it: ``evonas front``.
+
+    A single-objective run's front is taken against ``params``.
+
+    Args:
+        rows: the run's history rows.
+        config: the run's experiment.
+        budgets: ``(metric, [bounds])`` pairs (from :func:`parse_budgets`).
+        export_to: where to retrain (or look up), test and export the chosen architectures
+            (``run/budgets``); None only chooses them.
+        steps: retraining steps (default ``final.retrain_steps``).
+
+    Returns:
+        ``{"objectives": [...], "front": [members], "budgets": [entries]}`` (no ``budgets`` key
+        without budgets); an entry's ``architecture`` is None where nothing is within it.
+
+    Raises:
+        ValueError: a budget on a metric the run did not record (naming those it did).
+    """
+    objectives = config.search.objective_directions
+    if len(objectives) == 1:  # a single-objective run: its front against parameters
+        objectives = (*objectives, ("params", False))
+    for metric, _ in budgets:
+        if all(math.isnan(row_value(r, metric)) for r in rows):
+            raise ValueError(f"--budget names {metric!r}, which this run did not record; "
+                             f"recorded: {recorded_metrics(rows)}")
+    out: dict[str, Any] = {
+        "objectives": [{"name": n, "direction": "max" if m else "min"} for n, m in objectives],
+        "front": front_table(rows, objectives),
+    }
+    entries: list[dict[str, Any]] = []
+    prepared = None
+    for metric, bounds in budgets:
+        chosen = best_within_budgets(rows, config, metric, bounds)
+        if export_to is not None and any(row is not None for _, row in chosen):
+            prepared = prepared or prepare_finisher(config)  # loads the data only when needed
+            finisher, options = prepared
+            entries += export_within_budgets(
+                jax.random.fold_in(jax.random.key(config.search.seed), 4), config, finisher,
+                options, chosen, metric, export_to, steps or config.final.retrain_steps)
+        else:
+            entries += [{"metric": metric, "bound": b,
+                         "architecture": None if row is None else member(row, objectives)}
+                        for b, row in chosen]
+        for entry, (_, row) in zip(entries[-len(chosen):], chosen):
+            if row is not None:
+                entry["value"] = row_value(row, metric)
+    if budgets:
+        out["budgets"] = entries
+    return out

@@ -1,10 +1,12 @@
-"""One generation's evaluation: de-duplication against the history, constraints, training, rows.
+"""One generation's evaluation: de-duplication against the history, constraints, evaluation, rows.
 
 The de-duplication cache is the history itself (``History.lookup``): a genome evaluated in any
-earlier generation, before or after a resume, is not trained again; its stored result is reused
-and its row is recorded with ``cached=1``. Only the unique new genomes of a generation are trained,
-in one population. A genome that violates a constraint on an analytic cost or on its measured
-latency is not trained at all: it is recorded as failed (infeasible) with the broken bound.
+earlier generation, before or after a resume, is not evaluated again; its stored result is reused
+and its row is recorded with ``cached=1``. Genomes are compared through the encoding's
+``canonical`` hook when it has one, so an isomorphic genome counts as seen. Only the unique new
+genomes of a generation are evaluated (trained, or looked up in a table), in one population. A
+genome that violates a constraint on an analytic cost or on its measured latency is not
+evaluated at all: it is recorded as failed (infeasible) with the broken bound.
 
 Each row's objective values (``search.objectives``) come from its metrics and costs; an infeasible
 or failed row has none (NaN), so every strategy ranks it below every feasible one.
@@ -13,6 +15,7 @@ or failed row has none (NaN), so every strategy ranks it below every feasible on
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -20,11 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evonas.constraints import Constraint
-from evonas.evaluators.latency import LatencyMeter
-from evonas.experiment.components import MEASURED_METRICS, cost_metrics
+from evonas.evaluators import LatencyMeter, describe_protocol
+from evonas.experiment.components import cost_metrics
 from evonas.experiment.config import ExperimentConfig
-from evonas.objectives import objective_matrix, row_value
+from evonas.genomes import canonical_genomes
+from evonas.objectives import MEASURED_METRICS, Constraint, objective_matrix, row_value
 from evonas.store import History, genome_key
 
 
@@ -54,8 +57,9 @@ class GenerationEvaluator:
 
     Args:
         config: the experiment (objective and constraints).
-        encoding: the trainable encoding.
-        evaluator: a ``TrainingEvaluator`` (its ``last_result`` gives failure reasons).
+        encoding: the encoding.
+        evaluator: any evaluator (``evaluate(key, genomes) -> Results``); a
+            ``TrainingEvaluator``'s ``last_result`` gives failure reasons and seconds.
     """
 
     def __init__(self, config: ExperimentConfig, encoding: Any, evaluator: Any):
@@ -85,7 +89,7 @@ class GenerationEvaluator:
             history: the run's history, the de-duplication cache.
         """
         genomes = np.asarray(genomes, np.int32)
-        keys = [genome_key(g) for g in genomes]
+        keys = [genome_key(g) for g in canonical_genomes(self.encoding, genomes)]
         reused: dict[str, dict[str, Any]] = {}
         new: list[int] = []  # first occurrence of each genome never evaluated before
         for i, k in enumerate(keys):
@@ -134,23 +138,31 @@ class GenerationEvaluator:
             rows.append({
                 "description": self.encoding.describe(genome), "metrics": extra,
                 "params": values["params"], "flops": values["flops"],
-                "executed_flops": float(costs["executed_flops"][i]),
+                "executed_flops": (float(costs["executed_flops"][i])
+                                   if "executed_flops" in costs else None),
                 "failed": reason is not None, "reason": reason, "fitness": None,
                 "train_seconds": 0.0,
             })
         feasible = [i for i, r in enumerate(rows) if not r["failed"]]
         if not feasible:
             return rows, 0.0
+        start = time.perf_counter()
         results = self.evaluator.evaluate(key, genomes[feasible])
-        last = self.evaluator.last_result
-        share = last.seconds / len(feasible)  # wall time of the population, split evenly
+        last = getattr(self.evaluator, "last_result", None)  # a TrainingEvaluator's details
+        seconds = last.seconds if last is not None else time.perf_counter() - start
+        share = seconds / len(feasible)  # wall time of the population, split evenly
         metrics = {k: np.asarray(v, np.float64) for k, v in results.metrics.items()}
+        failed_all = np.asarray(results.failed)
         for j, i in enumerate(feasible):
             row = rows[i]
             measured = {k: float(v[j]) for k, v in metrics.items()}
-            failed = bool(results.failed[j])
-            reason = last.reasons[j] if failed else _violations(
-                self.metric_constraints, measured)
+            failed = bool(failed_all[j])
+            if failed:
+                reason = last.reasons[j] if last is not None else (
+                    f"no result from the {describe_protocol(self.evaluator)} evaluator (not in "
+                    "the table, or no measurement)")
+            else:
+                reason = _violations(self.metric_constraints, measured)
             row.update(
                 metrics={**row["metrics"],
                          **{k: v for k, v in measured.items() if math.isfinite(v)}},
@@ -165,7 +177,7 @@ class GenerationEvaluator:
                 row.update(failed=True, reason="an objective is not finite: " + ", ".join(
                     f"{name}={row_value(row, name)}" for name, _ in self.objectives))
             row["fitness"] = None if row["failed"] else value
-        return rows, last.seconds
+        return rows, seconds
 
 
 # Fields of a result row that a cached copy reuses unchanged.

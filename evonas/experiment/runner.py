@@ -33,12 +33,13 @@ from evonas.experiment.callbacks import (
 )
 from evonas.experiment.components import Components, build_components
 from evonas.experiment.config import ExperimentConfig
-from evonas.experiment.final import read_final, run_final
-from evonas.experiment.front import FRONT_DIR, read_front, run_front
+from evonas.experiment.final import finisher_for, read_final, run_final
+from evonas.experiment.front import read_front, run_front
 from evonas.experiment.generation import GenerationEvaluator
 from evonas.objectives import row_value
+from evonas.report import write_report
 from evonas.store import NoCheckpointError, RunDir, RunDirError
-from evonas.strategies.base import num_objectives
+from evonas.strategies import num_objectives
 
 # Streams folded into the seed's key: one per use, so adding a use never shifts another's.
 _STRATEGY_INIT, _SEARCH, _FINAL, _FRONT = 0, 1, 2, 3
@@ -214,22 +215,19 @@ class Experiment:
             self._search(run, parts, callbacks)
             best_rows = run.history.rows()
             seed_key = jax.random.key(config.search.seed)
+            finisher = finisher_for(config, parts)
             final = read_final(run.best_dir)
             if final is None and config.final.retrain_top_k > 0:
-                final = run_final(jax.random.fold_in(seed_key, _FINAL),
-                                  config, parts.encoding, parts.encoding_options, parts.dataset,
-                                  best_rows, run.best_dir)
+                final = run_final(jax.random.fold_in(seed_key, _FINAL), config, finisher,
+                                  parts.encoding_options, best_rows, run.best_dir)
             front = None
             if config.search.multiobjective:
-                front = read_front(run.path / FRONT_DIR)
+                front = read_front(run.paths.front)
                 if front is None:
-                    front = run_front(jax.random.fold_in(seed_key, _FRONT), config,
-                                      parts.encoding, parts.encoding_options, parts.dataset,
-                                      best_rows, run.path / FRONT_DIR)
+                    front = run_front(jax.random.fold_in(seed_key, _FRONT), config, finisher,
+                                      parts.encoding_options, best_rows, run.paths.front)
             report = None
             if config.display.report:
-                from evonas.report import write_report
-
                 report = write_report(run.path)["html"]
             maximize = config.search.objectives[0].maximize
             ok = [r for r in best_rows if r["fitness"] is not None and not r["failed"]]

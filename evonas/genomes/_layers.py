@@ -12,7 +12,6 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 # Every activation maps 0 to 0, so a masked (zeroed) unit stays zero after the activation and the
 # masks can be applied once, after it. Add new ones only if f(0) == 0 holds.
@@ -112,53 +111,6 @@ def slice_like(
         return p[(Ellipsis, *index)]
 
     return cut((), params, target)
-
-
-def check_input_shape(input_shape: Any, allowed_ranks: Sequence[int], what: str) -> tuple:
-    """Validates one example's shape (no batch axis): positive ints of an allowed rank."""
-    try:
-        shape = tuple(int(s) for s in input_shape)
-    except TypeError:
-        raise ValueError(
-            f"input_shape must be a tuple of positive ints (one example, no batch axis); "
-            f"got {input_shape!r}"
-        ) from None
-    if len(shape) not in allowed_ranks or any(s < 1 for s in shape):
-        raise ValueError(
-            f"input_shape {shape} is not allowed for {what}: expected one example's shape "
-            f"(no batch axis) with {' or '.join(map(str, allowed_ranks))} positive dimensions"
-        )
-    return shape
-
-
-def check_choices(name: str, values: Any, allowed: Sequence[Any] | None = None) -> tuple:
-    """Validates a non-empty, duplicate-free tuple of options (from ``allowed`` if given)."""
-    values = tuple(values)
-    if not values:
-        raise ValueError(f"{name} must list at least one choice; got {values}")
-    if len(set(values)) != len(values):
-        raise ValueError(f"{name} must not repeat a choice; got {values}")
-    if allowed is not None:
-        for v in values:
-            if v not in allowed:
-                raise ValueError(f"{name} contains {v!r}; allowed: {sorted(allowed)}")
-    return values
-
-
-def check_positive_ints(name: str, values: Any) -> tuple[int, ...]:
-    """Validates a non-empty, duplicate-free tuple of positive ints (layer widths)."""
-    values = check_choices(name, values)
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be positive ints; got {values}")
-    return tuple(int(v) for v in values)
-
-
-def check_count(name: str, value: Any, low: int = 1) -> int:
-    """Validates an integer option ``>= low``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
-    return int(value)
 
 
 # -- spatial ops on channels-last arrays ``[batch, *spatial, channels]`` (1-D or 2-D) -------------

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from evonas import checks
 from evonas.genomes import _layers
 from evonas.genomes.cell_supernet import CellArch, CellNet, CellSupernet
 from evonas.genomes.space import GenomeSpace
@@ -58,12 +58,6 @@ class CellBounds:
                 f"got {self.ops!r}"
             )
         object.__setattr__(self, "ops", ops)
-
-
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"CellEncoding: {name} must be an integer >= {low}; got {value!r}")
-    return int(value)
 
 
 def arch_str_of(ops: tuple[str, ...]) -> str:
@@ -144,11 +138,9 @@ class CellEncoding:
     name: ClassVar[str] = "nb201"
 
     def __post_init__(self):
-        _check_int("num_classes", self.num_classes, 1)
-        _check_int("channels", self.channels, 1)
-        _check_int("cells_per_stage", self.cells_per_stage, 1)
-        _check_int("in_channels", self.in_channels, 1)
-        size = _check_int("input_size", self.input_size, 4)
+        for field in ("num_classes", "channels", "cells_per_stage", "in_channels"):
+            checks.positive_int(f"CellEncoding.{field}", getattr(self, field))
+        size = checks.integer("CellEncoding.input_size", self.input_size, low=4)
         if size % 4:
             raise ValueError(
                 f"CellEncoding: input_size must be a multiple of 4 (two stride-2 stages); "
@@ -176,35 +168,27 @@ class CellEncoding:
         """The genome ``int32[6]`` of a benchmark arch string; see :func:`parse_arch_str`."""
         return parse_arch_str(s)
 
-    def parse(self, text: str) -> np.ndarray:
-        """A genome from the command line: an arch string, a benchmark index, or a JSON list.
-
-        ``"0"`` is NAS-Bench-201's architecture 0 (its own index order, not the genome's
-        mixed-radix rank); ``"|nor_conv_3x3~0|+|...|"`` its arch string.
-        """
+    def parse(self, text: str) -> np.ndarray | None:
+        """A genome from its NAS-Bench-201 arch string ``|nor_conv_3x3~0|+|...|``; ``None``
+        (decline) for any other text, which the generic notation then reads (a JSON list of six
+        op indices, ...). A benchmark index (``"0"``) is the table's notation: the
+        ``nb201`` benchmark reads it (``evonas describe nb201 0``)."""
         text = str(text).strip()
-        if text.startswith("|"):
-            return parse_arch_str(text)
-        if text.lstrip("-").isdigit():
-            from evonas.benchmarks.nb201 import NUM_ARCHS, load_table  # the table imports us
+        return parse_arch_str(text) if text.startswith("|") else None
 
-            index = int(text)
-            if not 0 <= index < NUM_ARCHS:
-                raise ValueError(
-                    f"NAS-Bench-201 index {index} is out of range; allowed 0..{NUM_ARCHS - 1}"
-                )
-            return load_table().genome_of(index)
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError:
-            values = None
-        if not isinstance(values, list):
-            raise ValueError(
-                f"cannot read NAS-Bench-201 genome {text!r}: give an arch string "
-                "'|op~0|+|op~0|op~1|+|op~0|op~1|op~2|', a benchmark index 0..15624, "
-                "or a JSON list of 6 op indices"
-            )
-        return self.space.validate(values)
+    def canonical(self, genomes: jax.Array) -> jax.Array:
+        """The representative of each genome's isomorphism class, ``int32[..., 6]``; jit-able.
+
+        Two cells are isomorphic when they compute the same function whatever their weights,
+        under the conventions of NAS-Bench-201 (Dong & Yang 2020, the 6,466 unique cells of its
+        15,625): a ``none`` edge and any op applied to a node that is always zero contribute
+        nothing, ``skip_connect`` passes its input through, and a node is the sum of its inputs
+        in any order. The representative is the class member of lowest rank. Genomes outside the
+        space are clipped into it first.
+        """
+        genomes = self.space.clip(genomes)
+        table = jnp.asarray(canonical_ranks())
+        return self.space.unrank(table[self.space.rank(genomes)])
 
     def describe(self, genome: Any) -> dict[str, Any]:
         """Readable, JSON-serialisable: the arch string, each node's inputs, the exact cost."""
@@ -348,6 +332,36 @@ class CellEncoding:
         edge_ops = tuple(tuple(o for o in ops if OPS[o] != "none") for ops in bounds.ops)
         module = CellNet(edge_ops=edge_ops, **self._module_fields())
         return module, lambda params: self.slice_params(params, bounds)
+
+
+def _cell_function(genome: Sequence[int]) -> Any:
+    """A hashable value equal for cells that compute the same function (see ``canonical``):
+    each node is the sorted multiset of its non-zero terms; an op term holds its input's
+    value, a skip adds its input's terms to the sum; ``None`` is the always-zero node."""
+    values: list[Any] = [("input",)]
+    k = 0
+    for node in range(1, 4):
+        terms: list[Any] = []
+        for j in range(node):
+            op, source = OPS[int(genome[k])], values[j]
+            k += 1
+            if op == "none" or source is None:
+                continue
+            terms.extend(source if op == "skip_connect" else [(op, source)])
+        values.append(tuple(sorted(terms, key=repr)) if terms else None)
+    return values[3]
+
+
+@functools.lru_cache(maxsize=1)
+def canonical_ranks() -> np.ndarray:
+    """``int32[5**6]``: for each genome rank, the lowest rank computing the same function."""
+    space = CellEncoding().space
+    first: dict[Any, int] = {}
+    out = np.empty(space.size, np.int32)
+    for rank in range(space.size):
+        key = repr(_cell_function(space.from_index(rank)))
+        out[rank] = first.setdefault(key, rank)
+    return out
 
 
 @functools.lru_cache(maxsize=64)

@@ -34,6 +34,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from evonas import checks
 from evonas.genomes import _layers
 from evonas.genomes.space import GenomeSpace
 
@@ -314,29 +315,26 @@ class ConvEncoding:
     name: ClassVar[str] = "conv"
 
     def __post_init__(self):
-        ops = _layers.check_choices("ops", self.ops)
+        ops = checks.choices("ConvEncoding.ops", self.ops)
         parsed = [parse_op(op) for op in ops]
         largest = max([k for _, k in parsed] + [_STEM_KERNEL])
-        shape = _layers.check_input_shape(self.input_shape, (2, 3), "the conv encoding")
+        shape = checks.input_shape(self.input_shape, (2, 3), "the conv encoding")
         if min(shape[:-1]) < largest:
             raise ValueError(
                 f"input_shape {shape} is too small for the conv encoding: every spatial size "
                 f"must be >= {largest}, the largest kernel of ops {ops} and the stem"
             )
-        if self.conv_impl not in _layers.CONV_IMPLS:
-            raise ValueError(
-                f"conv_impl must be one of {_layers.CONV_IMPLS}; got {self.conv_impl!r}"
-            )
+        checks.choice("ConvEncoding.conv_impl", self.conv_impl, _layers.CONV_IMPLS)
         fixed = {
             "input_shape": shape,
-            "num_classes": _layers.check_count("num_classes", self.num_classes),
-            "max_layers": _layers.check_count("max_layers", self.max_layers),
-            "widths": _layers.check_positive_ints("widths", self.widths),
+            "num_classes": checks.positive_int("ConvEncoding.num_classes", self.num_classes),
+            "max_layers": checks.positive_int("ConvEncoding.max_layers", self.max_layers),
+            "widths": checks.positive_ints("ConvEncoding.widths", self.widths),
             "ops": ops,
-            "activations": _layers.check_choices(
-                "activations", self.activations, _layers.ACTIVATIONS
+            "activations": checks.choices(
+                "ConvEncoding.activations", self.activations, _layers.ACTIVATIONS
             ),
-            "stem_width": _layers.check_count("stem_width", self.stem_width),
+            "stem_width": checks.positive_int("ConvEncoding.stem_width", self.stem_width),
         }
         for field, value in fixed.items():
             object.__setattr__(self, field, value)  # frozen: normalise once, at construction

@@ -22,6 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from evonas import checks
 from evonas.genomes import _layers
 from evonas.genomes.space import GenomeSpace
 
@@ -146,14 +147,14 @@ class MLPEncoding:
     name: ClassVar[str] = "mlp"
 
     def __post_init__(self):
-        shape = _layers.check_input_shape(self.input_shape, (1, 2, 3, 4), "the mlp encoding")
+        shape = checks.input_shape(self.input_shape, (1, 2, 3, 4), "the mlp encoding")
         fixed = {
             "input_shape": shape,
-            "num_classes": _layers.check_count("num_classes", self.num_classes),
-            "max_layers": _layers.check_count("max_layers", self.max_layers),
-            "widths": _layers.check_positive_ints("widths", self.widths),
-            "activations": _layers.check_choices(
-                "activations", self.activations, _layers.ACTIVATIONS
+            "num_classes": checks.positive_int("MLPEncoding.num_classes", self.num_classes),
+            "max_layers": checks.positive_int("MLPEncoding.max_layers", self.max_layers),
+            "widths": checks.positive_ints("MLPEncoding.widths", self.widths),
+            "activations": checks.choices(
+                "MLPEncoding.activations", self.activations, _layers.ACTIVATIONS
             ),
         }
         for field, value in fixed.items():

@@ -8,7 +8,7 @@ from evonas.operators.crossover import (
 )
 from evonas.operators.hashing import first_occurrence, genome_hash
 from evonas.operators.mutation import mutate, mutate_one
-from evonas.operators.pareto import crowded_tournament, crowding_distance, non_dominated_rank
+from evonas.operators.nondominated import crowded_tournament, crowding_distance, non_dominated_rank
 from evonas.operators.repair import repair
 from evonas.operators.selection import (
     tournament_contestants,

@@ -1,6 +1,6 @@
 """Selection on scores where higher is better: tournament and truncation.
 
-Scores of failed individuals are ``-inf`` (see ``evonas.strategies.base.to_score``); NaN is read as
+Scores of failed individuals are ``-inf`` (strategies turn NaN fitness into it); NaN is read as
 ``-inf`` too, so a failed individual never wins against one with a finite score.
 """
 

@@ -1,7 +1,6 @@
 """Reports of a run directory: plots (PNG) and one self-contained HTML page."""
 
 from evonas.report.history import Evaluation, read_evaluations
-from evonas.report.pareto import pareto_front
 from evonas.report.write import write_report
 
-__all__ = ["Evaluation", "pareto_front", "read_evaluations", "write_report"]
+__all__ = ["Evaluation", "read_evaluations", "write_report"]

@@ -1,7 +1,8 @@
 """Reads a run's ``history.sqlite`` read-only, tolerating a run that is still being written.
 
-Only the standard library's ``sqlite3`` is used, so reports do not depend on ``evonas.store``: a
-missing file, a missing table, a missing column or a malformed JSON cell reads as empty.
+Only the standard library's ``sqlite3`` is used to read it (not ``evonas.store.History``, which
+checks the schema and may refuse): a missing file, a missing table, a missing column or a
+malformed JSON cell reads as empty.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-HISTORY_FILE = "history.sqlite"
+from evonas.store.layout import RunPaths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +94,7 @@ def read_evaluations(run_dir: str | Path) -> list[Evaluation]:
 
     The database is opened read-only (``mode=ro``), so a report never blocks or changes a run.
     """
-    path = Path(run_dir) / HISTORY_FILE
+    path = RunPaths(run_dir).history
     if not path.is_file():
         return []
     uri = f"{path.resolve().as_uri()}?mode=ro"

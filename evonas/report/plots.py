@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from evonas.objectives import pareto_front
 from evonas.report.history import Evaluation
-from evonas.report.pareto import pareto_front
 
 DPI = 100
 _MAX_GENE_PANELS = 48  # beyond this a panel is too small to read; later genes are left out

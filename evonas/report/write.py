@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,8 @@ import yaml
 from evonas.report import drawings, plots
 from evonas.report.history import read_evaluations
 from evonas.report.html import TOP_K, render_html
-
-REPORT_DIR = "report"
-CONFIG_FILE = "config.yaml"
-FRONT_DIR, FRONT_FILE = "front", "front.json"  # written by evonas.experiment.front
+from evonas.store.atomic import read_json
+from evonas.store.layout import REPORT_INDEX, RunPaths
 
 # (key, file name, caption), in the order the page shows them.
 FIGURES = (
@@ -31,7 +28,7 @@ FIGURES = (
 
 def _read_config(run_dir: Path) -> tuple[str | None, list[tuple[str, bool]]]:
     """The config text, and its objectives as ``(name, maximize)`` (the first is the fitness)."""
-    path = run_dir / CONFIG_FILE
+    path = RunPaths(run_dir).config
     if not path.is_file():
         return None, [("fitness", True)]
     text = path.read_text(encoding="utf-8")
@@ -45,10 +42,7 @@ def _read_config(run_dir: Path) -> tuple[str | None, list[tuple[str, bool]]]:
 
 
 def _read_front(run_dir: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((run_dir / FRONT_DIR / FRONT_FILE).read_text())
-    except (OSError, ValueError):
-        return None
+    return read_json(RunPaths(run_dir).front_file)
 
 
 def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None
@@ -72,7 +66,7 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
             f"run directory {os.fspath(run_dir)!r} does not exist; pass the directory a run "
             "wrote (it holds config.yaml and history.sqlite)"
         )
-    out = Path(out_dir) if out_dir is not None else run / REPORT_DIR
+    out = Path(out_dir) if out_dir is not None else RunPaths(run).report
     out.mkdir(parents=True, exist_ok=True)
     config_text, objectives = _read_config(run)
     maximize = objectives[0][1]
@@ -108,8 +102,8 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     }
     page = render_html(run.resolve().name, [(caption, paths[key]) for key, _, caption in shown],
                        top, summary, config_text, front)
-    index = out / "index.html"
-    tmp = out / ".index.html.tmp"
+    index = out / REPORT_INDEX
+    tmp = out / f".{REPORT_INDEX}.tmp"
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, index)
     paths["html"] = index

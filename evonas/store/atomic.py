@@ -1,11 +1,14 @@
-"""Atomic small-file writes: a reader sees the old file or the new one, never half of either."""
+"""Small files: atomic writes (a reader sees the old file or the new one, never half of either),
+and tolerant JSON reads."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def fsync_dir(directory: str | os.PathLike) -> None:
@@ -55,3 +58,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """:func:`atomic_write_bytes` for UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json(path: str | os.PathLike) -> dict[str, Any] | None:
+    """A JSON object from ``path``, or None when it is missing or unreadable (a stage whose
+    marker file is not there yet)."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,14 +1,6 @@
 """The run directory: one experiment's config, history, checkpoints, best model and report.
 
-Layout::
-
-    <run-dir>/
-      config.yaml       the fully resolved config, every default written out
-      run.json          evonas version and the experiment's fingerprint; written last by create()
-      history.sqlite    every evaluated architecture (see History)
-      checkpoints/      the search state after each generation, the last few kept (see Checkpoints)
-      best/             the exported best architecture
-      report/           plots and the HTML page
+The layout is :mod:`evonas.store.layout`.
 
 Order of writes per generation (:meth:`RunDir.commit_generation`): the history commit first, then
 the checkpoint. A process killed between the two leaves a generation in the history that no
@@ -30,15 +22,11 @@ from typing import Any
 
 import yaml
 
-import evonas
 from evonas.store.atomic import atomic_write_text
 from evonas.store.checkpoints import Checkpoint, Checkpoints, NoCheckpointError
 from evonas.store.history import History
-
-CONFIG = "config.yaml"
-RUN_INFO = "run.json"
-HISTORY = "history.sqlite"
-SUBDIRS = ("checkpoints", "best", "report")
+from evonas.store.layout import CONFIG, HISTORY, RUN_INFO, SUBDIRS, RunPaths
+from evonas.version import __version__
 
 
 class RunDirError(ValueError):
@@ -177,7 +165,7 @@ class RunDir:
         config = _plain_config(config)
         now = datetime.datetime.now(datetime.timezone.utc)
         info = {
-            "evonas_version": evonas.__version__,
+            "evonas_version": __version__,
             "fingerprint": fingerprint,
             "created_at": now.isoformat(timespec="seconds"),
         }
@@ -196,20 +184,25 @@ class RunDir:
     # -- layout ----------------------------------------------------------------------------------
 
     @property
+    def paths(self) -> RunPaths:
+        """Every path of the run directory (:class:`~evonas.store.layout.RunPaths`)."""
+        return RunPaths(self.path)
+
+    @property
     def config_path(self) -> Path:
-        return self.path / CONFIG
+        return self.paths.config
 
     @property
     def checkpoints_dir(self) -> Path:
-        return self.path / "checkpoints"
+        return self.paths.checkpoints
 
     @property
     def best_dir(self) -> Path:
-        return self.path / "best"
+        return self.paths.best
 
     @property
     def report_dir(self) -> Path:
-        return self.path / "report"
+        return self.paths.report
 
     @property
     def config(self) -> dict[str, Any]:

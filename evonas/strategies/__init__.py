@@ -1,12 +1,15 @@
-"""Search strategies with the evosax shape: ``init`` / ``ask`` / ``tell`` over immutable state."""
+"""Search strategies with the evosax shape: ``init`` / ``ask`` / ``tell`` over immutable state.
+
+Families: random search; evolutionary (regularized evolution, the genetic algorithm);
+multi-objective (NSGA-II, MAP-Elites, the weighted sum); every evosax algorithm through a
+continuous relaxation. ``evonas.strategies.search`` runs a whole search in one compiled program
+and many of them vmapped over seeds.
+"""
 
 from evonas.strategies.base import (
     Strategy,
     from_score,
-    get_strategy,
-    list_strategies,
     num_objectives,
-    register_strategy,
     to_score,
 )
 from evonas.strategies.evosax_adapter import EvosaxStrategy, evosax_algorithm_names
@@ -14,32 +17,61 @@ from evonas.strategies.genetic_algorithm import GeneticAlgorithm, GeneticAlgorit
 from evonas.strategies.map_elites import MapElites, MapElitesState
 from evonas.strategies.nsga2 import NSGA2, NSGA2State
 from evonas.strategies.random_search import RandomSearch, RandomSearchState
+from evonas.strategies.registry import (
+    BUILTIN_STRATEGIES,
+    ENTRY_POINT_GROUP,
+    STRATEGIES,
+    get_strategy,
+    list_strategies,
+    register_strategy,
+)
 from evonas.strategies.regularized_evolution import (
     RegularizedEvolution,
     RegularizedEvolutionState,
 )
+from evonas.strategies.search import (
+    COUNTS,
+    EvaluateFn,
+    SearchTrace,
+    closest_to_feasible,
+    run_searches,
+    search,
+    selected_true,
+    summarize,
+)
 from evonas.strategies.weighted_sum import WeightedSum, WeightedSumState
 
 __all__ = [
+    "BUILTIN_STRATEGIES",
+    "COUNTS",
+    "ENTRY_POINT_GROUP",
+    "NSGA2",
+    "STRATEGIES",
+    "EvaluateFn",
     "EvosaxStrategy",
     "GeneticAlgorithm",
     "GeneticAlgorithmState",
     "MapElites",
     "MapElitesState",
-    "NSGA2",
     "NSGA2State",
     "RandomSearch",
     "RandomSearchState",
     "RegularizedEvolution",
     "RegularizedEvolutionState",
+    "SearchTrace",
     "Strategy",
     "WeightedSum",
     "WeightedSumState",
+    "closest_to_feasible",
     "evosax_algorithm_names",
     "from_score",
     "get_strategy",
     "list_strategies",
     "num_objectives",
     "register_strategy",
+    "run_searches",
+    "search",
+    "selected_true",
+    "summarize",
     "to_score",
 ]

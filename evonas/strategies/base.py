@@ -1,6 +1,6 @@
-"""The strategy protocol, shared state helpers and the name -> strategy registry.
+"""The ``Strategy`` protocol and the helpers every strategy shares.
 
-A strategy has the evosax shape over integer genomes:
+A strategy has the evosax shape over integer genomes::
 
     state = strategy.init(key)
     genomes, state = strategy.ask(key, state)        # int32[batch_size, G]
@@ -8,17 +8,18 @@ A strategy has the evosax shape over integer genomes:
 
 ``state`` is an immutable pytree (a ``flax.struct.dataclass``); all three methods are pure and
 jit-able, so a whole search on a tabular benchmark is one ``lax.scan`` and independent runs one
-``vmap``. Hyper-parameters and shapes live on the (hashable, frozen) strategy instance.
+``vmap`` (``evonas.strategies.search``). Hyper-parameters and shapes live on the (hashable,
+frozen) strategy instance, which is a static argument of every jitted method.
 
 Direction is explicit: ``maximize=True`` (the default: fitness is an accuracy) means higher fitness
-is better. Internally every strategy works on a *score* where higher is better and a failed (NaN)
-evaluation scores ``-inf``, so it can never become the best or a parent.
+is better. Internally every built-in strategy works on a *score* where higher is better and a
+failed (NaN) evaluation scores ``-inf`` (:func:`to_score`), so it can never become the best or a
+parent. A multi-objective strategy has ``maximize`` as a tuple, one bool per objective, and takes
+fitness ``float32[B, M]`` (:func:`num_objectives`).
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import jax
@@ -29,7 +30,30 @@ from evonas.genomes.space import GenomeSpace
 
 @runtime_checkable
 class Strategy(Protocol):
-    """init / ask / tell over an immutable state pytree."""
+    """``init`` / ``ask`` / ``tell`` over an immutable state pytree.
+
+    Implement it as a frozen dataclass (hashable: it is a static jit argument) whose three
+    methods are pure functions of their arguments, decorated with
+    ``functools.partial(jax.jit, static_argnums=0)``. They run inside ``jax.jit``,
+    ``jax.lax.scan`` and ``jax.vmap`` (``run_searches`` vmaps whole searches over seeds), so:
+    no Python branching on traced values, no host callbacks, and every array shape fixed by the
+    instance's hyper-parameters, never by the values in ``state``.
+
+    Attributes:
+        space: the :class:`GenomeSpace` searched.
+        maximize: ``True`` when higher fitness is better; for a multi-objective strategy a tuple
+            with one bool per objective.
+        batch_size: how many genomes one ``ask`` returns (a property is fine).
+
+    Conventions the experiment runner and the report rely on (optional, but recommended):
+
+    * the state has ``best_genome`` (``int32[G]``) and ``best_fitness`` (``float32``, in the
+      user's direction; the worst value before any success) and ``generation`` (``int32``,
+      the number of tells);
+    * after ``ask``, ``state.parents`` holds each asked genome's parent ids, ``int32[B]`` or
+      ``int32[B, k]`` (-1 where a genome has none), for the lineage in the report. An id is
+      the order in which the genome was told, counting from 0 over the whole search.
+    """
 
     space: GenomeSpace
     maximize: bool
@@ -39,11 +63,47 @@ class Strategy(Protocol):
         """How many genomes one ``ask`` returns."""
         ...
 
-    def init(self, key: jax.Array) -> Any: ...
+    def init(self, key: jax.Array) -> Any:
+        """A fresh search state.
 
-    def ask(self, key: jax.Array, state: Any) -> tuple[jax.Array, Any]: ...
+        Args:
+            key: a ``jax.random`` key (a strategy that needs no randomness ignores it).
 
-    def tell(self, genomes: jax.Array, fitness: jax.Array, state: Any) -> Any: ...
+        Returns:
+            The state pytree: arrays (and keys) only, fixed shapes.
+        """
+        ...
+
+    def ask(self, key: jax.Array, state: Any) -> tuple[jax.Array, Any]:
+        """The next genomes to evaluate.
+
+        Args:
+            key: a ``jax.random`` key, fresh for every ask.
+            state: the state the last ``init`` or ``tell`` returned.
+
+        Returns:
+            ``(genomes, state)``: ``int32[batch_size, G]`` genomes inside ``space`` (duplicates
+            allowed: the caller de-duplicates), and the state to pass to ``tell``.
+        """
+        ...
+
+    def tell(self, genomes: jax.Array, fitness: jax.Array, state: Any) -> Any:
+        """Learns from the evaluated genomes of the last ``ask``.
+
+        Args:
+            genomes: ``int32[batch_size, G]``, exactly what the last ``ask`` returned.
+            fitness: ``float32[batch_size]`` in the user's direction (``float32[batch_size, M]``
+                for a multi-objective strategy); NaN marks a failed or infeasible evaluation,
+                which must never become the best or a parent.
+            state: the state the last ``ask`` returned.
+
+        Returns:
+            The new state.
+        """
+        ...
+
+
+# -- scores and the best so far ---------------------------------------------------------------
 
 
 def to_score(fitness: jax.Array, maximize: bool) -> jax.Array:
@@ -82,53 +142,53 @@ def num_objectives(strategy: Any) -> int:
     return 1 if isinstance(maximize, bool) else len(maximize)
 
 
-def check_positive(name: str, value: Any, owner: str) -> int:
-    """Validates an integer hyper-parameter at construction time, with a message for people."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive integer; got {value!r}")
-    return value
+# -- checks of the protocol (value checks live in evonas.checks) ------------------------------
 
 
-def check_rate(name: str, value: Any, owner: str) -> float:
-    """Validates a probability hyper-parameter in [0, 1]."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{owner}: {name} must be a number in [0, 1]; got {value!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{owner}: {name} must be in [0, 1]; got {value!r}")
-    return value
+def check_common(strategy: Any, owner: str) -> None:
+    """Checks the fields every single-objective strategy has: ``space`` and ``maximize``."""
+    check_space(strategy, owner)
+    if not isinstance(strategy.maximize, bool):
+        raise ValueError(f"{owner}.maximize must be True or False; got {strategy.maximize!r}")
 
 
-StrategyFactory = Callable[..., Strategy]
-_STRATEGIES: dict[str, StrategyFactory] = {}
+def check_space(strategy: Any, owner: str) -> None:
+    """``strategy.space`` must be a :class:`GenomeSpace`."""
+    if not isinstance(strategy.space, GenomeSpace):
+        got = type(strategy.space).__name__
+        raise ValueError(f"{owner}: space must be a GenomeSpace; got {got}")
 
 
-def register_strategy(name: str, factory: StrategyFactory) -> None:
-    """Makes ``factory(space, **params)`` available as ``get_strategy(name, space, **params)``."""
-    _STRATEGIES[name] = factory
+def check_maximize_tuple(maximize: object, owner: str) -> tuple[bool, ...]:
+    """Validates a multi-objective ``maximize``: a tuple (or list) of at least two bools."""
+    if isinstance(maximize, (tuple, list)) and len(maximize) >= 2 and all(
+        isinstance(m, bool) for m in maximize
+    ):
+        return tuple(maximize)
+    raise ValueError(
+        f"{owner}: maximize must be a tuple of True/False, one per objective (at least 2), e.g. "
+        f"(True, False) for accuracy up and cost down; got {maximize!r}"
+    )
 
 
-def list_strategies() -> list[str]:
-    """Every strategy name, including one ``evosax_NAME`` per installed evosax algorithm."""
-    from evonas.strategies.evosax_adapter import evosax_algorithm_names
+def check_told(strategy: Any, genomes: Any, fitness: Any) -> None:
+    """Trace-time shape check of a single-objective ``tell``: ``[B, G]`` and ``[B]``."""
+    want = (strategy.batch_size, strategy.space.num_genes)
+    if jnp.shape(genomes) != want or jnp.shape(fitness) != want[:1]:
+        raise ValueError(
+            f"{type(strategy).__name__}.tell expects genomes of shape {want} and fitness of "
+            f"shape {want[:1]} (what ask returned); got {jnp.shape(genomes)} and "
+            f"{jnp.shape(fitness)}"
+        )
 
-    return sorted(_STRATEGIES) + [f"evosax_{n}" for n in evosax_algorithm_names()]
 
-
-def get_strategy(name: str, space: GenomeSpace, **params: Any) -> Strategy:
-    """The strategy called ``name`` over ``space``; ``evosax_NAME`` wraps evosax's ``NAME``.
-
-    Raises:
-        ValueError: for an unknown name, listing the known ones.
-    """
-    if name in _STRATEGIES:
-        return _STRATEGIES[name](space, **params)
-    if name.startswith("evosax_"):
-        from evonas.strategies.evosax_adapter import EvosaxStrategy
-
-        return EvosaxStrategy(space, algorithm=name[len("evosax_"):], **params)
-    known = list_strategies()
-    hint = difflib.get_close_matches(str(name), known, n=1)
-    extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-    raise ValueError(f"unknown strategy {name!r}{extra}; known strategies: {known}")
+def check_told_objectives(strategy: Any, genomes: jax.Array, fitness: jax.Array) -> None:
+    """Trace-time shape check of a multi-objective ``tell``: ``[B, G]`` and ``[B, M]``."""
+    batch, genes = strategy.batch_size, strategy.space.num_genes
+    want = (batch, len(strategy.maximize))
+    if jnp.shape(genomes) != (batch, genes) or jnp.shape(fitness) != want:
+        raise ValueError(
+            f"{type(strategy).__name__}.tell expects genomes of shape {(batch, genes)} and "
+            f"fitness of shape {want} (one column per objective); got {jnp.shape(genomes)} and "
+            f"{jnp.shape(fitness)}"
+        )

@@ -56,8 +56,9 @@ from evosax.algorithms import algorithms as _EVOSAX_ALGORITHMS
 from evosax.algorithms.population_based.base import PopulationBasedAlgorithm
 from flax import struct
 
+from evonas import checks
 from evonas.genomes.space import GenomeSpace
-from evonas.strategies.base import check_positive, from_score, to_score, update_best
+from evonas.strategies.base import from_score, to_score, update_best
 
 RELAXATIONS = ("logits", "random_keys")
 
@@ -239,7 +240,7 @@ class EvosaxStrategy:
                 f"{owner}: unknown or unsupported evosax algorithm {self.algorithm!r}{why}; "
                 f"supported: {names}"
             )
-        check_positive("population_size", self.population_size, owner)
+        checks.positive_int(f"{owner}.population_size", self.population_size)
         if self.relaxation not in RELAXATIONS:
             raise ValueError(
                 f"{owner}: relaxation must be one of {list(RELAXATIONS)}; got {self.relaxation!r}"

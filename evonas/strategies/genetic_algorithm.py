@@ -14,16 +14,15 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from evonas import checks
 from evonas.genomes.space import GenomeSpace
 from evonas.operators import CROSSOVERS, tournament_selection, truncation_selection
 from evonas.strategies._breeding import breed
-from evonas.strategies._checks import check_common, check_told
 from evonas.strategies.base import (
-    check_positive,
-    check_rate,
+    check_common,
+    check_told,
     from_score,
     no_best,
-    register_strategy,
     to_score,
     update_best,
 )
@@ -73,18 +72,18 @@ class GeneticAlgorithm:
 
     def __post_init__(self):
         check_common(self, _OWNER)
-        check_positive("population_size", self.population_size, _OWNER)
-        check_positive("tournament_size", self.tournament_size, _OWNER)
+        checks.positive_int(f"{_OWNER}.population_size", self.population_size)
+        checks.positive_int(f"{_OWNER}.tournament_size", self.tournament_size)
         if self.crossover not in CROSSOVERS:
             raise ValueError(
                 f"{_OWNER}: crossover must be one of {sorted(CROSSOVERS)}; got {self.crossover!r}"
             )
         object.__setattr__(
-            self, "crossover_rate", check_rate("crossover_rate", self.crossover_rate, _OWNER)
+            self, "crossover_rate", checks.rate(f"{_OWNER}.crossover_rate", self.crossover_rate)
         )
         if self.mutation_rate is not None:
             object.__setattr__(
-                self, "mutation_rate", check_rate("mutation_rate", self.mutation_rate, _OWNER)
+                self, "mutation_rate", checks.rate(f"{_OWNER}.mutation_rate", self.mutation_rate)
             )
         elites = self.num_elites
         if isinstance(elites, bool) or not isinstance(elites, int):
@@ -173,5 +172,3 @@ class GeneticAlgorithm:
             ids=ids.astype(jnp.int32),
         )
 
-
-register_strategy("genetic_algorithm", GeneticAlgorithm)

@@ -22,15 +22,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from evonas import checks
 from evonas.genomes.space import GenomeSpace
 from evonas.operators import CROSSOVERS, mutate, mutate_one
-from evonas.strategies._checks import check_common, check_told
 from evonas.strategies.base import (
-    check_positive,
-    check_rate,
+    check_common,
+    check_told,
     from_score,
     no_best,
-    register_strategy,
     to_score,
     update_best,
 )
@@ -124,7 +123,7 @@ class MapElites:
 
     def __post_init__(self):
         check_common(self, _OWNER)
-        check_positive("batch_size", self.batch_size, _OWNER)
+        checks.positive_int(f"{_OWNER}.batch_size", self.batch_size)
         if self.descriptors is None and self.bins is None:
             raise ValueError(
                 f"{_OWNER} needs descriptors and bins: descriptors=fn(genomes int32[B, G]) -> "
@@ -149,10 +148,10 @@ class MapElites:
         object.__setattr__(self, "bins", _check_bins(self.bins))
         if self.mutation_rate is not None:
             object.__setattr__(
-                self, "mutation_rate", check_rate("mutation_rate", self.mutation_rate, _OWNER)
+                self, "mutation_rate", checks.rate(f"{_OWNER}.mutation_rate", self.mutation_rate)
             )
         object.__setattr__(
-            self, "crossover_rate", check_rate("crossover_rate", self.crossover_rate, _OWNER)
+            self, "crossover_rate", checks.rate(f"{_OWNER}.crossover_rate", self.crossover_rate)
         )
         if self.num_init is not None:
             num_init = self.num_init
@@ -309,5 +308,3 @@ class MapElites:
         cells = np.flatnonzero(occupied).astype(np.int64)
         return np.asarray(state.archive)[cells], np.asarray(state.fitness)[cells], cells
 
-
-register_strategy("map_elites", MapElites)

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from evonas import checks
 from evonas.genomes.space import GenomeSpace
 from evonas.operators import (
     CROSSOVERS,
@@ -29,7 +30,7 @@ from evonas.operators import (
     non_dominated_rank,
 )
 from evonas.strategies._breeding import breed
-from evonas.strategies.base import check_positive, check_rate, register_strategy
+from evonas.strategies.base import check_maximize_tuple, check_space, check_told_objectives
 
 _OWNER = "NSGA2"
 
@@ -48,30 +49,6 @@ class NSGA2State:
     # copied one parent; both -1 for a random child).
     parents: jax.Array
     generation: jax.Array  # int32, number of tells
-
-
-def check_maximize_tuple(maximize: object, owner: str) -> tuple[bool, ...]:
-    """Validates a multi-objective ``maximize``: a tuple (or list) of at least two bools."""
-    if isinstance(maximize, (tuple, list)) and len(maximize) >= 2 and all(
-        isinstance(m, bool) for m in maximize
-    ):
-        return tuple(maximize)
-    raise ValueError(
-        f"{owner}: maximize must be a tuple of True/False, one per objective (at least 2), e.g. "
-        f"(True, False) for accuracy up and cost down; got {maximize!r}"
-    )
-
-
-def check_told_objectives(strategy: object, genomes: jax.Array, fitness: jax.Array) -> None:
-    """Trace-time shape check of a multi-objective ``tell``: ``[B, G]`` and ``[B, M]``."""
-    batch, genes = strategy.batch_size, strategy.space.num_genes
-    want = (batch, len(strategy.maximize))
-    if jnp.shape(genomes) != (batch, genes) or jnp.shape(fitness) != want:
-        raise ValueError(
-            f"{type(strategy).__name__}.tell expects genomes of shape {(batch, genes)} and "
-            f"fitness of shape {want} (one column per objective); got {jnp.shape(genomes)} and "
-            f"{jnp.shape(fitness)}"
-        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,21 +72,19 @@ class NSGA2:
     mutation_rate: float | None = None
 
     def __post_init__(self):
-        if not isinstance(self.space, GenomeSpace):
-            got = type(self.space).__name__
-            raise ValueError(f"{_OWNER}: space must be a GenomeSpace; got {got}")
-        check_positive("population_size", self.population_size, _OWNER)
+        check_space(self, _OWNER)
+        checks.positive_int(f"{_OWNER}.population_size", self.population_size)
         object.__setattr__(self, "maximize", check_maximize_tuple(self.maximize, _OWNER))
         if self.crossover not in CROSSOVERS:
             raise ValueError(
                 f"{_OWNER}: crossover must be one of {sorted(CROSSOVERS)}; got {self.crossover!r}"
             )
         object.__setattr__(
-            self, "crossover_rate", check_rate("crossover_rate", self.crossover_rate, _OWNER)
+            self, "crossover_rate", checks.rate(f"{_OWNER}.crossover_rate", self.crossover_rate)
         )
         if self.mutation_rate is not None:
             object.__setattr__(
-                self, "mutation_rate", check_rate("mutation_rate", self.mutation_rate, _OWNER)
+                self, "mutation_rate", checks.rate(f"{_OWNER}.mutation_rate", self.mutation_rate)
             )
 
     @property
@@ -213,5 +188,3 @@ class NSGA2:
         feasible = ~jnp.any(jnp.isnan(state.objectives), axis=1)
         return state.population, state.objectives, feasible & (state.rank == 0)
 
-
-register_strategy("nsga2", NSGA2)

@@ -13,13 +13,13 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from evonas import checks
 from evonas.genomes.space import GenomeSpace
-from evonas.strategies._checks import check_common, check_told
 from evonas.strategies.base import (
-    check_positive,
+    check_common,
+    check_told,
     from_score,
     no_best,
-    register_strategy,
     to_score,
     update_best,
 )
@@ -50,7 +50,7 @@ class RandomSearch:
 
     def __post_init__(self):
         check_common(self, "RandomSearch")
-        check_positive("batch_size", self.batch_size, "RandomSearch")
+        checks.positive_int("RandomSearch.batch_size", self.batch_size)
 
     @partial(jax.jit, static_argnums=0)
     def init(self, key: jax.Array) -> RandomSearchState:
@@ -86,5 +86,3 @@ class RandomSearch:
             generation=state.generation + 1,
         )
 
-
-register_strategy("random_search", RandomSearch)

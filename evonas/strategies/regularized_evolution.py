@@ -15,14 +15,14 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from evonas import checks
 from evonas.genomes.space import GenomeSpace
 from evonas.operators import mutate_one, tournament_contestants, tournament_winners
-from evonas.strategies._checks import check_common, check_told
 from evonas.strategies.base import (
-    check_positive,
+    check_common,
+    check_told,
     from_score,
     no_best,
-    register_strategy,
     to_score,
     update_best,
 )
@@ -73,9 +73,9 @@ class RegularizedEvolution:
 
     def __post_init__(self):
         check_common(self, _OWNER)
-        check_positive("population_size", self.population_size, _OWNER)
-        check_positive("sample_size", self.sample_size, _OWNER)
-        check_positive("batch_size", self.batch_size, _OWNER)
+        checks.positive_int(f"{_OWNER}.population_size", self.population_size)
+        checks.positive_int(f"{_OWNER}.sample_size", self.sample_size)
+        checks.positive_int(f"{_OWNER}.batch_size", self.batch_size)
         if self.sample_size > self.population_size:
             raise ValueError(
                 f"{_OWNER}: sample_size must be at most population_size "
@@ -168,5 +168,3 @@ class RegularizedEvolution:
         order = jnp.lexsort((birth, all_scores, birth >= 0))[::-1][: self.population_size]
         return population[order], all_scores[order], birth[order]
 
-
-register_strategy("regularized_evolution", RegularizedEvolution)

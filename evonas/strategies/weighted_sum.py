@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -26,8 +25,13 @@ import jax.numpy as jnp
 from flax import struct
 
 from evonas.genomes.space import GenomeSpace
-from evonas.strategies.base import Strategy, get_strategy, num_objectives, register_strategy
-from evonas.strategies.nsga2 import check_maximize_tuple, check_told_objectives
+from evonas.strategies.base import (
+    Strategy,
+    check_maximize_tuple,
+    check_space,
+    check_told_objectives,
+    num_objectives,
+)
 
 _OWNER = "WeightedSum"
 
@@ -46,42 +50,32 @@ class WeightedSumState:
     generation: jax.Array  # int32, number of tells
 
 
-def _freeze(value: Any) -> Any:
-    """Lists to tuples (recursively), so the parameters can be part of a hashable strategy."""
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
 @dataclasses.dataclass(frozen=True)
 class WeightedSum:
-    """A registered single-objective strategy searching a weighted sum of the objectives.
+    """A single-objective strategy searching a weighted sum of the objectives.
 
     Args:
         space: the genome space.
-        strategy: the wrapped strategy's registered name (e.g. ``"regularized_evolution"``);
-            it is built with ``maximize=True`` and maximises the score.
+        inner: the wrapped single-objective strategy over ``space``, built with
+            ``maximize=True``: it maximises the score. By name, from a config:
+            ``get_strategy("weighted_sum", space, strategy="regularized_evolution",
+            strategy_params={...})``.
         weights: one non-negative weight per objective.
         maximize: one bool per objective: ``True`` where higher is better. The score is
             ``sum_i weights[i] * (f_i if maximize[i] else -f_i)``.
-        strategy_params: keyword arguments of the wrapped strategy (e.g. its ``batch_size``).
 
     Raises:
-        ValueError: for bad weights or directions, a multi-objective wrapped strategy, a
-            ``maximize`` among ``strategy_params``, or what the wrapped strategy rejects.
+        ValueError: for bad weights or directions, or an ``inner`` that is multi-objective,
+            minimises, or searches another space.
     """
 
     space: GenomeSpace
-    strategy: str = "regularized_evolution"
+    inner: Strategy
     weights: tuple[float, ...] = (1.0, 1.0)
     maximize: tuple[bool, ...] = (True, False)
-    strategy_params: Mapping[str, Any] | None = None
-    inner: Strategy = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        if not isinstance(self.space, GenomeSpace):
-            got = type(self.space).__name__
-            raise ValueError(f"{_OWNER}: space must be a GenomeSpace; got {got}")
+        check_space(self, _OWNER)
         maximize = check_maximize_tuple(self.maximize, _OWNER)
         object.__setattr__(self, "maximize", maximize)
         weights = self.weights
@@ -103,57 +97,21 @@ class WeightedSum:
                 f"(the direction comes from maximize); got {self.weights!r}"
             )
         object.__setattr__(self, "weights", weights)
-        if not isinstance(self.strategy, str):
-            raise ValueError(
-                f"{_OWNER}: strategy must be a registered strategy name; got {self.strategy!r}"
-            )
-        params = self.strategy_params
-        if params is None:
-            params = {}
-        elif isinstance(params, Mapping):
-            params = dict(params)
-        else:
-            try:
-                params = dict(params)  # a frozen tuple of (name, value) pairs
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"{_OWNER}: strategy_params must be a mapping of the wrapped strategy's "
-                    f"keyword arguments; got {self.strategy_params!r}"
-                ) from None
-        if "maximize" in params:
-            raise ValueError(
-                f"{_OWNER}: strategy_params must not set maximize: the wrapped strategy always "
-                f"maximises the weighted sum (set the directions in {_OWNER}.maximize)"
-            )
-        frozen = tuple(sorted((str(k), _freeze(v)) for k, v in params.items()))
-        try:
-            hash(frozen)
-        except TypeError:
-            raise ValueError(
-                f"{_OWNER}: strategy_params values must be hashable (numbers, strings, tuples, "
-                f"functions); got {params!r}"
-            ) from None
-        object.__setattr__(self, "strategy_params", frozen)
-        try:
-            inner = get_strategy(self.strategy, self.space, maximize=True, **dict(frozen))
-        except ValueError:
-            self._check_single_objective(dict(frozen))
-            raise
-        self._check_single_objective(dict(frozen), inner)
-        object.__setattr__(self, "inner", inner)
-
-    def _check_single_objective(self, params: dict[str, Any], inner: Any = None) -> None:
-        """A multi-objective strategy (which rejects ``maximize=True``) can't be wrapped."""
-        if inner is None:
-            try:
-                inner = get_strategy(self.strategy, self.space, **params)
-            except ValueError:
-                return  # its own error (from building it with maximize=True) says what is wrong
+        inner = self.inner
+        if not all(hasattr(inner, m) for m in ("init", "ask", "tell", "maximize", "space")):
+            raise ValueError(f"{_OWNER}: inner must be a strategy (init, ask, tell); got "
+                             f"{type(inner).__name__}")
         if num_objectives(inner) != 1:
             raise ValueError(
-                f"{_OWNER}: strategy must be a single-objective strategy; {self.strategy!r} "
-                f"takes {num_objectives(inner)} objectives"
-            ) from None
+                f"{_OWNER}: the wrapped strategy must be single-objective; "
+                f"{type(inner).__name__} takes {num_objectives(inner)} objectives"
+            )
+        if inner.maximize is not True:
+            raise ValueError(f"{_OWNER}: the wrapped strategy must maximise the weighted sum "
+                             "(build it with maximize=True; the directions go in "
+                             f"{_OWNER}.maximize)")
+        if inner.space != self.space:
+            raise ValueError(f"{_OWNER}: the wrapped strategy searches another space")
 
     @property
     def batch_size(self) -> int:
@@ -230,5 +188,3 @@ class WeightedSum:
             generation=state.generation + 1,
         )
 
-
-register_strategy("weighted_sum", WeightedSum)

@@ -1,9 +1,10 @@
-"""The population trainer: every generation's models trained at once, group by group.
+"""Training: the population trainer and the standalone trainer.
 
 ``train_population(key, encoding, genomes, dataset, config)`` initialises, trains and evaluates
 a population under an execution plan (``masked``, ``grouped`` or ``auto``, see
 ``evonas.train.plans``), with divergence isolation, memory chunking and the population axis
-sharded over the local devices.
+sharded over the local devices. ``train_module`` trains one standalone module (retraining after
+the search) with the same loss and optimiser step (``evonas.train.step``).
 """
 
 from evonas.train.cache import CompileCounter, ProgramCache, enable_persistent_cache
@@ -12,6 +13,8 @@ from evonas.train.loop import train_population
 from evonas.train.metrics import confusion_metrics
 from evonas.train.plans import CostModel, Group
 from evonas.train.result import PopulationResult
+from evonas.train.standalone import accuracy, predict_logits, train_module
+from evonas.train.step import cross_entropy, descent_step
 
 __all__ = [
     "OPTIMIZERS",
@@ -24,7 +27,12 @@ __all__ = [
     "ProgramCache",
     "ProgramOptions",
     "TrainConfig",
+    "accuracy",
     "confusion_metrics",
+    "cross_entropy",
+    "descent_step",
     "enable_persistent_cache",
+    "predict_logits",
+    "train_module",
     "train_population",
 ]

@@ -7,6 +7,8 @@ from typing import Any
 
 import optax
 
+from evonas import checks
+
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
 PLANS = ("auto", "masked", "grouped")
@@ -43,25 +45,6 @@ def compiler_options(program: str, xla: str) -> dict[str, Any] | None:
     if xla == "default":
         return None
     return dict(_FAST_OPTIONS[program])
-
-
-def _check_int(name: str, value: Any, low: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"TrainConfig.{name} must be an int >= {low}; got {value!r}")
-
-
-def _check_float(name: str, value: Any, low: float, high: float, open_low: bool) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and (low < value if open_low else low <= value) and value < high
-    if not ok:
-        bracket = "(" if open_low else "["
-        raise ValueError(f"TrainConfig.{name} must be a number in {bracket}{low}, {high}); "
-                         f"got {value!r}")
-
-
-def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"TrainConfig.{name} must be one of {list(allowed)}; got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,23 +96,17 @@ class TrainConfig:
     xla: str = "fast"
 
     def __post_init__(self):
-        _check_int("steps", self.steps)
-        _check_int("batch_size", self.batch_size)
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_float("learning_rate", self.learning_rate, 0.0, float("inf"), open_low=True)
-        _check_float("momentum", self.momentum, 0.0, 1.0, open_low=False)
-        _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_int("eval_batch_size", self.eval_batch_size)
-        _check_int("steps_per_call", self.steps_per_call)
-        _check_choice("plan", self.plan, PLANS)
-        _check_choice("xla", self.xla, XLA_LEVELS)
-        _check_float("memory_budget_mb", self.memory_budget_mb, 0.0, float("inf"), open_low=True)
-        if not isinstance(self.evaluate_test, bool):
-            raise ValueError(f"TrainConfig.evaluate_test must be True or False; "
-                             f"got {self.evaluate_test!r}")
-        if not isinstance(self.exact_modules, bool):
-            raise ValueError(f"TrainConfig.exact_modules must be True or False; "
-                             f"got {self.exact_modules!r}")
+        for field in ("steps", "batch_size", "eval_batch_size", "steps_per_call"):
+            checks.positive_int(f"TrainConfig.{field}", getattr(self, field))
+        checks.choice("TrainConfig.optimizer", self.optimizer, OPTIMIZERS)
+        checks.number("TrainConfig.learning_rate", self.learning_rate, 0.0, open_low=True)
+        checks.number("TrainConfig.momentum", self.momentum, 0.0, 1.0, open_high=True)
+        checks.choice("TrainConfig.schedule", self.schedule, SCHEDULES)
+        checks.choice("TrainConfig.plan", self.plan, PLANS)
+        checks.choice("TrainConfig.xla", self.xla, XLA_LEVELS)
+        checks.number("TrainConfig.memory_budget_mb", self.memory_budget_mb, 0.0, open_low=True)
+        checks.boolean("TrainConfig.evaluate_test", self.evaluate_test)
+        checks.boolean("TrainConfig.exact_modules", self.exact_modules)
         if self.compile_cache_dir is not None and not isinstance(self.compile_cache_dir, str):
             raise ValueError(f"TrainConfig.compile_cache_dir must be a path string or None; "
                              f"got {self.compile_cache_dir!r}")

@@ -21,6 +21,7 @@ import jax.extend as jex
 import numpy as np
 
 from evonas.data.batches import batch_indices
+from evonas.genomes.encoding import check_trainable
 from evonas.train.cache import CompileCounter, ProgramCache, enable_persistent_cache
 from evonas.train.config import TrainConfig
 from evonas.train.memory import chunk_size, individual_bytes
@@ -228,6 +229,7 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
         ValueError: bad genomes, a batch larger than the train split, or a memory budget too
             small for one individual.
     """
+    check_trainable(encoding, require_build=False)
     genomes = _check_genomes(encoding, genomes)
     if config.compile_cache_dir is not None:
         enable_persistent_cache(config.compile_cache_dir)

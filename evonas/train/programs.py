@@ -23,6 +23,7 @@ import numpy as np
 import optax
 
 from evonas.train.config import ProgramOptions
+from evonas.train.step import cross_entropy, descent_step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,17 +171,15 @@ def initial_state(spec: GroupSpec, params: Any) -> TrainState:
 
 
 def _loss(spec: GroupSpec, params: Any, arch: Any, x: jax.Array, y: jax.Array) -> jax.Array:
-    logits = spec.apply(params, arch, x)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    return cross_entropy(spec.apply(params, arch, x), y)
 
 
 def _step_one(spec: GroupSpec, state: TrainState, arch: Any, x: jax.Array, y: jax.Array,
               t: jax.Array) -> TrainState:
     """One optimiser step of one individual (vmapped by the caller); a no-op once failed."""
-    opt = spec.options.optimizer_fn()
-    loss, grads = jax.value_and_grad(lambda p: _loss(spec, p, arch, x, y))(state.params)
-    updates, opt_state = opt.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    loss, grads, params, opt_state = descent_step(
+        spec.options.optimizer_fn(), lambda p: _loss(spec, p, arch, x, y), state.params,
+        state.opt_state)
     finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
     alive = state.fail_step < 0
     active = t < spec.options.steps  # the last call may run past the budget: those steps idle

@@ -1,0 +1,69 @@
+"""Every name in a run directory, and nowhere else.
+
+Layout::
+
+    <run-dir>/
+      config.yaml         the fully resolved config, every default written out
+      run.json            evonas version and the experiment's fingerprint; written last by create
+      history.sqlite      every evaluated architecture (see History)
+      checkpoints/        the search state after each generation, the last few kept
+      metrics.jsonl       one JSON line per generation (progress, for other tools)
+      tensorboard/        TensorBoard scalars, when display.tensorboard
+      best/               the exported best architecture: architecture.json, params/, final.json
+      front/              a multi-objective run's retrained front: <id>/ each, front.json
+      budgets/            `evonas front --budget`: <metric>-<bound>/ each, budgets.json
+      report/             plots and index.html
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+CONFIG = "config.yaml"
+RUN_INFO = "run.json"
+HISTORY = "history.sqlite"
+CHECKPOINTS = "checkpoints"
+METRICS = "metrics.jsonl"
+TENSORBOARD = "tensorboard"
+BEST = "best"
+FRONT = "front"
+BUDGETS = "budgets"
+REPORT = "report"
+
+# Inside an exported model's directory (best/, front/<id>/, budgets/<metric>-<bound>/).
+ARCHITECTURE = "architecture.json"
+PARAMS = "params"
+# Written last by the stage that owns the directory: its presence means the stage is complete.
+FINAL = "final.json"
+FRONT_FILE = "front.json"
+BUDGETS_FILE = "budgets.json"
+REPORT_INDEX = "index.html"
+
+SUBDIRS = (CHECKPOINTS, BEST, REPORT)
+"""Created with the run directory."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPaths:
+    """The paths of one run directory (nothing is opened or created)."""
+
+    root: Path
+
+    def __init__(self, root: str | os.PathLike):
+        object.__setattr__(self, "root", Path(root))
+
+    config = property(lambda self: self.root / CONFIG)
+    run_info = property(lambda self: self.root / RUN_INFO)
+    history = property(lambda self: self.root / HISTORY)
+    checkpoints = property(lambda self: self.root / CHECKPOINTS)
+    metrics = property(lambda self: self.root / METRICS)
+    tensorboard = property(lambda self: self.root / TENSORBOARD)
+    best = property(lambda self: self.root / BEST)
+    final = property(lambda self: self.root / BEST / FINAL)
+    front = property(lambda self: self.root / FRONT)
+    front_file = property(lambda self: self.root / FRONT / FRONT_FILE)
+    budgets = property(lambda self: self.root / BUDGETS)
+    report = property(lambda self: self.root / REPORT)
+    report_index = property(lambda self: self.root / REPORT / REPORT_INDEX)

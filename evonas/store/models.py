@@ -1,0 +1,121 @@
+"""Exported models: ``architecture.json`` plus orbax parameters, written and read back.
+
+An exported model's directory (``best/``, ``front/<id>/``, ``budgets/<metric>-<bound>/``) holds
+
+- ``architecture.json``: the encoding's name and options, the genome, its description, costs
+  and scores: everything needed to rebuild the module with ``encoding.build``;
+- ``params/``: its variables (orbax), absent for a tabular run (nothing was trained).
+
+:func:`load_model` rebuilds the standalone Flax module from the registry and restores its
+parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from evonas.genomes.registry import get_encoding
+from evonas.store.atomic import atomic_write_text
+from evonas.store.layout import ARCHITECTURE, BEST, PARAMS
+
+
+def save_params(directory: Path, params: Any) -> None:
+    """Saves ``params`` to ``directory/params`` through a temporary directory and a rename."""
+    target, tmp = directory / PARAMS, directory / f".{PARAMS}.tmp"
+    for path in (tmp, target):
+        if path.exists():
+            shutil.rmtree(path)
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(tmp.absolute(), jax.tree.map(np.asarray, params))
+        checkpointer.wait_until_finished()
+    tmp.rename(target)
+
+
+def export_model(directory: str | os.PathLike, encoding: str, encoding_options: Mapping[str, Any],
+                 row: Mapping[str, Any], params: Any = None,
+                 extra: Mapping[str, Any] | None = None) -> None:
+    """Writes one architecture as ``directory/architecture.json`` (and ``params/``).
+
+    Args:
+        directory: where to write (created).
+        encoding: the encoding's registered name.
+        encoding_options: its resolved options (input shape and classes included).
+        row: the architecture's history row (genome, description, params, flops, metrics, id,
+            fitness).
+        params: its trained variables, or None (a tabular run: no parameters to export).
+        extra: more fields for ``architecture.json`` (objective, test accuracy, dataset, the
+            budget it was chosen for).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if params is not None:
+        save_params(directory, params)
+    architecture = {
+        "encoding": encoding,
+        "encoding_options": json.loads(json.dumps(dict(encoding_options), default=list)),
+        "genome": row["genome"],
+        "description": row["description"],
+        "cost": {"params": row["params"], "flops": row["flops"]},
+        "metrics": row.get("metrics") or {},
+        "history_id": row["id"],
+        "fitness": row["fitness"],
+        **(extra or {}),
+    }
+    atomic_write_text(directory / ARCHITECTURE, json.dumps(architecture, indent=2) + "\n")
+
+
+def model_dir(path: str | os.PathLike) -> Path:
+    """The exported model's directory: ``path`` itself, or ``path/best`` of a run directory.
+
+    Raises:
+        ValueError: neither holds an exported model.
+    """
+    path = Path(path)
+    best = path if (path / ARCHITECTURE).is_file() else path / BEST
+    if not (best / ARCHITECTURE).is_file():
+        raise ValueError(
+            f"{os.fspath(path)} holds no exported model (no {BEST}/{ARCHITECTURE}); pass a run "
+            "directory whose run finished with final.retrain_top_k >= 1"
+        )
+    return best
+
+
+def load_model(run_dir: str | os.PathLike) -> tuple[Any, Any, dict[str, Any]]:
+    """Rebuilds an exported architecture with ``encoding.build`` and loads its parameters.
+
+    Args:
+        run_dir: a run directory (its ``best/``), or any exported model's directory
+            (``front/<id>``, ``budgets/params-20000``).
+
+    Returns:
+        ``(module, variables, info)``: ``module.apply(variables, x)`` gives logits; ``info`` is
+        ``architecture.json`` (genome, description, cost, fitness, test accuracy).
+
+    Raises:
+        ValueError: the directory holds no exported model, or one without parameters.
+    """
+    best = model_dir(run_dir)
+    info = json.loads((best / ARCHITECTURE).read_text())
+    if not (best / PARAMS).is_dir():
+        raise ValueError(f"{best} holds an architecture but no {PARAMS}/ (a tabular run trains "
+                         "nothing); rebuild it with evonas.get_encoding(info['encoding'])")
+    options = dict(info["encoding_options"])
+    if "input_shape" in options:
+        options["input_shape"] = tuple(options["input_shape"])
+    encoding = get_encoding(info["encoding"], **options)
+    module, _ = encoding.build(np.asarray(info["genome"], np.int32))
+    example = np.zeros((1, *options.get("input_shape", getattr(encoding, "input_shape", ()))),
+                       np.float32)
+    abstract = jax.eval_shape(module.init, jax.random.key(0), example)
+    with ocp.StandardCheckpointer() as checkpointer:
+        variables = checkpointer.restore((best / PARAMS).absolute(), abstract)
+    return module, variables, info

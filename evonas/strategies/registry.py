@@ -1,0 +1,97 @@
+"""The name -> strategy registry: the built-in families, ``register_strategy`` and the
+entry-point group ``evonas.strategies`` (see :class:`evonas.registry.Registry`).
+
+Built-ins are literal tables, one per family (evosax's pattern); every installed evosax
+algorithm is one ``evosax_NAME`` entry. A strategy factory takes the space first:
+``factory(space, **params) -> Strategy``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from evonas.genomes.space import GenomeSpace
+from evonas.registry import Factory, Registry
+from evonas.strategies.base import Strategy
+from evonas.strategies.evosax_adapter import EvosaxStrategy, evosax_algorithm_names
+from evonas.strategies.genetic_algorithm import GeneticAlgorithm
+from evonas.strategies.map_elites import MapElites
+from evonas.strategies.nsga2 import NSGA2
+from evonas.strategies.random_search import RandomSearch
+from evonas.strategies.regularized_evolution import RegularizedEvolution
+from evonas.strategies.weighted_sum import WeightedSum
+
+ENTRY_POINT_GROUP = "evonas.strategies"
+
+
+def weighted_sum(space: GenomeSpace, strategy: str = "regularized_evolution",
+                 strategy_params: Mapping[str, Any] | None = None,
+                 weights: tuple[float, ...] = (1.0, 1.0),
+                 maximize: tuple[bool, ...] = (True, False)) -> WeightedSum:
+    """:class:`WeightedSum` over the registered strategy ``strategy`` (built with
+    ``strategy_params`` and ``maximize=True``): how a config names it."""
+    if not isinstance(strategy, str):
+        raise ValueError(f"WeightedSum: strategy must be a registered strategy name; got "
+                         f"{strategy!r}")
+    if strategy_params is None:
+        params: dict[str, Any] = {}
+    elif isinstance(strategy_params, Mapping):
+        params = dict(strategy_params)
+    else:
+        raise ValueError("WeightedSum: strategy_params must be a mapping of the wrapped "
+                         f"strategy's keyword arguments; got {strategy_params!r}")
+    if "maximize" in params:
+        raise ValueError("WeightedSum: strategy_params must not set maximize: the wrapped "
+                         "strategy always maximises the weighted sum (set the directions in "
+                         "WeightedSum.maximize)")
+    probe = get_strategy(strategy, space, **params)
+    if not isinstance(probe.maximize, bool):
+        raise ValueError(f"WeightedSum: the wrapped strategy must be single-objective; "
+                         f"{strategy!r} takes {len(probe.maximize)} objectives")
+    inner = get_strategy(strategy, space, maximize=True, **params)
+    return WeightedSum(space, inner, weights=weights, maximize=maximize)
+
+
+RANDOM: dict[str, Factory] = {"random_search": RandomSearch}
+EVOLUTIONARY: dict[str, Factory] = {
+    "regularized_evolution": RegularizedEvolution,
+    "genetic_algorithm": GeneticAlgorithm,
+}
+MULTI_OBJECTIVE: dict[str, Factory] = {
+    "nsga2": NSGA2,
+    "map_elites": MapElites,
+    "weighted_sum": weighted_sum,
+}
+EVOSAX: dict[str, Factory] = {
+    f"evosax_{name}": functools.partial(EvosaxStrategy, algorithm=name)
+    for name in evosax_algorithm_names()
+}
+BUILTIN_STRATEGIES: dict[str, Factory] = RANDOM | EVOLUTIONARY | MULTI_OBJECTIVE | EVOSAX
+
+STRATEGIES = Registry("strategy", ENTRY_POINT_GROUP, BUILTIN_STRATEGIES, plural="strategies")
+
+
+def register_strategy(name: str, factory: Factory, *, overwrite: bool = False) -> None:
+    """Makes ``factory(space, **params)`` available as ``get_strategy(name, space, **params)``.
+
+    A plug-in package may instead (or also) list it under the entry-point group
+    ``evonas.strategies``.
+    """
+    STRATEGIES.register(name, factory, overwrite=overwrite)
+
+
+def list_strategies() -> list[str]:
+    """Every strategy name (one ``evosax_NAME`` per installed evosax algorithm), sorted."""
+    return STRATEGIES.names()
+
+
+def get_strategy(name: str, space: GenomeSpace, **params: Any) -> Strategy:
+    """The strategy called ``name`` over ``space``, built with ``params``.
+
+    Raises:
+        ValueError: an unknown name (listing the known ones), a parameter the strategy does not
+            take (naming it and the ones it takes), or a value it rejects.
+    """
+    return STRATEGIES.build(name, space, skip=("space",), **params)

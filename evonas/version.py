@@ -1,0 +1,3 @@
+"""The evonas version (imported by the run directory, which records it)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,84 @@
+"""Resume: a run killed with SIGKILL at random moments and resumed writes exactly the same rows
+as the same run left alone; a corrupt newest checkpoint falls back to the previous one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evonas.experiment import Experiment
+from tests.experiment_configs import evaluations, tiny_config, write_yaml
+
+EVONAS = [sys.executable, "-m", "evonas.cli"]
+# Four generations of 4 and no final stage: long enough to be killed inside a generation.
+SECTIONS = {"search": {"generations": 4}, "final": {"retrain_top_k": 0}}
+
+
+def _evonas(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([*EVONAS, *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=Path(__file__).parents[2])
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    steps = run_dir / "checkpoints"
+    return steps.is_dir() and any(p.name.isdigit() for p in steps.iterdir())
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_gives_identical_rows(tmp_path):
+    config = write_yaml(tmp_path / "tiny.yaml", **SECTIONS)
+    start = time.perf_counter()
+    assert _evonas("run", str(config), "--run-dir", str(tmp_path / "alone")).wait() == 0
+    duration = time.perf_counter() - start
+    expected = evaluations(tmp_path / "alone")
+    assert len(expected) == 16
+
+    run_dir = tmp_path / "killed"
+    rng = np.random.default_rng(0)
+    kills = 0
+    for moment in rng.uniform(0.3, 0.9, size=3) * duration:
+        # Resume when there is a checkpoint; a run killed in its first generation starts again.
+        args = (["resume", str(run_dir)] if _has_checkpoint(run_dir)
+                else ["run", str(config), "--run-dir", str(run_dir)])
+        process = _evonas(*args)
+        try:
+            process.wait(timeout=moment)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+            kills += 1
+    assert kills >= 2  # the moments fall inside the runs, or the test proves little
+    args = (["resume", str(run_dir)] if _has_checkpoint(run_dir)
+            else ["run", str(config), "--run-dir", str(run_dir)])
+    assert _evonas(*args).wait() == 0
+    assert evaluations(run_dir) == expected
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    config = tiny_config(**SECTIONS)
+    Experiment(config, run_dir=tmp_path / "a").run()
+    expected = evaluations(tmp_path / "a")
+    newest = tmp_path / "a" / "checkpoints" / "3"
+    # Damage the newest checkpoint's state: its checksum (or orbax) now rejects it.
+    for path in sorted((newest / "state").rglob("*")):
+        if path.is_file() and path.stat().st_size > 0 and "metadata" not in path.name:
+            path.write_bytes(b"\0" * path.stat().st_size)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Experiment(config, run_dir=tmp_path / "a").run()
+    assert any("falling back to the previous checkpoint" in str(w.message) for w in caught)
+    assert evaluations(tmp_path / "a") == expected
+    # A half-written newest checkpoint (no commit marker) is skipped the same way.
+    shutil.rmtree(tmp_path / "a" / "checkpoints" / "3")
+    (tmp_path / "a" / "checkpoints" / "3").mkdir()
+    Experiment(config, run_dir=tmp_path / "a").run()
+    assert evaluations(tmp_path / "a") == expected

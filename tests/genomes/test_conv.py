@@ -1,0 +1,168 @@
+"""The ``conv`` encoding (1-D and 2-D): exactness of every execution shape, gradients, shared
+kernels, init scale and costs."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from evonas.genomes import ConvEncoding, TrainableEncoding, _layers, get_encoding
+from evonas.genomes.conv import ConvBounds, ConvLayerBounds
+from tests.genomes.test_mlp import ATOL, _check_costs, _check_exactness, _check_gradients
+
+ENC1 = ConvEncoding(input_shape=(12, 2), num_classes=5, max_layers=3, widths=(4, 8),
+                    stem_width=6)
+X1 = jax.random.normal(jax.random.key(1), (3, 12, 2))
+ENC2 = ConvEncoding(input_shape=(6, 6, 1), num_classes=4, max_layers=2, widths=(3, 5),
+                    ops=("conv3", "conv5", "dwsep3", "maxpool3", "avgpool3", "identity"),
+                    activations=("relu", "tanh"), stem_width=4)
+X2 = jax.random.normal(jax.random.key(2), (2, 6, 6, 1))
+LABELS = jnp.arange(3) % 4
+
+
+def _genome(enc, **genes):
+    base = {n: 0 for n in enc.space.names}
+    base.update(genes)
+    return enc.space.from_dict(base)
+
+
+def _layer(i, op, width=None, act=None, residual=False):
+    genes = {f"on_{i}": True, f"op_{i}": op, f"residual_{i}": residual}
+    if width is not None:
+        genes[f"width_{i}"] = width
+    if act is not None:
+        genes[f"activation_{i}"] = act
+    return genes
+
+
+# A conv3 inside a conv7 kernel, a dwsep narrowing 8 -> 4 with a truncated residual, a pool.
+MIXED1 = _genome(ENC1, **_layer(0, "conv3", 8, "gelu"), **_layer(1, "dwsep5", 4, "silu", True),
+                 **_layer(2, "maxpool3", residual=True))
+MIXED2 = _genome(ENC2, **_layer(0, "conv3", 5, "tanh", True), **_layer(1, "dwsep3", 3, "relu"))
+
+
+def test_conv_is_a_registered_hashable_trainable_encoding():
+    enc = get_encoding("conv", input_shape=(12, 2), num_classes=5, max_layers=3, widths=(4, 8),
+                       stem_width=6)
+    assert isinstance(enc, TrainableEncoding)
+    assert enc == ENC1 and hash(enc) == hash(ENC1)
+    assert enc.space.num_genes == 5 * 3
+    assert enc.space.names[:5] == ("on_0", "op_0", "width_0", "activation_0", "residual_0")
+
+
+def test_conv1d_supernet_bounds_join_and_build_agree():
+    genomes = np.concatenate([np.asarray(ENC1.space.sample(jax.random.key(0), 4)), MIXED1[None]])
+    worst = _check_exactness(ENC1, genomes, X1, jax.random.key(3))
+    assert worst < ATOL
+
+
+def test_conv2d_supernet_bounds_join_and_build_agree():
+    genomes = np.concatenate([np.asarray(ENC2.space.sample(jax.random.key(5), 2)), MIXED2[None]])
+    _check_exactness(ENC2, genomes, X2, jax.random.key(6))
+
+
+def test_conv_gradients_match_standalone_and_vanish_outside_the_slice():
+    _check_gradients(ENC1, MIXED1, X1, LABELS, jax.random.key(7))
+    _check_gradients(ENC2, MIXED2, X2, LABELS[:2], jax.random.key(8))
+
+
+def test_conv_implementations_agree():
+    arch = ENC1.decode(MIXED1)
+    bounds = ENC1.bounds(MIXED1)
+    params = ENC1.supernet(bounds).init(jax.random.key(9), arch, X1)
+    im2col = ConvEncoding(input_shape=(12, 2), num_classes=5, max_layers=3, widths=(4, 8),
+                          stem_width=6, conv_impl="im2col")
+    np.testing.assert_allclose(jax.jit(im2col.supernet(bounds).apply)(params, arch, X1),
+                               jax.jit(ENC1.supernet(bounds).apply)(params, arch, X1), atol=ATOL)
+    for nd in (1, 2):
+        x = jax.random.normal(jax.random.key(10), (2,) + (7,) * nd + (3,))
+        k = jax.random.normal(jax.random.key(11), (5,) * nd + (3, 4))
+        dw = jax.random.normal(jax.random.key(12), (3,) * nd + (1, 3))
+        dense = [_layers.conv(x, k, impl) for impl in _layers.CONV_IMPLS]
+        depthwise = [_layers.depthwise_conv(x, dw, impl) for impl in _layers.CONV_IMPLS]
+        for a, b in zip(dense[1:], depthwise[1:]):
+            np.testing.assert_allclose(a, dense[0], atol=1e-4)
+            np.testing.assert_allclose(b, depthwise[0], atol=1e-5)
+
+
+def test_conv_shares_one_kernel_across_kernel_sizes():
+    conv3 = _genome(ENC1, **_layer(0, "conv3", 8))
+    conv7 = _genome(ENC1, **_layer(0, "conv7", 8))
+    joined = ENC1.join(ENC1.bounds(conv3), ENC1.bounds(conv7))
+    assert joined.layers[0] == ConvLayerBounds(("conv",), 7, 0, 8)
+    params = ENC1.supernet().init(jax.random.key(13), ENC1.decode(conv7), X1)
+    kernel = params["params"]["layer_0"]["conv_kernel"]
+    _, to_params = ENC1.build(conv3)
+    np.testing.assert_array_equal(to_params(params)["params"]["layer_0"]["conv_kernel"],
+                                  kernel[2:5, :6, :8])
+    arch = ENC1.decode(conv3)
+    np.testing.assert_array_equal(arch.conv_taps[0], [0, 0, 1, 1, 1, 0, 0])
+
+
+def test_conv_costs_count_the_standalone_module():
+    genomes = np.concatenate([np.asarray(ENC1.space.sample(jax.random.key(14), 4)), MIXED1[None]])
+    _check_costs(ENC1, genomes, X1, jax.random.key(15))
+    _check_costs(ENC2, np.stack([MIXED2]), X2, jax.random.key(16))
+    c = ENC1.cost(MIXED1)
+    stem, conv3, dwsep, head = 3 * 2 * 6, 3 * 6 * 8, 5 * 8 + 8 * 4, 4 * 5
+    assert float(c["flops"]) == 12 * (stem + conv3 + dwsep) + head
+    assert float(c["params"]) == stem + 6 + conv3 + 8 + dwsep + 4 + head + 5
+
+
+def test_conv_inactive_genes_are_ignored():
+    a = _genome(ENC1, **_layer(0, "maxpool3", 4, "gelu"), op_1="conv7", width_1=8)
+    b = _genome(ENC1, **_layer(0, "maxpool3", 8, "relu"), op_1="dwsep5", residual_1=True)
+    assert ENC1.bounds(a) == ENC1.bounds(b)
+    for u, v in zip(ENC1.decode(a), ENC1.decode(b)):
+        np.testing.assert_array_equal(u, v)
+    assert ENC1.describe(a) == ENC1.describe(b)
+    assert ENC1.describe(a)["layers"] == [
+        {"index": 0, "op": "maxpool3", "width": 6, "activation": None, "residual": False}
+    ]
+
+
+def test_conv_bounds_join_and_max():
+    a = ENC1.bounds(_genome(ENC1, **_layer(0, "conv5", 4), **_layer(2, "avgpool3")))
+    b = ENC1.bounds(_genome(ENC1, **_layer(0, "dwsep5", 8)))
+    assert a.layers[2] == ConvLayerBounds(("avgpool",), 0, 0, 4)
+    j = ENC1.join(a, b)
+    assert j.layers[0] == ConvLayerBounds(("conv", "dwsep"), 5, 5, 8)
+    assert j.layers[1] == ConvLayerBounds(("keep",), 0, 0, 8)
+    top = ENC1.max_bounds()
+    kinds = ("conv", "dwsep", "maxpool", "avgpool", "keep")
+    assert top == ConvBounds((ConvLayerBounds(kinds, 7, 5, 8),) * 3)
+    assert ENC1.join(j, top) == top
+    with pytest.raises(ValueError, match="exceed the space"):
+        ENC1.supernet(ConvBounds((ConvLayerBounds(("conv",), 9, 0, 8),) * 3))
+
+
+def test_conv_init_uses_the_real_fan_in():
+    enc = ConvEncoding(input_shape=(16, 1), max_layers=2, widths=(16, 64), stem_width=64,
+                       ops=("conv3", "conv7"), activations=("relu",))
+    g = _genome(enc, **_layer(0, "conv3", 16), **_layer(1, "conv7", 64))
+    x = jnp.zeros((1, 16, 1))
+    p = jax.jit(enc.supernet().init)(jax.random.key(17), enc.decode(g), x)["params"]
+    k0 = p["layer_0"]["conv_kernel"]  # [7, 64, 64]: active [2:5, :64, :16], fan-in 3 * 64
+    k1 = p["layer_1"]["conv_kernel"]  # active [:, :16, :64], fan-in 7 * 16
+    np.testing.assert_allclose(float(jnp.std(k0[2:5, :, :16])), 1 / math.sqrt(192), rtol=0.06)
+    np.testing.assert_allclose(float(jnp.std(k1[:, :16, :])), 1 / math.sqrt(112), rtol=0.06)
+    np.testing.assert_allclose(float(jnp.std(p["head_kernel"])), 1 / math.sqrt(64), rtol=0.15)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"input_shape": (4, 4, 4, 1)}, "input_shape (4, 4, 4, 1)"),
+        ({"input_shape": (40,)}, "input_shape (40,)"),
+        ({"input_shape": (5, 1)}, "must be >= 7"),
+        ({"ops": ("conv3", "conv4")}, "'conv4'"),
+        ({"conv_impl": "fft"}, "conv_impl"),
+        ({"stem_width": 0}, "stem_width"),
+    ],
+)
+def test_conv_rejects_bad_options(kwargs, needle):
+    with pytest.raises(ValueError) as err:
+        ConvEncoding(**kwargs)
+    assert needle in str(err.value)

@@ -1,0 +1,184 @@
+"""Tests of the population trainer (``evonas.train``): plans agree, divergence is isolated,
+chunking and compile caching work. Tiny shapes: an MLP of widths 8/16 on 256 MNIST-1D examples."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from evonas.data import load_dataset
+from evonas.genomes.mlp import MLPEncoding
+from evonas.train import CostModel, ProgramCache, TrainConfig, train_population
+from evonas.train.memory import individual_bytes, max_bounds_activations
+
+# Four genomes, three shape signatures: (num_layers, width_0, act_0, width_1, act_1).
+GENOMES = np.array([[0, 0, 0, 1, 0], [1, 1, 1, 0, 1], [0, 0, 1, 1, 1], [1, 0, 0, 1, 1]], np.int32)
+CONFIG = TrainConfig(steps=12, batch_size=32, learning_rate=2e-2, eval_batch_size=512,
+                     schedule="cosine")
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return load_dataset("mnist1d", limit=256)
+
+
+@pytest.fixture(scope="module")
+def encoding():
+    return MLPEncoding(input_shape=(40, 1), widths=(8, 16), max_layers=2,
+                       activations=("relu", "tanh"))
+
+
+@pytest.fixture(scope="module")
+def masked(encoding, dataset):
+    return train_population(jax.random.key(0), encoding, GENOMES, dataset,
+                            TrainConfig(**{**CONFIG.__dict__, "plan": "masked"}))
+
+
+def _with(**changes) -> TrainConfig:
+    return TrainConfig(**{**CONFIG.__dict__, **changes})
+
+
+def test_masked_and_grouped_give_the_same_numbers(encoding, dataset, masked):
+    grouped = train_population(jax.random.key(0), encoding, GENOMES, dataset,
+                               _with(plan="grouped"))
+    assert masked.plan == "masked" and len(masked.groups) == 1
+    assert grouped.plan == "grouped" and len(grouped.groups) == 3
+    assert sorted(len(g.members) for g in grouped.groups) == [1, 1, 2]
+    for name in ("val_loss", "val_acc", "val_f1", "train_loss"):
+        np.testing.assert_allclose(grouped.metrics[name], masked.metrics[name], rtol=2e-4,
+                                   atol=1e-5, err_msg=name)
+    # Training did something: every model beats the untrained loss ln(10) and chance accuracy.
+    assert np.all(masked.metrics["val_loss"] < math.log(10))
+    assert np.all(masked.metrics["val_acc"] > 0.15)
+    assert not masked.failed.any() and masked.reasons == [None] * 4
+
+
+def test_a_diverging_individual_fails_alone(encoding, dataset, masked):
+    cache = ProgramCache()
+    init = cache.init
+
+    def poisoned(*args, **kwargs):  # genome-independent NaN: individual 1 starts from NaN params
+        params = init(*args, **kwargs)
+        return jax.tree.map(lambda p: p.at[1].set(jnp.nan), params)
+
+    cache.init = poisoned
+    result = train_population(jax.random.key(0), encoding, GENOMES, dataset,
+                              _with(plan="masked"), cache=cache)
+    assert result.failed.tolist() == [False, True, False, False]
+    assert result.reasons[1] == "loss became nan at step 0"
+    assert np.isnan(result.metrics["val_acc"][1])
+    ok = [0, 2, 3]
+    for name in ("val_loss", "val_acc", "train_loss"):
+        np.testing.assert_allclose(result.metrics[name][ok], masked.metrics[name][ok],
+                                   rtol=1e-6, err_msg=name)
+
+
+def test_auto_trains_standalone_modules_with_the_same_numbers(encoding, dataset, masked):
+    # With free compiles (the CPU's vmap and supernet penalties otherwise), every group trains
+    # one standalone module (members 0 and 2 share bounds, not activations: split), one
+    # individual per call.
+    free = CostModel(compile_seconds=0.0)
+    result = train_population(jax.random.key(0), encoding, GENOMES, dataset, _with(plan="auto"),
+                              cost_model=free)
+    assert result.plan == "grouped" and all(g.exact and g.size == 1 for g in result.groups)
+    assert sorted(m for g in result.groups for m in g.members) == [0, 1, 2, 3]
+    for name in ("val_loss", "val_acc", "val_f1", "train_loss"):
+        np.testing.assert_allclose(result.metrics[name], masked.metrics[name], rtol=2e-4,
+                                   atol=1e-5, err_msg=name)
+    supernet = train_population(jax.random.key(0), encoding, GENOMES, dataset,
+                                _with(plan="auto", exact_modules=False), cost_model=free)
+    assert not any(g.exact for g in supernet.groups)
+    np.testing.assert_allclose(supernet.metrics["val_loss"], masked.metrics["val_loss"],
+                               rtol=2e-4)
+
+
+def test_a_diverging_standalone_module_fails_alone(encoding, dataset, masked):
+    cache = ProgramCache()
+    init = cache.init
+
+    def poisoned(*args, **kwargs):
+        params = init(*args, **kwargs)
+        return jax.tree.map(lambda p: p.at[2].set(jnp.inf), params)
+
+    cache.init = poisoned
+    result = train_population(jax.random.key(0), encoding, GENOMES, dataset, _with(plan="auto"),
+                              cache=cache, cost_model=CostModel(compile_seconds=0.0))
+    assert all(g.exact for g in result.groups)
+    assert result.failed.tolist() == [False, False, True, False]
+    assert result.reasons[2] == "loss became nan at step 0"
+    ok = [0, 1, 3]
+    for name in ("val_loss", "val_acc", "train_loss"):
+        np.testing.assert_allclose(result.metrics[name][ok], masked.metrics[name][ok],
+                                   rtol=2e-4, atol=1e-5, err_msg=name)
+
+
+def test_chunks_fit_the_memory_budget(encoding, dataset, masked):
+    options = CONFIG.program_options()
+    bounds = encoding.max_bounds()
+    cost = {k: float(v) for k, v in encoding.cost(GENOMES[0], bounds).items()}
+    act = max_bounds_activations(encoding, (40, 1), CONFIG.batch_size)
+    need = individual_bytes(cost["executed_params"], cost["executed_flops"],
+                            cost["executed_flops"], act, options)
+    budget = 2.5 * need / 2**20  # room for two individuals: two chunks of two
+    batched = CostModel(vmap_penalty=0.0)  # the whole population in one call, but for memory
+    chunked = train_population(jax.random.key(0), encoding, GENOMES, dataset,
+                               _with(plan="masked", memory_budget_mb=budget), cost_model=batched)
+    assert chunked.program_compiles.get("train_chunk") == 1  # one new program of size 2
+    np.testing.assert_allclose(chunked.metrics["val_loss"], masked.metrics["val_loss"],
+                               rtol=2e-4)
+    with pytest.raises(ValueError, match=r"memory_budget_mb=0.001 is too small .* at least"):
+        train_population(jax.random.key(0), encoding, GENOMES, dataset,
+                         _with(plan="masked", memory_budget_mb=0.001))
+
+
+def test_masked_program_compiles_once_over_three_generations(encoding, dataset):
+    from evonas.evaluators import TrainingEvaluator
+
+    config = _with(plan="masked", learning_rate=0.0123)  # options no other test compiled
+    evaluator = TrainingEvaluator(encoding, dataset, config)
+    keys = jax.random.split(jax.random.key(7), 3)
+    compiled = []
+    for gen, key in enumerate(keys):
+        genomes = encoding.space.sample(jax.random.fold_in(key, 1), 4)
+        results = evaluator.evaluate(key, genomes)
+        assert results.fitness.shape == (4,) and bool(jnp.all(results.fitness > 0.1))
+        compiled.append(evaluator.last_result.program_compiles.get("train_chunk", 0))
+        if gen > 0:
+            assert evaluator.last_result.compiles == 0
+    assert compiled == [1, 0, 0]
+    assert set(results.costs) >= {"params", "flops", "executed_flops"}
+
+
+def test_bad_inputs_fail_with_messages(encoding, dataset):
+    with pytest.raises(ValueError, match=r"genomes must be an int array \[P, 5\]"):
+        train_population(jax.random.key(0), encoding, GENOMES[:, :3], dataset, CONFIG)
+    bad = GENOMES.copy()
+    bad[2, 1] = 5
+    with pytest.raises(ValueError, match=r"genome 2 = \[0, 5, 1, 1, 1\] lies outside"):
+        train_population(jax.random.key(0), encoding, bad, dataset, CONFIG)
+    with pytest.raises(ValueError, match=r"batch_size=4096 exceeds the 256 training examples"):
+        train_population(jax.random.key(0), encoding, GENOMES, dataset, _with(batch_size=4096))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("steps", 0, r"TrainConfig.steps must be an integer >= 1; got 0"),
+        ("optimizer", "adamw", r"TrainConfig.optimizer must be one of \['adam', 'sgd'\]"),
+        ("plan", "fast", r"TrainConfig.plan must be one of \['auto', 'masked', 'grouped'\]"),
+        ("learning_rate", -1.0, r"TrainConfig.learning_rate must be a number in \(0, inf\)"),
+        ("momentum", 1.5, r"TrainConfig.momentum must be a number in \[0, 1\)"),
+        ("memory_budget_mb", 0,
+         r"TrainConfig.memory_budget_mb must be a number in \(0, inf\); got 0"),
+        ("schedule", "step", r"TrainConfig.schedule must be one of \['constant', 'cosine'\]"),
+        ("xla", "O3", r"TrainConfig.xla must be one of \['default', 'fast'\]"),
+        ("exact_modules", 1, r"TrainConfig.exact_modules must be True or False"),
+    ],
+)
+def test_config_validation(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})
