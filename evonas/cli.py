@@ -171,12 +171,12 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def cmd_front(args: argparse.Namespace) -> int:
-    from evonas.experiment import ExperimentConfig
     from evonas.experiment.front import front_summary, parse_budgets
+    from evonas.experiment.runner import run_config
     from evonas.store import RunDir
 
     run = RunDir(args.run_dir, readonly=True)
-    config = ExperimentConfig.from_dict(run.config)
+    config = run_config(run)
     with run.history as history:
         rows = history.rows()
     budgets = [parse_budgets(text) for text in args.budget]

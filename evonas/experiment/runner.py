@@ -137,6 +137,27 @@ def _better(a: float | None, b: float | None, maximize: bool) -> float | None:
     return max(a, b) if maximize else min(a, b)
 
 
+def run_config(run: RunDir) -> ExperimentConfig:
+    """The experiment of a run directory, from its ``config.yaml``.
+
+    The plug-ins it lists are not loaded (the directory may come from someone else); a name
+    they would have registered fails with a hint to pass ``--plugin``.
+
+    Raises:
+        ValueError: the config does not load.
+    """
+    data = run.config
+    try:
+        return ExperimentConfig.from_dict(data)
+    except ValueError as err:
+        plugins = data.get("plugins") if isinstance(data, dict) else None
+        if plugins and "unknown name" in str(err):
+            raise ValueError(f"{str(err).splitlines()[0]}. This run used the plug-ins "
+                             f"{list(plugins)}, which are never loaded from a run directory: "
+                             "pass them again with --plugin") from None
+        raise
+
+
 class Experiment:
     """One search experiment: ``Experiment(config).run()``, or ``Experiment.resume(dir).run()``.
 
@@ -165,7 +186,7 @@ class Experiment:
             NoCheckpointError: no checkpoint yet (start it again with ``evonas run``).
         """
         run = RunDir(run_dir, readonly=True)
-        config = ExperimentConfig.from_dict(run.config)
+        config = run_config(run)
         if config.fingerprint() != run.fingerprint:
             raise RunDirError(
                 f"{run.config_path} no longer matches the run (fingerprint {run.fingerprint}); "

@@ -111,7 +111,13 @@ def load_model(run_dir: str | os.PathLike) -> tuple[Any, Any, dict[str, Any]]:
     options = dict(info["encoding_options"])
     if "input_shape" in options:
         options["input_shape"] = tuple(options["input_shape"])
-    encoding = get_encoding(info["encoding"], **options)
+    try:
+        encoding = get_encoding(info["encoding"], **options)
+    except ValueError as err:
+        if not str(err).startswith("unknown encoding"):
+            raise
+        raise ValueError(f"{err} (an encoding from a plug-in must be registered first: import "
+                         "the plug-in, or pass --plugin)") from None
     module, _ = encoding.build(np.asarray(info["genome"], np.int32))
     example = np.zeros((1, *options.get("input_shape", getattr(encoding, "input_shape", ()))),
                        np.float32)
