@@ -88,6 +88,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _print_result(result: Any) -> None:
     """The end of a run: the best architecture, its scores, and where everything is."""
+    from evonas.store import RunPaths
+
     best, final = result.best, result.final
     print(f"search: {result.generations} generations, {result.evaluations} evaluations")
     if best is not None:
@@ -110,13 +112,14 @@ def _print_result(result: Any) -> None:
         if "ensemble_test_acc" in final:
             print(f"ensemble of {final['ensemble_size']} (mean logits): test accuracy "
                   f"{final['ensemble_test_acc']:.4f}")
-        print(f"exported: {result.run_dir / 'best'} (evonas.load_model('{result.run_dir}'))")
+        print(f"exported: {RunPaths(result.run_dir).best} "
+              f"(evonas.load_model('{result.run_dir}'))")
     front = getattr(result, "front", None)
     if front is not None:
         names = [o["name"] for o in front["objectives"]]
         print(f"Pareto front: {front['front_size']} architectures; {len(front['members'])} "
               f"retrained ({front['retrain_steps']} steps) and exported to "
-              f"{result.run_dir / 'front'}/<id>:")
+              f"{RunPaths(result.run_dir).front}/<id>:")
         for m in front["members"]:
             values = ", ".join(f"{n} {_format(float(m['objectives'][n]))}" for n in names)
             tested = f", test accuracy {m['test_acc']:.4f}" if "test_acc" in m else ""

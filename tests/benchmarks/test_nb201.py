@@ -20,18 +20,9 @@ from evonas.benchmarks import (
 )
 from evonas.genomes import CellEncoding
 from evonas.genomes.cell import OPS, arch_str_of
+from tests.genomes.test_cell import ARCH0, ARCH6111
 
 CSV = pathlib.Path(__file__).resolve().parents[3] / "shared/data/nas-bench-201/nb201.csv"
-ARCH0 = (
-    "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|"
-    "+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
-)
-ARCH6111 = (
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
-    "+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
-)
-
-
 @pytest.fixture(scope="module")
 def table():
     return load_table()

@@ -93,3 +93,56 @@ def test_bench_nb201_multiobjective_under_a_constraint(capsys):
     accs = [m["test_acc"] for m in front]
     lats = [m["edgegpu_latency"] for m in front]
     assert accs == sorted(accs, reverse=True) and lats == sorted(lats, reverse=True)
+
+
+def test_bench_single_objective_is_the_library_search(capsys):
+    import jax
+    import numpy as np
+
+    from evonas.benchmarks import nb201
+    from evonas.evaluators import TabularEvaluator
+    from evonas.strategies import get_strategy, run_searches, selected_true
+
+    code, out, _ = run_cli(capsys, "bench", "nb201", "--dataset", "cifar100", "--runs", "4",
+                           "--budget", "60", "--set", "population_size=10", "--set",
+                           "sample_size=3", "--set", "batch_size=5", "--compact")
+    assert code == 0
+    result = json.loads(out)
+    table = nb201.table("cifar100")
+    strategy = get_strategy("regularized_evolution", table.space, population_size=10,
+                            sample_size=3, batch_size=5)
+    trace = run_searches(strategy, TabularEvaluator(table).search_fn(), jax.random.key(0), 4, 60)
+    selected = selected_true(np.asarray(trace.observed), np.asarray(trace.true))
+    assert result["final_mean"] == round(float(selected[:, -1].mean()), 4)
+    assert result["regret"]["30"] == round(float((table.optimum() - selected[:, 29]).mean()), 4)
+    assert result["protocol"] == "oracle tabular" and result["dataset"] == "cifar100"
+    assert result["best"]["description"]["arch_str"].startswith("|")
+
+
+def test_bench_counts_distinct_architectures(capsys):
+    code, out, _ = run_cli(capsys, "bench", "nb201", "--runs", "2", "--budget", "50",
+                           "--count", "unique", "--compact")
+    assert code == 0
+    result = json.loads(out)
+    assert result["count"] == "unique" and result["canonical"] is True
+    assert set(result["regret"]) == {"10", "30"}
+
+
+def test_list_names_benchmarks_and_a_plugin_file_registers(capsys, tmp_path):
+    plugin = tmp_path / "myspace.py"
+    plugin.write_text(
+        "import jax.numpy as jnp\nimport evonas\n\n"
+        "class Mine:\n    name = 'mine_cli'\n    space = evonas.GenomeSpace.from_genes({'a': 3})\n"
+        "    def describe(self, genome):\n        return self.space.to_dict(genome)\n"
+        "    def cost(self, genome):\n"
+        "        return {'params': jnp.asarray(genome)[0] * 1.0, 'flops': 0.0}\n\n"
+        "evonas.register_encoding('mine_cli', Mine)\n")
+    code, out, _ = run_cli(capsys, "describe", "--plugin", str(plugin), "mine_cli", "2")
+    assert code == 0 and json.loads(out)["genes"] == {"a": 2}
+    code, out, _ = run_cli(capsys, "list", "--json")
+    listing = json.loads(out)
+    assert "mine_cli" in listing["encodings"] and listing["benchmarks"] == ["nb201"]
+    code, _, err = run_cli(capsys, "list", "--plugin", str(tmp_path / "missing.py"))
+    assert code == 2 and "no such file" in err
+    code, _, err = run_cli(capsys, "bench", "nb2001")
+    assert code == 2 and "unknown benchmark 'nb2001' (did you mean 'nb201'?)" in err
