@@ -129,6 +129,17 @@ def _print_result(result: Any) -> None:
         print(f"report: {result.report}")
 
 
+def _outcome(result: Any) -> int:
+    """0 when the run produced what it was asked for; 1 (with one line) when it produced no
+    model although its final stage was asked to."""
+    _print_result(result)
+    if result.final is None and result.models_wanted > 0:
+        print(f"evonas: error: the run produced no model: no architecture was evaluated "
+              f"successfully; see {result.run_dir}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from evonas.experiment import Experiment, ExperimentConfig
 
@@ -139,15 +150,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.append(f"search.seed={args.seed}")
     if overrides:
         config = config.with_overrides(overrides)
-    _print_result(Experiment(config, run_dir=args.run_dir).run())
-    return 0
+    return _outcome(Experiment(config, run_dir=args.run_dir).run())
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from evonas.experiment import Experiment
 
-    _print_result(Experiment.resume(args.run_dir).run())
-    return 0
+    return _outcome(Experiment.resume(args.run_dir,
+                                      compile_cache_dir=args.compile_cache_dir).run())
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -286,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("resume", help="continue a run from its last complete generation")
     p.add_argument("run_dir", help="the run directory")
+    p.add_argument("--compile-cache-dir", default=None, metavar="DIR",
+                   help="JAX's persistent compilation cache (never taken from the run "
+                   "directory's config.yaml, which may come from someone else)")
     p.set_defaults(func=cmd_resume)
 
     p = command("report", help="write a run's plots and HTML page (run_dir/report)")
@@ -328,6 +341,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"evonas: error: {message}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt as err:
+        run_dir, kept = getattr(err, "run_dir", None), getattr(err, "generations", None)
+        if run_dir is not None and kept:
+            print(f"evonas: interrupted: {run_dir} keeps {kept} finished generation"
+                  f"{'s' if kept > 1 else ''}; `evonas resume {run_dir}` continues the run",
+                  file=sys.stderr)
+        elif run_dir is not None:
+            print(f"evonas: interrupted before the first generation finished; {run_dir} was "
+                  "removed", file=sys.stderr)
+        else:
+            print("evonas: interrupted", file=sys.stderr)
+        return 130
     except OSError as err:  # a config file that can't be read, a disk that can't be written
         where = f"{err.filename}: " if err.filename else ""
         print(f"evonas: error: {where}{err.strerror or err}; check the path and its permissions",

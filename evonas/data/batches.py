@@ -8,6 +8,23 @@ import math
 import jax
 import jax.numpy as jnp
 
+MAX_INDICES = 2**28
+"""The most batch indices (``steps * batch_size``) a trainer draws at once: 1 GiB of int32."""
+
+
+def check_batch_budget(what: str, steps: int, batch_size: int) -> None:
+    """Refuses a training budget whose batch indices would not fit in memory.
+
+    Raises:
+        ValueError: ``steps * batch_size`` above :data:`MAX_INDICES`, naming both and the limit.
+    """
+    if steps * batch_size > MAX_INDICES:
+        raise ValueError(
+            f"{what}={steps} with train.batch_size={batch_size} needs {steps * batch_size:,} "
+            f"batch indices, drawn at once ({steps * batch_size * 4 / 2**30:,.1f} GiB); at most "
+            f"{MAX_INDICES:,} ({MAX_INDICES // batch_size:,} steps at this batch size)"
+        )
+
 
 @functools.partial(jax.jit, static_argnames=("n", "batch_size", "num_steps"))
 def batch_indices(key: jax.Array, n: int, batch_size: int, num_steps: int) -> jax.Array:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from evonas.store import RunPaths
+from evonas.store.atomic import append_text, atomic_write_text, check_not_link, safe_dir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +47,14 @@ class GenerationInfo:
     cached: int
     failed: int
     seconds: float
+    reasons: tuple[str, ...] = ()
+    hint: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out.pop("reasons")
+        out.pop("hint")
+        return out
 
 
 class Callback:
@@ -56,6 +62,10 @@ class Callback:
 
     def on_start(self, run_dir: Path, done: list[dict[str, Any]]) -> None:
         """The loop starts; ``done`` holds the history's summaries of finished generations."""
+
+    def on_evaluate(self, generation: int, asked: int, new: int) -> None:
+        """A generation asked ``asked`` genomes, ``new`` of them never evaluated: they are being
+        evaluated now (the long part of a generation)."""
 
     def on_generation(self, info: GenerationInfo) -> None:
         """A generation was committed to the history and checkpointed."""
@@ -108,7 +118,19 @@ class Progress(Callback):
             left.append(math.ceil((info.max_evaluations - info.evaluations) / per_generation))
         return mean * max(0, min(left)) if left else None
 
+    # A generation with this many new architectures says it started (it may take minutes).
+    ANNOUNCE = 256
+
+    def on_evaluate(self, generation: int, asked: int, new: int) -> None:
+        if new >= self.ANNOUNCE and not self.stream.isatty():
+            print(f"generation {generation + 1}: evaluating {new} new architectures of {asked} "
+                  "asked ...", file=self.stream, flush=True)
+
     def on_generation(self, info: GenerationInfo) -> None:
+        if info.failed and info.failed == info.trained + info.cached:
+            print(f"warning: every architecture of generation {info.generation + 1} failed "
+                  f"({'; '.join(info.reasons) or 'no reason recorded'}): {info.hint}",
+                  file=self.stream, flush=True)
         self._times.append(info.seconds)
         self._evals.append(info.trained + info.cached)
         rate = (info.trained + info.cached) / max(info.seconds, 1e-9)
@@ -145,24 +167,37 @@ class Progress(Callback):
             self._bar = None
 
 
+def _generation_of(line: str) -> int | None:
+    """The generation of one JSON line, or None for a line that is not one (torn by a crash)."""
+    try:
+        record = json.loads(line)
+        return int(record["generation"])
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
 class JsonLines(Callback):
     """Appends one JSON object per generation to ``run_dir/metrics.jsonl``.
 
     On start, lines of generations that the history no longer holds (dropped by a resume) are
-    removed, so the file matches the history.
+    removed, and so is a last line torn by a crash, so the file matches the history; the rewrite
+    is atomic and appends never follow a link.
     """
 
     def on_start(self, run_dir: Path, done: list[dict[str, Any]]) -> None:
+        self.root = Path(run_dir)
         self.path = RunPaths(run_dir).metrics
         last = max((d["generation"] for d in done), default=-1)
+        check_not_link(self.path)
         if self.path.is_file():
-            keep = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("generation", -1) <= last]
-            self.path.write_text("".join(line + "\n" for line in keep))
+            lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+            keep = [line for line in lines
+                    if (g := _generation_of(line)) is not None and g <= last]
+            if keep != lines:
+                atomic_write_text(self.path, "".join(line + "\n" for line in keep), self.root)
 
     def on_generation(self, info: GenerationInfo) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(info.as_dict()) + "\n")
+        append_text(self.path, json.dumps(info.as_dict()) + "\n", self.root)
 
 
 class TensorBoard(Callback):
@@ -184,7 +219,8 @@ class TensorBoard(Callback):
         self._writer: Any = None
 
     def on_start(self, run_dir: Path, done: list[dict[str, Any]]) -> None:
-        self._writer = self._module.SummaryWriter(str(RunPaths(run_dir).tensorboard))
+        directory = safe_dir(RunPaths(run_dir).tensorboard, run_dir)
+        self._writer = self._module.SummaryWriter(str(directory))
 
     def on_generation(self, info: GenerationInfo) -> None:
         for name in ("best", "median", "worst", "best_so_far"):

@@ -226,6 +226,14 @@ def build_model_parts(config: ExperimentConfig) -> tuple[Dataset, Any, dict[str,
     """
     dataset = load_dataset(config.dataset.name, val_fraction=config.dataset.val_fraction,
                            seed=config.dataset.seed, limit=config.dataset.limit)
+    n = len(dataset.y_train)
+    if config.train.batch_size > n:
+        raise ValueError(
+            f"train.batch_size={config.train.batch_size} exceeds the {n} training examples of "
+            f"dataset {config.dataset.name!r} (dataset.limit={config.dataset.limit}, "
+            f"val_fraction={config.dataset.val_fraction}); lower train.batch_size to at most {n} "
+            "or raise dataset.limit"
+        )
     options = encoding_options(config, dataset)
     encoding = get_encoding(config.encoding.name, **options)
     check_trainable(encoding)

@@ -20,12 +20,16 @@ from typing import Any, ClassVar
 import yaml
 
 from evonas import checks
+from evonas.data.batches import check_batch_budget
 from evonas.experiment.typed import check_fields, from_mapping, load_yaml
 from evonas.objectives import metrics
 from evonas.objectives.constraints import Constraint, parse_constraint
 from evonas.train.config import TrainConfig
 
 DIRECTIONS = ("max", "min")
+# JAX keys are made from 32 bits of a seed (jax_enable_x64 off): a larger seed would silently
+# repeat a smaller one's search.
+MAX_SEED = 2**32 - 1
 EVALUATORS = ("training", "tabular")
 
 # Fields that change how the work is executed or shown, not what is computed (DESIGN.md: every
@@ -113,7 +117,7 @@ class DatasetConfig:
         check_fields(self, "dataset")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"dataset.val_fraction must be in (0, 1); got {self.val_fraction!r}")
-        check_positive("dataset.seed", self.seed, allow_zero=True)
+        checks.integer("dataset.seed", self.seed, 0, MAX_SEED)
         check_positive("dataset.limit", self.limit)
 
 
@@ -217,7 +221,7 @@ class SearchConfig:
         check_positive("search.population_size", self.population_size)
         check_positive("search.generations", self.generations)
         check_positive("search.evaluations", self.evaluations)
-        check_positive("search.seed", self.seed, allow_zero=True)
+        checks.integer("search.seed", self.seed, 0, MAX_SEED)
         if self.generations is None and self.evaluations is None:
             raise ValueError(
                 "search needs a budget: set search.generations or search.evaluations (both are "
@@ -362,6 +366,10 @@ class ExperimentConfig:
 
     def __post_init__(self):
         check_fields(self, "")
+        # The trainers draw every step's batch indices at once; bound them before anything runs.
+        for where, steps in (("train.steps", self.train.steps),
+                             ("final.retrain_steps", self.final.retrain_steps)):
+            check_batch_budget(where, steps, self.train.batch_size)
 
     # -- loading -----------------------------------------------------------------------------
 

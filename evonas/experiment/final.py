@@ -96,15 +96,16 @@ def prepare_finisher(config: ExperimentConfig) -> tuple[Retrainer | TableReader,
 
 def export(directory: Path, config: ExperimentConfig, encoding_options: dict[str, Any],
            row: dict[str, Any], params: Any, scores: dict[str, float],
-           extra: dict[str, Any] | None = None) -> None:
+           extra: dict[str, Any] | None = None, root: Path | None = None) -> None:
     """Exports one architecture of the run with its scores (``architecture.json`` fields:
-    objective, the scores (``test_acc``), dataset or benchmark, then ``extra``)."""
+    objective, the scores (``test_acc``), dataset or benchmark, then ``extra``) into
+    ``directory`` inside the run directory ``root`` (default ``directory``'s parent)."""
     evaluator = config.evaluator
     source = ({"benchmark": evaluator.benchmark or config.encoding.name}
               if evaluator.tabular else {"dataset": config.dataset.name})
     export_model(directory, config.encoding.name, encoding_options, row, params,
                  {"objective": config.search.objectives[0].name, **scores, **source,
-                  **(extra or {})})
+                  **(extra or {})}, root=root)
 
 
 def run_final(key: jax.Array, config: ExperimentConfig, finisher: Retrainer | TableReader,
@@ -142,7 +143,7 @@ def run_final(key: jax.Array, config: ExperimentConfig, finisher: Retrainer | Ta
         result = {"protocol": finisher.table.protocol, "benchmark": finisher.table.name,
                   "models": models, **{f"best_{k}": v for k, v in best_scores.items()}}
     export(best_dir, config, encoding_options, chosen[0], best_params, best_scores)
-    atomic_write_text(best_dir / FINAL, json.dumps(result, indent=2) + "\n")
+    atomic_write_text(best_dir / FINAL, json.dumps(result, indent=2) + "\n", best_dir.parent)
     return result
 
 

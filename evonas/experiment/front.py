@@ -75,7 +75,8 @@ def run_front(key: jax.Array, config: ExperimentConfig, finisher: Finisher,
     for row in spread(front, config.final.front_size, second):
         params, scores, _ = finisher(jax.random.fold_in(key, row["id"]), row,
                                      config.final.retrain_steps)
-        export(front_dir / str(row["id"]), config, encoding_options, row, params, scores)
+        export(front_dir / str(row["id"]), config, encoding_options, row, params, scores,
+               root=front_dir.parent)
         members.append({**member(row, objectives), **scores, "directory": str(row["id"])})
     curve = hypervolume_by_generation(rows, objectives)
     result = {
@@ -85,7 +86,8 @@ def run_front(key: jax.Array, config: ExperimentConfig, finisher: Finisher,
         "retrain_steps": config.final.retrain_steps if finisher.trains else 0,
         "members": members,
     }
-    atomic_write_text(front_dir / FRONT_FILE, json.dumps(result, indent=2) + "\n")
+    atomic_write_text(front_dir / FRONT_FILE, json.dumps(result, indent=2) + "\n",
+                      front_dir.parent)
     return result
 
 
@@ -147,12 +149,12 @@ def export_within_budgets(key: jax.Array, config: ExperimentConfig, finisher: Fi
         params, scores = done[row["id"]]
         name = f"{metric}-{bound:g}"
         export(out_dir / name, config, encoding_options, row, params, scores,
-               extra={"budget": {"metric": metric, "bound": bound}})
+               extra={"budget": {"metric": metric, "bound": bound}}, root=out_dir.parent)
         entries.append({"metric": metric, "bound": bound, "directory": name,
                         "architecture": {**member(row, objectives), **scores}})
     atomic_write_text(out_dir / BUDGETS_FILE, json.dumps(
         {"retrain_steps": steps if finisher.trains else 0, "budgets": entries}, indent=2,
-        default=float) + "\n")
+        default=float) + "\n", out_dir.parent)
     return entries
 
 

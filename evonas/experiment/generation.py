@@ -62,7 +62,9 @@ class GenerationEvaluator:
             ``TrainingEvaluator``'s ``last_result`` gives failure reasons and seconds.
     """
 
-    def __init__(self, config: ExperimentConfig, encoding: Any, evaluator: Any):
+    def __init__(self, config: ExperimentConfig, encoding: Any, evaluator: Any,
+                 on_new: Any = None):
+        self.on_new = on_new  # called with (asked, new) before the new ones are evaluated
         self.encoding = encoding
         self.evaluator = evaluator
         self.objectives = config.search.objective_directions
@@ -92,14 +94,18 @@ class GenerationEvaluator:
         keys = [genome_key(g) for g in canonical_genomes(self.encoding, genomes)]
         reused: dict[str, dict[str, Any]] = {}
         new: list[int] = []  # first occurrence of each genome never evaluated before
+        queued: set[str] = set()
         for i, k in enumerate(keys):
-            if k in reused or any(keys[j] == k for j in new):
+            if k in reused or k in queued:
                 continue
             hit = history.lookup(k)
             if hit is not None:
                 reused[k] = hit
             else:
                 new.append(i)
+                queued.add(k)
+        if self.on_new is not None:
+            self.on_new(len(keys), len(new))
         fresh, seconds = self._evaluate_new(key, genomes[new]) if new else ({}, 0.0)
         fresh = {keys[i]: row for i, row in zip(new, fresh)}
         start = history.count()

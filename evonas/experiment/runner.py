@@ -15,6 +15,7 @@ import dataclasses
 import os
 import statistics
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ class ExperimentResult:
         report: the report's ``index.html``, or None when ``display.report`` is off.
         front: ``front/front.json`` of a multi-objective run (the retrained Pareto front), or
             None.
+        models_wanted: how many models the final stage was asked for (final.retrain_top_k).
     """
 
     run_dir: Path
@@ -67,6 +69,7 @@ class ExperimentResult:
     final: dict[str, Any] | None
     report: Path | None
     front: dict[str, Any] | None = None
+    models_wanted: int = 0
 
 
 def default_run_dir(config: ExperimentConfig) -> Path:
@@ -95,6 +98,53 @@ def _summary(fitness: np.ndarray, maximize: bool, seconds: float) -> dict[str, A
 
 class InfeasibleError(ValueError):
     """No architecture of the first generation met the search's constraints."""
+
+
+class AllFailedError(ValueError):
+    """Every architecture evaluated so far failed: the search has nothing to select from."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was interrupted (Ctrl-C); ``run_dir`` keeps ``generations`` finished ones
+    (``None``: the directory was removed, nothing had finished)."""
+
+    def __init__(self, run_dir: Path, generations: int | None):
+        super().__init__(f"interrupted: {run_dir}")
+        self.run_dir = run_dir
+        self.generations = generations
+
+
+def failure_hint(config: ExperimentConfig, reasons: Sequence[str]) -> str:
+    """What to change when evaluations fail for ``reasons``."""
+    text = " ".join(reasons)
+    if "nan" in text or "inf" in text or "non-finite" in text:
+        return (f"the loss diverged: lower train.learning_rate (now "
+                f"{config.train.learning_rate:g}) or check the data")
+    if "constraint" in text:
+        return "loosen search.constraints"
+    return "check the encoding and the evaluator"
+
+
+def _check_not_all_failed(rows: Sequence[dict[str, Any]], generation: int, succeeded: bool,
+                          config: ExperimentConfig, run_dir: Path) -> None:
+    """Stops a search in which every architecture evaluated so far failed.
+
+    Raises:
+        AllFailedError: naming the most common reasons and what to change; the generation is
+            already in the history.
+    """
+    if succeeded or any(not r["failed"] for r in rows):
+        return
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[str(r["reason"])] = counts.get(str(r["reason"]), 0) + 1
+    common = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+    reasons = "; ".join(f"{why} ({n} of {len(rows)})" for why, n in common)
+    raise AllFailedError(
+        f"every architecture evaluated so far failed (generation {generation}: {reasons}): "
+        f"{failure_hint(config, [why for why, _ in common])}. The search stops with nothing "
+        f"to select; its rows are kept in {run_dir}; start a new run with the change"
+    )
 
 
 def _check_feasible(rows: Sequence[dict[str, Any]], config: ExperimentConfig,
@@ -127,6 +177,15 @@ def _check_feasible(rows: Sequence[dict[str, Any]], config: ExperimentConfig,
         f"infeasible a strategy has nothing to select. Reasons: {reasons}. The generation is "
         f"kept in {run_dir}; loosen search.constraints and start a new run"
     )
+
+
+def _reasons(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """The distinct failure reasons of a generation, most common first (at most 3)."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        if r["failed"] and r["reason"]:
+            counts[str(r["reason"])] = counts.get(str(r["reason"]), 0) + 1
+    return tuple(why for why, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:3])
 
 
 def _better(a: float | None, b: float | None, maximize: bool) -> float | None:
@@ -177,9 +236,18 @@ class Experiment:
         self.extra_callbacks = list(callbacks)
 
     @classmethod
-    def resume(cls, run_dir: str | os.PathLike, *, callbacks: Sequence[Callback] = ()
-               ) -> Experiment:
+    def resume(cls, run_dir: str | os.PathLike, *, callbacks: Sequence[Callback] = (),
+               compile_cache_dir: str | None = None) -> Experiment:
         """The experiment of an existing run directory, to continue from its last checkpoint.
+
+        The directory's ``config.yaml`` may come from someone else, so what it names that would
+        load code is not taken from it: ``train.compile_cache_dir`` (JAX loads compiled native
+        code from there) is the caller's ``compile_cache_dir``, and plug-ins are never loaded.
+
+        Args:
+            run_dir: the run directory.
+            callbacks: extra callbacks.
+            compile_cache_dir: JAX's persistent compilation cache for this process (None: none).
 
         Raises:
             RunDirError: not a run directory, or its config no longer matches its fingerprint.
@@ -187,6 +255,13 @@ class Experiment:
         """
         run = RunDir(run_dir, readonly=True)
         config = run_config(run)
+        stored = config.train.compile_cache_dir
+        if stored is not None and stored != compile_cache_dir:
+            warnings.warn(f"{run.config_path} sets train.compile_cache_dir={stored!r}; a resumed "
+                          "run does not take it from the run directory (JAX would load compiled "
+                          "code from it): pass --compile-cache-dir to use a cache", stacklevel=2)
+        config = dataclasses.replace(config, train=dataclasses.replace(
+            config.train, compile_cache_dir=compile_cache_dir))
         if config.fingerprint() != run.fingerprint:
             raise RunDirError(
                 f"{run.config_path} no longer matches the run (fingerprint {run.fingerprint}); "
@@ -223,15 +298,43 @@ class Experiment:
     def run(self) -> ExperimentResult:
         """Runs (or continues) the search, the final retraining and the report.
 
+        A run directory this call created is removed again if the run fails (or is
+        interrupted) before its first generation is committed, so a corrected command can use
+        it; committed generations are never removed.
+
         Raises:
             ValueError: the config can't be built; RunDirError: the run directory holds another
-                experiment or can't be written. Both are raised before anything is written.
+                experiment, can't be written or is in use. Both are raised before anything is
+                written. AllFailedError / InfeasibleError: nothing could be selected.
+            Interrupted: Ctrl-C; says what the directory keeps.
         """
         config = self.config
         parts = build_components(config)
         callbacks = self._callbacks()
         resolved = dataclasses.replace(config, run_dir=os.fspath(self.run_dir))
         run = RunDir.create(self.run_dir, resolved.to_dict(), config.fingerprint())
+        try:
+            return self._run(run, parts, callbacks)
+        except KeyboardInterrupt:
+            raise Interrupted(run.path, self._discard_if_empty(run)) from None
+        except BaseException:
+            self._discard_if_empty(run)
+            raise
+
+    def _discard_if_empty(self, run: RunDir) -> int | None:
+        """Removes what :meth:`RunDir.create` made when no generation was committed; returns
+        the number of committed generations (None when the directory was removed)."""
+        run.close()
+        done = len(RunDir(run.path, readonly=True).history.generations()) if (
+            run.paths.history.is_file()) else 0
+        if done or not run.created:
+            return done
+        run.discard()
+        return None
+
+    def _run(self, run: RunDir, parts: Components, callbacks: list[Callback]
+             ) -> ExperimentResult:
+        config = self.config
         with run:
             self._search(run, parts, callbacks)
             best_rows = run.history.rows()
@@ -255,7 +358,7 @@ class Experiment:
             sign = -1.0 if maximize else 1.0
             best = min(ok, key=lambda r: (sign * r["fitness"], r["id"])) if ok else None
             result = ExperimentResult(run.path, len(run.history.generations()), len(best_rows),
-                                      best, final, report, front)
+                                      best, final, report, front, config.final.retrain_top_k)
         for callback in callbacks:
             callback.on_end(dataclasses.asdict(result))
         return result
@@ -278,12 +381,15 @@ class Experiment:
             best_so_far = _better(best_so_far, summary["best"], maximize)
         evaluate = GenerationEvaluator(config, parts.encoding, parts.evaluator)
         multi = num_objectives(strategy) > 1
+        succeeded = best_so_far is not None
         search_key = jax.random.fold_in(seed_key, _SEARCH)
         while self._budget_left(generation, run.history.count()):
             if any(c.should_stop() for c in callbacks):
                 break
             start = time.perf_counter()
             k_ask, k_eval = jax.random.split(jax.random.fold_in(search_key, generation))
+            evaluate.on_new = lambda asked, new, g=generation: [
+                c.on_evaluate(g, asked, new) for c in callbacks]
             genomes, state = strategy.ask(k_ask, state)
             parents = _parents(state, strategy.batch_size)
             result = evaluate.evaluate(k_eval, np.asarray(genomes), parents, run.history)
@@ -294,11 +400,14 @@ class Experiment:
             run.commit_generation(generation, result.rows, summary, state)
             if generation == 0 and config.search.constraints:
                 _check_feasible(result.rows, config, run.path)
+            _check_not_all_failed(result.rows, generation, succeeded, config, run.path)
+            succeeded = succeeded or summary["best"] is not None
             best_so_far = _better(best_so_far, summary["best"], maximize)
             info = GenerationInfo(
                 generation, config.search.generations, run.history.count(),
                 config.search.evaluations, summary["best"], summary["median"], summary["worst"],
                 best_so_far, result.trained, result.cached, result.failed, seconds,
+                reasons=_reasons(result.rows), hint=failure_hint(config, _reasons(result.rows)),
             )
             for callback in callbacks:
                 callback.on_generation(info)

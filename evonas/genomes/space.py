@@ -151,14 +151,26 @@ class GenomeSpace:
         Raises:
             ValueError: naming the gene, the bad value and the allowed range.
         """
-        arr = np.asarray(genome)
+        try:
+            arr = np.asarray(genome)
+        except (OverflowError, ValueError):
+            arr = np.asarray(genome, dtype=object)
         if arr.shape != (self.num_genes,):
             raise ValueError(
                 f"a genome of this space has {self.num_genes} genes {list(self.names)}; "
                 f"got shape {arr.shape}"
             )
+        if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+            # Python ints too large for int64, or values of no numeric type: check one by one.
+            for name, card, value in zip(self.names, self.cardinalities, arr.tolist()):
+                ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+                    value, bool) and float(value).is_integer() and 0 <= value < card
+                if not ok:
+                    raise ValueError(f"gene {name!r} = {value!r} is outside its range; allowed "
+                                     f"0..{card - 1}")
+            arr = np.asarray([int(v) for v in arr.tolist()])
         if not np.issubdtype(arr.dtype, np.integer):
-            if not np.all(np.equal(np.mod(arr, 1), 0)):
+            if not np.all(np.isfinite(arr)) or not np.all(np.equal(np.mod(arr, 1), 0)):
                 raise ValueError(f"genes are integers; got {arr.tolist()}")
         arr = arr.astype(np.int64)
         for name, card, value in zip(self.names, self.cardinalities, arr):

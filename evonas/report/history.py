@@ -1,8 +1,9 @@
 """Reads a run's ``history.sqlite`` read-only, tolerating a run that is still being written.
 
-Only the standard library's ``sqlite3`` is used to read it (not ``evonas.store.History``, which
-checks the schema and may refuse): a missing file, a missing table, a missing column or a
-malformed JSON cell reads as empty.
+Through a plain read-only connection (``evonas.store.history.connect_readonly``, which also
+reads read-only media), not ``evonas.store.History``, which checks the schema and may refuse:
+a missing file, a missing table, a missing column or a malformed JSON cell reads as empty; a
+damaged file is one line.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from evonas.store.history import connect_readonly
 from evonas.store.layout import RunPaths
 
 
@@ -97,21 +99,24 @@ def read_evaluations(run_dir: str | Path) -> list[Evaluation]:
     path = RunPaths(run_dir).history
     if not path.is_file():
         return []
-    uri = f"{path.resolve().as_uri()}?mode=ro"
     # A writer holds the lock only while committing a generation: wait rather than fail.
-    conn = sqlite3.connect(uri, uri=True, timeout=10.0)
+    conn = connect_readonly(path, timeout=10.0)
     try:
         conn.row_factory = sqlite3.Row
         rows = conn.execute("SELECT * FROM evaluations ORDER BY id").fetchall()
     except sqlite3.OperationalError as err:
         if "no such table" in str(err):
             return []  # the store created the file but not yet its tables
-        raise
+        raise ValueError(f"can't read the history {path}: {err}") from None
+    except sqlite3.DatabaseError as err:
+        raise ValueError(f"can't read the history {path}: {err}; it is damaged") from None
     finally:
         conn.close()
     records = []
     for row in rows:
         row = dict(row)
-        if row.get("id") is not None:
+        try:  # a row the store would not have written (edited by hand) is left out
             records.append(_evaluation(row))
+        except (TypeError, ValueError):
+            continue
     return records

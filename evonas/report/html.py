@@ -11,7 +11,6 @@ import html
 import json
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from evonas.report.history import Evaluation
@@ -33,8 +32,10 @@ pre { background: #f6f8fa; padding: 1em; overflow-x: auto; font-size: 0.85em; }
 """
 
 
-def summarize(description: Mapping[str, Any], width: int = 90) -> str:
-    """A one-line summary of an architecture's description, for tables."""
+def summarize(description: Any, width: int = 90) -> str:
+    """A one-line summary of an architecture's description, for tables (not yet escaped)."""
+    if not isinstance(description, Mapping):
+        description = {"value": description}
     if "arch_str" in description:
         text = str(description["arch_str"])
     elif isinstance(description.get("layers"), list):
@@ -55,22 +56,30 @@ def summarize(description: Mapping[str, Any], width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def data_uri(png: Path) -> str:
-    """A PNG file as a ``data:image/png;base64,...`` URI."""
-    return "data:image/png;base64," + base64.b64encode(Path(png).read_bytes()).decode("ascii")
+def data_uri(png: bytes) -> str:
+    """PNG bytes as a ``data:image/png;base64,...`` URI."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.4g}" if math.isfinite(value) else "–"
+def _fmt(value: Any) -> str:
+    """A number as 4 significant digits, HTML-escaped; anything else escaped as text (values of
+    a run directory may come from someone else)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.4g}" if math.isfinite(value) else "–"
+    return html.escape(str(value))
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
 
 
 def _top_table(top: Sequence[Evaluation]) -> str:
     if not top:
         return "<p>No successful evaluation yet.</p>"
     rows = "\n".join(
-        f"<tr><td class=num>{e.id}</td><td class=num>{e.generation}</td>"
-        f"<td class=num>{_fmt(e.fitness)}</td><td class=num>{describe_cost(e.params)}</td>"
-        f"<td class=num>{describe_cost(e.flops)}</td>"
+        f"<tr><td class=num>{_esc(e.id)}</td><td class=num>{_esc(e.generation)}</td>"
+        f"<td class=num>{_fmt(e.fitness)}</td><td class=num>{_esc(describe_cost(e.params))}</td>"
+        f"<td class=num>{_esc(describe_cost(e.flops))}</td>"
         f"<td>{html.escape(summarize(e.description))}</td></tr>"
         for e in top
     )
@@ -80,35 +89,46 @@ def _top_table(top: Sequence[Evaluation]) -> str:
     )
 
 
+def _get(mapping: Any, key: str, default: Any = "–") -> Any:
+    return mapping.get(key, default) if isinstance(mapping, Mapping) else default
+
+
 def _front_table(front: Mapping[str, Any] | None) -> str:
-    """The retrained Pareto front (``front/front.json``), or nothing for other runs."""
-    if not front or not front.get("members"):
+    """The retrained Pareto front (``front/front.json``), or nothing for other runs. Every
+    value is escaped: the file may have been written by anyone."""
+    members = _get(front, "members", None)
+    if not isinstance(members, list) or not members:
         return ""
-    names = [o["name"] for o in front["objectives"]]
-    head = "".join(f"<th>{html.escape(n)} ({o['direction']})</th>"
-                   for n, o in zip(names, front["objectives"]))
+    objectives = [o for o in _get(front, "objectives", []) or [] if isinstance(o, Mapping)]
+    names = [str(_get(o, "name")) for o in objectives]
+    head = "".join(f"<th>{_esc(n)} ({_esc(_get(o, 'direction'))})</th>"
+                   for n, o in zip(names, objectives))
     rows = "\n".join(
-        f"<tr><td class=num>{m['id']}</td>"
-        + "".join(f"<td class=num>{_fmt(float(m['objectives'][n]))}</td>" for n in names)
-        + f"<td class=num>{describe_cost(m['params'])}</td>"
-        f"<td class=num>{_fmt(float(m['test_acc']))}</td>"
-        f"<td>{html.escape(summarize(m['description']))}</td></tr>"
-        for m in front["members"]
+        f"<tr><td class=num>{_esc(_get(m, 'id'))}</td>"
+        + "".join(f"<td class=num>{_fmt(_get(_get(m, 'objectives', {}), n))}</td>"
+                  for n in names)
+        + f"<td class=num>{_esc(describe_cost(_get(m, 'params')))}</td>"
+        f"<td class=num>{_fmt(_get(m, 'test_acc'))}</td>"
+        f"<td>{_esc(summarize(_get(m, 'description', {})))}</td></tr>"
+        for m in members if isinstance(m, Mapping)
     )
+    steps = _get(front, "retrain_steps")
+    how = (f"retrained ({_fmt(steps)} steps on train + validation) and tested" if steps
+           else "scored from the table")
     return (
-        f"<h2>Pareto front: {len(front['members'])} of {front['front_size']} members retrained "
-        f"({front['retrain_steps']} steps on train + validation) and tested</h2>"
+        f"<h2>Pareto front: {len(members)} of {_fmt(_get(front, 'front_size'))} members "
+        f"{how}</h2>"
         f"<table><thead><tr><th>id</th>{head}<th>params</th><th>test accuracy</th>"
         f"<th>architecture</th></tr></thead><tbody>\n{rows}\n</tbody></table>"
         f"<p>Exported to <code>front/&lt;id&gt;/</code>; final hypervolume "
-        f"{_fmt(float(front['hypervolume']))} (reference: the nadir of the feasible "
+        f"{_fmt(_get(front, 'hypervolume'))} (reference: the nadir of the feasible "
         f"evaluations).</p>"
     )
 
 
 def render_html(
     title: str,
-    figures: Sequence[tuple[str, Path]],
+    figures: Sequence[tuple[str, bytes]],
     top: Sequence[Evaluation],
     summary: Mapping[str, Any],
     config_text: str | None,
@@ -118,7 +138,7 @@ def render_html(
 
     Args:
         title: page heading (the run directory's name).
-        figures: ``(caption, png path)`` pairs, embedded in order.
+        figures: ``(caption, png bytes)`` pairs, embedded in order.
         top: the best evaluations, best first, for the table.
         summary: short facts shown under the heading (``{"evaluations": 40, ...}``).
         config_text: the run's ``config.yaml`` text, or ``None`` when the run has none.
@@ -129,9 +149,9 @@ def render_html(
         for k, v in summary.items()
     )
     images = "\n".join(
-        f'<figure><img alt="{html.escape(caption)}" src="{data_uri(path)}">'
+        f'<figure><img alt="{html.escape(caption)}" src="{data_uri(png)}">'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        for caption, path in figures
+        for caption, png in figures
     )
     config = (
         f"<pre>{html.escape(config_text)}</pre>" if config_text is not None

@@ -8,8 +8,8 @@ yet, so a report of a run that has just started is complete too.
 
 from __future__ import annotations
 
+import io
 import math
-import os
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,18 +20,25 @@ from matplotlib.figure import Figure
 
 from evonas.objectives import pareto_front
 from evonas.report.history import Evaluation
+from evonas.store.atomic import atomic_write_bytes
 
 DPI = 100
 _MAX_GENE_PANELS = 48  # beyond this a panel is too small to read; later genes are left out
 
 
-def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Writes ``fig`` as a PNG atomically (a reader of a live report never sees half a file)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=DPI)
-    os.replace(tmp, path)
-    return path
+def render_png(fig: Figure) -> bytes:
+    """``fig`` as PNG bytes."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def save_figure(fig: Figure, path: str | Path, root: str | Path | None = None) -> Path:
+    """Writes ``fig`` as a PNG atomically, never through a link (see
+    :func:`evonas.store.atomic.atomic_write_bytes`; ``root``: the directory below which no link
+    is followed, default the file's own)."""
+    atomic_write_bytes(path, render_png(fig), root)
+    return Path(path)
 
 
 def placeholder(fig: Figure, message: str) -> Figure:

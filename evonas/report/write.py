@@ -12,7 +12,7 @@ import yaml
 from evonas.report import drawings, plots
 from evonas.report.history import read_evaluations
 from evonas.report.html import TOP_K, render_html
-from evonas.store.atomic import read_json
+from evonas.store.atomic import atomic_write_bytes, atomic_write_text, read_json, safe_dir
 from evonas.store.layout import REPORT_INDEX, RunPaths
 
 # (key, file name, caption), in the order the page shows them.
@@ -42,7 +42,21 @@ def _read_config(run_dir: Path) -> tuple[str | None, list[tuple[str, bool]]]:
 
 
 def _read_front(run_dir: Path) -> dict[str, Any] | None:
+    """``front/front.json``, whose values may be anything (a run directory may come from someone
+    else): the page escapes every one of them, and the plot takes only numeric test scores."""
     return read_json(RunPaths(run_dir).front_file)
+
+
+def _tested(front: dict[str, Any] | None) -> dict[int, float]:
+    """Member id -> test accuracy, for the members whose both are numbers."""
+    out: dict[int, float] = {}
+    members = (front or {}).get("members")
+    for m in members if isinstance(members, list) else []:
+        try:
+            out[int(m["id"])] = float(m["test_acc"])
+        except (TypeError, ValueError, KeyError):
+            continue
+    return out
 
 
 def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None
@@ -67,7 +81,10 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
             "wrote (it holds config.yaml and history.sqlite)"
         )
     out = Path(out_dir) if out_dir is not None else RunPaths(run).report
-    out.mkdir(parents=True, exist_ok=True)
+    root = run if out_dir is None else out  # no write follows a link below it
+    if out_dir is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    safe_dir(out, root)
     config_text, objectives = _read_config(run)
     maximize = objectives[0][1]
     evaluations = read_evaluations(run)
@@ -83,12 +100,15 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     shown = list(FIGURES)
     front = _read_front(run)
     if len(objectives) > 1:
-        tested = {m["id"]: m["test_acc"] for m in (front or {}).get("members", [])}
-        figures["front"] = plots.front_plot(evaluations, objectives, tested)
+        figures["front"] = plots.front_plot(evaluations, objectives, _tested(front))
         names = " against ".join(n for n, _ in objectives[:2])
         shown.insert(1, ("front", "front.png", f"Pareto front ({names}) over every evaluated "
                          "architecture, and the hypervolume per generation"))
-    paths = {key: plots.save_figure(figures[key], out / name) for key, name, _ in shown}
+    images = {key: plots.render_png(figures[key]) for key, _, _ in shown}
+    paths = {}
+    for key, name, _ in shown:
+        atomic_write_bytes(out / name, images[key], root)
+        paths[key] = out / name
 
     ok = [e for e in evaluations if e.ok]
     sign = -1.0 if maximize else 1.0
@@ -100,11 +120,9 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         "best": "–" if best is None else f"{best.fitness:.4g} (#{best.id})",
         "written": datetime.datetime.now().isoformat(timespec="seconds"),
     }
-    page = render_html(run.resolve().name, [(caption, paths[key]) for key, _, caption in shown],
+    page = render_html(run.resolve().name, [(caption, images[key]) for key, _, caption in shown],
                        top, summary, config_text, front)
     index = out / REPORT_INDEX
-    tmp = out / f".{REPORT_INDEX}.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, index)
+    atomic_write_text(index, page, root)
     paths["html"] = index
     return paths

@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from evonas.store.atomic import check_not_link
+
 FORMAT = 1
 # Orbax writes this file last into a step directory before renaming it into place.
 _COMMIT_MARKER = "commit_success.txt"
@@ -103,8 +105,16 @@ class Checkpoints:
 
     @property
     def manager(self) -> ocp.CheckpointManager:
-        """The orbax manager, made on first use (making one creates the directory)."""
+        """The orbax manager, made on first use (making one creates the directory).
+
+        Raises:
+            UnsafePathError: the directory holds a symbolic link (orbax would read or write
+                through it).
+        """
         if self._manager is None:
+            if self.directory.is_dir():
+                for entry in self.directory.iterdir():
+                    check_not_link(entry)
             options = ocp.CheckpointManagerOptions(
                 max_to_keep=self.keep,
                 # Synchronous: a checkpoint is on disk when save() returns.
@@ -128,6 +138,12 @@ class Checkpoints:
         """The generations that have a checkpoint directory, oldest first (valid or not)."""
         self.manager.reload()
         return sorted(self.manager.all_steps())
+
+    def completed(self) -> list[int]:
+        """The generations whose checkpoint was written to the end (orbax's commit marker),
+        readable or not."""
+        return [g for g in self.generations()
+                if (self.directory / str(g) / _COMMIT_MARKER).is_file()]
 
     def save(self, generation: int, state: Any, extra: dict[str, Any] | None = None) -> None:
         """Saves ``state`` (a pytree of arrays and PRNG keys) and ``extra`` after ``generation``.

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import sqlite3
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,47 @@ def _to_json(value: Any, where: str) -> str:
     return json.dumps(_plain(value, where), separators=(",", ":"), allow_nan=False)
 
 
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def connect_readonly(path: str | os.PathLike, timeout: float = 30.0) -> sqlite3.Connection:
+    """A read-only connection to a history, also on a read-only medium.
+
+    ``mode=ro`` first (it sees what a live writer has committed to the write-ahead log); where
+    that can't open the file, because the medium is read-only and sqlite can't create the
+    WAL's shared-memory file, ``immutable=1``, which reads the main file as it is (a warning
+    says so when an unmerged log exists: a finished run merges it when it closes).
+
+    Raises:
+        ValueError: the file can't be opened as a database (one line).
+    """
+    path = Path(path)
+    base = path.resolve().as_uri()
+    try:
+        db = sqlite3.connect(f"{base}?mode=ro", uri=True, isolation_level=None, timeout=timeout)
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        pass
+    except sqlite3.DatabaseError as e:
+        raise ValueError(f"the history {path} is not a readable database: {_first_line(e)}"
+                         ) from None
+    wal = path.with_name(path.name + "-wal")
+    if wal.is_file() and wal.stat().st_size > 0:
+        warnings.warn(f"{path} is on a read-only medium with an unmerged write-ahead log "
+                      f"({wal.name}): the generations it holds are not shown", stacklevel=2)
+    try:
+        db = sqlite3.connect(f"{base}?mode=ro&immutable=1", uri=True, isolation_level=None,
+                             timeout=timeout)
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.DatabaseError as e:
+        raise ValueError(f"can't open the history {path}: {_first_line(e)}; is it an evonas "
+                         "history?") from None
+
+
 def _opt_float(value: Any) -> float | None:
     if value is None:
         return None
@@ -137,20 +179,30 @@ class History:
             raise ValueError(f"no history at {self.path}; is it a run directory that has started?")
         try:
             if readonly:
-                uri = self.path.resolve().as_uri() + "?mode=ro"
-                self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+                self._db = connect_readonly(self.path)
             else:
                 # isolation_level=None: no implicit transactions; append_generation opens its own.
                 self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 # FULL: a committed generation survives power loss, not only a killed process.
                 self._db.execute("PRAGMA synchronous=FULL")
+            self._check_integrity()
             self._check_schema()
         except sqlite3.Error as e:
             raise ValueError(
-                f"can't open the history {self.path}: {e}; is it an evonas history on a "
-                "writable disk?"
+                f"can't open the history {self.path}: {_first_line(e)}; is it an evonas history "
+                "on a writable disk?"
             ) from None
+
+    def _check_integrity(self) -> None:
+        """Finds a damaged file when it is opened, not after a generation was computed."""
+        problems = [r[0] for r in self._db.execute("PRAGMA quick_check(3)").fetchall()]
+        if problems != ["ok"]:
+            raise ValueError(
+                f"the history {self.path} is damaged ({'; '.join(map(str, problems))[:200]}); "
+                "evonas changes nothing in it: restore it from a copy, or start a new run in "
+                "another directory"
+            )
 
     def _check_schema(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -165,7 +217,12 @@ class History:
             )
 
     def close(self) -> None:
-        """Closes the connection (committed generations are already on disk)."""
+        """Closes the connection (committed generations are already on disk); a writer first
+        merges the write-ahead log into the file, so that a finished run's history is one file
+        (readable from read-only media)."""
+        if not self.readonly:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
 
     def __enter__(self) -> History:
@@ -250,10 +307,11 @@ class History:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
-        except sqlite3.OperationalError as e:
+        except sqlite3.DatabaseError as e:
             raise ValueError(
-                f"can't write the history {self.path}: {e}; nothing of this generation was "
-                "written: free disk space or make the run directory writable, then resume"
+                f"can't write the history {self.path}: {_first_line(e)}; nothing of this "
+                "generation was written: free disk space or make the run directory writable, "
+                "then resume"
             ) from None
 
     def _check_row(self, row: Mapping[str, Any], expected_id: int) -> None:
@@ -313,9 +371,19 @@ class History:
 
     # -- reading ---------------------------------------------------------------------------------
 
+    def _read(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """All rows of ``query``; a database error becomes one line naming the file."""
+        try:
+            return self._db.execute(query, params).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise ValueError(
+                f"can't read the history {self.path}: {_first_line(e)}; evonas changes nothing "
+                "in it: restore it from a copy, or start a new run in another directory"
+            ) from None
+
     def last_complete_generation(self) -> int | None:
         """The newest generation written (every one written is whole), or None if none is."""
-        return self._db.execute("SELECT MAX(generation) FROM generations").fetchone()[0]
+        return self._read("SELECT MAX(generation) FROM generations")[0][0]
 
     def count(self, through: int | None = None) -> int:
         """The number of evaluation rows (of generations ``<= through``, if given).
@@ -323,9 +391,9 @@ class History:
         ``count()`` is also the next evaluation id.
         """
         if through is None:
-            return self._db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
-        query = "SELECT COUNT(*) FROM evaluations WHERE generation <= ?"
-        return self._db.execute(query, (int(through),)).fetchone()[0]
+            return self._read("SELECT COUNT(*) FROM evaluations")[0][0]
+        return self._read("SELECT COUNT(*) FROM evaluations WHERE generation <= ?",
+                          (int(through),))[0][0]
 
     def rows(self, generation: int | None = None) -> list[dict[str, Any]]:
         """Evaluation rows in id order (of one generation, if given), as dicts.
@@ -336,7 +404,7 @@ class History:
         params: tuple[Any, ...] = ()
         if generation is not None:
             query, params = query + " WHERE generation = ?", (int(generation),)
-        return [self._decode(r) for r in self._db.execute(query + " ORDER BY id", params)]
+        return [self._decode(r) for r in self._read(query + " ORDER BY id", params)]
 
     def lookup(self, key: str) -> dict[str, Any] | None:
         """The first trained (not cached) evaluation of the genome with this ``genome_key``.
@@ -344,19 +412,18 @@ class History:
         The de-duplication cache: a hit is reused instead of training again. Failed evaluations
         are returned too (``failed`` set): whether to retry them is the caller's choice.
         """
-        row = self._db.execute(
+        rows = self._read(
             f"SELECT {', '.join(COLUMNS)} FROM evaluations WHERE genome_key = ? AND cached = 0 "
             "ORDER BY id LIMIT 1",
             (str(key),),
-        ).fetchone()
-        return None if row is None else self._decode(row)
+        )
+        return self._decode(rows[0]) if rows else None
 
     def generations(self) -> list[dict[str, Any]]:
         """The per-generation summaries, oldest first."""
-        cursor = self._db.execute(
-            f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM generations ORDER BY generation"
-        )
-        return [dict(zip(_SUMMARY_COLUMNS, r)) for r in cursor]
+        rows = self._read(
+            f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM generations ORDER BY generation")
+        return [dict(zip(_SUMMARY_COLUMNS, r)) for r in rows]
 
     @staticmethod
     def _decode(values: Sequence[Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ Layout::
     <run-dir>/
       config.yaml         the fully resolved config, every default written out
       run.json            evonas version and the experiment's fingerprint; written last by create
+      .evonas.lock        the owning process's lock and PID
       history.sqlite      every evaluated architecture (see History)
       checkpoints/        the search state after each generation, the last few kept
       metrics.jsonl       one JSON line per generation (progress, for other tools)
@@ -23,6 +24,7 @@ from pathlib import Path
 
 CONFIG = "config.yaml"
 RUN_INFO = "run.json"
+LOCK = ".evonas.lock"  # the owner's OS-level lock (store.run_dir.RunLock)
 HISTORY = "history.sqlite"
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,25 +25,28 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from evonas.genomes.registry import get_encoding
-from evonas.store.atomic import atomic_write_text
+from evonas.store.atomic import atomic_write_text, check_not_link, safe_dir
 from evonas.store.layout import ARCHITECTURE, BEST, PARAMS
 
 
 def save_params(directory: Path, params: Any) -> None:
-    """Saves ``params`` to ``directory/params`` through a temporary directory and a rename."""
-    target, tmp = directory / PARAMS, directory / f".{PARAMS}.tmp"
-    for path in (tmp, target):
-        if path.exists():
-            shutil.rmtree(path)
+    """Saves ``params`` to ``directory/params`` through a temporary directory of an
+    unpredictable name and a rename; a link at ``params`` is refused, never followed."""
+    target = directory / PARAMS
+    tmp = directory / f".{PARAMS}.{secrets.token_hex(8)}.tmp"
+    check_not_link(target)
     with ocp.StandardCheckpointer() as checkpointer:
         checkpointer.save(tmp.absolute(), jax.tree.map(np.asarray, params))
         checkpointer.wait_until_finished()
+    if target.exists():
+        shutil.rmtree(target)
     tmp.rename(target)
 
 
 def export_model(directory: str | os.PathLike, encoding: str, encoding_options: Mapping[str, Any],
                  row: Mapping[str, Any], params: Any = None,
-                 extra: Mapping[str, Any] | None = None) -> None:
+                 extra: Mapping[str, Any] | None = None,
+                 root: str | os.PathLike | None = None) -> None:
     """Writes one architecture as ``directory/architecture.json`` (and ``params/``).
 
     Args:
@@ -54,9 +58,11 @@ def export_model(directory: str | os.PathLike, encoding: str, encoding_options: 
         params: its trained variables, or None (a tabular run: no parameters to export).
         extra: more fields for ``architecture.json`` (objective, test accuracy, dataset, the
             budget it was chosen for).
+        root: the run directory it is in (default ``directory``'s parent): no write follows a
+            link below it.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    safe_dir(directory, root if root is not None else directory.parent)
     if params is not None:
         save_params(directory, params)
     architecture = {
@@ -70,7 +76,8 @@ def export_model(directory: str | os.PathLike, encoding: str, encoding_options: 
         "fitness": row["fitness"],
         **(extra or {}),
     }
-    atomic_write_text(directory / ARCHITECTURE, json.dumps(architecture, indent=2) + "\n")
+    atomic_write_text(directory / ARCHITECTURE, json.dumps(architecture, indent=2) + "\n",
+                      root if root is not None else directory.parent)
 
 
 def model_dir(path: str | os.PathLike) -> Path:
@@ -122,6 +129,36 @@ def load_model(run_dir: str | os.PathLike) -> tuple[Any, Any, dict[str, Any]]:
     example = np.zeros((1, *options.get("input_shape", getattr(encoding, "input_shape", ()))),
                        np.float32)
     abstract = jax.eval_shape(module.init, jax.random.key(0), example)
+    check_not_link(best / PARAMS)
     with ocp.StandardCheckpointer() as checkpointer:
+        try:
+            stored = checkpointer.metadata((best / PARAMS).absolute()).item_metadata
+        except Exception as err:  # orbax raises many types for damaged files
+            raise ValueError(f"the parameters in {best / PARAMS} can't be read: "
+                             f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
+        _check_shapes(best / PARAMS, abstract, stored)
         variables = checkpointer.restore((best / PARAMS).absolute(), abstract)
     return module, variables, info
+
+
+def _check_shapes(where: Path, expected: Any, stored: Any) -> None:
+    """The stored parameter tree must be the architecture's: same leaves, shapes and dtypes.
+
+    Raises:
+        ValueError: naming the first leaf that differs (or is missing or extra).
+    """
+    tree = getattr(stored, "tree", stored)
+    want = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_leaves_with_path(expected)}
+    have = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_leaves_with_path(tree)}
+    for key in sorted(set(want) | set(have)):
+        if key not in have:
+            raise ValueError(f"the parameters in {where} lack {key}, which the architecture in "
+                             f"{ARCHITECTURE} has ({tuple(want[key].shape)})")
+        if key not in want:
+            raise ValueError(f"the parameters in {where} hold {key}, which the architecture in "
+                             f"{ARCHITECTURE} does not have")
+        w, h = want[key], have[key]
+        if tuple(w.shape) != tuple(h.shape) or np.dtype(w.dtype) != np.dtype(h.dtype):
+            raise ValueError(f"the parameters in {where} hold {key} as {np.dtype(h.dtype)}"
+                             f"{list(h.shape)}, but the architecture in {ARCHITECTURE} needs "
+                             f"{np.dtype(w.dtype)}{list(w.shape)}: they are not this model's")

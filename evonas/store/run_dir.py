@@ -15,6 +15,7 @@ import datetime
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -22,11 +23,16 @@ from typing import Any
 
 import yaml
 
-from evonas.store.atomic import atomic_write_text
+from evonas.store.atomic import atomic_write_text, check_not_link, safe_dir
 from evonas.store.checkpoints import Checkpoint, Checkpoints, NoCheckpointError
 from evonas.store.history import History
-from evonas.store.layout import CONFIG, HISTORY, RUN_INFO, SUBDIRS, RunPaths
+from evonas.store.layout import CONFIG, HISTORY, LOCK, METRICS, RUN_INFO, SUBDIRS, RunPaths
 from evonas.version import __version__
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no OS-level lock
+    fcntl = None
 
 
 class RunDirError(ValueError):
@@ -40,6 +46,46 @@ def config_fingerprint(config: Mapping[str, Any]) -> str:
     """
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+class RunLock:
+    """The OS-level lock that makes one process the owner of a run directory.
+
+    ``flock`` on ``<run-dir>/.evonas.lock``: the kernel releases it when its process ends, however
+    it ends (SIGKILL included), so a crashed run never leaves a stale lock. The file holds the
+    owner's PID, for the message the second process gets.
+
+    Raises:
+        RunDirError: another process holds the lock (naming the directory and its PID).
+    """
+
+    def __init__(self, directory: Path):
+        path = Path(directory) / LOCK
+        check_not_link(path)
+        self.fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+                                      0o644)
+        if fcntl is None:
+            return
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.pread(self.fd, 64, 0).decode("utf-8", "replace").strip() or "unknown"
+            os.close(self.fd)
+            self.fd = None
+            raise RunDirError(
+                f"the run directory {directory} is in use by another evonas process (PID "
+                f"{owner}); wait for it to finish or stop it, then try again"
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        """Lets another process own the directory."""
+        if self.fd is not None:
+            if fcntl is not None:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
 
 
 def _unwritable(path: Path, error: OSError) -> RunDirError:
@@ -61,7 +107,7 @@ def _is_unfinished_create(path: Path) -> bool:
     for entry in path.iterdir():
         if entry.name in SUBDIRS and entry.is_dir() and not any(entry.iterdir()):
             continue
-        if entry.name == CONFIG or entry.name.startswith((f".{CONFIG}.", f".{RUN_INFO}.")):
+        if entry.name in (CONFIG, LOCK) or entry.name.startswith((f".{CONFIG}.", f".{RUN_INFO}.")):
             continue
         return False
     return True
@@ -82,19 +128,27 @@ class RunDir:
 
     Use :meth:`create` to start a run (or reopen one of the same experiment).
 
+    A writable RunDir owns the directory (:class:`RunLock`) until :meth:`close`; a read-only
+    one takes no lock.
+
     Args:
         path: the run directory.
-        readonly: only read (a report on a live run): no write check, history opened read-only.
+        readonly: only read (a report on a live run): no write check, no lock, history opened
+            read-only.
         keep: how many checkpoints to keep.
 
     Raises:
-        RunDirError: ``path`` is not an evonas run directory, or (unless ``readonly``) can't be
-            written.
+        RunDirError: ``path`` is not an evonas run directory, (unless ``readonly``) can't be
+            written, or another process owns it.
     """
 
-    def __init__(self, path: str | os.PathLike, *, readonly: bool = False, keep: int = 3):
+    def __init__(self, path: str | os.PathLike, *, readonly: bool = False, keep: int = 3,
+                 _lock: RunLock | None = None):
         self.path = Path(path)
         self.readonly = readonly
+        self._lock = _lock
+        self.created = False  # set by create() when this process wrote run.json
+        self._created_dir = False
         info_path = self.path / RUN_INFO
         if not info_path.is_file():
             if not self.path.exists():
@@ -112,11 +166,17 @@ class RunDir:
             ) from None
         if not readonly:
             _check_writable(self.path)
+            if self._lock is None:
+                self._lock = RunLock(self.path)
             try:
                 for name in SUBDIRS:
-                    (self.path / name).mkdir(exist_ok=True)
+                    safe_dir(self.path / name, self.path)
             except OSError as e:
+                self._lock.release()
                 raise _unwritable(self.path, e) from None
+            except ValueError:
+                self._lock.release()
+                raise
         self.keep = keep
         self._history: History | None = None
         self._checkpoints: Checkpoints | None = None
@@ -150,13 +210,7 @@ class RunDir:
         if path.exists() and not path.is_dir():
             raise RunDirError(f"the run directory {path} is a file; pick another --run-dir")
         if (path / RUN_INFO).is_file():
-            run = cls(path, keep=keep)
-            if run.fingerprint != fingerprint:
-                raise RunDirError(
-                    f"{path} holds another experiment (fingerprint {run.fingerprint[:12]}, this "
-                    f"one {fingerprint[:12]}); pick another --run-dir, or resume that run"
-                )
-            return run
+            return cls._existing(path, fingerprint, keep)
         if path.is_dir() and not _is_unfinished_create(path):
             raise RunDirError(
                 f"{path} is not empty and not an evonas run directory; pick a new or empty "
@@ -169,17 +223,45 @@ class RunDir:
             "fingerprint": fingerprint,
             "created_at": now.isoformat(timespec="seconds"),
         }
+        lock = None
+        created_dir = not path.exists()
         try:
             path.mkdir(parents=True, exist_ok=True)
             _check_writable(path)
+            lock = RunLock(path)
+            if (path / RUN_INFO).is_file():  # another process finished creating it meanwhile
+                return cls._existing(path, fingerprint, keep, lock)
             for name in SUBDIRS:
-                (path / name).mkdir(exist_ok=True)
-            atomic_write_text(path / CONFIG, yaml.safe_dump(config, sort_keys=False))
+                safe_dir(path / name, path)
+            atomic_write_text(path / CONFIG, yaml.safe_dump(config, sort_keys=False), path)
             # run.json last: its presence means the run directory is complete.
-            atomic_write_text(path / RUN_INFO, json.dumps(info, indent=2) + "\n")
+            atomic_write_text(path / RUN_INFO, json.dumps(info, indent=2) + "\n", path)
         except OSError as e:
+            if lock is not None:
+                lock.release()
             raise _unwritable(path, e) from None
-        return cls(path, keep=keep)
+        except ValueError:
+            if lock is not None:
+                lock.release()
+            raise
+        run = cls(path, keep=keep, _lock=lock)
+        run.created, run._created_dir = True, created_dir
+        return run
+
+    @classmethod
+    def _existing(cls, path: Path, fingerprint: str, keep: int, lock: RunLock | None = None
+                  ) -> RunDir:
+        """The existing run at ``path``, owned, if it holds the experiment ``fingerprint``
+        (checked before the lock is taken: another experiment's directory is not touched)."""
+        held = cls(path, readonly=True).fingerprint
+        if held != fingerprint:
+            if lock is not None:
+                lock.release()
+            raise RunDirError(
+                f"{path} holds another experiment (fingerprint {held[:12]}, this "
+                f"one {fingerprint[:12]}); pick another --run-dir, or resume that run"
+            )
+        return cls(path, keep=keep, _lock=lock)
 
     # -- layout ----------------------------------------------------------------------------------
 
@@ -216,6 +298,8 @@ class RunDir:
     def history(self) -> History:
         """The history (opened on first use; read-only if the run directory is)."""
         if self._history is None:
+            for suffix in ("", "-wal", "-shm", "-journal"):  # sqlite follows links: refuse them
+                check_not_link(self.path / f"{HISTORY}{suffix}")
             try:
                 self._history = History(self.path / HISTORY, readonly=self.readonly)
             except ValueError as e:
@@ -226,11 +310,34 @@ class RunDir:
     def checkpoints(self) -> Checkpoints:
         """The checkpoints (opened on first use)."""
         if self._checkpoints is None:
+            if not self.readonly:
+                safe_dir(self.checkpoints_dir, self.path)
             self._checkpoints = Checkpoints(self.checkpoints_dir, keep=self.keep)
         return self._checkpoints
 
+    def discard(self) -> None:
+        """Removes what :meth:`create` made (a run that failed before committing anything), so
+        a corrected command can use the directory: evonas's own files and directories only,
+        never following a link; anything else in it stays, and so does the directory then."""
+        self.close()
+        own = {CONFIG, RUN_INFO, LOCK, METRICS} | {f"{HISTORY}{s}" for s in ("", "-wal", "-shm",
+                                                                            "-journal")}
+        left = False
+        for entry in list(self.path.iterdir()):
+            if entry.is_symlink() or (entry.name not in own and entry.name not in SUBDIRS):
+                left = True
+            elif entry.name in SUBDIRS and entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        if self._created_dir and not left:
+            self.path.rmdir()
+
     def close(self) -> None:
-        """Closes the history and the checkpoint manager."""
+        """Closes the history and the checkpoint manager, and gives up the directory's lock."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
         if self._history is not None:
             self._history.close()
             self._history = None
@@ -276,26 +383,42 @@ class RunDir:
     def resume(self, template: Any, *, missing_ok: bool = False) -> Checkpoint | None:
         """Restores the newest valid checkpoint and drops history rows that it doesn't cover.
 
+        Only rows that the run computes again, identically, are ever dropped: those of
+        generations after the restored checkpoint.
+
         Args:
             template: the state's structure (see :meth:`Checkpoints.restore`).
-            missing_ok: with no checkpoint at all, clear the history (the run died in its first
-                generation) and return None instead of raising.
+            missing_ok: when no checkpoint was ever completed and the history holds at most the
+                first generation (the run died in it), drop that generation and return None
+                instead of raising.
 
         Returns:
             The checkpoint; the next generation to run is ``checkpoint.generation + 1``.
 
         Raises:
             NoCheckpointError: no readable checkpoint (and not ``missing_ok``).
-            RunDirError: the history has fewer rows than the checkpoint covers (changed outside
-                evonas); nothing is deleted.
+            RunDirError: the history has rows no readable checkpoint covers (damaged or removed
+                checkpoints), or fewer rows than the checkpoint covers (changed outside evonas);
+                nothing is deleted either way.
         """
         try:
             checkpoint = self.checkpoints.latest_valid(template)
-        except NoCheckpointError:
+        except NoCheckpointError as err:
             if not missing_ok:
                 raise
-            self.history.truncate_after(-1)
-            return None
+            done = [g["generation"] for g in self.history.generations()]
+            completed = self.checkpoints.completed()
+            if not done or (set(done) <= {0} and not completed):
+                self.history.truncate_after(-1)  # the first generation is computed again
+                return None
+            damaged = ", ".join(str(g) for g in completed) or "none left"
+            raise RunDirError(
+                f"{self.path}: its history holds {self.history.count()} evaluations of "
+                f"{len(done)} generations, but no checkpoint can be restored ({err}; complete "
+                f"checkpoints: {damaged}), and the search can't continue from the history "
+                "alone. Nothing was changed: the history still serves `evonas report` and "
+                "`evonas front`; to search again, start a new run in another directory"
+            ) from None
         expected = checkpoint.extra.get("history_rows")
         have = self.history.count(through=checkpoint.generation)
         if expected is not None and have != expected:

@@ -77,7 +77,7 @@ def test_create_writes_layout_and_config_round_trips(tmp_path):
     fingerprint = config_fingerprint(CONFIG)
     with RunDir.create(path, CONFIG, fingerprint) as run:
         assert sorted(p.name for p in path.iterdir()) == [
-            "best", "checkpoints", "config.yaml", "report", "run.json"
+            ".evonas.lock", "best", "checkpoints", "config.yaml", "report", "run.json"
         ]
         assert run.config == CONFIG
         assert yaml.safe_load((path / "config.yaml").read_text()) == CONFIG
