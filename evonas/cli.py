@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -352,7 +353,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "removed", file=sys.stderr)
         else:
             print("evonas: interrupted", file=sys.stderr)
-        return 130
+        # The run directory is closed and consistent; leave at once rather than let the
+        # interpreter's shutdown meet native threads stopped half-way (they abort the process).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     except OSError as err:  # a config file that can't be read, a disk that can't be written
         where = f"{err.filename}: " if err.filename else ""
         print(f"evonas: error: {where}{err.strerror or err}; check the path and its permissions",

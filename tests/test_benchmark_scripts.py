@@ -52,3 +52,11 @@ def test_true_front_volume_is_the_largest_any_subset_reaches():
     subset = rng.choice(acc.shape[1], 500, replace=False)
     points = np.stack([acc[0, subset], lat[0, subset]], axis=1).astype(np.float64)
     assert 0.0 < hypervolume(points, refs[0], (True, False)) < volumes[0]
+
+
+def test_report_scale_writes_the_report_of_a_synthetic_history(capsys):
+    bench = _load("report_scale")
+    assert bench.main(["--rows", "1500", "--per-generation", "50"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["benchmark"] == "report_scale" and out["rows"] == 1500
+    assert out["generations"] == 30 and out["report_s"] > 0 and out["html_mb"] > 0

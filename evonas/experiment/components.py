@@ -7,6 +7,7 @@ fails with one readable line and leaves nothing behind.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -240,6 +241,35 @@ def build_model_parts(config: ExperimentConfig) -> tuple[Dataset, Any, dict[str,
     return dataset, encoding, options
 
 
+def _physical_memory() -> float | None:
+    """Bytes of physical memory of this machine, or None where the OS does not say."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_population_memory(config: ExperimentConfig, encoding: Any) -> None:
+    """A generation's population is initialised at the space's largest shapes all at once:
+    refuse one that can't fit in this machine's memory, before anything runs.
+
+    Raises:
+        ValueError: naming the population, the memory it needs and the machine's.
+    """
+    genome = jax.numpy.zeros((encoding.space.num_genes,), jax.numpy.int32)
+    params = float(encoding.cost(genome, encoding.max_bounds())["executed_params"])
+    population = config.search.population_size
+    need = population * params * 4 * 2  # float32, device and host copies
+    memory = _physical_memory()
+    if memory is not None and need > memory / 2:
+        raise ValueError(
+            f"search.population_size={population} needs about {need / 2**30:,.1f} GiB to "
+            f"initialise ({population:,} networks of up to {params:,.0f} parameters at the "
+            f"space's largest shapes); this machine has {memory / 2**30:,.1f} GiB: lower "
+            "search.population_size (or shrink the space's widest choices)"
+        )
+
+
 def build_table(config: ExperimentConfig) -> Table:
     """The benchmark table of a tabular run, checked against the config's encoding.
 
@@ -274,6 +304,7 @@ def build_components(config: ExperimentConfig) -> Components:
     else:
         dataset, encoding, options = build_model_parts(config)
         table_ = None
+        check_population_memory(config, encoding)
     check_metrics(config, encoding, table_)
     check_satisfiable(config, encoding)
     strategy = _strategy(config, encoding)

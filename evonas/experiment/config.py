@@ -34,15 +34,21 @@ EVALUATORS = ("training", "tabular")
 
 # Fields that change how the work is executed or shown, not what is computed (DESIGN.md: every
 # plan gives the same numbers), so a run may resume on another machine with other values.
+# Fields that change neither what is computed nor any number (where the run lives, how it is
+# shown, which plug-ins were imported, where compiled programs are cached), so a run may resume
+# with other values. The execution plan, the steps per call and the memory budget (which sets
+# chunk sizes, hence program shapes) can change float rounding: they are fingerprinted.
 FINGERPRINT_EXCLUDED = (
     "run_dir",
     "plugins",
     "display",
-    "train.plan",
-    "train.memory_budget_mb",
     "train.compile_cache_dir",
-    "train.steps_per_call",
+    "train.max_programs",
 )
+FINGERPRINT_VERSION = 2
+# Version 1 (run directories written before run.json recorded a version) also left these out.
+_V1_EXCLUDED = (*FINGERPRINT_EXCLUDED, "train.plan", "train.memory_budget_mb",
+                "train.steps_per_call")
 
 
 # -- sections --------------------------------------------------------------------------------
@@ -451,18 +457,23 @@ class ExperimentConfig:
         """The fully resolved config as YAML text, sections in a fixed order."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
 
-    def fingerprint(self) -> str:
-        """A stable hash (16 hex digits) of every field that determines the search's results.
+    def fingerprint(self, version: int = FINGERPRINT_VERSION) -> str:
+        """A stable hash (16 hex digits) of every field that can change the search's numbers.
 
-        Fields in ``FINGERPRINT_EXCLUDED`` (run directory, display, execution plan and memory
-        settings) are left out, so a resumed run may change them.
+        Fields in ``FINGERPRINT_EXCLUDED`` (run directory, display, plug-ins, compilation cache)
+        are left out, so a resumed run may change them. ``version=1`` is the hash run
+        directories recorded before they recorded its version (it left the plan, steps per call
+        and memory budget out too); they still resume.
         """
         data = self.to_dict()
         if self.evaluator == EvaluatorConfig():
             # The default evaluator is left out: run directories written before the section
             # existed keep their fingerprint, and so resume.
             data.pop("evaluator")
-        for path in FINGERPRINT_EXCLUDED:
+        if version not in (1, FINGERPRINT_VERSION):
+            raise ValueError(f"fingerprint version must be 1 or {FINGERPRINT_VERSION}; got "
+                             f"{version!r}")
+        for path in FINGERPRINT_EXCLUDED if version == FINGERPRINT_VERSION else _V1_EXCLUDED:
             *parents, leaf = path.split(".")
             node = data
             for part in parents:

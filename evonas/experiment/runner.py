@@ -32,14 +32,15 @@ from evonas.experiment.callbacks import (
     Progress,
     TensorBoard,
 )
-from evonas.experiment.components import Components, build_components
-from evonas.experiment.config import ExperimentConfig
+from evonas.experiment.components import Components, build_components, runner_plan
+from evonas.experiment.config import FINGERPRINT_VERSION, ExperimentConfig
 from evonas.experiment.final import finisher_for, read_final, run_final
 from evonas.experiment.front import read_front, run_front
 from evonas.experiment.generation import GenerationEvaluator
 from evonas.objectives import row_value
 from evonas.report import write_report
 from evonas.store import NoCheckpointError, RunDir, RunDirError
+from evonas.store.run_dir import RunLock
 from evonas.strategies import num_objectives
 
 # Streams folded into the seed's key: one per use, so adding a use never shifts another's.
@@ -254,7 +255,13 @@ class Experiment:
             NoCheckpointError: no checkpoint yet (start it again with ``evonas run``).
         """
         run = RunDir(run_dir, readonly=True)
+        RunLock.check_free(run.path)
         config = run_config(run)
+        if config.fingerprint(run.fingerprint_version) != run.fingerprint:
+            raise RunDirError(
+                f"{run.config_path} no longer matches the run (fingerprint {run.fingerprint}); "
+                "it was edited: restore it or start a new run"
+            )
         stored = config.train.compile_cache_dir
         if stored is not None and stored != compile_cache_dir:
             warnings.warn(f"{run.config_path} sets train.compile_cache_dir={stored!r}; a resumed "
@@ -262,14 +269,11 @@ class Experiment:
                           "code from it): pass --compile-cache-dir to use a cache", stacklevel=2)
         config = dataclasses.replace(config, train=dataclasses.replace(
             config.train, compile_cache_dir=compile_cache_dir))
-        if config.fingerprint() != run.fingerprint:
-            raise RunDirError(
-                f"{run.config_path} no longer matches the run (fingerprint {run.fingerprint}); "
-                "it was edited: restore it or start a new run"
-            )
         steps = [p for p in run.checkpoints_dir.iterdir() if p.name.isdigit()] \
             if run.checkpoints_dir.is_dir() else []
-        if not steps:
+        started = run.paths.history.is_file() and run.history.count() > 0
+        run.close()
+        if not steps and not started:
             raise NoCheckpointError(
                 f"no checkpoint in {run.checkpoints_dir}: nothing to resume; start it again with "
                 f"`evonas run {run.config_path} --run-dir {run.path}`"
@@ -311,8 +315,13 @@ class Experiment:
         config = self.config
         parts = build_components(config)
         callbacks = self._callbacks()
-        resolved = dataclasses.replace(config, run_dir=os.fspath(self.run_dir))
-        run = RunDir.create(self.run_dir, resolved.to_dict(), config.fingerprint())
+        # The plan as the runner resolves it (auto: by platform) is what the directory records
+        # and fingerprints: a resume elsewhere runs the same plan, hence the same numbers.
+        train = dataclasses.replace(config.train, plan=runner_plan(config.train.plan))
+        resolved = dataclasses.replace(config, run_dir=os.fspath(self.run_dir), train=train)
+        run = RunDir.create(self.run_dir, resolved.to_dict(), resolved.fingerprint(),
+                            fingerprint_version=FINGERPRINT_VERSION,
+                            legacy={1: config.fingerprint(1)})
         try:
             return self._run(run, parts, callbacks)
         except KeyboardInterrupt:

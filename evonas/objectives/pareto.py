@@ -56,6 +56,8 @@ def pareto_front(points: ArrayLike2D, maximize: np.ndarray | Sequence[bool]) -> 
     valid = ~np.isnan(pts).any(axis=1)
     # Negate maximised objectives so that lower is better everywhere.
     cost = np.where(mask, -pts, pts)[valid]
+    if cost.shape[1] == 2:
+        return np.flatnonzero(valid)[_front_2d(cost)].astype(np.int64)
     on_front = np.ones(len(cost), dtype=bool)
     for start in range(0, len(cost), _CHUNK):
         block = cost[start:start + _CHUNK, None, :]  # [B, 1, M]: the points being judged
@@ -63,6 +65,26 @@ def pareto_front(points: ArrayLike2D, maximize: np.ndarray | Sequence[bool]) -> 
         better = np.any(cost[None, :, :] < block, axis=-1)
         on_front[start:start + _CHUNK] = ~np.any(no_worse & better, axis=1)
     return np.flatnonzero(valid)[on_front].astype(np.int64)
+
+
+def _front_2d(cost: np.ndarray) -> np.ndarray:
+    """``bool[N]``: the non-dominated rows of ``cost`` (2 columns, minimised), in O(N log N).
+
+    Sorted by (x, y), a point is dominated exactly when a point of smaller x has y <= its y, or a
+    point of the same x has a smaller y; equal points do not dominate each other.
+    """
+    on_front = np.zeros(len(cost), dtype=bool)
+    if len(cost) == 0:
+        return on_front
+    order = np.lexsort((cost[:, 1], cost[:, 0]))
+    x, y = cost[order, 0], cost[order, 1]
+    starts = np.concatenate([[True], x[1:] != x[:-1]])
+    group = np.cumsum(starts) - 1
+    group_min = y[starts][group]  # sorted by y within a group: its first y is its minimum
+    running = np.minimum.accumulate(y)
+    before = np.concatenate([[np.inf], running[np.flatnonzero(starts)[1:] - 1]])[group]
+    on_front[order] = (y == group_min) & (y < before)
+    return on_front
 
 
 def hypervolume(

@@ -101,8 +101,15 @@ def hypervolume_by_generation(rows: Sequence[Mapping[str, Any]],
     generations = np.asarray([int(r.get("generation") or 0) for r in rows])
     if np.isnan(reference).any():
         return [(int(g), 0.0) for g in sorted(set(generations.tolist()))]
-    return [(int(g), hypervolume(points[generations <= g], reference, maximize))
-            for g in sorted(set(generations.tolist()))]
+    # The volume of a set is its front's: carry the front from generation to generation, so each
+    # step costs its own rows plus the front, not everything before it.
+    front = points[:0]
+    curve = []
+    for g in sorted(set(generations.tolist())):
+        candidates = np.concatenate([front, points[generations == g]])
+        front = candidates[pareto_front(candidates, maximize)]
+        curve.append((int(g), hypervolume(front, reference, maximize)))
+    return curve
 
 
 def best_within(rows: Sequence[Mapping[str, Any]], objective: tuple[str, bool], metric: str,

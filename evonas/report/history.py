@@ -12,11 +12,38 @@ import dataclasses
 import json
 import math
 import sqlite3
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from evonas.store.history import connect_readonly
+from evonas.store.history import check_integrity, connect_readonly
 from evonas.store.layout import RunPaths
+
+
+class LazyJSON(Mapping):
+    """A JSON object decoded on first use: a report of 100,000 rows reads every row but needs
+    the descriptions of a few (text that is not a JSON object reads as ``{"value": ...}``)."""
+
+    def __init__(self, text: Any):
+        self._text, self._value = text, None
+
+    def _decoded(self) -> dict[str, Any]:
+        if self._value is None:
+            value = _json(self._text, {})
+            self._value = value if isinstance(value, dict) else {"value": value}
+        return self._value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._decoded()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+    def __repr__(self) -> str:
+        return repr(self._decoded())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +53,7 @@ class Evaluation:
     id: int
     generation: int
     genome: tuple[int, ...] | None
-    description: dict[str, Any]
+    description: Mapping[str, Any]
     parents: tuple[int, ...]
     fitness: float
     params: float
@@ -38,7 +65,7 @@ class Evaluation:
     def as_row(self) -> dict[str, Any]:
         """The fields objective functions read (``evonas.objectives``), as a dict."""
         return {"id": self.id, "generation": self.generation, "genome": self.genome,
-                "genome_key": self.genome, "description": self.description,
+                "genome_key": self.genome,
                 "params": self.params, "flops": self.flops, "metrics": self.metrics,
                 "failed": self.failed or not math.isfinite(self.fitness),
                 "fitness": self.fitness if math.isfinite(self.fitness) else None}
@@ -71,7 +98,6 @@ def _evaluation(row: dict[str, Any]) -> Evaluation:
     genome = _json(row.get("genome"), None)
     if not isinstance(genome, list) or not all(isinstance(g, (int, float)) for g in genome):
         genome = None
-    description = _json(row.get("description"), {})
     parents = _json(row.get("parents"), [])
     metrics = _json(row.get("metrics"), {})
     if not isinstance(parents, list):
@@ -80,7 +106,7 @@ def _evaluation(row: dict[str, Any]) -> Evaluation:
         id=int(row["id"]),
         generation=int(row.get("generation") or 0),
         genome=None if genome is None else tuple(int(g) for g in genome),
-        description=description if isinstance(description, dict) else {"value": description},
+        description=LazyJSON(row.get("description")),
         parents=tuple(int(p) for p in parents if isinstance(p, (int, float))),
         fitness=_number(row.get("fitness")),
         params=_number(row.get("params")),
@@ -102,6 +128,7 @@ def read_evaluations(run_dir: str | Path) -> list[Evaluation]:
     # A writer holds the lock only while committing a generation: wait rather than fail.
     conn = connect_readonly(path, timeout=10.0)
     try:
+        check_integrity(conn, path)
         conn.row_factory = sqlite3.Row
         rows = conn.execute("SELECT * FROM evaluations ORDER BY id").fetchall()
     except sqlite3.OperationalError as err:
@@ -110,6 +137,8 @@ def read_evaluations(run_dir: str | Path) -> list[Evaluation]:
         raise ValueError(f"can't read the history {path}: {err}") from None
     except sqlite3.DatabaseError as err:
         raise ValueError(f"can't read the history {path}: {err}; it is damaged") from None
+    except ValueError:
+        raise
     finally:
         conn.close()
     records = []

@@ -111,7 +111,10 @@ def fitness_vs_cost(evaluations: Sequence[Evaluation], cost: str,
     front = pareto_front(np.stack([y, x], axis=1), [maximize, False])
     front = front[np.argsort(x[front], kind="stable")]
     ax = fig.add_subplot()
-    points = ax.scatter(x, y, c=gen, cmap="viridis", s=22, alpha=0.8, label="evaluated")
+    shown = drawn(len(x))
+    label = "evaluated" if len(shown) == len(x) else f"evaluated ({len(shown):,} of {len(x):,})"
+    points = ax.scatter(x[shown], y[shown], c=gen[shown], cmap="viridis", s=22, alpha=0.8,
+                        label=label)
     ax.step(x[front], y[front], where="post", color="tab:red", lw=1.2, alpha=0.7)
     ax.scatter(x[front], y[front], s=70, facecolors="none", edgecolors="tab:red", lw=1.5,
                label=f"Pareto front ({len(front)})")
@@ -158,7 +161,9 @@ def front_plot(evaluations: Sequence[Evaluation], objectives: Sequence[tuple[str
     front = front_rows(rows, objectives)
     ax = fig.add_subplot(1, 2, 1)
     gen = np.array([r["generation"] for r in rows])[ok]
-    pts = ax.scatter(points[ok, 1], points[ok, 0], c=gen, cmap="viridis", s=18, alpha=0.7)
+    shown = drawn(int(ok.sum()))
+    pts = ax.scatter(points[ok, 1][shown], points[ok, 0][shown], c=gen[shown], cmap="viridis",
+                     s=18, alpha=0.7)
     by_id = {r["id"]: i for i, r in enumerate(rows)}
     fx = np.array([points[by_id[r["id"]], 1] for r in front])
     fy = np.array([points[by_id[r["id"]], 0] for r in front])
@@ -205,16 +210,38 @@ def gene_names(evaluations: Sequence[Evaluation], num_genes: int) -> list[str]:
 
 
 def _value_labels(evaluations: Sequence[Evaluation], names: list[str]) -> list[dict[int, str]]:
-    """For each gene, readable labels of its integer values, from the descriptions' genes."""
+    """For each gene, readable labels of its integer values, from the descriptions' genes
+    (read only until every value that occurs has one)."""
     labels: list[dict[int, str]] = [{} for _ in names]
+    wanted = [set() for _ in names]
     for e in evaluations:
+        if e.genome is not None and len(e.genome) == len(names):
+            for i, v in enumerate(e.genome):
+                wanted[i].add(v)
+    missing = sum(len(w) for w in wanted)
+    for e in evaluations:
+        if not missing:
+            break
+        if e.genome is None or len(e.genome) != len(names) or not any(
+                e.genome[i] not in labels[i] for i in range(len(names))):
+            continue
         genes = e.description.get("genes")
-        if not isinstance(genes, dict) or e.genome is None or len(e.genome) != len(names):
+        if not isinstance(genes, Mapping):
             continue
         for i, name in enumerate(names):
-            if name in genes and not isinstance(genes[name], (dict, list)):
-                labels[i].setdefault(e.genome[i], str(genes[name]))
+            if e.genome[i] not in labels[i] and name in genes and not isinstance(
+                    genes[name], (dict, list)):
+                labels[i][e.genome[i]] = str(genes[name])
+                missing -= 1
     return labels
+
+
+def drawn(count: int, limit: int = 20_000) -> np.ndarray:
+    """Indices of at most ``limit`` of ``count`` points to draw (all of them below the limit;
+    a fixed random subset above: the same picture every time). Statistics use every point."""
+    if count <= limit:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(0).choice(count, limit, replace=False))
 
 
 def gene_effects(evaluations: Sequence[Evaluation]) -> Figure:
@@ -237,12 +264,15 @@ def gene_effects(evaluations: Sequence[Evaluation]) -> Figure:
     genomes = np.array([e.genome for e in rows])
     fitness = np.array([e.fitness for e in rows])
     jitter = np.random.default_rng(0).uniform(-0.18, 0.18, len(rows))  # fixed: same picture
+    dots = np.zeros(len(rows), bool)
+    dots[drawn(len(rows), 5_000)] = True  # every point counts in the means; these are drawn
     for g in range(shown):
         ax = fig.add_subplot(nrows, cols, g + 1)
         values = np.unique(genomes[:, g])
         for k, v in enumerate(values):
             sel = genomes[:, g] == v
-            ax.scatter(k + jitter[sel], fitness[sel], s=8, alpha=0.5, color="tab:blue")
+            ax.scatter(k + jitter[sel & dots], fitness[sel & dots], s=8, alpha=0.5,
+                       color="tab:blue")
             ax.hlines(fitness[sel].mean(), k - 0.3, k + 0.3, color="tab:red", lw=2)
         ax.set_xticks(range(len(values)))
         ax.set_xticklabels(

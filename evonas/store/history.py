@@ -112,6 +112,25 @@ def _first_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
+def check_integrity(db: sqlite3.Connection, path: str | os.PathLike) -> None:
+    """``PRAGMA quick_check``: finds a damaged page when the file is opened, not after a
+    generation was computed on top of it.
+
+    Raises:
+        ValueError: naming the file and the first problems; nothing is changed.
+    """
+    try:
+        problems = [r[0] for r in db.execute("PRAGMA quick_check(3)").fetchall()]
+    except sqlite3.DatabaseError as e:
+        problems = [_first_line(e)]
+    if problems != ["ok"]:
+        raise ValueError(
+            f"the history {path} is damaged ({'; '.join(map(str, problems))[:200]}); evonas "
+            "changes nothing in it: restore it from a copy, or start a new run in another "
+            "directory"
+        )
+
+
 def connect_readonly(path: str | os.PathLike, timeout: float = 30.0) -> sqlite3.Connection:
     """A read-only connection to a history, also on a read-only medium.
 
@@ -195,14 +214,7 @@ class History:
             ) from None
 
     def _check_integrity(self) -> None:
-        """Finds a damaged file when it is opened, not after a generation was computed."""
-        problems = [r[0] for r in self._db.execute("PRAGMA quick_check(3)").fetchall()]
-        if problems != ["ok"]:
-            raise ValueError(
-                f"the history {self.path} is damaged ({'; '.join(map(str, problems))[:200]}); "
-                "evonas changes nothing in it: restore it from a copy, or start a new run in "
-                "another directory"
-            )
+        check_integrity(self._db, self.path)
 
     def _check_schema(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]

@@ -79,6 +79,27 @@ class RunLock:
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
 
+    @staticmethod
+    def check_free(directory: Path) -> None:
+        """Raises the owner's :class:`RunDirError` when another process holds the lock;
+        changes nothing (a probe, for commands that check more before they take the lock)."""
+        path = Path(directory) / LOCK
+        if fcntl is None or not path.is_file() or path.is_symlink():
+            return
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                owner = os.pread(fd, 64, 0).decode("utf-8", "replace").strip() or "unknown"
+                raise RunDirError(
+                    f"the run directory {directory} is in use by another evonas process (PID "
+                    f"{owner}); wait for it to finish or stop it, then try again"
+                ) from None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
     def release(self) -> None:
         """Lets another process own the directory."""
         if self.fd is not None:
@@ -160,6 +181,8 @@ class RunDir:
         try:
             self.info: dict[str, Any] = json.loads(info_path.read_text())
             self.fingerprint: str = self.info["fingerprint"]
+            # Run directories from before the version was recorded hold version 1.
+            self.fingerprint_version: int = int(self.info.get("fingerprint_version", 1))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise RunDirError(
                 f"can't read {info_path} ({e}); is this an evonas run directory?"
@@ -189,6 +212,8 @@ class RunDir:
         fingerprint: str,
         *,
         keep: int = 3,
+        fingerprint_version: int = 1,
+        legacy: Mapping[int, str] | None = None,
     ) -> RunDir:
         """Creates a run directory, or opens the existing run of the same experiment (to resume).
 
@@ -201,6 +226,9 @@ class RunDir:
             fingerprint: identifies the experiment, e.g. :func:`config_fingerprint` of the
                 settings that determine the search.
             keep: how many checkpoints to keep.
+            fingerprint_version: the version of ``fingerprint``, recorded in ``run.json``.
+            legacy: the same experiment's fingerprint under older versions, by version: an
+                existing run that recorded one of them is the same experiment.
 
         Raises:
             RunDirError: ``path`` holds another experiment, holds files that are not a run, or
@@ -209,8 +237,9 @@ class RunDir:
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise RunDirError(f"the run directory {path} is a file; pick another --run-dir")
+        expected = {fingerprint_version: fingerprint, **(legacy or {})}
         if (path / RUN_INFO).is_file():
-            return cls._existing(path, fingerprint, keep)
+            return cls._existing(path, expected, keep)
         if path.is_dir() and not _is_unfinished_create(path):
             raise RunDirError(
                 f"{path} is not empty and not an evonas run directory; pick a new or empty "
@@ -221,6 +250,7 @@ class RunDir:
         info = {
             "evonas_version": __version__,
             "fingerprint": fingerprint,
+            "fingerprint_version": fingerprint_version,
             "created_at": now.isoformat(timespec="seconds"),
         }
         lock = None
@@ -230,7 +260,7 @@ class RunDir:
             _check_writable(path)
             lock = RunLock(path)
             if (path / RUN_INFO).is_file():  # another process finished creating it meanwhile
-                return cls._existing(path, fingerprint, keep, lock)
+                return cls._existing(path, expected, keep, lock)
             for name in SUBDIRS:
                 safe_dir(path / name, path)
             atomic_write_text(path / CONFIG, yaml.safe_dump(config, sort_keys=False), path)
@@ -249,11 +279,14 @@ class RunDir:
         return run
 
     @classmethod
-    def _existing(cls, path: Path, fingerprint: str, keep: int, lock: RunLock | None = None
-                  ) -> RunDir:
-        """The existing run at ``path``, owned, if it holds the experiment ``fingerprint``
-        (checked before the lock is taken: another experiment's directory is not touched)."""
-        held = cls(path, readonly=True).fingerprint
+    def _existing(cls, path: Path, expected: Mapping[int, str], keep: int,
+                  lock: RunLock | None = None) -> RunDir:
+        """The existing run at ``path``, owned, if it holds the experiment whose fingerprint
+        per version is ``expected`` (checked before the lock is taken: another experiment's
+        directory is not touched)."""
+        existing = cls(path, readonly=True)
+        held = existing.fingerprint
+        fingerprint = expected.get(existing.fingerprint_version, "?" * 16)
         if held != fingerprint:
             if lock is not None:
                 lock.release()

@@ -73,6 +73,9 @@ class TrainConfig:
             evaluation, at the lowest optimisation level), ``"default"`` leaves XLA's defaults
             (see :func:`compiler_options`). Compiles dominate short CPU runs; measured on the
             project's 2-core CPU with ``benchmarks/throughput.py``.
+        max_programs: the most compiled programs a trainer's cache keeps between calls; past
+            it the cache starts over (memory stays bounded over a long search; a shape met again
+            compiles again, to the same program and numbers).
         exact_modules: under ``grouped`` and ``auto``, a group whose members all build the same
             standalone module (``encoding.build``; every group of one) trains that module rather
             than the supernet at its bounds: the same function and numbers, at the plain model's
@@ -94,9 +97,10 @@ class TrainConfig:
     compile_cache_dir: str | None = None
     exact_modules: bool = True
     xla: str = "fast"
+    max_programs: int = 128
 
     def __post_init__(self):
-        for field in ("steps", "batch_size", "eval_batch_size", "steps_per_call"):
+        for field in ("steps", "batch_size", "eval_batch_size", "steps_per_call", "max_programs"):
             checks.positive_int(f"TrainConfig.{field}", getattr(self, field))
         checks.choice("TrainConfig.optimizer", self.optimizer, OPTIMIZERS)
         checks.number("TrainConfig.learning_rate", self.learning_rate, 0.0, open_low=True)

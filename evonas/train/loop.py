@@ -234,6 +234,7 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
     if config.compile_cache_dir is not None:
         enable_persistent_cache(config.compile_cache_dir)
     cache = cache if cache is not None else ProgramCache()
+    cache.trim(config.max_programs)
     options = config.program_options()
     sharding = PopulationSharding(devices)
     spec_of = lambda bounds: GroupSpec(encoding, bounds, options, int(dataset.num_classes))

@@ -79,7 +79,8 @@ def test_resume_without_checkpoint_or_run_exits_2(tmp_path, capsys):
     from evonas.experiment import ExperimentConfig
 
     config = ExperimentConfig.from_dict(tiny_dict(**SECTIONS))
-    empty = RunDir.create(tmp_path / "new", config.to_dict(), config.fingerprint())
+    empty = RunDir.create(tmp_path / "new", config.to_dict(), config.fingerprint(),
+                          fingerprint_version=2)
     empty.close()
     before = _snapshot(tmp_path / "new")
     _fails(capsys, ["resume", str(tmp_path / "new")], "no checkpoint in")

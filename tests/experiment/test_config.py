@@ -47,11 +47,11 @@ def test_to_dict_writes_every_default_and_round_trips():
 def test_new_sections_keep_the_fingerprint_of_older_run_directories():
     """The default experiment's fingerprint, as evonas computed it before the evaluator and
     plugins keys existed: a run directory from then still resumes."""
-    assert ExperimentConfig().fingerprint() == "32c41d26f631ed62"
+    assert ExperimentConfig().fingerprint(1) == "32c41d26f631ed62"
     tabular = ExperimentConfig().with_overrides(["evaluator.name=tabular", "encoding.name=nb201"])
-    assert tabular.fingerprint() != ExperimentConfig().fingerprint()
+    assert tabular.fingerprint(1) != ExperimentConfig().fingerprint(1)
     plugged = ExperimentConfig().with_overrides(["plugins=[x.py]"])
-    assert plugged.fingerprint() == ExperimentConfig().fingerprint()
+    assert plugged.fingerprint(1) == ExperimentConfig().fingerprint(1)
 
 
 def test_objective_directions_come_from_the_metric_table():
@@ -247,14 +247,19 @@ def test_fingerprint_covers_what_determines_the_search_only():
     assert len(fp) == 16 and int(fp, 16) >= 0
     assert ExperimentConfig.from_dict(base.to_dict()).fingerprint() == fp
     same = base.with_overrides([
-        "run_dir=elsewhere", "display.progress=false", "display.report=false", "train.plan=masked",
-        "train.memory_budget_mb=64", "train.compile_cache_dir=/tmp/cache", "train.steps_per_call=4",
+        "run_dir=elsewhere", "display.progress=false", "display.report=false",
+        "train.compile_cache_dir=/tmp/cache", "plugins=[x.py]",
     ])
     assert same.fingerprint() == fp
+    # The execution plan, steps per call and memory budget (chunk sizes) can change rounding.
     for change in ["train.steps=301", "search.seed=1", "encoding.options.max_layers=2",
                    "strategy.params.sample_size=5", "dataset.seed=3", "final.ensemble=false",
-                   "search.constraints=['params <= 1000']", "train.learning_rate=0.02"]:
+                   "search.constraints=['params <= 1000']", "train.learning_rate=0.02",
+                   "train.plan=masked", "train.steps_per_call=4", "train.memory_budget_mb=64"]:
         assert base.with_overrides([change]).fingerprint() != fp, change
+    # Version 1 (run directories that recorded no version) left those three out.
+    for change in ["train.plan=masked", "train.steps_per_call=4", "train.memory_budget_mb=64"]:
+        assert base.with_overrides([change]).fingerprint(1) == base.fingerprint(1)
 
 
 def test_fingerprint_treats_equal_numbers_alike():

@@ -82,3 +82,21 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     (tmp_path / "a" / "checkpoints" / "3").mkdir()
     Experiment(config, run_dir=tmp_path / "a").run()
     assert evaluations(tmp_path / "a") == expected
+
+
+def test_a_run_directory_from_before_fingerprint_versions_still_resumes(tmp_path):
+    """run.json without a version holds the version-1 fingerprint (plan, steps per call and
+    memory budget left out); such a directory resumes, to the same rows."""
+    import json
+
+    config = tiny_config(**SECTIONS)
+    Experiment(config, run_dir=tmp_path / "a").run()
+    expected = evaluations(tmp_path / "a")
+    info_path = tmp_path / "a" / "run.json"
+    info = json.loads(info_path.read_text())
+    info.pop("fingerprint_version")
+    info["fingerprint"] = config.fingerprint(1)
+    info_path.write_text(json.dumps(info))
+    shutil.rmtree(tmp_path / "a" / "checkpoints" / "3")
+    Experiment.resume(tmp_path / "a").run()
+    assert evaluations(tmp_path / "a") == expected

@@ -160,3 +160,15 @@ def test_library_exports():
     assert evonas.pareto_front is pareto_front
     points = [[0.9, 100], [0.8, 50], [0.85, 200], [0.7, 10]]
     assert pareto_front(points, [True, False]).tolist() == [0, 1, 3]
+
+
+def test_two_objective_front_equals_the_pairwise_definition_with_ties_and_nans():
+    rng = np.random.default_rng(5)
+    for trial in range(40):
+        points = rng.integers(0, 6, size=(int(rng.integers(1, 60)), 2)).astype(float)
+        points[rng.random(len(points)) < 0.1, int(rng.integers(0, 2))] = np.nan
+        maximize = [bool(m) for m in rng.integers(0, 2, size=2)]
+        cost = np.where(maximize, -points, points)
+        brute = [i for i, p in enumerate(cost) if not np.isnan(p).any() and not any(
+            (q <= p).all() and (q < p).any() for q in cost if not np.isnan(q).any())]
+        assert pareto_front(points, maximize).tolist() == brute, trial

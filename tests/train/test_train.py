@@ -182,3 +182,18 @@ def test_bad_inputs_fail_with_messages(encoding, dataset):
 def test_config_validation(field, value, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**{field: value})
+
+
+def test_the_program_cache_is_bounded():
+    data = load_dataset("digits", limit=200)
+    enc = MLPEncoding(input_shape=data.input_shape, num_classes=data.num_classes, max_layers=2,
+                      widths=(4, 8))
+    config = TrainConfig(steps=2, batch_size=16, plan="grouped", max_programs=2)
+    cache = ProgramCache()
+    genomes = np.asarray(enc.space.sample(jax.random.key(0), 4))
+    first = train_population(jax.random.key(0), enc, genomes, data, config, cache=cache)
+    assert cache.size() > 2  # this call compiled more than the bound ...
+    again = train_population(jax.random.key(0), enc, genomes, data, config, cache=cache)
+    assert again.compiles > 0  # ... so the next call started over: it compiled again,
+    for name in first.metrics:  # to the same programs and numbers
+        np.testing.assert_array_equal(again.metrics[name], first.metrics[name])
