@@ -31,6 +31,7 @@ from evonas.objectives import (
 )
 from evonas.store import atomic_write_text, read_json
 from evonas.store.layout import BUDGETS_FILE, FRONT_FILE
+from evonas.store.run_dir import RunLock
 
 Finisher = Retrainer | TableReader
 
@@ -204,6 +205,24 @@ def front_summary(rows: Sequence[dict[str, Any]], config: ExperimentConfig,
         "front": front_table(rows, objectives),
     }
     entries: list[dict[str, Any]] = []
+    # Exporting writes into the run directory: own it meanwhile (a live run is refused).
+    lock = RunLock(export_to.parent) if export_to is not None and budgets else None
+    try:
+        _budget_entries(rows, config, budgets, export_to, steps, objectives, entries)
+    finally:
+        if lock is not None:
+            lock.release()
+    if budgets:
+        out["budgets"] = entries
+    return out
+
+
+def _budget_entries(rows: Sequence[dict[str, Any]], config: ExperimentConfig,
+                    budgets: Sequence[tuple[str, Sequence[float]]], export_to: Path | None,
+                    steps: int | None, objectives: Sequence[tuple[str, bool]],
+                    entries: list[dict[str, Any]]) -> None:
+    """Appends to ``entries`` the best architecture within each budget (exported to
+    ``export_to`` when given)."""
     prepared = None
     for metric, bounds in budgets:
         chosen = best_within_budgets(rows, config, metric, bounds)
@@ -220,6 +239,3 @@ def front_summary(rows: Sequence[dict[str, Any]], config: ExperimentConfig,
         for entry, (_, row) in zip(entries[-len(chosen):], chosen):
             if row is not None:
                 entry["value"] = row_value(row, metric)
-    if budgets:
-        out["budgets"] = entries
-    return out

@@ -65,6 +65,23 @@ def test_exported_model_reproduces_the_reported_test_accuracy(finished):
     assert 0.5 < result.final["ensemble_test_acc"] <= 1.0
 
 
+def test_load_model_refuses_parameters_of_another_architecture(finished, tmp_path):
+    import json
+    import shutil
+
+    run_dir, result = finished
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir / "best", copy)
+    info = json.loads((copy / "architecture.json").read_text())
+    others = [m for m in result.final["models"] if m["genome"] != info["genome"]]
+    assert others  # the second model is another architecture
+    info["genome"] = others[0]["genome"]
+    (copy / "architecture.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match=r"the parameters in .* (lack|hold) .*: they are not "
+                       r"this model's|the parameters in .* (lack|hold)"):
+        load_model(copy)
+
+
 def test_infeasible_architectures_fail_untrained_and_are_never_best(tmp_path):
     # Only 1-layer MLPs of width 16 fit: 64*16+16 + 16*10+10 = 1210 parameters.
     config = tiny_config(search={"constraints": ["params <= 1300"], "generations": 2},
