@@ -174,7 +174,8 @@ def known_metrics(config: ExperimentConfig, encoding: Any, table: Table | None =
     analytic costs."""
     if table is not None:
         return (*table.searchable, *cost_metrics(encoding))
-    return TRAINED_METRICS + MEASURED_METRICS + cost_metrics(encoding)
+    return (TRAINED_METRICS + MEASURED_METRICS + tuple(config.search.proxies)
+            + cost_metrics(encoding))
 
 
 def check_metrics(config: ExperimentConfig, encoding: Any, table: Table | None = None) -> None:
@@ -298,6 +299,9 @@ def build_components(config: ExperimentConfig) -> Components:
         ValueError: any part the config describes can't be built (with the part's message).
     """
     if config.evaluator.tabular:
+        if config.search.proxies or config.search.prefilter.proxy:
+            raise ValueError("search.proxies and search.prefilter score untrained networks; a "
+                             "tabular evaluator trains none: remove them")
         table = build_table(config)
         dataset, encoding, options, table_ = None, table.encoding, {}, table
         evaluator: Any = TabularEvaluator(table, noise=config.evaluator.noise)
@@ -305,6 +309,11 @@ def build_components(config: ExperimentConfig) -> Components:
         dataset, encoding, options = build_model_parts(config)
         table_ = None
         check_population_memory(config, encoding)
+        from evonas.train.proxies import check_proxies
+
+        check_proxies("search.proxies", config.search.proxies, encoding)
+        if config.search.prefilter.proxy:
+            check_proxies("search.prefilter.proxy", (config.search.prefilter.proxy,), encoding)
     check_metrics(config, encoding, table_)
     check_satisfiable(config, encoding)
     strategy = _strategy(config, encoding)

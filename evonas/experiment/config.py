@@ -47,8 +47,9 @@ FINGERPRINT_EXCLUDED = (
 )
 FINGERPRINT_VERSION = 2
 # Version 1 (run directories written before run.json recorded a version) also left these out.
+# Fields added since are left out of it too: version-1 directories never had them.
 _V1_EXCLUDED = (*FINGERPRINT_EXCLUDED, "train.plan", "train.memory_budget_mb",
-                "train.steps_per_call")
+                "train.steps_per_call", "search.proxies", "search.prefilter")
 
 
 # -- sections --------------------------------------------------------------------------------
@@ -191,6 +192,28 @@ class LatencyConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PrefilterConfig:
+    """Screening by a zero-cost proxy: each genome the strategy asks for competes with
+    ``factor - 1`` single-gene mutants of itself, and only the best by ``proxy`` is trained.
+
+    Attributes:
+        proxy: ``naswot``, ``synflow``, ``grad_norm`` or ``snip``; None: no pre-filter.
+        factor: candidates scored per genome trained (``>= 2``).
+    """
+
+    proxy: str | None = None
+    factor: int = 4
+
+    def __post_init__(self):
+        check_fields(self, "search.prefilter")
+        from evonas.train.proxies import PROXIES
+
+        if self.proxy is not None:
+            checks.choice("search.prefilter.proxy", self.proxy, PROXIES)
+        checks.integer("search.prefilter.factor", self.factor, low=2)
+
+
+@dataclasses.dataclass(frozen=True)
 class SearchConfig:
     """The search budget, seed, objectives and constraints.
 
@@ -208,6 +231,10 @@ class SearchConfig:
             architecture is infeasible: it fails, ranks below every feasible one and is never
             the best. Bounds on analytic costs and on latency are checked before training.
         latency: how the ``latency`` metric (milliseconds) is measured, when it is used.
+        proxies: zero-cost proxies (``naswot``, ``synflow``, ``grad_norm``, ``snip``) to
+            compute for every new architecture before it is trained (recorded as metrics;
+            usable as objectives and constraints). Training runs only.
+        prefilter: screening of candidates by a proxy before training (training runs only).
         patience: stop early after this many generations without a better best fitness;
             ``None`` never stops early.
     """
@@ -220,6 +247,8 @@ class SearchConfig:
     constraints: tuple[str, ...] = ()
     patience: int | None = None
     latency: LatencyConfig = LatencyConfig()
+    proxies: tuple[str, ...] = ()
+    prefilter: PrefilterConfig = PrefilterConfig()
 
     def __post_init__(self):
         check_fields(self, "search")
@@ -239,6 +268,9 @@ class SearchConfig:
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"search.objectives must name each metric once; repeated: {repeated}")
+        from evonas.train.proxies import check_proxies
+
+        object.__setattr__(self, "proxies", check_proxies("search.proxies", self.proxies))
         for text in self.constraints:
             try:
                 parse_constraint(text)

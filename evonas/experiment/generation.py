@@ -29,6 +29,7 @@ from evonas.experiment.config import ExperimentConfig
 from evonas.genomes import canonical_genomes
 from evonas.objectives import MEASURED_METRICS, Constraint, objective_matrix, row_value
 from evonas.store import History, genome_key
+from evonas.train.proxies import PROXIES, zero_cost_scores
 
 
 class GenerationResult(NamedTuple):
@@ -70,8 +71,9 @@ class GenerationEvaluator:
         self.objectives = config.search.objective_directions
         self.cost_names = cost_metrics(encoding)
         constraints = config.search.parsed_constraints()
-        # Checked before training: analytic costs and measured latency.
-        before = set(self.cost_names) | set(MEASURED_METRICS)
+        self.proxies = tuple(config.search.proxies)
+        # Checked before training: analytic costs, measured latency and zero-cost proxies.
+        before = set(self.cost_names) | set(MEASURED_METRICS) | set(PROXIES)
         self.cost_constraints = [c for c in constraints if c.metric in before]
         self.metric_constraints = [c for c in constraints if c.metric not in before]
         wanted = {name for name, _ in self.objectives} | {c.metric for c in constraints}
@@ -150,6 +152,16 @@ class GenerationEvaluator:
                 "train_seconds": 0.0,
             })
         feasible = [i for i, r in enumerate(rows) if not r["failed"]]
+        if feasible and self.proxies:
+            # The networks scored are the ones training starts from: the same key and order.
+            scores = zero_cost_scores(key, self.encoding, genomes[feasible],
+                                      self.evaluator.dataset, self.proxies)
+            for j, i in enumerate(feasible):
+                rows[i]["metrics"].update({n: float(scores[n][j]) for n in self.proxies})
+                reason = _violations(self.cost_constraints, rows[i]["metrics"])
+                if reason is not None:
+                    rows[i].update(failed=True, reason=reason)
+            feasible = [i for i in feasible if not rows[i]["failed"]]
         if not feasible:
             return rows, 0.0
         start = time.perf_counter()

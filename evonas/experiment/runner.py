@@ -38,13 +38,38 @@ from evonas.experiment.final import finisher_for, read_final, run_final
 from evonas.experiment.front import read_front, run_front
 from evonas.experiment.generation import GenerationEvaluator
 from evonas.objectives import row_value
+from evonas.operators import mutate_one
 from evonas.report import write_report
 from evonas.store import NoCheckpointError, RunDir, RunDirError
 from evonas.store.run_dir import RunLock
 from evonas.strategies import num_objectives
+from evonas.train.proxies import zero_cost_scores
 
 # Streams folded into the seed's key: one per use, so adding a use never shifts another's.
 _STRATEGY_INIT, _SEARCH, _FINAL, _FRONT = 0, 1, 2, 3
+_PREFILTER = 7  # folded into a generation's key
+
+
+def prefilter(key: jax.Array, genomes: jax.Array, parts: Components,
+              config: ExperimentConfig) -> jax.Array:
+    """Screening by a zero-cost proxy: each asked genome competes with ``factor - 1`` of its
+    single-gene mutants; the best by the proxy takes its place (and is what the strategy is
+    told about). Strategies that learn from their own samples rather than the told genomes
+    (the evosax ones) see the fitness of the replacement.
+    """
+    proxy, factor = config.search.prefilter.proxy, config.search.prefilter.factor
+    genomes = jnp.asarray(genomes, jnp.int32)
+    k_mutate, k_score = jax.random.split(key)
+    space = parts.encoding.space
+    candidates = jnp.concatenate(
+        [genomes] + [mutate_one(jax.random.fold_in(k_mutate, j), genomes, space)
+                     for j in range(factor - 1)])
+    scores = zero_cost_scores(k_score, parts.encoding, np.asarray(candidates), parts.dataset,
+                              (proxy,))[proxy]
+    scores = np.where(np.isfinite(scores), scores, -np.inf).reshape(factor, -1)
+    pick = np.argmax(scores, axis=0)  # ties: the asked genome (candidate 0) first
+    return jnp.asarray(np.asarray(candidates).reshape(factor, *genomes.shape)[
+        pick, np.arange(genomes.shape[0])])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -396,10 +421,14 @@ class Experiment:
             if any(c.should_stop() for c in callbacks):
                 break
             start = time.perf_counter()
-            k_ask, k_eval = jax.random.split(jax.random.fold_in(search_key, generation))
+            generation_key = jax.random.fold_in(search_key, generation)
+            k_ask, k_eval = jax.random.split(generation_key)
             evaluate.on_new = lambda asked, new, g=generation: [
                 c.on_evaluate(g, asked, new) for c in callbacks]
             genomes, state = strategy.ask(k_ask, state)
+            if config.search.prefilter.proxy is not None:
+                genomes = prefilter(jax.random.fold_in(generation_key, _PREFILTER), genomes,
+                                    parts, config)
             parents = _parents(state, strategy.batch_size)
             result = evaluate.evaluate(k_eval, np.asarray(genomes), parents, run.history)
             told = result.objectives if multi else result.fitness

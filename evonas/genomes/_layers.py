@@ -51,6 +51,23 @@ def lecun_normal(fan_in: jax.Array | float) -> Callable[..., jax.Array]:
     return init
 
 
+CODES = "activation_codes"
+"""The collection a module sows its units' binary codes into (``pre-activation > 0``, with a
+mask of the units the architecture really has): what the NASWOT proxy scores. Sowing costs
+nothing unless ``apply(..., mutable=[CODES])`` asks for it."""
+
+
+def sow_codes(module: nn.Module, name: str, pre: jax.Array, mask: Any = 1.0) -> None:
+    """Sows ``(codes float32[batch, units], mask float32[units])`` of pre-activations ``pre``
+    (``[batch, ...]``) into :data:`CODES`; ``mask`` broadcasts against ``pre[0]``. Nothing is
+    sown by ``init`` (the variables stay parameters only) or unless the collection is mutable."""
+    if module.is_initializing() or not module.is_mutable_collection(CODES):
+        return
+    codes = (pre > 0).astype(jnp.float32).reshape(pre.shape[0], -1)
+    mask = jnp.broadcast_to(jnp.asarray(mask, jnp.float32), pre.shape[1:]).reshape(-1)
+    module.sow(CODES, name, (codes, mask))
+
+
 def mix_activations(z: jax.Array, onehot: jax.Array, names: Sequence[str]) -> jax.Array:
     """``sum_a onehot[a] * act_a(z)``: the activation a one-hot selects (zero if it selects none).
 

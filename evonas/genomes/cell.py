@@ -136,6 +136,8 @@ class CellEncoding:
     in_channels: int = 3
 
     name: ClassVar[str] = "nb201"
+    # The cell normalises with batch statistics: one all-ones input (synflow) is degenerate.
+    batch_statistics: ClassVar[bool] = True
 
     def __post_init__(self):
         for field in ("num_classes", "channels", "cells_per_stage", "in_channels"):

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import functools
 import operator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from evonas.genomes import _layers
 
 
 class CellArch(NamedTuple):
@@ -52,8 +54,11 @@ class _ReLUConvBN(nn.Module):
     kernel: int
     stride: int = 1
 
+    weight: Any = 1.0  # how much of this op the arch selects: the mask of its units' codes
+
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        _layers.sow_codes(self, "relu", x, self.weight)
         pad = self.kernel // 2  # PyTorch-style symmetric padding (SAME pads stride 2 unevenly)
         y = nn.Conv(
             self.features,
@@ -108,7 +113,9 @@ class _Cell(nn.Module):
                 if t != node:
                     continue
                 for op in self.edge_ops[e]:
-                    y = self._op(self.op_names[op], nodes[f], f"edge_{t}_{f}_{self.op_names[op]}")
+                    weight = 1.0 if weights is None else weights[e, op]
+                    y = self._op(self.op_names[op], nodes[f], f"edge_{t}_{f}_{self.op_names[op]}",
+                                 weight)
                     if y is not None:
                         terms.append(y if weights is None else weights[e, op] * y)
             # A node without inputs is zero, as in NAS-Bench-201's InferCell.
@@ -116,7 +123,7 @@ class _Cell(nn.Module):
         return nodes[-1]
 
     @staticmethod
-    def _op(name: str, x: jax.Array, module_name: str) -> jax.Array | None:
+    def _op(name: str, x: jax.Array, module_name: str, weight: Any) -> jax.Array | None:
         if name == "none":
             return None
         if name == "skip_connect":
@@ -124,7 +131,7 @@ class _Cell(nn.Module):
         if name == "avg_pool_3x3":
             return _avg_pool_3x3(x)
         kernel = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}[name]
-        return _ReLUConvBN(x.shape[-1], kernel, name=module_name)(x)
+        return _ReLUConvBN(x.shape[-1], kernel, weight=weight, name=module_name)(x)
 
 
 def _network(

@@ -158,6 +158,9 @@ class _LayerBody(nn.Module):
             pre = z if pre is None else pre + z
         out = None
         if pre is not None:
+            active = 1.0 if single else sel("conv") * ("conv" in b.kinds) + sel("dwsep") * (
+                "dwsep" in b.kinds)
+            _layers.sow_codes(self, "pre", pre, out_mask * active)
             out = _layers.mix_activations(pre, arch.activation, self.activations)
         for kind in ("maxpool", "avgpool", "keep"):
             if kind in b.kinds:
@@ -217,7 +220,9 @@ class _StemConv(nn.Module):
         shape = (_STEM_KERNEL,) * nd + (x.shape[-1], self.width)
         kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
         bias = self.param("bias", nn.initializers.zeros_init(), (self.width,))
-        return nn.relu(_layers.conv(x, kernel, self.impl) + bias)
+        pre = _layers.conv(x, kernel, self.impl) + bias
+        _layers.sow_codes(self, "pre", pre)
+        return nn.relu(pre)
 
 
 class ConvNet(nn.Module):
@@ -275,6 +280,7 @@ class _ExactLayer(nn.Module):
             return h
         else:
             return _layers.pool(h, 3, self.kind[:3])
+        _layers.sow_codes(self, "pre", z)
         return _layers.ACTIVATIONS[self.activation](z)
 
 

@@ -82,6 +82,7 @@ class MLPSupernet(nn.Module):
         for i, width in enumerate(self.widths):
             z = _MaskedDense(width, name=f"dense_{i}")(h, fan_in)
             mask = arch.width_mask[i, :width]
+            _layers.sow_codes(self, f"codes_{i}", z, mask)
             h = _layers.mix_activations(z, arch.activation[i], self.activations) * mask
             fan_in = jnp.sum(arch.width_mask[i])
             if i + 1 < self.min_layers:
@@ -120,7 +121,9 @@ class MLPNet(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         h = x.reshape(x.shape[0], -1)
         for i, (width, act) in enumerate(zip(self.widths, self.activations)):
-            h = _layers.ACTIVATIONS[act](nn.Dense(width, name=f"dense_{i}")(h))
+            z = nn.Dense(width, name=f"dense_{i}")(h)
+            _layers.sow_codes(self, f"codes_{i}", z)
+            h = _layers.ACTIVATIONS[act](z)
         return nn.Dense(self.num_classes, name="head")(h)
 
 

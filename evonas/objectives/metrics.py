@@ -23,6 +23,9 @@ TEST_METRICS: tuple[str, ...] = tuple(
 MEASURED_METRICS: tuple[str, ...] = ("latency",)
 """Measured on this machine when an objective or a constraint names them (milliseconds)."""
 
+PROXY_METRICS: tuple[str, ...] = ("naswot", "synflow", "grad_norm", "snip")
+"""Zero-cost proxies of untrained networks (``evonas.train.proxies``); higher is better."""
+
 COST_METRICS: tuple[str, ...] = ("params", "flops")
 """Analytic costs every encoding reports (``encoding.cost``); an encoding may add more
 (``depth``), and a trainable one adds ``executed_params`` / ``executed_flops``."""
@@ -34,6 +37,7 @@ HISTORY_COLUMNS: tuple[str, ...] = ("params", "flops", "val_acc", "val_loss")
 # Exact names, then last words: True where higher is better.
 _DIRECTIONS: dict[str, bool] = {
     "acc": True, "accuracy": True, "precision": True, "recall": True, "f1": True,
+    "naswot": True, "synflow": True, "grad_norm": True, "snip": True,
     "loss": False, "error": False, "params": False, "flops": False, "macs": False,
     "depth": False, "latency": False, "energy": False, "memory": False, "size": False,
 }

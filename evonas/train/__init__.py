@@ -12,12 +12,14 @@ from evonas.train.config import OPTIMIZERS, PLANS, SCHEDULES, ProgramOptions, Tr
 from evonas.train.loop import train_population
 from evonas.train.metrics import confusion_metrics
 from evonas.train.plans import CostModel, Group
+from evonas.train.proxies import PROXIES, zero_cost_scores
 from evonas.train.result import PopulationResult
 from evonas.train.standalone import accuracy, predict_logits, train_module
 from evonas.train.step import cross_entropy, descent_step
 
 __all__ = [
     "OPTIMIZERS",
+    "PROXIES",
     "PLANS",
     "SCHEDULES",
     "CompileCounter",
@@ -35,4 +37,5 @@ __all__ = [
     "predict_logits",
     "train_module",
     "train_population",
+    "zero_cost_scores",
 ]
