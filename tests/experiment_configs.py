@@ -42,4 +42,5 @@ def evaluations(run_dir) -> list[tuple]:
 
     with History(run_dir / "history.sqlite", readonly=True) as history:
         return [(r["id"], r["generation"], tuple(r["genome"]), r["fitness"], r["failed"],
-                 r["cached"], tuple(r["parents"]), r["val_loss"]) for r in history.rows()]
+                 r["cached"], tuple(r["parents"]), r["val_loss"], r["fidelity"], r["estimate"])
+                for r in history.rows()]

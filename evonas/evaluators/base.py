@@ -19,6 +19,9 @@ class Results:
         metrics: ``{name: float32[P]}``, everything measured (accuracy, loss, table columns).
         costs: ``{name: float32[P]}``, analytic costs (params, flops, ...).
         failed: ``bool[P]``, True where the individual could not be evaluated.
+        fidelity: ``int[P]``, training steps each individual's own weights had (fewer than the
+            full budget under successive halving or weight inheritance, 0 for one-shot
+            estimates), or None where the notion does not apply (a table).
     """
 
     fitness: jax.Array
@@ -26,6 +29,7 @@ class Results:
     metrics: dict[str, jax.Array]
     costs: dict[str, jax.Array]
     failed: jax.Array
+    fidelity: jax.Array | None = None
 
 
 @runtime_checkable
@@ -41,6 +45,9 @@ class Evaluator(Protocol):
         maximize: whether higher ``Results.fitness`` is better.
         protocol: (optional) how the fitness was obtained, in words, for reports and the
             history (``"training"``, ``"oracle tabular"``); default the class name.
+        estimate: (optional) how each fitness is estimated, one word the history records per
+            row (``"trained"``, ``"inherited"``, ``"oneshot"``, ``"table"``); default
+            ``protocol``.
         encoding: (optional) the encoding whose genomes it scores.
     """
 
@@ -59,6 +66,11 @@ class Evaluator(Protocol):
             ``failed`` set and NaN fitness, and must not affect the others' results.
         """
         ...
+
+
+def describe_estimate(evaluator: Any) -> str:
+    """How ``evaluator`` estimates fitness, in one word, for the history's ``estimate``."""
+    return str(getattr(evaluator, "estimate", describe_protocol(evaluator)))
 
 
 def describe_protocol(evaluator: Any) -> str:

@@ -53,6 +53,7 @@ class TabularEvaluator:
         self.encoding = table.encoding
         self.maximize = table.maximize
         self.protocol = table.protocol
+        self.estimate = "table"
         cost = jax.eval_shape(self.encoding.cost, jnp.zeros((self.space.num_genes,), jnp.int32))
         self.cost_names = tuple(k for k in cost if not k.startswith("executed_"))
         if isinstance(objectives, str):

@@ -34,6 +34,7 @@ class TrainingEvaluator:
     """
 
     protocol = "training"
+    estimate = "trained"
 
     def __init__(self, encoding: Any, dataset: Any, config: TrainConfig | None = None,
                  fitness: str = "val_acc"):
@@ -70,4 +71,5 @@ class TrainingEvaluator:
             metrics=metrics,
             costs=costs,
             failed=jnp.asarray(result.failed),
+            fidelity=jnp.asarray(result.steps, jnp.int32),
         )

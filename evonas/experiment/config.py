@@ -49,7 +49,8 @@ FINGERPRINT_VERSION = 2
 # Version 1 (run directories written before run.json recorded a version) also left these out.
 # Fields added since are left out of it too: version-1 directories never had them.
 _V1_EXCLUDED = (*FINGERPRINT_EXCLUDED, "train.plan", "train.memory_budget_mb",
-                "train.steps_per_call", "search.proxies", "search.prefilter")
+                "train.steps_per_call", "search.proxies", "search.prefilter", "train.rungs",
+                "train.eta")
 
 
 # -- sections --------------------------------------------------------------------------------

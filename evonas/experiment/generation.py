@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evonas.evaluators import LatencyMeter, describe_protocol
+from evonas.evaluators import LatencyMeter, describe_estimate, describe_protocol
 from evonas.experiment.components import cost_metrics
 from evonas.experiment.config import ExperimentConfig
 from evonas.genomes import canonical_genomes
@@ -72,6 +72,9 @@ class GenerationEvaluator:
         self.cost_names = cost_metrics(encoding)
         constraints = config.search.parsed_constraints()
         self.proxies = tuple(config.search.proxies)
+        screen = config.search.prefilter.proxy
+        # How fitness is estimated, as the history records it ("naswot+trained": screened).
+        self.estimate = (f"{screen}+" if screen else "") + describe_estimate(evaluator)
         # Checked before training: analytic costs, measured latency and zero-cost proxies.
         before = set(self.cost_names) | set(MEASURED_METRICS) | set(PROXIES)
         self.cost_constraints = [c for c in constraints if c.metric in before]
@@ -149,7 +152,7 @@ class GenerationEvaluator:
                 "executed_flops": (float(costs["executed_flops"][i])
                                    if "executed_flops" in costs else None),
                 "failed": reason is not None, "reason": reason, "fitness": None,
-                "train_seconds": 0.0,
+                "train_seconds": 0.0, "fidelity": None, "estimate": None,
             })
         feasible = [i for i, r in enumerate(rows) if not r["failed"]]
         if feasible and self.proxies:
@@ -171,6 +174,8 @@ class GenerationEvaluator:
         share = seconds / len(feasible)  # wall time of the population, split evenly
         metrics = {k: np.asarray(v, np.float64) for k, v in results.metrics.items()}
         failed_all = np.asarray(results.failed)
+        fidelity = (None if getattr(results, "fidelity", None) is None
+                    else np.asarray(results.fidelity))
         for j, i in enumerate(feasible):
             row = rows[i]
             measured = {k: float(v[j]) for k, v in metrics.items()}
@@ -186,7 +191,8 @@ class GenerationEvaluator:
                          **{k: v for k, v in measured.items() if math.isfinite(v)}},
                 val_acc=measured.get("val_acc"), val_loss=measured.get("val_loss"),
                 failed=failed or reason is not None, reason=reason,
-                train_seconds=share,
+                train_seconds=share, estimate=self.estimate,
+                fidelity=None if fidelity is None else int(fidelity[j]),
             )
             value = row_value(row, self.objectives[0][0])
             # An objective the evaluation could not give (NaN) fails the row: it can't rank.
@@ -200,4 +206,4 @@ class GenerationEvaluator:
 
 # Fields of a result row that a cached copy reuses unchanged.
 _RESULT_FIELDS = ("description", "fitness", "metrics", "val_acc", "val_loss", "params", "flops",
-                  "executed_flops", "failed", "reason")
+                  "executed_flops", "failed", "reason", "fidelity", "estimate")

@@ -109,8 +109,13 @@ def unknown_key(path: str, key: str, valid: Sequence[str]) -> ValueError:
                       f"{', '.join(valid)}")
 
 
-def from_mapping(cls: type, mapping: Any, path: str) -> Any:
-    """Builds the dataclass ``cls`` from a mapping, rejecting unknown keys and bad types."""
+def from_mapping(cls: type, mapping: Any, path: str, base: Any = None) -> Any:
+    """Builds the dataclass ``cls`` from a mapping, rejecting unknown keys and bad types.
+
+    Keys left out take ``base``'s values when given, else the class defaults; a section whose
+    default is an instance (``ExperimentConfig.train = TrainConfig(steps=200)``) starts from
+    that instance, so a YAML that sets one key of it keeps the others.
+    """
     where = path or "the config"
     if not isinstance(mapping, Mapping):
         raise ValueError(
@@ -118,20 +123,26 @@ def from_mapping(cls: type, mapping: Any, path: str) -> Any:
             f"({type(mapping).__name__})"
         )
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
-    kwargs = {}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    names = list(fields)
+    kwargs = {} if base is None else {n: getattr(base, n) for n in names}
     for key, value in mapping.items():
         full = f"{path}.{key}" if path else str(key)
         if key not in names:
             raise unknown_key(full, key, names)
-        kwargs[key] = coerce(full, value, hints[key])
+        default = fields[key].default
+        if (dataclasses.is_dataclass(default) and not isinstance(default, type)
+                and isinstance(value, Mapping)):
+            kwargs[key] = from_mapping(type(default), value, full, base=default)
+        else:
+            kwargs[key] = coerce(full, value, hints[key])
     try:
         return cls(**kwargs)
     except ValueError as err:
         # Sections defined elsewhere (TrainConfig) name themselves by class; name the YAML path.
         prefix = f"{cls.__name__}."
         if path and str(err).startswith(prefix):
-            raise ValueError(f"{path}.{str(err)[len(prefix):]}") from None
+            raise ValueError(str(err).replace(prefix, f"{path}.")) from None
         raise
 
 

@@ -61,6 +61,8 @@ class Evaluation:
     failed: bool
     reason: str | None = None
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    estimate: str | None = None  # how the fitness was obtained: trained, inherited, oneshot, ...
+    fidelity: float = math.nan  # training steps of the architecture's own weights
 
     def as_row(self) -> dict[str, Any]:
         """The fields objective functions read (``evonas.objectives``), as a dict."""
@@ -114,6 +116,8 @@ def _evaluation(row: dict[str, Any]) -> Evaluation:
         failed=bool(row.get("failed") or 0),
         reason=row.get("reason"),
         metrics=metrics if isinstance(metrics, dict) else {},
+        estimate=None if row.get("estimate") is None else str(row["estimate"]),
+        fidelity=_number(row.get("fidelity")),
     )
 
 

@@ -80,13 +80,24 @@ def _top_table(top: Sequence[Evaluation]) -> str:
         f"<tr><td class=num>{_esc(e.id)}</td><td class=num>{_esc(e.generation)}</td>"
         f"<td class=num>{_fmt(e.fitness)}</td><td class=num>{_esc(describe_cost(e.params))}</td>"
         f"<td class=num>{_esc(describe_cost(e.flops))}</td>"
+        f"<td>{_esc(describe_estimate(e))}</td>"
         f"<td>{html.escape(summarize(e.description))}</td></tr>"
         for e in top
     )
     return (
         "<table><thead><tr><th>id</th><th>generation</th><th>fitness</th><th>params</th>"
-        f"<th>flops</th><th>architecture</th></tr></thead><tbody>\n{rows}\n</tbody></table>"
+        "<th>flops</th><th>fitness estimated by</th><th>architecture</th></tr></thead>"
+        f"<tbody>\n{rows}\n</tbody></table>"
     )
+
+
+def describe_estimate(e: Evaluation) -> str:
+    """``trained, 600 steps``, ``oneshot``, ``table``: how a row's fitness was obtained."""
+    if e.estimate is None:
+        return "–"
+    if math.isfinite(e.fidelity) and e.fidelity > 0:
+        return f"{e.estimate}, {int(e.fidelity)} steps"
+    return e.estimate
 
 
 def _get(mapping: Any, key: str, default: Any = "–") -> Any:

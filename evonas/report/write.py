@@ -59,6 +59,15 @@ def _tested(front: dict[str, Any] | None) -> dict[int, float]:
     return out
 
 
+def _estimates(evaluations: list[Any]) -> str:
+    """``trained (40), oneshot (200)``: how the rows' fitness was obtained, by count."""
+    counts: dict[str, int] = {}
+    for e in evaluations:
+        if e.estimate is not None:
+            counts[e.estimate] = counts.get(e.estimate, 0) + 1
+    return ", ".join(f"{k} ({n})" for k, n in sorted(counts.items())) or "–"
+
+
 def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None
                  ) -> dict[str, Path]:
     """Writes the report of ``run_dir`` into ``out_dir`` (default ``run_dir/report``).
@@ -118,6 +127,7 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         "generations": len({e.generation for e in evaluations}),
         "failed": len(evaluations) - len(ok),
         "best": "–" if best is None else f"{best.fitness:.4g} (#{best.id})",
+        "fitness estimated by": _estimates(evaluations),
         "written": datetime.datetime.now().isoformat(timespec="seconds"),
     }
     page = render_html(run.resolve().name, [(caption, images[key]) for key, _, caption in shown],

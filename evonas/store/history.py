@@ -29,7 +29,10 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 2 added ``fidelity`` and ``estimate``; a version-1 history is migrated when opened for
+# writing (the new columns are NULL for its rows) and read as it is otherwise.
+_ADDED_IN_2 = ("fidelity", "estimate")
 
 # (column, sqlite type) of ``evaluations``, in order; ``generation`` comes from append_generation.
 _COLUMNS = (
@@ -50,6 +53,8 @@ _COLUMNS = (
     ("reason", "TEXT"),
     ("train_seconds", "REAL"),
     ("cached", "INTEGER NOT NULL"),
+    ("fidelity", "INTEGER"),  # optimiser steps the row's architecture was trained (None: none)
+    ("estimate", "TEXT"),  # how its fitness was obtained: trained, halving, inherited, ...
 )
 COLUMNS: tuple[str, ...] = tuple(name for name, _ in _COLUMNS)
 ROW_FIELDS: tuple[str, ...] = tuple(c for c in COLUMNS if c != "generation")
@@ -218,14 +223,22 @@ class History:
 
     def _check_schema(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        self._columns = COLUMNS
         if version == 0 and not self.readonly:
             self._db.executescript(
                 f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
             )
+        elif version == 1 and not self.readonly:
+            added = "; ".join(f"ALTER TABLE evaluations ADD COLUMN {n} {t}"
+                              for n, t in _COLUMNS if n in _ADDED_IN_2)
+            self._db.executescript(f"BEGIN; {added}; PRAGMA user_version={SCHEMA_VERSION}; "
+                                   "COMMIT;")
+        elif version == 1:
+            self._columns = tuple(c for c in COLUMNS if c not in _ADDED_IN_2)
         elif version != SCHEMA_VERSION:
             raise ValueError(
                 f"the history {self.path} has schema version {version}; this evonas reads "
-                f"version {SCHEMA_VERSION}: use the evonas version that wrote it"
+                f"versions 1 and {SCHEMA_VERSION}: use the evonas version that wrote it"
             )
 
     def close(self) -> None:
@@ -361,6 +374,8 @@ class History:
             "reason": None if row.get("reason") is None else str(row["reason"]),
             "train_seconds": _opt_float(row.get("train_seconds")),
             "cached": int(bool(row.get("cached", False))),
+            "fidelity": _opt_int(row.get("fidelity")),
+            "estimate": None if row.get("estimate") is None else str(row["estimate"]),
         }
         return tuple(values[c] for c in COLUMNS)
 
@@ -412,7 +427,7 @@ class History:
 
         JSON columns come back decoded; ``failed`` and ``cached`` as bools.
         """
-        query = f"SELECT {', '.join(COLUMNS)} FROM evaluations"
+        query = f"SELECT {', '.join(self._columns)} FROM evaluations"
         params: tuple[Any, ...] = ()
         if generation is not None:
             query, params = query + " WHERE generation = ?", (int(generation),)
@@ -425,8 +440,8 @@ class History:
         are returned too (``failed`` set): whether to retry them is the caller's choice.
         """
         rows = self._read(
-            f"SELECT {', '.join(COLUMNS)} FROM evaluations WHERE genome_key = ? AND cached = 0 "
-            "ORDER BY id LIMIT 1",
+            f"SELECT {', '.join(self._columns)} FROM evaluations "
+            "WHERE genome_key = ? AND cached = 0 ORDER BY id LIMIT 1",
             (str(key),),
         )
         return self._decode(rows[0]) if rows else None
@@ -437,9 +452,9 @@ class History:
             f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM generations ORDER BY generation")
         return [dict(zip(_SUMMARY_COLUMNS, r)) for r in rows]
 
-    @staticmethod
-    def _decode(values: Sequence[Any]) -> dict[str, Any]:
-        row = dict(zip(COLUMNS, values))
+    def _decode(self, values: Sequence[Any]) -> dict[str, Any]:
+        row = dict.fromkeys(COLUMNS)
+        row.update(zip(self._columns, values))
         for column in _JSON_COLUMNS:
             row[column] = json.loads(row[column])
         row["failed"] = bool(row["failed"])

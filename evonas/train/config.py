@@ -73,6 +73,13 @@ class TrainConfig:
             evaluation, at the lowest optimisation level), ``"default"`` leaves XLA's defaults
             (see :func:`compiler_options`). Compiles dominate short CPU runs; measured on the
             project's 2-core CPU with ``benchmarks/throughput.py``.
+        rungs: successive halving inside a call (Jamieson & Talwalkar 2016; Li et al. 2017,
+            "Hyperband"): everyone trains to ``rungs[0]`` steps and is evaluated, the best
+            ``1 / eta`` (by validation accuracy) continue, with the same optimiser state and
+            batches, to the next rung, and so on to ``steps``. Increasing, below ``steps``,
+            multiples of ``steps_per_call``. Empty: everyone trains ``steps``.
+        eta: the halving rate (``>= 2``): the share promoted from one rung to the next is
+            ``1 / eta``, rounded up.
         max_programs: the most compiled programs a trainer's cache keeps between calls; past
             it the cache starts over (memory stays bounded over a long search; a shape met again
             compiles again, to the same program and numbers).
@@ -98,6 +105,8 @@ class TrainConfig:
     exact_modules: bool = True
     xla: str = "fast"
     max_programs: int = 128
+    rungs: tuple[int, ...] = ()
+    eta: int = 3
 
     def __post_init__(self):
         for field in ("steps", "batch_size", "eval_batch_size", "steps_per_call", "max_programs"):
@@ -111,6 +120,20 @@ class TrainConfig:
         checks.number("TrainConfig.memory_budget_mb", self.memory_budget_mb, 0.0, open_low=True)
         checks.boolean("TrainConfig.evaluate_test", self.evaluate_test)
         checks.boolean("TrainConfig.exact_modules", self.exact_modules)
+        checks.integer("TrainConfig.eta", self.eta, low=2)
+        rungs = tuple(self.rungs)
+        for r in rungs:
+            checks.positive_int("TrainConfig.rungs[]", r)
+        if any(b <= a for a, b in zip(rungs, rungs[1:])):
+            raise ValueError(f"TrainConfig.rungs must increase; got {list(rungs)}")
+        if rungs and rungs[-1] >= self.steps:
+            raise ValueError(f"TrainConfig.rungs {list(rungs)} must be below TrainConfig.steps="
+                             f"{self.steps} (the full budget, which is the last rung)")
+        bad = [r for r in rungs if r % self.steps_per_call]
+        if bad:
+            raise ValueError(f"TrainConfig.rungs {bad} must be multiples of "
+                             f"TrainConfig.steps_per_call={self.steps_per_call}")
+        object.__setattr__(self, "rungs", tuple(int(r) for r in rungs))
         if self.compile_cache_dir is not None and not isinstance(self.compile_cache_dir, str):
             raise ValueError(f"TrainConfig.compile_cache_dir must be a path string or None; "
                              f"got {self.compile_cache_dir!r}")

@@ -12,6 +12,7 @@ read from a trace of ``encoding.cost`` (constants of the bounds), so planning co
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -114,6 +115,125 @@ def _run_chunk(cache: ProgramCache, spec: GroupSpec, params: Any, genomes: np.nd
     return _ChunkOutput(np.asarray(state.fail_step), np.asarray(state.fail_loss),
                         np.asarray(state.loss), np.asarray(loss_sum), np.asarray(confusion),
                         step_seconds)
+
+
+class _Job(NamedTuple):
+    """One chunk of a group, as the host loop runs it."""
+
+    spec: GroupSpec
+    cut: Callable[[Any], Any]
+    exact: bool
+    seen: tuple[Any, int]
+    index: np.ndarray  # int32[size]: population positions (the last chunk padded)
+    real: int  # how many of them are real members
+
+
+class _Halved(NamedTuple):
+    steps: np.ndarray  # int64[P]: steps each individual trained
+    outputs: list[np.ndarray]  # fail_step, fail_loss, train_loss, loss_sum, confusion: [P, ...]
+    step_seconds: list[float]  # per group, the mean over its timed chunks (NaN: none timed)
+
+
+def _survivor_size(living: int, size: int, devices: int) -> int:
+    """Chunk size for ``living`` survivors of a group whose chunks held ``size``: the next power
+    of two (so halving compiles a few sizes, not one per count), rounded to the devices."""
+    return min(size, round_size(1 << max(living - 1, 0).bit_length(), devices))
+
+
+def _halving(cache: ProgramCache, jobs: list[list[_Job]], init: Any, genomes: np.ndarray,
+             data: _DeviceData, sharding: PopulationSharding, config: TrainConfig,
+             outputs: list[np.ndarray]) -> _Halved:
+    """Successive halving inside one call: every chunk trains to the first rung and is
+    evaluated; the best ``1 / eta`` of the living (by validation accuracy; a failed one never)
+    continue from their state, with the same batches, to the next rung, and so on to
+    ``config.steps``.
+
+    Between rungs the states wait on the host, one per individual, and each group's survivors
+    are packed into chunks of their own (a power of two, see :func:`_survivor_size`): the
+    stopped cost nothing further. A survivor's numbers are those it would have had trained
+    without stops (the chunk it shares does not change them). ``outputs`` (arrays over the
+    population) receive each individual's numbers at its last rung.
+    """
+    budgets = [*config.rungs, config.steps]
+    alive = np.ones(len(genomes), bool)
+    steps = np.zeros(len(genomes), np.int64)
+    accuracy = np.full(len(genomes), -np.inf)
+    states: dict[int, Any] = {}  # individual -> its state, host arrays without the chunk axis
+    specs: dict[int, GroupSpec] = {}  # group -> its spec with the packed layout
+    times: list[list[float]] = [[] for _ in jobs]
+    for k, budget in enumerate(budgets):
+        start = budgets[k - 1] if k else 0
+        for g, group_jobs in enumerate(jobs):
+            job = group_jobs[0]  # every chunk of a group shares its spec, cut and size
+            if k == 0:
+                chunks = [(j.index, j.real) for j in group_jobs]
+            else:
+                members = np.concatenate([j.index[:j.real] for j in group_jobs])
+                living = members[alive[members]]
+                if not len(living):
+                    continue
+                size = _survivor_size(len(living), len(job.index), sharding.count)
+                chunks = [(np.concatenate([part, np.full(size - len(part), part[0])]),
+                           len(part)) for part in np.array_split(
+                               living, range(size, len(living), size))]
+            for index, real in chunks:
+                if k == 0:
+                    params = job.cut(jax.tree.map(lambda a, i=index: a[i], init))
+                    specs[g] = spec = dataclasses.replace(job.spec, layout=Layout.of(params))
+                    state = initial_state(spec, params)
+                else:
+                    spec = specs[g]
+                    state = jax.tree.map(lambda *rows: np.stack(rows),
+                                         *[states[int(i)] for i in index])
+                state, seconds = _train_steps(cache, spec, sharding.split(state),
+                                              sharding.split(genomes[index]), data, start,
+                                              budget)
+                loss_sum, confusion = cache.evaluate(spec, state.params,
+                                                     sharding.split(genomes[index]),
+                                                     data.x_eval, data.y_eval, data.split,
+                                                     data.num_splits)
+                state = jax.tree.map(np.asarray, state)
+                seen = (job.seen[0], len(index))
+                cache.seen.add(seen)
+                if np.isfinite(seconds):
+                    cache.step_seconds[(*seen, job.exact)] = seconds
+                    times[g].append(seconds)
+                chunk = (state.fail_step, state.fail_loss, state.loss, np.asarray(loss_sum),
+                         np.asarray(confusion))
+                idx = index[:real]  # padding individuals are discarded
+                for out, value in zip(outputs, chunk):
+                    out[idx] = value[:real]
+                for j, i in enumerate(idx):
+                    states[int(i)] = jax.tree.map(lambda a, j=j: a[j], state)
+                val = chunk[4][:real, 0]
+                correct = np.trace(val, axis1=1, axis2=2) / np.maximum(val.sum(axis=(1, 2)), 1)
+                accuracy[idx] = np.where(chunk[0][:real] >= 0, -np.inf, correct)
+        steps[alive] = budget
+        if k + 1 < len(budgets):  # promote the best 1/eta of the living, ties to the first
+            living = np.flatnonzero(alive & np.isfinite(accuracy))
+            order = living[np.lexsort((living, -accuracy[living]))]
+            alive = np.zeros_like(alive)
+            alive[order[:math.ceil(len(living) / config.eta)]] = True
+            for i in np.flatnonzero(~alive):
+                states.pop(int(i), None)  # a stopped individual's state is not needed again
+    return _Halved(steps, outputs, [float(np.mean(t)) if t else float("nan") for t in times])
+
+
+def _train_steps(cache: ProgramCache, spec: GroupSpec, state: Any, genomes_d: Any,
+                 data: _DeviceData, start: int, stop: int) -> tuple[Any, float]:
+    """Steps ``start .. stop`` of a chunk (calls of ``steps_per_call``); seconds per step once
+    compiled (NaN when only one call ran)."""
+    spc = spec.options.steps_per_call
+    starts = list(range(start, stop, spc))
+    state = cache.train(spec, state, genomes_d, data.x_train, data.y_train, data.indices,
+                        starts[0])
+    jax.block_until_ready(state)
+    t = time.perf_counter()
+    for t0 in starts[1:]:
+        state = cache.train(spec, state, genomes_d, data.x_train, data.y_train, data.indices, t0)
+    jax.block_until_ready(state)
+    timed = (len(starts) - 1) * spc
+    return state, (time.perf_counter() - t) / timed if timed else float("nan")
 
 
 def _chunks(group: Group, size: int) -> list[tuple[np.ndarray, int]]:
@@ -274,6 +394,7 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
         train_loss = np.zeros(p, np.float32)
         loss_sum, confusion = np.zeros((p, s), np.float64), np.zeros((p, s, c, c), np.float64)
         step_seconds = []
+        jobs = []
         for group in groups:
             cost = executed_of(group.bounds)
             need = individual_bytes(cost["executed_params"], cost["executed_flops"], max_macs,
@@ -286,15 +407,25 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
                 module, exact_cut = _exact_module(encoding, genomes, group)
                 if module is not None:
                     spec, cut, exact = dataclasses.replace(spec, exact=module), exact_cut, True
+            seen = (spec_of(group.bounds), size)  # what the cost model asks about
+            jobs.append([_Job(spec, cut, exact, seen, index, real)
+                         for index, real in _chunks(group, size)])
+        if config.rungs:
+            halved = _halving(cache, jobs, init, genomes, data, sharding, config,
+                              [fail_step, fail_loss, train_loss, loss_sum, confusion])
+            steps_trained, step_seconds = halved.steps, halved.step_seconds
+        else:
+            steps_trained = np.full(len(genomes), config.steps, np.int64)
+        for group_jobs in jobs if not config.rungs else ():
             times = []
-            for index, real in _chunks(group, size):
-                chunk_params = jax.tree.map(lambda a, i=index: a[i], init)
-                out = _run_chunk(cache, spec, chunk_params, genomes[index], data, sharding, cut)
-                seen = (spec_of(group.bounds), size)  # what the cost model asks about
-                cache.seen.add(seen)
+            for job in group_jobs:
+                chunk_params = jax.tree.map(lambda a, i=job.index: a[i], init)
+                out = _run_chunk(cache, job.spec, chunk_params, genomes[job.index], data,
+                                 sharding, job.cut)
+                cache.seen.add(job.seen)
                 if np.isfinite(out.step_seconds):
-                    cache.step_seconds[(*seen, exact)] = out.step_seconds
-                idx = index[:real]  # padding individuals are discarded
+                    cache.step_seconds[(*job.seen, job.exact)] = out.step_seconds
+                idx, real = job.index[:job.real], job.real  # padding individuals are discarded
                 fail_step[idx], fail_loss[idx] = out.fail_step[:real], out.fail_loss[:real]
                 train_loss[idx] = out.train_loss[:real]
                 loss_sum[idx], confusion[idx] = out.loss_sum[:real], out.confusion[:real]
@@ -309,6 +440,7 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
         for name, values in measured.items():
             metrics[f"{prefix}_{name}"] = np.where(failed, np.nan, values).astype(np.float32)
     return PopulationResult(
+        steps=steps_trained,
         metrics=metrics,
         failed=failed,
         reasons=[_reason(int(st), float(lo)) for st, lo in zip(fail_step, fail_loss)],

@@ -15,6 +15,8 @@ class PopulationResult:
     """Per-individual metrics and what the run cost.
 
     Attributes:
+        steps: ``int64[P]``, optimiser steps each individual trained (below
+            ``TrainConfig.steps`` for those successive halving stopped at a rung).
         metrics: ``{name: float32[P]}``: ``val_acc``, ``val_loss``, ``val_precision``,
             ``val_recall``, ``val_f1`` (macro averages), ``train_loss`` (the last finite step's),
             and the same ``test_*`` when ``TrainConfig.evaluate_test``. NaN where failed.
@@ -34,6 +36,7 @@ class PopulationResult:
         step_seconds: per group, seconds per training step once compiled (from the host loop).
     """
 
+    steps: np.ndarray
     metrics: dict[str, np.ndarray]
     failed: np.ndarray
     reasons: list[str | None]

@@ -307,3 +307,16 @@ def test_renaming_the_strategy_or_encoding_drops_the_other_ones_defaults():
     kept = ExperimentConfig.from_dict({}).with_overrides(
         ["strategy.name=genetic_algorithm", "strategy.params.population_size=16"])
     assert kept.strategy.params == {"population_size": 16}  # what the user set stays
+
+
+def test_a_section_given_in_part_keeps_the_defaults_other_values():
+    """The embedded default trains 200 steps; ``train: {rungs: ...}`` must not reset that to
+    the class's own default."""
+    config = ExperimentConfig.from_dict({"train": {"rungs": [25, 75], "eta": 3}})
+    assert config.train.steps == ExperimentConfig().train.steps == 200
+    assert config.train.rungs == (25, 75)
+    with pytest.raises(ValueError, match=r"^train.rungs \[25, 200\] must be below "
+                                         r"train.steps=200"):
+        ExperimentConfig.from_dict({"train": {"rungs": [25, 200]}})
+    with pytest.raises(ValueError, match=r"^train.eta must be"):
+        ExperimentConfig.from_dict({"train": {"eta": 1}})

@@ -21,6 +21,11 @@ from tests.experiment_configs import evaluations, tiny_config, write_yaml
 EVONAS = [sys.executable, "-m", "evonas.cli"]
 # Four generations of 4 and no final stage: long enough to be killed inside a generation.
 SECTIONS = {"search": {"generations": 4}, "final": {"retrain_top_k": 0}}
+# Cheap evaluation keeps state between generations too (survivors, parents' weights, supernet).
+METHODS = {
+    "trained": {},
+    "halving": {"train": {"rungs": [5, 10], "eta": 2}},
+}
 
 
 def _evonas(*args: str) -> subprocess.Popen:
@@ -34,13 +39,21 @@ def _has_checkpoint(run_dir: Path) -> bool:
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_then_resume_gives_identical_rows(tmp_path):
-    config = write_yaml(tmp_path / "tiny.yaml", **SECTIONS)
+@pytest.mark.parametrize("method", list(METHODS))
+def test_sigkill_at_random_moments_then_resume_gives_identical_rows(tmp_path, method):
+    sections = {**SECTIONS}
+    for name, values in METHODS[method].items():
+        sections[name] = {**sections.get(name, {}), **values}
+    config = write_yaml(tmp_path / "tiny.yaml", **sections)
     start = time.perf_counter()
     assert _evonas("run", str(config), "--run-dir", str(tmp_path / "alone")).wait() == 0
     duration = time.perf_counter() - start
     expected = evaluations(tmp_path / "alone")
     assert len(expected) == 16
+    trained = [row for row in expected if not row[5]]
+    assert {row[-1] for row in trained} == {"trained"}
+    if method == "halving":  # of each generation's new genomes some stopped early
+        assert {row[-2] for row in trained} >= {5, 20}
 
     run_dir = tmp_path / "killed"
     rng = np.random.default_rng(0)
