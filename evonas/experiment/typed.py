@@ -113,8 +113,9 @@ def from_mapping(cls: type, mapping: Any, path: str, base: Any = None) -> Any:
     """Builds the dataclass ``cls`` from a mapping, rejecting unknown keys and bad types.
 
     Keys left out take ``base``'s values when given, else the class defaults; a section whose
-    default is an instance (``ExperimentConfig.train = TrainConfig(steps=200)``) starts from
-    that instance, so a YAML that sets one key of it keeps the others.
+    default is an instance other than its class's default (``ExperimentConfig.train =
+    TrainConfig(steps=200)``) starts from that instance, so a YAML that sets one key of it
+    keeps the others.
     """
     where = path or "the config"
     if not isinstance(mapping, Mapping):
@@ -132,7 +133,7 @@ def from_mapping(cls: type, mapping: Any, path: str, base: Any = None) -> Any:
             raise unknown_key(full, key, names)
         default = fields[key].default
         if (dataclasses.is_dataclass(default) and not isinstance(default, type)
-                and isinstance(value, Mapping)):
+                and isinstance(value, Mapping) and default != type(default)()):
             kwargs[key] = from_mapping(type(default), value, full, base=default)
         else:
             kwargs[key] = coerce(full, value, hints[key])
