@@ -302,6 +302,9 @@ def build_components(config: ExperimentConfig) -> Components:
         if config.search.proxies or config.search.prefilter.proxy:
             raise ValueError("search.proxies and search.prefilter score untrained networks; a "
                              "tabular evaluator trains none: remove them")
+        if config.train.inherit is not None or config.train.rungs:
+            raise ValueError("train.inherit and train.rungs change how networks train; a "
+                             "tabular evaluator trains none: remove them")
         table = build_table(config)
         dataset, encoding, options, table_ = None, table.encoding, {}, table
         evaluator: Any = TabularEvaluator(table, noise=config.evaluator.noise)

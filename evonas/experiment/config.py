@@ -50,7 +50,7 @@ FINGERPRINT_VERSION = 2
 # Fields added since are left out of it too: version-1 directories never had them.
 _V1_EXCLUDED = (*FINGERPRINT_EXCLUDED, "train.plan", "train.memory_budget_mb",
                 "train.steps_per_call", "search.proxies", "search.prefilter", "train.rungs",
-                "train.eta")
+                "train.eta", "train.inherit", "train.inherit_steps")
 
 
 # -- sections --------------------------------------------------------------------------------

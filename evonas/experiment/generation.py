@@ -28,7 +28,7 @@ from evonas.experiment.components import cost_metrics
 from evonas.experiment.config import ExperimentConfig
 from evonas.genomes import canonical_genomes
 from evonas.objectives import MEASURED_METRICS, Constraint, objective_matrix, row_value
-from evonas.store import History, genome_key
+from evonas.store import History, ParamStore, genome_key
 from evonas.train.proxies import PROXIES, zero_cost_scores
 
 
@@ -64,8 +64,11 @@ class GenerationEvaluator:
     """
 
     def __init__(self, config: ExperimentConfig, encoding: Any, evaluator: Any,
-                 on_new: Any = None):
+                 on_new: Any = None, weights: ParamStore | None = None):
         self.on_new = on_new  # called with (asked, new) before the new ones are evaluated
+        # Weight inheritance: every trained architecture's parameters, by genome key.
+        self.weights = weights
+        self._param_shapes = None
         self.encoding = encoding
         self.evaluator = evaluator
         self.objectives = config.search.objective_directions
@@ -111,7 +114,9 @@ class GenerationEvaluator:
                 queued.add(k)
         if self.on_new is not None:
             self.on_new(len(keys), len(new))
-        fresh, seconds = self._evaluate_new(key, genomes[new]) if new else ({}, 0.0)
+        fresh, seconds = (self._evaluate_new(key, genomes[new], parents[new],
+                                             [keys[i] for i in new], history)
+                          if new else ({}, 0.0))
         fresh = {keys[i]: row for i, row in zip(new, fresh)}
         start = history.count()
         rows, first = [], set()
@@ -133,7 +138,25 @@ class GenerationEvaluator:
         return GenerationResult(rows, fitness, objectives, len(new), len(rows) - len(new),
                                 sum(bool(r["failed"]) for r in rows), seconds)
 
-    def _evaluate_new(self, key: jax.Array, genomes: np.ndarray
+    def _starts(self, parents: np.ndarray, history: History) -> Any:
+        """Weight inheritance: each genome's first parent's kept parameters (leaves
+        ``[B, ...]``), NaN for a genome with no parent or none kept (it starts as usual)."""
+        if self._param_shapes is None:
+            self._param_shapes = self.evaluator.param_shapes()
+        like = self._param_shapes
+        start = jax.tree.map(lambda s: np.full((len(parents), *s.shape[1:]), np.nan, s.dtype),
+                             like)
+        for i, row in enumerate(np.asarray(parents).reshape(len(parents), -1)):
+            ids = [int(p) for p in row if p >= 0]
+            key = history.key_of(ids[0]) if ids else None
+            kept = self.weights.load(key, like) if key is not None else None
+            if kept is not None:
+                for out, leaf in zip(jax.tree.leaves(start), jax.tree.leaves(kept)):
+                    out[i] = leaf[0]
+        return start
+
+    def _evaluate_new(self, key: jax.Array, genomes: np.ndarray, parents: np.ndarray,
+                      keys: list[str], history: History
                       ) -> tuple[list[dict[str, Any]], float]:
         """Result fields of never-seen genomes: infeasible ones fail untrained, the rest train."""
         costs = {k: np.asarray(v, np.float64) for k, v in
@@ -168,8 +191,14 @@ class GenerationEvaluator:
         if not feasible:
             return rows, 0.0
         start = time.perf_counter()
-        results = self.evaluator.evaluate(key, genomes[feasible])
+        if self.weights is None:
+            results = self.evaluator.evaluate(key, genomes[feasible])
+        else:
+            results = self.evaluator.evaluate(key, genomes[feasible],
+                                              start=self._starts(parents[feasible], history),
+                                              keep_params=True)
         last = getattr(self.evaluator, "last_result", None)  # a TrainingEvaluator's details
+        inherited = getattr(self.evaluator, "last_inherited", None)
         seconds = last.seconds if last is not None else time.perf_counter() - start
         share = seconds / len(feasible)  # wall time of the population, split evenly
         metrics = {k: np.asarray(v, np.float64) for k, v in results.metrics.items()}
@@ -191,7 +220,9 @@ class GenerationEvaluator:
                          **{k: v for k, v in measured.items() if math.isfinite(v)}},
                 val_acc=measured.get("val_acc"), val_loss=measured.get("val_loss"),
                 failed=failed or reason is not None, reason=reason,
-                train_seconds=share, estimate=self.estimate,
+                train_seconds=share,
+                estimate=("inherited" if inherited is not None and inherited[j]
+                          else self.estimate),
                 fidelity=None if fidelity is None else int(fidelity[j]),
             )
             value = row_value(row, self.objectives[0][0])
@@ -201,6 +232,9 @@ class GenerationEvaluator:
                 row.update(failed=True, reason="an objective is not finite: " + ", ".join(
                     f"{name}={row_value(row, name)}" for name, _ in self.objectives))
             row["fitness"] = None if row["failed"] else value
+            if self.weights is not None and not failed and last.params is not None:
+                # Written before the generation commits: a resumed run finds every parent.
+                self.weights.save(keys[i], jax.tree.map(lambda a, j=j: a[j:j + 1], last.params))
         return rows, seconds
 
 

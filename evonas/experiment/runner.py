@@ -40,7 +40,7 @@ from evonas.experiment.generation import GenerationEvaluator
 from evonas.objectives import row_value
 from evonas.operators import mutate_one
 from evonas.report import write_report
-from evonas.store import NoCheckpointError, RunDir, RunDirError
+from evonas.store import NoCheckpointError, ParamStore, RunDir, RunDirError
 from evonas.store.run_dir import RunLock
 from evonas.strategies import num_objectives
 from evonas.train.proxies import zero_cost_scores
@@ -413,7 +413,10 @@ class Experiment:
         best_so_far = None
         for summary in done:
             best_so_far = _better(best_so_far, summary["best"], maximize)
-        evaluate = GenerationEvaluator(config, parts.encoding, parts.evaluator)
+        weights = (ParamStore(run.paths.weights, run.path)
+                   if config.train.inherit is not None and not config.evaluator.tabular
+                   else None)
+        evaluate = GenerationEvaluator(config, parts.encoding, parts.evaluator, weights=weights)
         multi = num_objectives(strategy) > 1
         succeeded = best_so_far is not None
         search_key = jax.random.fold_in(seed_key, _SEARCH)

@@ -11,6 +11,7 @@ from evonas.store.checkpoints import Checkpoint, Checkpoints, NoCheckpointError
 from evonas.store.history import History, genome_key
 from evonas.store.layout import RunPaths
 from evonas.store.models import export_model, load_model, model_dir
+from evonas.store.params import ParamStore
 from evonas.store.run_dir import RunDir, RunDirError, config_fingerprint
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Checkpoints",
     "History",
     "NoCheckpointError",
+    "ParamStore",
     "RunDir",
     "RunDirError",
     "RunPaths",

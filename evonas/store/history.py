@@ -446,6 +446,11 @@ class History:
         )
         return self._decode(rows[0]) if rows else None
 
+    def key_of(self, row_id: int) -> str | None:
+        """The ``genome_key`` of evaluation ``row_id`` (None: no such row)."""
+        rows = self._read("SELECT genome_key FROM evaluations WHERE id = ?", (int(row_id),))
+        return rows[0][0] if rows else None
+
     def generations(self) -> list[dict[str, Any]]:
         """The per-generation summaries, oldest first."""
         rows = self._read(

@@ -14,6 +14,8 @@ Layout::
       front/              a multi-objective run's retrained front: <id>/ each, front.json
       budgets/            `evonas front --budget`: <metric>-<bound>/ each, budgets.json
       report/             plots and index.html
+      weights/            weight inheritance: each trained architecture's parameters, by genome key
+      supernet/           the one-shot evaluator's trained supernet
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ BEST = "best"
 FRONT = "front"
 BUDGETS = "budgets"
 REPORT = "report"
+WEIGHTS = "weights"
+SUPERNET = "supernet"
 
 # Inside an exported model's directory (best/, front/<id>/, budgets/<metric>-<bound>/).
 ARCHITECTURE = "architecture.json"
@@ -68,4 +72,6 @@ class RunPaths:
     front_file = property(lambda self: self.root / FRONT / FRONT_FILE)
     budgets = property(lambda self: self.root / BUDGETS)
     report = property(lambda self: self.root / REPORT)
+    weights = property(lambda self: self.root / WEIGHTS)
+    supernet = property(lambda self: self.root / SUPERNET)
     report_index = property(lambda self: self.root / REPORT / REPORT_INDEX)

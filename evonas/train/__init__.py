@@ -9,7 +9,7 @@ the search) with the same loss and optimiser step (``evonas.train.step``).
 
 from evonas.train.cache import CompileCounter, ProgramCache, enable_persistent_cache
 from evonas.train.config import OPTIMIZERS, PLANS, SCHEDULES, ProgramOptions, TrainConfig
-from evonas.train.loop import train_population
+from evonas.train.loop import inherit, train_population
 from evonas.train.metrics import confusion_metrics
 from evonas.train.plans import CostModel, Group
 from evonas.train.proxies import PROXIES, zero_cost_scores
@@ -36,6 +36,7 @@ __all__ = [
     "enable_persistent_cache",
     "predict_logits",
     "train_module",
+    "inherit",
     "train_population",
     "zero_cost_scores",
 ]

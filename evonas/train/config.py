@@ -12,6 +12,7 @@ from evonas import checks
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
 PLANS = ("auto", "masked", "grouped")
+INHERIT = ("parent",)
 XLA_LEVELS = ("default", "fast")
 
 # XLA:CPU debug options per program under ``TrainConfig.xla="fast"``. Convolutions and matmuls
@@ -80,6 +81,14 @@ class TrainConfig:
             multiples of ``steps_per_call``. Empty: everyone trains ``steps``.
         eta: the halving rate (``>= 2``): the share promoted from one rung to the next is
             ``1 / eta``, rounded up.
+        inherit: ``"parent"``: weight inheritance (Real et al. 2017) in an experiment: a child
+            starts from its first parent's trained parameters wherever their architectures
+            share the max-bounds layout (new units start as usual) and trains
+            ``inherit_steps``; ``None``: everyone trains from scratch. (Read by the experiment
+            runner, which keeps the parents' parameters; ``train_population`` takes them as
+            ``start``.)
+        inherit_steps: optimiser steps of a child that inherits (default ``steps // 4``, a
+            multiple of ``steps_per_call``); at most ``steps``.
         max_programs: the most compiled programs a trainer's cache keeps between calls; past
             it the cache starts over (memory stays bounded over a long search; a shape met again
             compiles again, to the same program and numbers).
@@ -107,6 +116,8 @@ class TrainConfig:
     max_programs: int = 128
     rungs: tuple[int, ...] = ()
     eta: int = 3
+    inherit: str | None = None
+    inherit_steps: int | None = None
 
     def __post_init__(self):
         for field in ("steps", "batch_size", "eval_batch_size", "steps_per_call", "max_programs"):
@@ -134,9 +145,27 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.rungs {bad} must be multiples of "
                              f"TrainConfig.steps_per_call={self.steps_per_call}")
         object.__setattr__(self, "rungs", tuple(int(r) for r in rungs))
+        if self.inherit is not None:
+            checks.choice("TrainConfig.inherit", self.inherit, INHERIT)
+            if rungs:
+                raise ValueError(f"TrainConfig.inherit={self.inherit!r} can't be combined with "
+                                 f"TrainConfig.rungs {list(rungs)}: use one of them")
+        if self.inherit_steps is not None:
+            checks.integer("TrainConfig.inherit_steps", self.inherit_steps, 1, self.steps)
+            if self.inherit_steps % self.steps_per_call:
+                raise ValueError(f"TrainConfig.inherit_steps={self.inherit_steps} must be a "
+                                 f"multiple of TrainConfig.steps_per_call={self.steps_per_call}")
         if self.compile_cache_dir is not None and not isinstance(self.compile_cache_dir, str):
             raise ValueError(f"TrainConfig.compile_cache_dir must be a path string or None; "
                              f"got {self.compile_cache_dir!r}")
+
+    def child_steps(self) -> int:
+        """Steps of a child that inherits: ``inherit_steps``, or a quarter of ``steps``
+        (rounded to ``steps_per_call``, at least one call)."""
+        if self.inherit_steps is not None:
+            return self.inherit_steps
+        spc = self.steps_per_call
+        return max(spc, self.steps // 4 // spc * spc)
 
     def program_options(self) -> ProgramOptions:
         """The fields that shape compiled programs (and so key their cache)."""

@@ -88,6 +88,54 @@ class _ChunkOutput(NamedTuple):
     loss_sum: np.ndarray
     confusion: np.ndarray
     step_seconds: float
+    params: Any  # float32[n, D], packed by the chunk's layout
+
+
+def inherit(init: Any, start: Any) -> Any:
+    """Starting parameters (max-bounds layout, leaves ``[P, ...]``): ``start`` wherever it is
+    a number, ``init`` (the usual initialisation) where it is NaN. With ``start`` a parent's
+    kept parameters, a child takes its parent's trained values on the part of the layout their
+    architectures share and is initialised as usual everywhere else."""
+    def one(i, s):  # ``init`` may hold padding rows past the population's
+        s = np.asarray(s, i.dtype)
+        if s.shape[1:] != i.shape[1:] or len(s) > len(i):
+            raise ValueError(f"start parameters of shape {s.shape} don't fit the population's "
+                             f"max-bounds layout {(len(i), *i.shape[1:])}")
+        out = i.copy()
+        out[:len(s)] = np.where(np.isnan(s), i[:len(s)], s)
+        return out
+
+    return jax.tree.map(one, init, start)
+
+
+def _keep(kept: Any, job: _Job, chunk_init: Any, flat: np.ndarray) -> None:
+    """Writes a chunk's trained parameters into ``kept`` (max-bounds layout, NaN where the
+    chunk did not change a value). The chunk's cut is a selection of the max-bounds
+    parameters, a linear map, so its transpose places the trained values back."""
+    flat = np.asarray(flat)
+    layout = Layout.of(job.cut(chunk_init))
+    leaves, offset = [], 0
+    for shape in layout.shapes:
+        size = int(np.prod(shape))
+        leaves.append(flat[:, offset:offset + size].reshape(len(flat), *shape))
+        offset += size
+    trained = jax.tree.unflatten(layout.treedef, leaves)
+    try:
+        transpose = jax.linear_transpose(job.cut, chunk_init)
+        (values,) = transpose(trained)
+        (covered,) = transpose(jax.tree.map(np.ones_like, trained))
+    except Exception as err:  # a plug-in's cut that is not a selection: nothing to inherit
+        import warnings
+
+        warnings.warn(f"can't keep trained parameters of {len(flat)} individuals: their "
+                      f"parameter map is not linear ({type(err).__name__}); their children "
+                      "start from scratch", stacklevel=3)
+        return
+    idx = job.index[:job.real]
+    for out, v, c, i in zip(jax.tree.leaves(kept), jax.tree.leaves(values),
+                            jax.tree.leaves(covered), jax.tree.leaves(chunk_init)):
+        v, c = np.asarray(v)[:job.real], np.asarray(c)[:job.real]
+        out[idx] = np.where((c > 0) & (v != i[:job.real]), v, np.nan)
 
 
 def _run_chunk(cache: ProgramCache, spec: GroupSpec, params: Any, genomes: np.ndarray,
@@ -114,7 +162,7 @@ def _run_chunk(cache: ProgramCache, spec: GroupSpec, params: Any, genomes: np.nd
                                          data.split, data.num_splits)
     return _ChunkOutput(np.asarray(state.fail_step), np.asarray(state.fail_loss),
                         np.asarray(state.loss), np.asarray(loss_sum), np.asarray(confusion),
-                        step_seconds)
+                        step_seconds, state.params)
 
 
 class _Job(NamedTuple):
@@ -142,7 +190,7 @@ def _survivor_size(living: int, size: int, devices: int) -> int:
 
 def _halving(cache: ProgramCache, jobs: list[list[_Job]], init: Any, genomes: np.ndarray,
              data: _DeviceData, sharding: PopulationSharding, config: TrainConfig,
-             outputs: list[np.ndarray]) -> _Halved:
+             outputs: list[np.ndarray], kept: Any = None) -> _Halved:
     """Successive halving inside one call: every chunk trains to the first rung and is
     evaluated; the best ``1 / eta`` of the living (by validation accuracy; a failed one never)
     continue from their state, with the same batches, to the next rung, and so on to
@@ -152,7 +200,8 @@ def _halving(cache: ProgramCache, jobs: list[list[_Job]], init: Any, genomes: np
     are packed into chunks of their own (a power of two, see :func:`_survivor_size`): the
     stopped cost nothing further. A survivor's numbers are those it would have had trained
     without stops (the chunk it shares does not change them). ``outputs`` (arrays over the
-    population) receive each individual's numbers at its last rung.
+    population) receive each individual's numbers at its last rung, ``kept`` (when given) its
+    trained parameters (see :func:`_keep`).
     """
     budgets = [*config.rungs, config.steps]
     alive = np.ones(len(genomes), bool)
@@ -193,6 +242,9 @@ def _halving(cache: ProgramCache, jobs: list[list[_Job]], init: Any, genomes: np
                                                      data.x_eval, data.y_eval, data.split,
                                                      data.num_splits)
                 state = jax.tree.map(np.asarray, state)
+                if kept is not None:
+                    _keep(kept, job._replace(index=index, real=real),
+                          jax.tree.map(lambda a, i=index: a[i], init), state.params)
                 seen = (job.seen[0], len(index))
                 cache.seen.add(seen)
                 if np.isfinite(seconds):
@@ -320,7 +372,8 @@ def _reason(step: int, loss: float) -> str | None:
 def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
                      config: TrainConfig, *, cache: ProgramCache | None = None,
                      cost_model: CostModel | None = None,
-                     devices: list[Any] | None = None) -> PopulationResult:
+                     devices: list[Any] | None = None, start: Any = None,
+                     keep_params: bool = False) -> PopulationResult:
     """Trains every genome of a population and measures it on the validation split.
 
     Individual ``i`` starts from ``supernet(max_bounds()).init(fold_in(init_key, i), ...)``
@@ -341,6 +394,13 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
         cost_model: the plans' cost model (default: ``CostModel.for_platform`` of the first
             device: measured constants on a CPU).
         devices: devices to shard the population over (default: all local devices).
+        start: (optional) starting parameters in the max-bounds layout, leaves ``[P, ...]``,
+            NaN where an individual starts as usual: weight inheritance passes a parent's
+            trained parameters (:func:`inherit` of ``keep_params``' output) here.
+        keep_params: return each individual's trained parameters in the max-bounds layout
+            (``PopulationResult.params``): NaN wherever training left a value untouched (outside
+            the individual's architecture, or never reached by a gradient), so a child can take
+            exactly what its parent learned.
 
     Returns:
         A :class:`PopulationResult`.
@@ -359,7 +419,7 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
     sharding = PopulationSharding(devices)
     spec_of = lambda bounds: GroupSpec(encoding, bounds, options, int(dataset.num_classes))
     init_key, batch_key = jax.random.split(key)
-    start = time.perf_counter()
+    began = time.perf_counter()
     with CompileCounter() as counter:
         data = _device_data(dataset, config, sharding, batch_key)
         executed: dict[Any, dict[str, float]] = {}
@@ -386,6 +446,10 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
         index_d, genomes_d = sharding.split((padded.astype(np.int32), genomes[padded]))
         init = cache.init(encoding, init_key, index_d, genomes_d, data.example, xla=config.xla)
         init = jax.tree.map(np.asarray, init)  # host copy: groups take slices of it
+        if start is not None:
+            init = inherit(init, start)
+        kept = (jax.tree.map(lambda a: np.full((len(genomes), *a.shape[1:]), np.nan, a.dtype),
+                             init) if keep_params else None)
         act = cache.activations(encoding, tuple(dataset.x_train.shape[1:]), config.batch_size)
         max_macs = executed_of(encoding.max_bounds())["executed_flops"]
         p, s = len(genomes), data.num_splits
@@ -412,7 +476,7 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
                          for index, real in _chunks(group, size)])
         if config.rungs:
             halved = _halving(cache, jobs, init, genomes, data, sharding, config,
-                              [fail_step, fail_loss, train_loss, loss_sum, confusion])
+                              [fail_step, fail_loss, train_loss, loss_sum, confusion], kept)
             steps_trained, step_seconds = halved.steps, halved.step_seconds
         else:
             steps_trained = np.full(len(genomes), config.steps, np.int64)
@@ -422,6 +486,8 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
                 chunk_params = jax.tree.map(lambda a, i=job.index: a[i], init)
                 out = _run_chunk(cache, job.spec, chunk_params, genomes[job.index], data,
                                  sharding, job.cut)
+                if kept is not None:
+                    _keep(kept, job, chunk_params, out.params)
                 cache.seen.add(job.seen)
                 if np.isfinite(out.step_seconds):
                     cache.step_seconds[(*job.seen, job.exact)] = out.step_seconds
@@ -431,7 +497,7 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
                 loss_sum[idx], confusion[idx] = out.loss_sum[:real], out.confusion[:real]
                 times.append(out.step_seconds)
             step_seconds.append(float(np.mean(times)))
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - began
 
     failed = fail_step >= 0
     metrics: dict[str, np.ndarray] = {"train_loss": np.where(failed, np.nan, train_loss)}
@@ -441,6 +507,7 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
             metrics[f"{prefix}_{name}"] = np.where(failed, np.nan, values).astype(np.float32)
     return PopulationResult(
         steps=steps_trained,
+        params=kept,
         metrics=metrics,
         failed=failed,
         reasons=[_reason(int(st), float(lo)) for st, lo in zip(fail_step, fail_loss)],
