@@ -23,7 +23,7 @@ def tiny_dict(**sections: dict[str, Any]) -> dict[str, Any]:
         "display": {"progress": False, "report": False},
     }
     for name, values in sections.items():
-        data[name] = {**data[name], **values}
+        data[name] = {**data.get(name, {}), **values}
     return data
 
 

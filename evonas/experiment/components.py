@@ -16,6 +16,7 @@ import jax
 from evonas.benchmarks import Table, get_benchmark
 from evonas.data import Dataset, load_dataset
 from evonas.evaluators import TabularEvaluator, TrainingEvaluator
+from evonas.evaluators.oneshot import OneShotEvaluator
 from evonas.experiment.config import ExperimentConfig
 from evonas.genomes import accepts_option, check_trainable, get_encoding
 from evonas.objectives.metrics import MEASURED_METRICS, TRAINED_METRICS
@@ -320,7 +321,13 @@ def build_components(config: ExperimentConfig) -> Components:
     check_metrics(config, encoding, table_)
     check_satisfiable(config, encoding)
     strategy = _strategy(config, encoding)
-    if table_ is None:
+    if table_ is None and config.evaluator.name == "oneshot":
+        if config.train.inherit is not None or config.train.rungs:
+            raise ValueError("train.inherit and train.rungs train each architecture; the "
+                             "oneshot evaluator trains none (only its supernet): remove them")
+        evaluator = OneShotEvaluator(encoding, dataset, config.train,
+                                     config.evaluator.supernet_steps, fitness="val_acc")
+    elif table_ is None:
         train = dataclasses.replace(config.train, plan=runner_plan(config.train.plan))
         evaluator = TrainingEvaluator(encoding, dataset, train, fitness="val_acc")
     return Components(dataset, encoding, options, strategy, evaluator, table_)

@@ -30,7 +30,7 @@ DIRECTIONS = ("max", "min")
 # JAX keys are made from 32 bits of a seed (jax_enable_x64 off): a larger seed would silently
 # repeat a smaller one's search.
 MAX_SEED = 2**32 - 1
-EVALUATORS = ("training", "tabular")
+EVALUATORS = ("training", "tabular", "oneshot")
 
 # Fields that change how the work is executed or shown, not what is computed (DESIGN.md: every
 # plan gives the same numbers), so a run may resume on another machine with other values.
@@ -50,7 +50,8 @@ FINGERPRINT_VERSION = 2
 # Fields added since are left out of it too: version-1 directories never had them.
 _V1_EXCLUDED = (*FINGERPRINT_EXCLUDED, "train.plan", "train.memory_budget_mb",
                 "train.steps_per_call", "search.proxies", "search.prefilter", "train.rungs",
-                "train.eta", "train.inherit", "train.inherit_steps")
+                "train.eta", "train.inherit", "train.inherit_steps",
+                "evaluator.supernet_steps")
 
 
 # -- sections --------------------------------------------------------------------------------
@@ -344,23 +345,34 @@ class EvaluatorConfig:
 
     Attributes:
         name: ``"training"`` (train every new architecture: the population trainer, with the
-            ``train`` section) or ``"tabular"`` (look it up in a benchmark table; no training,
-            no dataset, and the final stage reads the table instead of retraining).
+            ``train`` section), ``"tabular"`` (look it up in a benchmark table; no training,
+            no dataset, and the final stage reads the table instead of retraining) or
+            ``"oneshot"`` (weight sharing: one supernet trained by uniform single-path sampling
+            with the ``train`` section's optimiser, batch size and steps per call; each
+            architecture is scored with its weights, untrained; the final stage retrains from
+            scratch as usual).
         benchmark: ``tabular``: the registered benchmark (``evonas list``); default the
             encoding's name.
         options: ``tabular``: options of the benchmark's factory (``{dataset: cifar100}``).
         noise: ``tabular``: standard deviation of Gaussian noise on the fitness a strategy sees.
+        supernet_steps: ``oneshot``: steps of supernet training (kept in the run directory, so
+            a resumed run does not train it again).
     """
 
     name: str = "training"
     benchmark: str | None = None
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     noise: float = 0.0
+    supernet_steps: int = 2000
 
     def __post_init__(self):
         check_fields(self, "evaluator")
         checks.choice("evaluator.name", self.name, EVALUATORS)
         check_positive("evaluator.noise", self.noise, allow_zero=True)
+        check_positive("evaluator.supernet_steps", self.supernet_steps)
+        if self.name != "oneshot" and self.supernet_steps != 2000:
+            raise ValueError("evaluator.supernet_steps applies to the oneshot evaluator only; "
+                             "remove it or set evaluator.name=oneshot")
         if self.name != "tabular":
             given = [f for f, default in (("benchmark", None), ("options", {}), ("noise", 0.0))
                      if getattr(self, f) != default]

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from evonas.evaluators.oneshot import OneShotEvaluator
 from evonas.experiment.callbacks import (
     Callback,
     EarlyStopping,
@@ -48,6 +49,7 @@ from evonas.train.proxies import zero_cost_scores
 # Streams folded into the seed's key: one per use, so adding a use never shifts another's.
 _STRATEGY_INIT, _SEARCH, _FINAL, _FRONT = 0, 1, 2, 3
 _PREFILTER = 7  # folded into a generation's key
+_SUPERNET = 4  # the one-shot supernet
 
 
 def prefilter(key: jax.Array, genomes: jax.Array, parts: Components,
@@ -416,6 +418,9 @@ class Experiment:
         weights = (ParamStore(run.paths.weights, run.path)
                    if config.train.inherit is not None and not config.evaluator.tabular
                    else None)
+        if isinstance(parts.evaluator, OneShotEvaluator) and parts.evaluator.trained is None:
+            parts.evaluator.attach(ParamStore(run.paths.supernet, run.path),
+                                   jax.random.fold_in(seed_key, _SUPERNET))
         evaluate = GenerationEvaluator(config, parts.encoding, parts.evaluator, weights=weights)
         multi = num_objectives(strategy) > 1
         succeeded = best_so_far is not None

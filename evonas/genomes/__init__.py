@@ -15,6 +15,7 @@ from evonas.genomes.encoding import (
     canonical_genomes,
     check_trainable,
     parse_genome,
+    trainable_problems,
 )
 from evonas.genomes.mlp import MLPEncoding
 from evonas.genomes.registry import (
@@ -42,6 +43,7 @@ __all__ = [
     "accepts_option",
     "canonical_genomes",
     "check_trainable",
+    "trainable_problems",
     "encoding_factory",
     "get_encoding",
     "list_encodings",

@@ -242,3 +242,16 @@ def centred_taps(size: int, max_size: int) -> jax.Array:
     """``float32[max_size]``: 1 on the centre ``size`` taps (``size`` may be traced; 0: none)."""
     offset = jnp.abs(jnp.arange(max_size) - (max_size - 1) // 2)
     return (2 * offset + 1 <= size).astype(jnp.float32)
+
+
+def switch(index: jax.Array, branches: Sequence[Callable[..., Any]], *operands: Any) -> Any:
+    """``lax.switch`` that calls a lone branch directly. Outside ``vmap`` (one architecture at a
+    time) only the taken branch runs: the single-path one-shot programs rely on it."""
+    if len(branches) == 1:
+        return branches[0](*operands)
+    return jax.lax.switch(index, list(branches), *operands)
+
+
+def table_index(table: Any, *indices: jax.Array) -> jax.Array:
+    """``table[indices]`` of a host ``int`` table, as a traced scalar (branch lookups)."""
+    return jnp.asarray(table, jnp.int32)[tuple(indices)]

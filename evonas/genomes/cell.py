@@ -27,7 +27,7 @@ import numpy as np
 
 from evonas import checks
 from evonas.genomes import _layers
-from evonas.genomes.cell_supernet import CellArch, CellNet, CellSupernet
+from evonas.genomes.cell_supernet import CellArch, CellNet, CellSupernet, single_path_network
 from evonas.genomes.space import GenomeSpace
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -323,6 +323,15 @@ class CellEncoding:
         if "params" not in params:
             target = target["params"]
         return _layers.slice_like(params, target)
+
+    def single_path(self, params: Any, genome: jax.Array, x: jax.Array) -> jax.Array:
+        """Logits of one cell computed on the max-bounds parameters along its own path only
+        (the one-shot evaluator's forward pass; jit-able, ``genome`` traced): each edge runs
+        only its op. Computes what ``build(genome)`` computes on ``slice_params`` of the same
+        parameters."""
+        return single_path_network(params, jnp.asarray(genome, jnp.int32), x,
+                                   cells_per_stage=self.cells_per_stage, edges=EDGES,
+                                   op_names=OPS)
 
     def build(self, genome: Any) -> tuple[CellNet, Callable[[Any], Any]]:
         """The standalone module of ``genome`` (only its ops, no "none" edges) and the map from

@@ -195,3 +195,69 @@ class CellNet(nn.Module):
 def _fields(module: CellSupernet | CellNet) -> dict:
     names = ("num_classes", "channels", "cells_per_stage", "edges", "edge_ops", "op_names")
     return {n: getattr(module, n) for n in names}
+
+
+# -- the single path (one-shot): the same network as plain functions of the parameters ---------
+
+
+def _conv_fn(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+    """``nn.Conv(..., use_bias=False)`` with PyTorch-style symmetric padding, as a function."""
+    pad = kernel.shape[0] // 2
+    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), ((pad, pad), (pad, pad)),
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _norm_fn(x: jax.Array, p: Any, epsilon: float = 1e-5) -> jax.Array:
+    axes = tuple(range(x.ndim - 1))
+    mean = jnp.mean(x, axes)
+    var = jnp.mean(jnp.square(x - mean), axes)
+    return (x - mean) * jax.lax.rsqrt(var + epsilon) * p["scale"] + p["bias"]
+
+
+def _relu_conv_bn_fn(x: jax.Array, p: Any, stride: int = 1) -> jax.Array:
+    return _norm_fn(_conv_fn(nn.relu(x), p["conv"]["kernel"], stride), p["bn"])
+
+
+def single_path_network(params: Any, ops: jax.Array, x: jax.Array, *, cells_per_stage: int,
+                        edges: tuple[tuple[int, int], ...], op_names: tuple[str, ...]
+                        ) -> jax.Array:
+    """The network of the op indices ``ops`` (``int32[E]``, traced) on the max-bounds
+    parameters: every edge is a ``lax.switch`` over its ops, so only the chosen one runs
+    (outside ``vmap``). Normalisation uses the batch's statistics, as in training: each
+    architecture is normalised by its own activations' statistics (no running averages to
+    recalibrate). Computes what :class:`CellNet` computes on the same parameters."""
+    p = params.get("params", params)
+    h = _norm_fn(_conv_fn(x, p["stem_conv"]["kernel"]), p["stem_bn"])
+    for stage in range(3):
+        if stage:
+            block = p[f"reduce_{stage}"]
+            y = _relu_conv_bn_fn(h, block["conv_a"], 2)
+            y = _relu_conv_bn_fn(y, block["conv_b"])
+            shortcut = nn.avg_pool(h, (2, 2), strides=(2, 2))
+            h = _conv_fn(shortcut, block["shortcut"]["kernel"]) + y
+        for i in range(cells_per_stage):
+            cell = p[f"stage_{stage}_cell_{i}"]
+            nodes = [h]
+            for node in range(1, max(t for t, _ in edges) + 1):
+                total = jnp.zeros_like(h)
+                for e, (t, f) in enumerate(edges):
+                    if t != node:
+                        continue
+                    branches = [functools.partial(_edge_op, name, cell.get(
+                        f"edge_{t}_{f}_{name}")) for name in op_names]
+                    total = total + jax.lax.switch(ops[e], branches, nodes[f])
+                nodes.append(total)
+            h = nodes[-1]
+    h = nn.relu(_norm_fn(h, p["last_bn"]))
+    pooled = jnp.mean(h, axis=(1, 2))
+    return pooled @ p["classifier"]["kernel"] + p["classifier"]["bias"]
+
+
+def _edge_op(name: str, p: Any, x: jax.Array) -> jax.Array:
+    if name == "none":
+        return jnp.zeros_like(x)
+    if name == "skip_connect":
+        return x
+    if name == "avg_pool_3x3":
+        return _avg_pool_3x3(x)
+    return _relu_conv_bn_fn(x, p)

@@ -33,6 +33,7 @@ from typing import Any, ClassVar, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from evonas import checks
 from evonas.genomes import _layers
@@ -171,6 +172,11 @@ class _LayerBody(nn.Module):
         # carried by "keep" or the residual has channels beyond C_out to drop.
         out = out + arch.residual * _layers.fit_channels(h, c_out)
         return out * out_mask
+
+
+def _path_keep(kind: str, h: jax.Array, act: jax.Array) -> jax.Array:
+    """A channel-keeping op of the single path (pools run per channel: zeros stay zeros)."""
+    return h if kind == "keep" else _layers.pool(h, 3, kind[:3])
 
 
 def _tap_mask(taps: jax.Array, size: int, nd: int) -> jax.Array:
@@ -514,6 +520,74 @@ class ConvEncoding:
         nd = self.spatial_ndim
         centred = lambda path: nd if path[-1] in ("conv_kernel", "dw_kernel") else 0
         return _layers.slice_like(params, target, centred)
+
+    def single_path(self, params: Any, genome: jax.Array, x: jax.Array) -> jax.Array:
+        """Logits of one architecture computed on the max-bounds parameters along its own path
+        only (the one-shot evaluator's forward pass; jit-able, ``genome`` traced).
+
+        Each layer is a ``lax.switch`` over (op, real input width, output width): the taken
+        branch slices the shared kernels statically (centre taps, channel prefixes) and runs
+        the op at the architecture's own shape, so, outside ``vmap``, a step costs about the
+        architecture's FLOPs. Tensors between layers carry ``max_channels`` channels, zero
+        beyond the real ones. Computes what ``build(genome)`` computes on ``slice_params`` of
+        the same parameters.
+        """
+        p = params.get("params", params)
+        g = jnp.asarray(genome, jnp.int32).reshape(self.max_layers, 5)
+        top = self.max_channels
+        stem = p["stem"]
+        h = nn.relu(_layers.conv(x, stem["kernel"], self.conv_impl) + stem["bias"])
+        h = _layers.fit_channels(h, top)
+        widths_in = sorted({self.stem_width, *self.widths})  # every real input width
+        real = jnp.asarray(widths_in.index(self.stem_width))
+        acts = [_layers.ACTIVATIONS[a] for a in self.activations]
+        width_index = [widths_in.index(w) for w in self.widths]
+        is_convlike = jnp.asarray([c in ("conv", "dwsep") for c, _ in self._op_table])
+        channel = jnp.arange(top)
+        for i in range(self.max_layers):
+            on, op, width, act, residual = (g[i, j] for j in range(5))
+            layer = p.get(f"layer_{i}", {})
+            cins = [self.stem_width] if i == 0 else widths_in
+            branches: list[Callable[..., jax.Array]] = [lambda h, a: h]  # 0: the layer is off
+            table = np.zeros((len(self.ops), len(widths_in), len(self.widths)), np.int32)
+            for j, (kind, k) in enumerate(self._op_table):
+                if kind in ("conv", "dwsep"):
+                    for cin in cins:
+                        for co, cout in enumerate(self.widths):
+                            table[j, widths_in.index(cin), co] = len(branches)
+                            branches.append(functools.partial(
+                                self._path_op, layer, kind, k, cin, cout, acts))
+                else:
+                    table[j] = len(branches)
+                    branches.append(functools.partial(_path_keep, kind))
+            branch = jnp.where(on == 1, _layers.table_index(table, op, real, width), 0)
+            y = _layers.switch(branch, branches, h, act)
+            convlike = (on == 1) & is_convlike[op]
+            real = jnp.where(convlike, jnp.asarray(width_index)[width], real)
+            c_out = jnp.asarray(widths_in)[real]
+            add = (on == 1) & (residual == 1)
+            h = y + jnp.where(add, 1.0, 0.0) * h * (channel < c_out)
+        pooled = _layers.spatial_mean(h)
+        return pooled @ p["head_kernel"] + p["head_bias"]
+
+    def _path_op(self, layer: Any, kind: str, k: int, cin: int, cout: int,
+                 acts: list[Callable[[jax.Array], jax.Array]], h: jax.Array,
+                 act: jax.Array) -> jax.Array:
+        """One conv-like op at its real shape, on sliced shared kernels, padded back."""
+        nd = self.spatial_ndim
+        hi = h[..., :cin]
+        if kind == "conv":
+            kernel = layer["conv_kernel"]
+            s = (kernel.shape[0] - k) // 2
+            kernel = kernel[(slice(s, s + k),) * nd + (slice(0, cin), slice(0, cout))]
+            z = _layers.conv(hi, kernel, self.conv_impl) + layer["conv_bias"][:cout]
+        else:
+            dw = layer["dw_kernel"]
+            s = (dw.shape[0] - k) // 2
+            dw = dw[(slice(s, s + k),) * nd + (slice(None), slice(0, cin))]
+            z = (_layers.depthwise_conv(hi, dw, self.conv_impl) @ layer["pw_kernel"][:cin, :cout]
+                 + layer["pw_bias"][:cout])
+        return _layers.fit_channels(_layers.switch(act, acts, z), self.max_channels)
 
     def build(self, genome: Any) -> tuple[ConvNet, Callable[[Any], Any]]:
         """The standalone module of ``genome`` and the map from max-bounds supernet variables to

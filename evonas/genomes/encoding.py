@@ -195,6 +195,12 @@ class TrainableEncoding(Encoding, Protocol):
         """
         ...
 
+    # Optional: ``single_path(params, genome, x) -> logits``, one architecture's forward pass on
+    # max-bounds parameters (inner dict) computing only its own ops (``lax.switch`` per layer,
+    # static slices of the shared kernels), jit-able with ``genome`` traced. The one-shot
+    # evaluator trains and scores through it; without it, through the masked supernet (the
+    # same function, at the whole supernet's cost).
+
 
 # -- checking a trainable encoding ------------------------------------------------------------
 
@@ -313,6 +319,11 @@ def check_trainable(encoding: Any, require_build: bool = True) -> Any:
         raise ValueError(f"{type(encoding).__name__} is not a trainable encoding: "
                          + "; ".join(problems))
     return encoding
+
+
+def trainable_problems(encoding: Any, require_build: bool = True) -> list[str]:
+    """What :func:`check_trainable` would refuse, one sentence each (empty: nothing)."""
+    return list(_cached_problems(encoding, require_build))
 
 
 def _cached_problems(encoding: Any, require_build: bool) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from evonas import checks
 from evonas.genomes import _layers
@@ -259,6 +260,39 @@ class MLPEncoding:
             target = target["params"]
         return _layers.slice_like(params, target)
 
+    def single_path(self, params: Any, genome: jax.Array, x: jax.Array) -> jax.Array:
+        """Logits of one architecture computed on the max-bounds parameters along its own path
+        only (the one-shot evaluator's forward pass; jit-able, ``genome`` traced).
+
+        Each layer is a ``lax.switch`` over (input width, output width) whose taken branch
+        multiplies by the kernel's static prefix slice; layers past the depth are skipped, so,
+        outside ``vmap``, a step costs about the architecture's own FLOPs. Computes what
+        ``build(genome)`` computes on ``slice_params`` of the same parameters.
+        """
+        p = params.get("params", params)
+        g = jnp.asarray(genome, jnp.int32)
+        depth = g[0] + 1
+        acts = [_layers.ACTIVATIONS[a] for a in self.activations]
+        h = x.reshape(x.shape[0], -1)
+        real = jnp.asarray(0)  # index of the real input width in `cins` (the input: 0)
+        for i in range(self.max_layers):
+            dense = p[f"dense_{i}"]
+            cins = [self.in_features] if i == 0 else list(self.widths)
+            branches = [] if i == 0 else [lambda h, a: h]  # a layer past the depth is skipped
+            table = np.zeros((len(cins), len(self.widths)), np.int32)
+            for ci, cin in enumerate(cins):
+                for co, cout in enumerate(self.widths):
+                    table[ci, co] = len(branches)
+                    branches.append(functools.partial(_path_dense, dense, cin, cout, acts,
+                                                      self.max_width))
+            width = g[1 + 2 * i]
+            branch = _layers.table_index(table, real, width)
+            on = i < depth
+            branch = branch if i == 0 else jnp.where(on, branch, 0)
+            h = _layers.switch(branch, branches, h, g[2 + 2 * i])
+            real = width if i == 0 else jnp.where(on, width, real)
+        return h @ p["head"]["kernel"] + p["head"]["bias"]
+
     def build(self, genome: Any) -> tuple[MLPNet, Callable[[Any], Any]]:
         """The standalone module of ``genome`` and the map from max-bounds supernet variables to
         its variables (host side, for export)."""
@@ -312,6 +346,13 @@ class MLPEncoding:
             "params": params,
             "flops": macs,
         }
+
+
+def _path_dense(dense: Any, cin: int, cout: int, acts: list[Callable[[jax.Array], jax.Array]],
+                top: int, h: jax.Array, act: jax.Array) -> jax.Array:
+    """One dense layer of the single path at its real shape, padded back to ``top`` units."""
+    z = h[:, :cin] @ dense["kernel"][:cin, :cout] + dense["bias"][:cout]
+    return _layers.fit_channels(_layers.switch(act, acts, z), top)
 
 
 def _dense_shapes(fan_in: int, features: int) -> dict[str, jax.ShapeDtypeStruct]:

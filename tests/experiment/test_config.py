@@ -320,3 +320,32 @@ def test_a_section_given_in_part_keeps_the_defaults_other_values():
         ExperimentConfig.from_dict({"train": {"rungs": [25, 200]}})
     with pytest.raises(ValueError, match=r"^train.eta must be"):
         ExperimentConfig.from_dict({"train": {"eta": 1}})
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"search": {"proxies": ["naswot", "jacov"]}},
+     r"^search.proxies must be one of \['naswot', 'synflow', 'grad_norm', 'snip'\]; got 'jacov'"),
+    ({"search": {"prefilter": {"proxy": "jacov"}}}, r"^search.prefilter.proxy .*got 'jacov'"),
+    ({"train": {"eta": 1, "rungs": [50]}}, r"^train.eta must be"),
+    ({"train": {"rungs": [50, 300]}}, r"^train.rungs \[50, 300\] must be below train.steps=200"),
+    ({"train": {"inherit": "grandparent"}}, r"^train.inherit .*'parent'.*got 'grandparent'"),
+    ({"train": {"inherit": "parent", "inherit_steps": 500}}, r"^train.inherit_steps"),
+    ({"evaluator": {"supernet_steps": 100}}, r"^evaluator.supernet_steps applies to the "
+                                             r"oneshot evaluator only"),
+    ({"evaluator": {"name": "oneshot", "supernet_steps": 0}}, r"^evaluator.supernet_steps"),
+])
+def test_cheap_evaluation_settings_fail_in_one_line(data, message):
+    with pytest.raises(ValueError, match=message) as info:
+        ExperimentConfig.from_dict(data)
+    assert "\n" not in str(info.value)
+
+
+def test_oneshot_refuses_per_architecture_training_options():
+    from evonas.experiment.components import build_components
+
+    config = ExperimentConfig.from_dict({
+        "encoding": {"name": "mlp", "options": {"max_layers": 1, "widths": [8]}},
+        "dataset": {"name": "digits", "limit": 200},
+        "evaluator": {"name": "oneshot"}, "train": {"inherit": "parent"}})
+    with pytest.raises(ValueError, match="oneshot evaluator trains none"):
+        build_components(config)

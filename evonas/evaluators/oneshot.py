@@ -1,0 +1,124 @@
+"""``OneShotEvaluator``: fitness from one weight-sharing supernet (single-path one-shot)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from evonas import checks
+from evonas.evaluators.base import Results
+from evonas.objectives import metrics as metric_table
+from evonas.train import TrainConfig
+from evonas.train.oneshot import (
+    SupernetResult,
+    SupernetState,
+    check_one_shot,
+    score_population,
+    train_supernet,
+)
+
+_STATE = "state"  # the supernet's kept training state, in the store
+
+
+class OneShotEvaluator:
+    """Scores architectures with the weights of one supernet trained by uniform single-path
+    sampling (:mod:`evonas.train.oneshot`); no architecture trains on its own.
+
+    The supernet trains on the first :meth:`evaluate` (or :meth:`supernet`) call, for
+    ``supernet_steps`` steps with ``config``'s optimiser, learning rate, batch size and steps
+    per call; its state is kept in ``store`` every tenth of the way and at the end, so a run
+    killed while or after training it resumes without training it again (and to the same
+    weights).
+
+    Args:
+        encoding: a trainable encoding with a supernet (``single_path`` makes it fast).
+        dataset: an ``evonas.data.Dataset``.
+        config: training options of the supernet.
+        supernet_steps: steps of supernet training.
+        key: the supernet's key (initialisation, sampled architectures, batches).
+        fitness: the metric returned as fitness (``val_acc``, ``val_loss``, ...).
+        store: where the supernet's state is kept (an ``evonas.store.ParamStore``), or None.
+
+    Attributes:
+        trained: the :class:`~evonas.train.oneshot.SupernetResult` once trained (or loaded).
+    """
+
+    protocol = "one-shot (single-path supernet)"
+    estimate = "oneshot"
+
+    def __init__(self, encoding: Any, dataset: Any, config: TrainConfig | None = None,
+                 supernet_steps: int = 2000, key: jax.Array | None = None,
+                 fitness: str = "val_acc", store: Any = None):
+        check_one_shot(encoding)
+        config = config if config is not None else TrainConfig()
+        checks.positive_int("OneShotEvaluator.supernet_steps", supernet_steps)
+        allowed = [m for m in metric_table.TRAINED_METRICS if m != "train_loss"]
+        if config.evaluate_test:
+            allowed += list(metric_table.TEST_METRICS)
+        checks.choice("OneShotEvaluator.fitness", fitness, allowed)
+        self.encoding = encoding
+        self.dataset = dataset
+        self.config = config
+        self.supernet_steps = int(supernet_steps)
+        self.key = key if key is not None else jax.random.key(0)
+        self.fitness = fitness
+        self.maximize = metric_table.maximize(fitness)
+        self.store = store
+        self.trained: SupernetResult | None = None
+        self._costs = jax.jit(jax.vmap(encoding.cost))
+
+    def attach(self, store: Any, key: jax.Array) -> None:
+        """Keeps the supernet's state in ``store`` and trains it from ``key`` (the runner's)."""
+        if self.trained is not None:
+            raise RuntimeError("the supernet is already trained; attach before evaluating")
+        self.store, self.key = store, key
+
+    def _load(self, like: SupernetState) -> SupernetState | None:
+        if self.store is None:
+            return None
+        kept = self.store.load(_STATE, like._asdict())
+        if kept is None:
+            return None
+        state = SupernetState(**kept)
+        if not 0 <= int(state.step) <= self.supernet_steps:
+            raise ValueError(f"the kept supernet state is at step {int(state.step)}, outside "
+                             f"0..{self.supernet_steps}; the run directory is damaged")
+        return state
+
+    def _save(self, state: SupernetState) -> None:
+        if self.store is not None:
+            self.store.save(_STATE, state._asdict())
+
+    def supernet(self) -> Any:
+        """The trained supernet's max-bounds parameters (trains, or loads, on first use)."""
+        if self.trained is None:
+            self.trained = train_supernet(self.key, self.encoding, self.dataset, self.config,
+                                          self.supernet_steps, load=self._load, save=self._save)
+        return self.trained.params
+
+    def evaluate(self, key: jax.Array, genomes: jax.Array) -> Results:
+        """Scores ``genomes`` (``int32[P, G]``) with the supernet's weights; ``key`` is unused
+        (scoring is deterministic)."""
+        params = self.supernet()
+        genomes = np.asarray(genomes, np.int32)
+        splits = ("val", "test") if self.config.evaluate_test else ("val",)
+        measured = score_population(self.encoding, params, genomes, self.dataset,
+                                    self.config.eval_batch_size, splits)
+        metrics = {k: jnp.asarray(v, jnp.float32) for k, v in measured.items()}
+        fitness = metrics[self.fitness]
+        costs = {k: jnp.asarray(v, jnp.float32)
+                 for k, v in self._costs(jnp.asarray(genomes)).items()}
+        return Results(fitness=fitness, objectives={self.fitness: fitness}, metrics=metrics,
+                       costs=costs, failed=~jnp.isfinite(fitness),
+                       fidelity=jnp.zeros(len(genomes), jnp.int32))
+
+    def describe(self) -> dict[str, Any]:
+        """What the supernet cost, for logs and benchmarks."""
+        if self.trained is None:
+            return {"supernet_steps": self.supernet_steps, "trained": False}
+        return {"trained": True, **{k: v for k, v in dataclasses.asdict(self.trained).items()
+                                    if k != "params"}}
