@@ -60,3 +60,36 @@ def test_report_scale_writes_the_report_of_a_synthetic_history(capsys):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["benchmark"] == "report_scale" and out["rows"] == 1500
     assert out["generations"] == 30 and out["report_s"] > 0 and out["html_mb"] > 0
+
+
+@pytest.mark.slow
+def test_search_efficiency_ranks_every_estimate_and_times_every_method(capsys):
+    bench = _load("search_efficiency")
+    out = bench.main(["--quick", "--methods", "default,halving,oneshot"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
+    assert set(out["fidelity"]) == {"steps_10", "oneshot", "naswot", "synflow", "grad_norm",
+                                    "snip", "params", "flops"}
+    for estimate in out["fidelity"].values():
+        assert -1.0 <= estimate["kendall"] <= 1.0 and -1.0 <= estimate["spearman"] <= 1.0
+        assert estimate["seconds"] > 0
+    # params and flops rank these toy networks identically: same tau against the same truth.
+    assert out["fidelity"]["params"]["kendall"] == out["fidelity"]["flops"]["kendall"]
+    steps = out["oneshot_step"]
+    assert steps["single_path_step_s"] < steps["masked_supernet_step_s"]
+    for method in ("default", "halving", "oneshot"):
+        runs = out["methods"][method]
+        assert len(runs["search_s"]) == 1 and runs["search_s"][0] > 0
+        assert 0.0 < runs["retrained_test"][0] <= 1.0
+
+
+def test_rank_correlations_match_their_definitions():
+    bench = _load("search_efficiency")
+    a = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert bench.kendall(a, a) == 1.0 and bench.kendall(a, -a) == -1.0
+    assert bench.spearman(a, a ** 3) == pytest.approx(1.0)
+    # tau-b with ties: scipy.stats.kendalltau([1, 2, 2, 3], [1, 3, 2, 4]) = 0.9128709...
+    assert bench.kendall(np.array([1, 2, 2, 3.0]), np.array([1, 3, 2, 4.0])) == pytest.approx(
+        0.9128709291752769)
+    # Spearman with ties: scipy.stats.spearmanr([1, 2, 2, 3], [1, 3, 2, 4]) = 0.9486832...
+    assert bench.spearman(np.array([1, 2, 2, 3.0]), np.array([1, 3, 2, 4.0])) == pytest.approx(
+        0.9486832980505138)

@@ -51,7 +51,7 @@ class OneShotEvaluator:
     estimate = "oneshot"
 
     def __init__(self, encoding: Any, dataset: Any, config: TrainConfig | None = None,
-                 supernet_steps: int = 2000, key: jax.Array | None = None,
+                 supernet_steps: int = 4000, key: jax.Array | None = None,
                  fitness: str = "val_acc", store: Any = None):
         check_one_shot(encoding)
         config = config if config is not None else TrainConfig()

@@ -46,6 +46,13 @@ FINGERPRINT_EXCLUDED = (
     "train.max_programs",
 )
 FINGERPRINT_VERSION = 2
+# Fields added after version 2 was defined, with the value that leaves the numbers as they were:
+# left out of the hash at that value, so directories written before a field existed resume.
+_ADDED_SINCE_V2: dict[str, Any] = {
+    "search.proxies": [], "search.prefilter": {"proxy": None, "factor": 4},
+    "train.rungs": [], "train.eta": 3, "train.inherit": None, "train.inherit_steps": None,
+    "evaluator.supernet_steps": 4000,
+}
 # Version 1 (run directories written before run.json recorded a version) also left these out.
 # Fields added since are left out of it too: version-1 directories never had them.
 _V1_EXCLUDED = (*FINGERPRINT_EXCLUDED, "train.plan", "train.memory_budget_mb",
@@ -363,14 +370,14 @@ class EvaluatorConfig:
     benchmark: str | None = None
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     noise: float = 0.0
-    supernet_steps: int = 2000
+    supernet_steps: int = 4000
 
     def __post_init__(self):
         check_fields(self, "evaluator")
         checks.choice("evaluator.name", self.name, EVALUATORS)
         check_positive("evaluator.noise", self.noise, allow_zero=True)
         check_positive("evaluator.supernet_steps", self.supernet_steps)
-        if self.name != "oneshot" and self.supernet_steps != 2000:
+        if self.name != "oneshot" and self.supernet_steps != 4000:
             raise ValueError("evaluator.supernet_steps applies to the oneshot evaluator only; "
                              "remove it or set evaluator.name=oneshot")
         if self.name != "tabular":
@@ -386,6 +393,18 @@ class EvaluatorConfig:
 
 
 # -- the experiment --------------------------------------------------------------------------
+
+
+def _pop(data: dict[str, Any], path: str, only: Any = ...) -> None:
+    """Removes ``section.key`` from ``data`` (when its value is ``only``, if given)."""
+    *parents, leaf = path.split(".")
+    node: Any = data
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return  # a section left out (the default evaluator)
+    if leaf in node and (only is ... or node[leaf] == only):
+        node.pop(leaf)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -519,11 +538,9 @@ class ExperimentConfig:
             raise ValueError(f"fingerprint version must be 1 or {FINGERPRINT_VERSION}; got "
                              f"{version!r}")
         for path in FINGERPRINT_EXCLUDED if version == FINGERPRINT_VERSION else _V1_EXCLUDED:
-            *parents, leaf = path.split(".")
-            node = data
-            for part in parents:
-                node = node[part]
-            node.pop(leaf, None)
+            _pop(data, path)
+        for path, value in _ADDED_SINCE_V2.items():
+            _pop(data, path, value)
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 

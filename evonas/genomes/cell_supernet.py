@@ -214,8 +214,15 @@ def _norm_fn(x: jax.Array, p: Any, epsilon: float = 1e-5) -> jax.Array:
     return (x - mean) * jax.lax.rsqrt(var + epsilon) * p["scale"] + p["bias"]
 
 
-def _relu_conv_bn_fn(x: jax.Array, p: Any, stride: int = 1) -> jax.Array:
-    return _norm_fn(_conv_fn(nn.relu(x), p["conv"]["kernel"], stride), p["bn"])
+def _relu_conv_bn_fn(x: jax.Array, p: Any, stride: int = 1, branch: bool = False) -> jax.Array:
+    """``_ReLUConvBN`` as a function; ``branch``: inside a ``switch`` branch, where a stride-1
+    "same" conv runs as im2col (see ``_layers.branch_conv_impl``)."""
+    kernel = p["conv"]["kernel"]
+    if branch and stride == 1:
+        y = _layers.conv(nn.relu(x), kernel, _layers.branch_conv_impl("auto"))
+    else:
+        y = _conv_fn(nn.relu(x), kernel, stride)
+    return _norm_fn(y, p["bn"])
 
 
 def single_path_network(params: Any, ops: jax.Array, x: jax.Array, *, cells_per_stage: int,
@@ -245,7 +252,7 @@ def single_path_network(params: Any, ops: jax.Array, x: jax.Array, *, cells_per_
                         continue
                     branches = [functools.partial(_edge_op, name, cell.get(
                         f"edge_{t}_{f}_{name}")) for name in op_names]
-                    total = total + jax.lax.switch(ops[e], branches, nodes[f])
+                    total = total + _layers.switch(ops[e], branches, nodes[f])
                 nodes.append(total)
             h = nodes[-1]
     h = nn.relu(_norm_fn(h, p["last_bn"]))
@@ -260,4 +267,4 @@ def _edge_op(name: str, p: Any, x: jax.Array) -> jax.Array:
         return x
     if name == "avg_pool_3x3":
         return _avg_pool_3x3(x)
-    return _relu_conv_bn_fn(x, p)
+    return _relu_conv_bn_fn(x, p, branch=True)

@@ -580,7 +580,8 @@ class ConvEncoding:
             kernel = layer["conv_kernel"]
             s = (kernel.shape[0] - k) // 2
             kernel = kernel[(slice(s, s + k),) * nd + (slice(0, cin), slice(0, cout))]
-            z = _layers.conv(hi, kernel, self.conv_impl) + layer["conv_bias"][:cout]
+            impl = _layers.branch_conv_impl(self.conv_impl)
+            z = _layers.conv(hi, kernel, impl) + layer["conv_bias"][:cout]
         else:
             dw = layer["dw_kernel"]
             s = (dw.shape[0] - k) // 2

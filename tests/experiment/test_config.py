@@ -54,6 +54,21 @@ def test_new_sections_keep_the_fingerprint_of_older_run_directories():
     assert plugged.fingerprint(1) == ExperimentConfig().fingerprint(1)
 
 
+def test_fields_added_since_version_2_keep_its_fingerprints():
+    """Version-2 fingerprints as the first evonas to write them computed them (before proxies,
+    halving, inheritance and one-shot existed): those directories still resume."""
+    assert ExperimentConfig().fingerprint() == "33655ee78c1736c4"
+    tabular = ExperimentConfig.from_dict({"encoding": {"name": "nb201"},
+                                          "evaluator": {"name": "tabular"}})
+    assert tabular.fingerprint() == "4ecc98005f18d175"
+    for changed in (["train.rungs=[25]"], ["train.inherit=parent"], ["search.proxies=[snip]"],
+                    ["evaluator.name=oneshot"],
+                    ["evaluator.name=oneshot", "evaluator.supernet_steps=100"]):
+        assert ExperimentConfig().with_overrides(changed).fingerprint() not in (
+            "33655ee78c1736c4", ExperimentConfig().with_overrides(changed[:1]).fingerprint()
+            if len(changed) > 1 else None), changed
+
+
 def test_objective_directions_come_from_the_metric_table():
     config = ExperimentConfig().with_overrides([
         "search.objectives=[{name: val_acc}, {name: params}, {name: edgegpu_latency}, "
@@ -63,7 +78,7 @@ def test_objective_directions_come_from_the_metric_table():
 
 def test_evaluator_section_is_checked():
     with pytest.raises(ValueError, match=r"evaluator.name must be one of \['training', "
-                       r"'tabular'\]; got 'table'"):
+                       r"'tabular', 'oneshot'\]; got 'table'"):
         ExperimentConfig().with_overrides(["evaluator.name=table"])
     with pytest.raises(ValueError, match=r"evaluator.noise applies to the tabular evaluator only"):
         ExperimentConfig().with_overrides(["evaluator.noise=1.0"])
