@@ -13,7 +13,9 @@ sampled architectures' own steps (each a stand-alone jitted step) and the masked
 Part 2, time to quality. The default experiment (regularized evolution, 5 generations of 16,
 200 training steps) and the same with successive halving (rungs 25 and 75, eta 3), weight
 inheritance (children train 50 steps), the one-shot evaluator (4000 supernet steps, 20
-generations) and a NASWOT pre-filter (4 candidates per trained genome), ``--seeds`` seeds each:
+generations) and a NASWOT pre-filter (4 candidates per trained genome), each exactly the YAML a
+user runs (``evonas run examples/successive_halving.yaml``, ``weight_inheritance.yaml``,
+``oneshot.yaml``, ``proxy_prefilter.yaml``) with only the top 1 retrained, ``--seeds`` seeds each:
 search seconds (the generations' wall time; retraining excluded), the best validation fitness
 found, and the top-1 architecture's test accuracy after the final retraining from scratch.
 
@@ -37,13 +39,14 @@ from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]
+# Part 2's methods are the examples a user runs: each its YAML in examples/ (None: the defaults).
 METHODS = {
-    "default": [],
-    "halving": ["train.rungs=[25, 75]", "train.eta=3"],
-    "inherit": ["train.inherit=parent", "train.inherit_steps=50"],
-    "oneshot": ["evaluator.name=oneshot", "evaluator.supernet_steps=4000",
-                "train.steps_per_call=50", "search.generations=20"],
-    "proxy": ["search.prefilter.proxy=naswot", "search.prefilter.factor=4"],
+    "default": None,
+    "halving": "successive_halving.yaml",
+    "inherit": "weight_inheritance.yaml",
+    "oneshot": "oneshot.yaml",
+    "proxy": "proxy_prefilter.yaml",
 }
 # --quick: every part at toy sizes (seconds, for the tests), numbers meaningless.
 QUICK = {
@@ -52,11 +55,12 @@ QUICK = {
     "set": ["dataset.limit=400", "search.generations=2", "search.population_size=4",
             "strategy.params.population_size=4", "strategy.params.sample_size=2",
             "train.steps=20", "final.retrain_steps=40"],
+    # after each example's own settings: toy budgets that keep its method
     "methods": {"default": [], "halving": ["train.rungs=[5, 10]", "train.eta=2"],
-                "inherit": ["train.inherit=parent", "train.inherit_steps=5"],
-                "oneshot": ["evaluator.name=oneshot", "evaluator.supernet_steps=20",
-                            "train.steps_per_call=5", "search.generations=3"],
-                "proxy": METHODS["proxy"]},
+                "inherit": ["train.inherit_steps=5"],
+                "oneshot": ["evaluator.supernet_steps=20", "train.steps_per_call=5",
+                            "search.generations=3"],
+                "proxy": []},
 }
 
 
@@ -93,10 +97,12 @@ def _finite(values: np.ndarray, fill: float) -> np.ndarray:
     return np.where(np.isfinite(values), values, fill)
 
 
-def _config(overrides: list[str]):
+def _config(overrides: list[str], example: str | None = None):
     from evonas.experiment import ExperimentConfig
 
-    return ExperimentConfig().with_overrides(overrides)
+    config = (ExperimentConfig() if example is None
+              else ExperimentConfig.from_yaml(ROOT / "examples" / example))
+    return config.with_overrides(overrides)
 
 
 def _step_times(encoding, params, genomes, dataset, batch_size: int, repeats: int) -> dict:
@@ -232,10 +238,10 @@ def time_to_quality(args) -> dict:
     for method in args.methods:
         runs = {"search_s": [], "best_val": [], "retrained_test": []}
         for seed in range(args.seeds):
-            overrides = [*args.set, *args.method_overrides[method], f"search.seed={seed}",
-                         "final.retrain_top_k=1", "display.progress=false",
-                         "display.report=false", *args.method_set]
-            config = _config(overrides)
+            overrides = [*args.set, *args.method_overrides.get(method, []),
+                         f"search.seed={seed}", "final.retrain_top_k=1",
+                         "display.progress=false", "display.report=false", *args.method_set]
+            config = _config(overrides, METHODS[method])
             with tempfile.TemporaryDirectory() as tmp:
                 path, run_dir = Path(tmp) / "config.yaml", Path(tmp) / "run"
                 path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -279,7 +285,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true",
                         help="toy sizes: checks that everything runs, numbers meaningless")
     args = parser.parse_args(argv)
-    args.method_overrides = METHODS
+    args.method_overrides = {}
     if args.quick:
         for name, value in QUICK["args"].items():
             setattr(args, name, value)

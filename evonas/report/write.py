@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -60,12 +61,15 @@ def _tested(front: dict[str, Any] | None) -> dict[int, float]:
 
 
 def _estimates(evaluations: list[Any]) -> str:
-    """``trained (40), oneshot (200)``: how the rows' fitness was obtained, by count."""
-    counts: dict[str, int] = {}
+    """``trained, 25 steps (30), trained, 200 steps (4), oneshot (200)``: how the rows' fitness
+    was obtained (with the steps each architecture's own weights trained), by count."""
+    counts: dict[tuple[str, int], int] = {}
     for e in evaluations:
         if e.estimate is not None:
-            counts[e.estimate] = counts.get(e.estimate, 0) + 1
-    return ", ".join(f"{k} ({n})" for k, n in sorted(counts.items())) or "–"
+            steps = int(e.fidelity) if math.isfinite(e.fidelity) and e.fidelity > 0 else 0
+            counts[e.estimate, steps] = counts.get((e.estimate, steps), 0) + 1
+    return "; ".join(f"{name}{f', {steps} steps' if steps else ''} ({n})"
+                     for (name, steps), n in sorted(counts.items())) or "–"
 
 
 def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None

@@ -1,0 +1,59 @@
+"""The cheap-evaluation examples run end to end from their YAMLs: searched cheaply, the top
+retrained from scratch, tested, exported, and a report that says how each fitness was estimated."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+
+import jax.numpy as jnp
+import pytest
+
+import evonas
+from evonas.store import History
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = ["search.generations=3", "search.population_size=4", "strategy.params.population_size=4",
+        "strategy.params.sample_size=2", "train.steps=20", "final.retrain_steps=40",
+        "final.retrain_top_k=2", "dataset.limit=400", "display.progress=false"]
+# example: (its own settings scaled down, the estimates its history must hold)
+EXAMPLES = {
+    "successive_halving.yaml": (["train.rungs=[5, 10]", "train.eta=2"], {"trained"}),
+    "weight_inheritance.yaml": (["train.inherit_steps=5"], {"trained", "inherited"}),
+    "oneshot.yaml": (["evaluator.supernet_steps=20", "train.steps_per_call=5"], {"oneshot"}),
+    "proxy_prefilter.yaml": ([], {"naswot+trained"}),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", list(EXAMPLES))
+def test_the_example_runs_end_to_end_and_the_report_says_how_fitness_was_estimated(
+        example, tmp_path):
+    from evonas.cli import main
+
+    settings, estimates = EXAMPLES[example]
+    run_dir = tmp_path / "run"
+    args = ["run", str(ROOT / "examples" / example), "--run-dir", str(run_dir)]
+    for setting in [*TINY, *settings]:
+        args += ["--set", setting]
+    assert main(args) == 0
+    with History(run_dir / "history.sqlite", readonly=True) as history:
+        rows = history.rows()
+    assert len(rows) == 12 and {r["estimate"] for r in rows} == estimates
+    fidelities = {r["fidelity"] for r in rows}
+    if example == "successive_halving.yaml":  # every rung is a fidelity some rows stopped at
+        assert fidelities == {5, 10, 20}
+    elif example == "weight_inheritance.yaml":
+        assert fidelities == {5, 20}
+    elif example == "oneshot.yaml":
+        assert fidelities == {0}
+    final = json.loads((run_dir / "best" / "final.json").read_text())
+    assert len(final["models"]) == 2 and all(0.0 < m["test_acc"] <= 1.0 for m in final["models"])
+    module, variables, info = evonas.load_model(run_dir)
+    assert module.apply(variables, jnp.zeros((2, 40, 1))).shape == (2, 10)
+    page = (run_dir / "report" / "index.html").read_text()
+    summary = re.search(r"<b>fitness estimated by</b>: ([^<]*)</span>", page)
+    assert summary, "the report's summary names how fitness was estimated"
+    for estimate in estimates:
+        assert estimate in summary.group(1)
