@@ -87,6 +87,13 @@ def small(name):
         return {"population_size": 8, "sample_size": 3, "batch_size": 4}
     if name == "genetic_algorithm":
         return {"population_size": 8}
+    if name == "bayesian_optimization":
+        return {"batch_size": 4, "history_size": 16, "num_init": 4, "train_steps": 2,
+                "num_candidates": 8}
+    if name == "grid_search":  # 4.1 million genomes: over the default limit, so raised
+        return {"batch_size": 4, "max_size": 5_000_000}
+    if name in ("reinforce", "q_learning", "asng", "pbil", "local_search"):
+        return {"batch_size": 4}
     return {"population_size": 8}
 
 

@@ -43,7 +43,7 @@ from evonas.operators import mutate_one
 from evonas.report import write_report
 from evonas.store import NoCheckpointError, ParamStore, RunDir, RunDirError
 from evonas.store.run_dir import RunLock
-from evonas.strategies import num_objectives
+from evonas.strategies import beliefs, num_objectives
 from evonas.train.proxies import zero_cost_scores
 
 # Streams folded into the seed's key: one per use, so adding a use never shifts another's.
@@ -443,6 +443,9 @@ class Experiment:
             state = strategy.tell(genomes, jnp.asarray(told), state)
             seconds = time.perf_counter() - start
             summary = _summary(result.fitness, maximize, seconds)
+            believed = beliefs(strategy, state)
+            if believed is not None:
+                summary["beliefs"] = believed
             run.commit_generation(generation, result.rows, summary, state)
             if generation == 0 and config.search.constraints:
                 _check_feasible(result.rows, config, run.path)

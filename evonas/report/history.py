@@ -153,3 +153,35 @@ def read_evaluations(run_dir: str | Path) -> list[Evaluation]:
         except (TypeError, ValueError):
             continue
     return records
+
+
+def read_beliefs(run_dir: str | Path) -> tuple[int, dict[str, dict[str, float]]] | None:
+    """``(generation, {gene: {value: probability}})``: the newest distribution a
+    distribution-based strategy recorded (the ``beliefs`` of ``generations``), or None.
+
+    Read-only; a history from before beliefs were recorded, or a strategy without them, gives
+    None. The values come from a file anyone may have written: they are checked to be a mapping
+    of mappings of numbers, and escaped where shown.
+    """
+    path = RunPaths(run_dir).history
+    if not path.is_file():
+        return None
+    conn = connect_readonly(path, timeout=10.0)
+    try:
+        row = conn.execute("SELECT generation, beliefs FROM generations WHERE beliefs IS NOT "
+                           "NULL ORDER BY generation DESC LIMIT 1").fetchone()
+    except sqlite3.DatabaseError:
+        return None  # no such column (an older history) or table: nothing believed
+    finally:
+        conn.close()
+    if row is None:
+        return None
+    try:
+        beliefs = json.loads(row[1])
+    except ValueError:
+        return None
+    if not isinstance(beliefs, dict) or not all(
+            isinstance(v, dict) and all(isinstance(p, (int, float)) for p in v.values())
+            for v in beliefs.values()):
+        return None
+    return int(row[0]), beliefs

@@ -104,6 +104,27 @@ def _get(mapping: Any, key: str, default: Any = "–") -> Any:
     return mapping.get(key, default) if isinstance(mapping, Mapping) else default
 
 
+def _beliefs_table(beliefs: tuple[int, Mapping[str, Mapping[str, float]]] | None) -> str:
+    """What a distribution-based search believes: per gene its most probable value and the
+    whole distribution, most probable first (every value escaped)."""
+    if beliefs is None:
+        return ""
+    generation, genes = beliefs
+    rows = []
+    for gene, values in genes.items():
+        ranked = sorted(values.items(), key=lambda kv: -float(kv[1]))
+        if not ranked:
+            continue
+        top, p = ranked[0]
+        spread = ", ".join(f"{html.escape(str(v))} {float(q):.2f}" for v, q in ranked)
+        rows.append(f"<tr><td>{html.escape(str(gene))}</td><td>{html.escape(str(top))}</td>"
+                    f"<td>{float(p):.2f}</td><td>{spread}</td></tr>")
+    return (f"<h2>What the search believes (after generation {int(generation)})</h2>"
+            "<p>The strategy's distribution over each gene's values: where it would sample "
+            "next.</p><table><thead><tr><th>gene</th><th>most probable</th><th>p</th>"
+            f"<th>distribution</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
 def _front_table(front: Mapping[str, Any] | None) -> str:
     """The retrained Pareto front (``front/front.json``), or nothing for other runs. Every
     value is escaped: the file may have been written by anyone."""
@@ -144,6 +165,7 @@ def render_html(
     summary: Mapping[str, Any],
     config_text: str | None,
     front: Mapping[str, Any] | None = None,
+    beliefs: tuple[int, Mapping[str, Mapping[str, float]]] | None = None,
 ) -> str:
     """The whole report page.
 
@@ -154,6 +176,8 @@ def render_html(
         summary: short facts shown under the heading (``{"evaluations": 40, ...}``).
         config_text: the run's ``config.yaml`` text, or ``None`` when the run has none.
         front: ``front/front.json`` of a multi-objective run, shown as a table.
+        beliefs: ``(generation, {gene: {value: probability}})`` of a distribution-based
+            search, shown as a table.
     """
     facts = "".join(
         f"<span><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</span>"
@@ -181,6 +205,7 @@ def render_html(
 <h2>Top {TOP_K} architectures</h2>
 {_top_table(top)}
 {_front_table(front)}
+{_beliefs_table(beliefs)}
 <h2>Plots</h2>
 {images}
 <h2>Configuration</h2>

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from evonas.report import drawings, plots
-from evonas.report.history import read_evaluations
+from evonas.report.history import read_beliefs, read_evaluations
 from evonas.report.html import TOP_K, render_html
 from evonas.store.atomic import atomic_write_bytes, atomic_write_text, read_json, safe_dir
 from evonas.store.layout import REPORT_INDEX, RunPaths
@@ -135,7 +135,7 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         "written": datetime.datetime.now().isoformat(timespec="seconds"),
     }
     page = render_html(run.resolve().name, [(caption, images[key]) for key, _, caption in shown],
-                       top, summary, config_text, front)
+                       top, summary, config_text, front, read_beliefs(run))
     index = out / REPORT_INDEX
     atomic_write_text(index, page, root)
     paths["html"] = index

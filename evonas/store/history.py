@@ -29,10 +29,12 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 2
-# Version 2 added ``fidelity`` and ``estimate``; a version-1 history is migrated when opened for
-# writing (the new columns are NULL for its rows) and read as it is otherwise.
+SCHEMA_VERSION = 3
+# Version 2 added ``fidelity`` and ``estimate`` to evaluations, version 3 ``beliefs`` to
+# generations; an older history is migrated when opened for writing (the new columns are NULL for
+# its rows) and read as it is otherwise.
 _ADDED_IN_2 = ("fidelity", "estimate")
+_ADDED_IN_3 = ("beliefs",)
 
 # (column, sqlite type) of ``evaluations``, in order; ``generation`` comes from append_generation.
 _COLUMNS = (
@@ -60,7 +62,7 @@ COLUMNS: tuple[str, ...] = tuple(name for name, _ in _COLUMNS)
 ROW_FIELDS: tuple[str, ...] = tuple(c for c in COLUMNS if c != "generation")
 _REQUIRED_FIELDS = ("id", "genome", "genome_key")
 _JSON_COLUMNS = ("genome", "description", "parents", "metrics")
-SUMMARY_FIELDS = ("best", "median", "worst", "wall_seconds", "finished_at")
+SUMMARY_FIELDS = ("best", "median", "worst", "wall_seconds", "finished_at", "beliefs")
 _SUMMARY_COLUMNS = ("generation", "evaluations", *SUMMARY_FIELDS)
 
 _SCHEMA = f"""
@@ -69,7 +71,7 @@ CREATE INDEX IF NOT EXISTS evaluations_genome_key ON evaluations (genome_key);
 CREATE INDEX IF NOT EXISTS evaluations_generation ON evaluations (generation);
 CREATE TABLE IF NOT EXISTS generations (
     generation INTEGER PRIMARY KEY, evaluations INTEGER NOT NULL, best REAL, median REAL,
-    worst REAL, wall_seconds REAL, finished_at TEXT NOT NULL
+    worst REAL, wall_seconds REAL, finished_at TEXT NOT NULL, beliefs TEXT
 );
 """
 
@@ -224,21 +226,25 @@ class History:
     def _check_schema(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         self._columns = COLUMNS
+        self._summary_columns = _SUMMARY_COLUMNS
         if version == 0 and not self.readonly:
             self._db.executescript(
                 f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
             )
-        elif version == 1 and not self.readonly:
-            added = "; ".join(f"ALTER TABLE evaluations ADD COLUMN {n} {t}"
-                              for n, t in _COLUMNS if n in _ADDED_IN_2)
-            self._db.executescript(f"BEGIN; {added}; PRAGMA user_version={SCHEMA_VERSION}; "
-                                   "COMMIT;")
-        elif version == 1:
-            self._columns = tuple(c for c in COLUMNS if c not in _ADDED_IN_2)
+        elif version in (1, 2) and not self.readonly:
+            added = [f"ALTER TABLE evaluations ADD COLUMN {n} {t}"
+                     for n, t in _COLUMNS if n in _ADDED_IN_2 and version < 2]
+            added += [f"ALTER TABLE generations ADD COLUMN {n} TEXT" for n in _ADDED_IN_3]
+            self._db.executescript(f"BEGIN; {'; '.join(added)}; "
+                                   f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+        elif version in (1, 2):
+            if version == 1:
+                self._columns = tuple(c for c in COLUMNS if c not in _ADDED_IN_2)
+            self._summary_columns = tuple(c for c in _SUMMARY_COLUMNS if c not in _ADDED_IN_3)
         elif version != SCHEMA_VERSION:
             raise ValueError(
                 f"the history {self.path} has schema version {version}; this evonas reads "
-                f"versions 1 and {SCHEMA_VERSION}: use the evonas version that wrote it"
+                f"versions 1 to {SCHEMA_VERSION}: use the evonas version that wrote it"
             )
 
     def close(self) -> None:
@@ -269,7 +275,8 @@ class History:
                 ``id``, ``genome`` and ``genome_key`` are required; ids continue the history's
                 (``count()``, ``count() + 1``, ...). The rest default to empty / NULL / false.
             summary: ``best``, ``median``, ``worst`` fitness and ``wall_seconds`` (None allowed),
-                optionally ``finished_at`` (ISO time; default now, UTC).
+                optionally ``finished_at`` (ISO time; default now, UTC) and ``beliefs`` (JSON:
+                what a distribution-based strategy believes after the generation).
 
         Raises:
             ValueError: a bad generation number, id, field or summary; nothing is written.
@@ -388,13 +395,15 @@ class History:
         if unknown or missing:
             raise ValueError(
                 f"generation summary has unknown {unknown} / missing {missing} fields; "
-                f"it takes {list(SUMMARY_FIELDS)} (finished_at optional)"
+                f"it takes {list(SUMMARY_FIELDS)} (finished_at and beliefs optional)"
             )
         finished = summary.get("finished_at") or datetime.datetime.now(
             datetime.timezone.utc
         ).isoformat(timespec="seconds")
         stats = tuple(_opt_float(summary[f]) for f in SUMMARY_FIELDS[:4])
-        return (generation, evaluations, *stats, str(finished))
+        beliefs = summary.get("beliefs")
+        beliefs = None if beliefs is None else json.dumps(beliefs, allow_nan=False)
+        return (generation, evaluations, *stats, str(finished), beliefs)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -454,8 +463,15 @@ class History:
     def generations(self) -> list[dict[str, Any]]:
         """The per-generation summaries, oldest first."""
         rows = self._read(
-            f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM generations ORDER BY generation")
-        return [dict(zip(_SUMMARY_COLUMNS, r)) for r in rows]
+            f"SELECT {', '.join(self._summary_columns)} FROM generations ORDER BY generation")
+        out = []
+        for r in rows:
+            summary = dict.fromkeys(_SUMMARY_COLUMNS)
+            summary.update(zip(self._summary_columns, r))
+            if summary["beliefs"] is not None:
+                summary["beliefs"] = json.loads(summary["beliefs"])
+            out.append(summary)
+        return out
 
     def _decode(self, values: Sequence[Any]) -> dict[str, Any]:
         row = dict.fromkeys(COLUMNS)

@@ -1,19 +1,25 @@
 """Search strategies with the evosax shape: ``init`` / ``ask`` / ``tell`` over immutable state.
 
-Families: random search; evolutionary (regularized evolution, the genetic algorithm);
-multi-objective (NSGA-II, MAP-Elites, the weighted sum); every evosax algorithm through a
-continuous relaxation. ``evonas.strategies.search`` runs a whole search in one compiled program
+Families: random, grid and local search; evolutionary (regularized evolution, the genetic
+algorithm); model-based (Bayesian optimisation with a neural ensemble or a GP); reinforcement
+(REINFORCE, Q-learning); distribution-based (ASNG, PBIL); multi-objective (NSGA-II, MAP-Elites,
+the weighted sum); every evosax algorithm through a continuous relaxation.
+``evonas.strategies.search`` runs a whole search in one compiled program
 and many of them vmapped over seeds.
 """
 
 from evonas.strategies.base import (
     Strategy,
+    beliefs,
     from_score,
     num_objectives,
     to_score,
 )
+from evonas.strategies.bayesian import BayesianOptimization, BayesianOptimizationState
+from evonas.strategies.distribution import DistributionSearch, DistributionState
 from evonas.strategies.evosax_adapter import EvosaxStrategy, evosax_algorithm_names
 from evonas.strategies.genetic_algorithm import GeneticAlgorithm, GeneticAlgorithmState
+from evonas.strategies.grid import GridSearch, GridSearchState, LocalSearch, LocalSearchState
 from evonas.strategies.map_elites import MapElites, MapElitesState
 from evonas.strategies.nsga2 import NSGA2, NSGA2State
 from evonas.strategies.random_search import RandomSearch, RandomSearchState
@@ -29,6 +35,12 @@ from evonas.strategies.regularized_evolution import (
     RegularizedEvolution,
     RegularizedEvolutionState,
 )
+from evonas.strategies.reinforcement import (
+    QLearning,
+    QLearningState,
+    Reinforce,
+    ReinforceState,
+)
 from evonas.strategies.search import (
     COUNTS,
     EvaluateFn,
@@ -42,6 +54,18 @@ from evonas.strategies.search import (
 from evonas.strategies.weighted_sum import WeightedSum, WeightedSumState
 
 __all__ = [
+    "ReinforceState",
+    "Reinforce",
+    "QLearningState",
+    "QLearning",
+    "LocalSearchState",
+    "LocalSearch",
+    "GridSearchState",
+    "GridSearch",
+    "DistributionState",
+    "DistributionSearch",
+    "BayesianOptimizationState",
+    "BayesianOptimization",
     "BUILTIN_STRATEGIES",
     "COUNTS",
     "ENTRY_POINT_GROUP",
@@ -62,6 +86,7 @@ __all__ = [
     "Strategy",
     "WeightedSum",
     "WeightedSumState",
+    "beliefs",
     "closest_to_feasible",
     "evosax_algorithm_names",
     "from_score",

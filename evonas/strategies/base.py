@@ -52,7 +52,11 @@ class Strategy(Protocol):
       the number of tells);
     * after ``ask``, ``state.parents`` holds each asked genome's parent ids, ``int32[B]`` or
       ``int32[B, k]`` (-1 where a genome has none), for the lineage in the report. An id is
-      the order in which the genome was told, counting from 0 over the whole search.
+      the order in which the genome was told, counting from 0 over the whole search;
+    * a strategy that keeps a distribution over genomes exposes it as ``state.probabilities``
+      (``float32[G, K]``, gene ``g``'s probability of value ``k``, ``K`` the largest
+      cardinality): the history keeps it per generation and the report shows it as what the
+      search believes (:func:`beliefs`).
     """
 
     space: GenomeSpace
@@ -192,3 +196,19 @@ def check_told_objectives(strategy: Any, genomes: jax.Array, fitness: jax.Array)
             f"fitness of shape {want} (one column per objective); got {jnp.shape(genomes)} and "
             f"{jnp.shape(fitness)}"
         )
+
+
+def beliefs(strategy: Any, state: Any) -> dict[str, dict[str, float]] | None:
+    """``{gene name: {value: probability}}`` of a state with ``probabilities`` (``[G, K]``),
+    values named as the space names them; None for a strategy without a distribution."""
+    probabilities = getattr(state, "probabilities", None)
+    if probabilities is None:
+        return None
+    space = strategy.space
+    table = jax.device_get(probabilities)
+    out = {}
+    for g, name in enumerate(space.names):
+        choices = space.choices[g] if space.choices else None
+        out[name] = {str(choices[k]) if choices is not None else str(k): float(table[g][k])
+                     for k in range(space.cardinalities[g])}
+    return out

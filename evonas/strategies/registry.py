@@ -15,12 +15,16 @@ from typing import Any
 from evonas.genomes.space import GenomeSpace
 from evonas.registry import Factory, Registry
 from evonas.strategies.base import Strategy
+from evonas.strategies.bayesian import BayesianOptimization
+from evonas.strategies.distribution import DistributionSearch
 from evonas.strategies.evosax_adapter import EvosaxStrategy, evosax_algorithm_names
 from evonas.strategies.genetic_algorithm import GeneticAlgorithm
+from evonas.strategies.grid import GridSearch, LocalSearch
 from evonas.strategies.map_elites import MapElites
 from evonas.strategies.nsga2 import NSGA2
 from evonas.strategies.random_search import RandomSearch
 from evonas.strategies.regularized_evolution import RegularizedEvolution
+from evonas.strategies.reinforcement import QLearning, Reinforce
 from evonas.strategies.weighted_sum import WeightedSum
 
 ENTRY_POINT_GROUP = "evonas.strategies"
@@ -55,6 +59,13 @@ def weighted_sum(space: GenomeSpace, strategy: str = "regularized_evolution",
 
 
 RANDOM: dict[str, Factory] = {"random_search": RandomSearch}
+ENUMERATIVE: dict[str, Factory] = {"grid_search": GridSearch, "local_search": LocalSearch}
+MODEL_BASED: dict[str, Factory] = {"bayesian_optimization": BayesianOptimization}
+REINFORCEMENT: dict[str, Factory] = {"reinforce": Reinforce, "q_learning": QLearning}
+DISTRIBUTION: dict[str, Factory] = {
+    "asng": functools.partial(DistributionSearch, method="asng"),
+    "pbil": functools.partial(DistributionSearch, method="pbil"),
+}
 EVOLUTIONARY: dict[str, Factory] = {
     "regularized_evolution": RegularizedEvolution,
     "genetic_algorithm": GeneticAlgorithm,
@@ -68,7 +79,9 @@ EVOSAX: dict[str, Factory] = {
     f"evosax_{name}": functools.partial(EvosaxStrategy, algorithm=name)
     for name in evosax_algorithm_names()
 }
-BUILTIN_STRATEGIES: dict[str, Factory] = RANDOM | EVOLUTIONARY | MULTI_OBJECTIVE | EVOSAX
+BUILTIN_STRATEGIES: dict[str, Factory] = (RANDOM | ENUMERATIVE | EVOLUTIONARY | MODEL_BASED
+                                          | REINFORCEMENT | DISTRIBUTION | MULTI_OBJECTIVE
+                                          | EVOSAX)
 
 STRATEGIES = Registry("strategy", ENTRY_POINT_GROUP, BUILTIN_STRATEGIES, plural="strategies")
 

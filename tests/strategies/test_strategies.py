@@ -1,4 +1,5 @@
-"""Tests of the built-in strategies: random search, regularized evolution, genetic algorithm."""
+"""Tests every built-in single-objective strategy shares: phases, failures, determinism and
+direction; and those of random search, regularized evolution and the genetic algorithm."""
 
 import jax
 import jax.numpy as jnp
@@ -7,9 +8,15 @@ import pytest
 
 from evonas.genomes import GenomeSpace
 from evonas.strategies import (
+    BayesianOptimization,
+    DistributionSearch,
     GeneticAlgorithm,
+    GridSearch,
+    LocalSearch,
+    QLearning,
     RandomSearch,
     RegularizedEvolution,
+    Reinforce,
     get_strategy,
 )
 
@@ -41,6 +48,16 @@ TOY_STRATEGIES = {
         RegularizedEvolution(TOY, population_size=32, sample_size=8, batch_size=8), 50
     ),
     "genetic_algorithm": (GeneticAlgorithm(TOY, population_size=16), 25),
+    "bayesian_optimization": (BayesianOptimization(TOY, batch_size=8, history_size=64,
+                                                   train_steps=10, num_candidates=32), 50),
+    "bayesian_optimization_gp": (BayesianOptimization(TOY, batch_size=8, history_size=64,
+                                                      surrogate="gp", num_candidates=32), 50),
+    "reinforce": (Reinforce(TOY, batch_size=8, learning_rate=0.1), 50),
+    "q_learning": (QLearning(TOY, batch_size=8, epsilon_generations=25), 50),
+    "asng": (DistributionSearch(TOY, method="asng", batch_size=8), 50),
+    "pbil": (DistributionSearch(TOY, method="pbil", batch_size=8), 50),
+    "local_search": (LocalSearch(TOY, batch_size=8), 50),
+    "grid_search": (GridSearch(TOY, batch_size=8), 50),
 }
 SMALL = [
     RandomSearch(MIXED, batch_size=5),
@@ -50,6 +67,16 @@ SMALL = [
     ),
     GeneticAlgorithm(MIXED, population_size=6, crossover="two_point", num_elites=1),
     GeneticAlgorithm(MIXED, population_size=5, crossover="one_point", maximize=False),
+    BayesianOptimization(MIXED, batch_size=4, history_size=8, num_init=4, train_steps=3,
+                         num_candidates=8),
+    BayesianOptimization(MIXED, batch_size=4, history_size=8, num_init=2, surrogate="gp",
+                         acquisition="ucb", num_candidates=8, maximize=False),
+    Reinforce(MIXED, batch_size=4, entropy_weight=0.1),
+    QLearning(MIXED, batch_size=4, memory_size=6, replay_batch=3, maximize=False),
+    DistributionSearch(MIXED, method="asng", batch_size=4, entropy_weight=0.1),
+    DistributionSearch(MIXED, method="pbil", batch_size=4, maximize=False),
+    LocalSearch(MIXED, batch_size=3),
+    GridSearch(MIXED, batch_size=5),
 ]
 
 
@@ -108,8 +135,9 @@ def test_same_key_same_search(toy_runs, name):
     again_state, again_asked = run(keys)
     np.testing.assert_array_equal(again_asked, asked)
     assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), state, again_state))
-    # Different seeds (the vmapped lanes) search differently.
-    assert len({np.asarray(a).tobytes() for a in asked}) == len(keys)
+    # Different seeds (the vmapped lanes) search differently; a grid has one order.
+    distinct = 1 if name == "grid_search" else len(keys)
+    assert len({np.asarray(a).tobytes() for a in asked}) == distinct
 
 
 def test_evolution_beats_random_search_on_the_toy_problem(toy_runs):
@@ -122,6 +150,15 @@ def test_evolution_beats_random_search_on_the_toy_problem(toy_runs):
     assert 5.5 < best["random_search"].mean() < 7.0
     for _, _, (state, _), _ in toy_runs.values():
         np.testing.assert_array_equal(onemax(state.best_genome), state.best_fitness)
+
+
+# Q-learning is left out: with 400 evaluations its table is still mostly exploration here
+# (mean best 6.0 against random search's 6.1); it is compared on NAS-Bench-201 instead.
+@pytest.mark.parametrize("name", ["bayesian_optimization", "bayesian_optimization_gp",
+                                  "reinforce", "asng", "pbil", "local_search"])
+def test_every_learning_strategy_beats_random_search_on_the_toy_problem(toy_runs, name):
+    best = {n: np.asarray(toy_runs[n][2][0].best_fitness) for n in ("random_search", name)}
+    assert best[name].mean() > best["random_search"].mean() + 0.5, best
 
 
 @pytest.mark.parametrize("name", sorted(TOY_STRATEGIES))
