@@ -28,6 +28,7 @@ from evonas.store import (
     config_fingerprint,
     genome_key,
 )
+from evonas.store.history import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = {
@@ -243,6 +244,72 @@ def test_reader_sees_whole_generations_while_a_writer_is_mid_transaction(tmp_pat
     finally:
         release.set()
         thread.join(10)
+
+
+def _downgrade(path: Path, version: int) -> None:
+    """Rewrites a current history as schema ``version`` wrote it: without the later columns."""
+    from evonas.store import history as schema
+
+    dropped = list(schema._ADDED_IN_2) if version < 2 else []
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=DELETE")
+    for column in dropped:
+        db.execute(f"ALTER TABLE evaluations DROP COLUMN {column}")
+    for column in schema._ADDED_IN_3:
+        db.execute(f"ALTER TABLE generations DROP COLUMN {column}")
+    db.execute(f"PRAGMA user_version={version}")
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_history_is_read_as_it_is_and_migrated_when_written(tmp_path, version):
+    path = tmp_path / "h.sqlite"
+    with History(path) as history:
+        history.append_generation(0, [_row(0, fidelity=20, estimate="trained"), _row(1)],
+                                  _summary(beliefs={"op_0": {"0": 0.25, "1": 0.75}}))
+        written = history.rows()
+    _downgrade(path, version)
+    before = path.read_bytes()
+
+    # A reader (a report on someone's old run) sees the rows as they were and changes nothing.
+    with History(path, readonly=True) as old:
+        rows = old.rows()
+        (summary,) = old.generations()
+    assert path.read_bytes() == before
+    gone = ("fidelity", "estimate") if version < 2 else ()
+    for row, original in zip(rows, written, strict=True):
+        assert {k: v for k, v in row.items() if k not in gone} == \
+            {k: v for k, v in original.items() if k not in gone}
+        assert all(row[k] is None for k in gone)
+    assert summary["best"] == 0.9 and summary["beliefs"] is None
+
+    # A writer (resume) migrates it to the current schema and appends full rows after the old.
+    with History(path) as history:
+        history.append_generation(1, [_row(2, fidelity=5, estimate="halving")],
+                                  _summary(beliefs={"op_0": {"0": 0.5, "1": 0.5}}))
+        rows = history.rows()
+        summaries = history.generations()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db.close()
+    assert [r["id"] for r in rows] == [0, 1, 2]
+    assert (rows[2]["fidelity"], rows[2]["estimate"]) == (5, "halving")
+    assert [s["beliefs"] for s in summaries] == [None, {"op_0": {"0": 0.5, "1": 0.5}}]
+
+
+def test_a_history_from_a_newer_evonas_is_refused_unchanged(tmp_path):
+    path = tmp_path / "h.sqlite"
+    with History(path) as history:
+        history.append_generation(0, [_row(0)], _summary())
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=f"schema version {SCHEMA_VERSION + 1}.*versions 1 to"):
+        History(path)
+    assert path.read_bytes() == before
 
 
 def test_truncate_after(tmp_path):
