@@ -65,7 +65,9 @@ def test_report_scale_writes_the_report_of_a_synthetic_history(capsys):
 @pytest.mark.slow
 def test_search_efficiency_ranks_every_estimate_and_times_every_method(capsys):
     bench = _load("search_efficiency")
-    out = bench.main(["--quick", "--methods", "default,halving,oneshot"])
+    # Part 2 runs example YAMLs through `evonas run`; tests/test_cheap_examples.py runs each of
+    # them end to end, so one method here shows the benchmark's own machinery.
+    out = bench.main(["--quick", "--methods", "default"])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
     assert set(out["fidelity"]) == {"steps_10", "oneshot", "naswot", "synflow", "grad_norm",
                                     "snip", "params", "flops"}
@@ -76,7 +78,8 @@ def test_search_efficiency_ranks_every_estimate_and_times_every_method(capsys):
     assert out["fidelity"]["params"]["kendall"] == out["fidelity"]["flops"]["kendall"]
     steps = out["oneshot_step"]
     assert steps["single_path_step_s"] < steps["masked_supernet_step_s"]
-    for method in ("default", "halving", "oneshot"):
+    assert set(out["methods"]) == {"default"}
+    for method in ("default",):
         runs = out["methods"][method]
         assert len(runs["search_s"]) == 1 and runs["search_s"][0] > 0
         assert 0.0 < runs["retrained_test"][0] <= 1.0
