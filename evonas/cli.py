@@ -221,6 +221,53 @@ def cmd_front(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distil(args: argparse.Namespace) -> int:
+    from evonas.experiment.distil import distil_run
+    from evonas.store import RunPaths
+
+    out = distil_run(args.run_dir, student=args.student, temperature=args.temperature,
+                     alpha=args.alpha, steps=args.steps)
+    if args.json:
+        print(json.dumps(_jsonable(out)))
+        return 0
+    teacher, student = out["teacher"], out["student"]
+    print(f"teacher: the ensemble of #{', #'.join(map(str, teacher['members']))}, test accuracy "
+          f"{teacher['test_acc']:.4f}")
+    print(f"student #{student['id']} ({_format(float(student['params']))} params, "
+          f"{out['steps']} steps): alone {student['alone_test_acc']:.4f}, distilled "
+          f"{student['distilled_test_acc']:.4f} (T={out['temperature']:g}, "
+          f"alpha={out['alpha']:g}); exported to {RunPaths(args.run_dir).distilled}")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from evonas.experiment.prune import prune_run
+    from evonas.store import RunPaths
+
+    out = prune_run(args.run_dir, mode=args.mode, sparsity=args.sparsity, steps=args.steps,
+                    source=args.source)
+    if args.json:
+        print(json.dumps(_jsonable(out)))
+        return 0
+    print(f"{out['mode']} pruning to sparsity {out['sparsity']:g}, {out['steps']} fine-tuning "
+          f"steps; exported to {RunPaths(args.run_dir).pruned}")
+    print(_table(["", "params", "non-zero", "flops", "latency ms", "test acc"],
+                 [[side, float(out[side]["params"]), float(out[side]["nonzero_params"]),
+                   out[side]["flops"], out[side]["latency_ms"] or float("nan"),
+                   out[side]["test_acc"]] for side in ("before", "after")]))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from evonas.experiment.export import export_for_serving
+
+    platforms = [p for p in args.platforms.split(",") if p.strip()]
+    path = export_for_serving(args.path, platforms)
+    print(f"serving model: {path} (load it with jax.export.deserialize; see "
+          "examples/serve_stablehlo.py)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evonas", description="Evolutionary neural architecture search in JAX."
@@ -321,6 +368,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retraining steps (default: the run's final.retrain_steps)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_front)
+
+    p = command("distil", help="distil a finished run's ensemble into one network "
+                "(run_dir/distilled)")
+    p.add_argument("run_dir", help="the run directory (its final stage kept an ensemble)")
+    p.add_argument("--student", type=int, default=None, metavar="ID",
+                   help="the history id of the architecture to train (default: the best)")
+    p.add_argument("--temperature", type=float, default=4.0,
+                   help="softmax temperature of teacher and student (default 4)")
+    p.add_argument("--alpha", type=float, default=0.9,
+                   help="weight of the soft targets against the labels (default 0.9)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimiser steps (default: the run's final.retrain_steps)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_distil)
+
+    p = command("prune", help="prune a finished run's best (or distilled) network, fine-tune "
+                "it (run_dir/pruned)")
+    p.add_argument("run_dir", help="the run directory")
+    p.add_argument("--mode", default="structured", choices=["structured", "unstructured"],
+                   help="structured: fewer units/channels, a smaller genome of the space; "
+                   "unstructured: magnitude masks (default structured)")
+    p.add_argument("--sparsity", type=float, default=0.5,
+                   help="share of parameters to remove, in (0, 1) (default 0.5)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="fine-tuning steps (default: a quarter of final.retrain_steps)")
+    p.add_argument("--source", default="best", choices=["best", "distilled"],
+                   help="which exported model to prune (default best)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_prune)
+
+    p = command("export", help="write an exported model as StableHLO for serving "
+                "(model.stablehlo beside its params)")
+    p.add_argument("path", help="a run directory (its best/) or an exported model's directory")
+    p.add_argument("--platforms", default="cpu,cuda",
+                   help="comma-separated platforms to lower for: cpu, cuda, tpu (default "
+                   "cpu,cuda)")
+    p.set_defaults(func=cmd_export)
 
     p = command("list", help="list encodings and strategies")
     p.add_argument("--json", action="store_true", help="print one JSON object")

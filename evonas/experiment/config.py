@@ -31,6 +31,7 @@ DIRECTIONS = ("max", "min")
 # repeat a smaller one's search.
 MAX_SEED = 2**32 - 1
 EVALUATORS = ("training", "tabular", "oneshot")
+PRUNE_MODES = ("structured", "unstructured")
 
 # Fields that change how the work is executed or shown, not what is computed (DESIGN.md: every
 # plan gives the same numbers), so a run may resume on another machine with other values.
@@ -52,13 +53,18 @@ _ADDED_SINCE_V2: dict[str, Any] = {
     "search.proxies": [], "search.prefilter": {"proxy": None, "factor": 4},
     "train.rungs": [], "train.eta": 3, "train.inherit": None, "train.inherit_steps": None,
     "evaluator.supernet_steps": 4000,
+    "final.distil": False, "final.distil_temperature": 4.0, "final.distil_alpha": 0.9,
+    "final.distil_steps": None, "final.prune": None, "final.prune_sparsity": 0.5,
+    "final.prune_steps": None,
 }
 # Version 1 (run directories written before run.json recorded a version) also left these out.
 # Fields added since are left out of it too: version-1 directories never had them.
 _V1_EXCLUDED = (*FINGERPRINT_EXCLUDED, "train.plan", "train.memory_budget_mb",
                 "train.steps_per_call", "search.proxies", "search.prefilter", "train.rungs",
                 "train.eta", "train.inherit", "train.inherit_steps",
-                "evaluator.supernet_steps")
+                "evaluator.supernet_steps", "final.distil", "final.distil_temperature",
+                "final.distil_alpha", "final.distil_steps", "final.prune",
+                "final.prune_sparsity", "final.prune_steps")
 
 
 # -- sections --------------------------------------------------------------------------------
@@ -313,18 +319,63 @@ class FinalConfig:
         front_size: in a multi-objective search, how many members of the final Pareto front
             to retrain, test and export to ``front/`` (spread evenly along the front when it
             has more); 0 skips it.
+        distil: also distil the ensemble into the best architecture (Hinton et al. 2015),
+            tested and exported to ``distilled/`` (needs ``retrain_top_k >= 2`` and
+            ``ensemble``); ``evonas distil DIR`` does it later.
+        distil_temperature: the softmax temperature of teacher and student (> 0).
+        distil_alpha: the weight of the teacher's soft targets, in [0, 1].
+        distil_steps: the student's optimiser steps (None: ``retrain_steps``, as the best).
+        prune: ``"structured"`` (units / channels removed, a smaller genome of the space) or
+            ``"unstructured"`` (magnitude masks) pruning of the deployed network (the distilled
+            one with ``distil``, else the best), fine-tuned and exported to ``pruned/``; None
+            skips it. ``evonas prune DIR`` does it later.
+        prune_sparsity: the share of parameters to remove, in (0, 1).
+        prune_steps: fine-tuning steps (None: a quarter of ``retrain_steps``).
     """
 
     retrain_top_k: int = 3
     retrain_steps: int = 2000
     ensemble: bool = True
     front_size: int = 8
+    distil: bool = False
+    distil_temperature: float = 4.0
+    distil_alpha: float = 0.9
+    distil_steps: int | None = None
+    prune: str | None = None
+    prune_sparsity: float = 0.5
+    prune_steps: int | None = None
 
     def __post_init__(self):
         check_fields(self, "final")
         check_positive("final.retrain_top_k", self.retrain_top_k, allow_zero=True)
         check_positive("final.front_size", self.front_size, allow_zero=True)
         check_positive("final.retrain_steps", self.retrain_steps)
+        if not isinstance(self.distil, bool):
+            raise ValueError(f"final.distil={self.distil!r} is not allowed; use true or false")
+        if not isinstance(self.distil_temperature, (int, float)) or isinstance(
+                self.distil_temperature, bool) or not self.distil_temperature > 0:
+            raise ValueError(f"final.distil_temperature={self.distil_temperature!r} is not "
+                             "allowed; it must be a number > 0")
+        if not isinstance(self.distil_alpha, (int, float)) or isinstance(
+                self.distil_alpha, bool) or not 0.0 <= self.distil_alpha <= 1.0:
+            raise ValueError(f"final.distil_alpha={self.distil_alpha!r} is not allowed; it is "
+                             "the weight of the soft targets, in [0, 1]")
+        if self.distil_steps is not None:
+            check_positive("final.distil_steps", self.distil_steps)
+        if self.prune is not None and self.prune not in PRUNE_MODES:
+            raise ValueError(f"final.prune={self.prune!r} is not allowed; choose one of "
+                             f"{list(PRUNE_MODES)}, or null")
+        if isinstance(self.prune_sparsity, bool) or not isinstance(
+                self.prune_sparsity, (int, float)) or not 0.0 < self.prune_sparsity < 1.0:
+            raise ValueError(f"final.prune_sparsity={self.prune_sparsity!r} is not allowed; it is "
+                             "the share of parameters to remove, strictly between 0 and 1")
+        if self.prune_steps is not None:
+            check_positive("final.prune_steps", self.prune_steps)
+        if self.distil and (self.retrain_top_k < 2 or not self.ensemble):
+            raise ValueError(
+                f"final.distil=true has no ensemble to distil from (final.retrain_top_k="
+                f"{self.retrain_top_k}, final.ensemble={str(self.ensemble).lower()}); set "
+                "retrain_top_k to 2 or more and ensemble to true")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -440,6 +491,14 @@ class ExperimentConfig:
         for where, steps in (("train.steps", self.train.steps),
                              ("final.retrain_steps", self.final.retrain_steps)):
             check_batch_budget(where, steps, self.train.batch_size)
+        for where, steps in (("final.distil_steps", self.final.distil_steps),
+                             ("final.prune_steps", self.final.prune_steps)):
+            if steps is not None:
+                check_batch_budget(where, steps, self.train.batch_size)
+        if self.evaluator.tabular and (self.final.distil or self.final.prune is not None):
+            which = "final.distil" if self.final.distil else "final.prune"
+            raise ValueError(f"{which} needs trained networks; a tabular run (evaluator.name="
+                             f"{self.evaluator.name}) trains none: remove {which}")
 
     # -- loading -----------------------------------------------------------------------------
 

@@ -30,6 +30,13 @@ from evonas.store import RunPaths, atomic_write_text, export_model, load_model, 
 from evonas.store.layout import ARCHITECTURE, FINAL
 from evonas.train import accuracy, predict_logits, train_module
 
+FINAL_KEY = 2  # folded into the search seed's key: the final stage's stream
+
+
+def final_key(config: ExperimentConfig) -> jax.Array:
+    """The final stage's key; rank ``r``'s retraining uses ``fold_in(final_key, r)``."""
+    return jax.random.fold_in(jax.random.key(config.search.seed), FINAL_KEY)
+
 
 def top_k(rows: list[dict[str, Any]], k: int, maximize: bool) -> list[dict[str, Any]]:
     """The ``k`` best evaluated (not cached, not failed) rows; ties go to the earlier id."""
@@ -122,16 +129,17 @@ def run_final(key: jax.Array, config: ExperimentConfig, finisher: Retrainer | Ta
     chosen = top_k(rows, config.final.retrain_top_k, maximize)
     if not chosen:
         return None
-    models, logits, best_params = [], [], None
+    models, logits, trained = [], [], []
     for rank, row in enumerate(chosen):
         params, scores, out = finisher(jax.random.fold_in(key, rank), row,
                                        config.final.retrain_steps)
         logits.append(out)
+        trained.append(params)
         models.append({"rank": rank + 1, "id": row["id"], "genome": row["genome"],
                        "fitness": row["fitness"], "params": row["params"], **scores})
-        if rank == 0:
-            best_params = params
+    best_params = trained[0]
     best_scores = {k: models[0][k] for k in scores}
+    root = best_dir.parent
     if finisher.trains:
         result: dict[str, Any] = {"retrain_steps": config.final.retrain_steps, "models": models,
                                   "best_test_acc": models[0]["test_acc"]}
@@ -139,12 +147,76 @@ def run_final(key: jax.Array, config: ExperimentConfig, finisher: Retrainer | Ta
             result["ensemble_size"] = len(models)
             result["ensemble_test_acc"] = accuracy(np.mean(logits, axis=0),
                                                    finisher.dataset.y_test)
+            # The other members are kept, so that `evonas distil` can use the ensemble later.
+            for rank in range(1, len(chosen)):
+                export(RunPaths(root).ensemble / str(rank + 1), config, encoding_options,
+                       chosen[rank], trained[rank], {"test_acc": models[rank]["test_acc"]},
+                       {"rank": rank + 1}, root=root)
+        if config.final.distil and len(chosen) >= 2:
+            result["distillation"] = _distil(key, config, finisher, encoding_options, chosen,
+                                             trained, models, result, root)
+        if config.final.prune is not None:
+            result["pruning"] = _prune(key, config, finisher, encoding_options, chosen[0],
+                                       best_params, root)
     else:
         result = {"protocol": finisher.table.protocol, "benchmark": finisher.table.name,
                   "models": models, **{f"best_{k}": v for k, v in best_scores.items()}}
     export(best_dir, config, encoding_options, chosen[0], best_params, best_scores)
     atomic_write_text(best_dir / FINAL, json.dumps(result, indent=2) + "\n", best_dir.parent)
     return result
+
+
+def _distil(key: jax.Array, config: ExperimentConfig, finisher: Retrainer,
+            encoding_options: dict[str, Any], chosen: list[dict[str, Any]], trained: list[Any],
+            models: list[dict[str, Any]], result: dict[str, Any], root: Path
+            ) -> dict[str, Any]:
+    """``final.distil``: the ensemble distilled into the best architecture, exported to
+    ``distilled/``; returns ``distil.json``'s contents."""
+    from evonas.experiment.distil import (
+        distil_student,
+        distillation_summary,
+        teacher_logits,
+        write_distilled,
+    )
+
+    dataset, encoding = finisher.dataset, finisher.encoding
+    modules = [(encoding.build(np.asarray(r["genome"], np.int32))[0], p)
+               for r, p in zip(chosen, trained)]
+    x = np.concatenate([dataset.x_train, dataset.x_val])
+    teacher = teacher_logits(modules, x, config.train.eval_batch_size)
+    steps = config.final.distil_steps or config.final.retrain_steps
+    params, distilled = distil_student(jax.random.fold_in(key, 0), config, encoding, dataset,
+                                       teacher, chosen[0], steps,
+                                       config.final.distil_temperature, config.final.distil_alpha)
+    alone = models[0]["test_acc"]
+    if steps != config.final.retrain_steps:  # the same architecture alone, with the same steps
+        _, scores, _ = finisher(jax.random.fold_in(key, 0), chosen[0], steps)
+        alone = scores["test_acc"]
+    summary = distillation_summary([m["id"] for m in models], result["ensemble_test_acc"],
+                                   chosen[0], alone, distilled, config.final.distil_temperature,
+                                   config.final.distil_alpha, steps)
+    write_distilled(root, config, encoding_options, chosen[0], params, summary)
+    return summary
+
+
+def _prune(key: jax.Array, config: ExperimentConfig, finisher: Retrainer,
+           encoding_options: dict[str, Any], best: dict[str, Any], best_params: Any, root: Path
+           ) -> dict[str, Any]:
+    """``final.prune``: the deployed network (distilled, else the best) pruned, fine-tuned and
+    exported to ``pruned/``; returns ``prune.json``'s contents."""
+    from evonas.experiment.prune import _PRUNE_KEY, prune_model, write_pruned
+
+    source, params = "best", best_params
+    if config.final.distil:
+        source = "distilled"
+        _, params, _ = load_model(RunPaths(root).distilled)
+    steps = config.final.prune_steps or max(1, config.final.retrain_steps // 4)
+    genome, tuned, summary = prune_model(
+        jax.random.fold_in(key, _PRUNE_KEY), config, finisher.encoding, finisher.dataset,
+        best["genome"], params, config.final.prune, config.final.prune_sparsity, steps)
+    write_pruned(root, config, finisher.encoding, encoding_options,
+                 {"history_id": best["id"], "from": source}, genome, tuned, summary)
+    return summary
 
 
 def read_final(best_dir: Path) -> dict[str, Any] | None:

@@ -35,7 +35,7 @@ from evonas.experiment.callbacks import (
 )
 from evonas.experiment.components import Components, build_components, runner_plan
 from evonas.experiment.config import FINGERPRINT_VERSION, ExperimentConfig
-from evonas.experiment.final import finisher_for, read_final, run_final
+from evonas.experiment.final import final_key, finisher_for, read_final, run_final
 from evonas.experiment.front import read_front, run_front
 from evonas.experiment.generation import GenerationEvaluator
 from evonas.objectives import row_value
@@ -47,7 +47,7 @@ from evonas.strategies import beliefs, num_objectives
 from evonas.train.proxies import zero_cost_scores
 
 # Streams folded into the seed's key: one per use, so adding a use never shifts another's.
-_STRATEGY_INIT, _SEARCH, _FINAL, _FRONT = 0, 1, 2, 3
+_STRATEGY_INIT, _SEARCH, _FRONT = 0, 1, 3  # 2: the final stage's (final.FINAL_KEY)
 _PREFILTER = 7  # folded into a generation's key
 _SUPERNET = 4  # the one-shot supernet
 
@@ -378,7 +378,7 @@ class Experiment:
             finisher = finisher_for(config, parts)
             final = read_final(run.best_dir)
             if final is None and config.final.retrain_top_k > 0:
-                final = run_final(jax.random.fold_in(seed_key, _FINAL), config, finisher,
+                final = run_final(final_key(config), config, finisher,
                                   parts.encoding_options, best_rows, run.best_dir)
             front = None
             if config.search.multiobjective:

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from evonas import checks
-from evonas.genomes import _layers
+from evonas.genomes import _layers, _pruning
 from evonas.genomes.space import GenomeSpace
 
 # Op kinds in canonical order: what a supernet layer may compute. "keep" passes the input on
@@ -598,6 +598,45 @@ class ConvEncoding:
         )
         bounds = self.bounds(genome)
         return module, lambda params: self.slice_params(params, bounds)
+
+    def prune_channels(self, genome: Any, variables: Any, sparsity: float
+                       ) -> tuple[np.ndarray, Any]:
+        """Structured pruning: each conv or dwsep layer keeps its output channels with the
+        largest incoming-weight norms, at widths of this space (``_pruning.shrink_genome``)
+        whose parameters are at most ``1 - sparsity`` of ``genome``'s; the next layer (and the
+        head) keep the matching input channels. The stem, pools and residual adds have nothing to
+        cut (a residual's zero-padded or truncated input then lines up with other channels:
+        fine-tuning, not the cut, restores the function). Returns the smaller genome and its
+        standalone variables (``build(genome)``'s tree); host side."""
+        genome = np.asarray(self.space.validate(genome))
+        sparsity = _pruning.check_sparsity(sparsity)
+        layers = self._layers_of(genome)
+        width_genes = [5 * i + 2 for i, op, *_ in layers
+                       if parse_op(op)[0] in ("conv", "dwsep")]
+        smaller = _pruning.shrink_genome(self, genome, width_genes, sparsity)
+        p = variables["params"]
+        out = {"stem": jax.tree.map(np.asarray, dict(p["stem"]))}
+        channels = np.arange(self.stem_width)
+        for (i, op, *_), (_, _, width, *_) in zip(layers, self._layers_of(smaller), strict=True):
+            kind, _ = parse_op(op)
+            name = f"layer_{i}"
+            if kind == "conv":
+                kernel = np.asarray(p[name]["conv_kernel"])[..., channels, :]
+                keep = _pruning.keep_largest(_pruning.unit_norms(kernel), width)
+                out[name] = {"conv_kernel": kernel[..., keep],
+                             "conv_bias": np.asarray(p[name]["conv_bias"])[keep]}
+            elif kind == "dwsep":
+                pointwise = np.asarray(p[name]["pw_kernel"])[channels]
+                keep = _pruning.keep_largest(_pruning.unit_norms(pointwise), width)
+                out[name] = {"dw_kernel": np.asarray(p[name]["dw_kernel"])[..., channels],
+                             "pw_kernel": pointwise[:, keep],
+                             "pw_bias": np.asarray(p[name]["pw_bias"])[keep]}
+            else:
+                continue  # pools and identities carry the channels through
+            channels = keep
+        out["head_kernel"] = np.asarray(p["head_kernel"])[channels]
+        out["head_bias"] = np.asarray(p["head_bias"])
+        return smaller, {"params": out}
 
     # -- costs --------------------------------------------------------------------------------
 

@@ -200,6 +200,13 @@ class TrainableEncoding(Encoding, Protocol):
     # static slices of the shared kernels), jit-able with ``genome`` traced. The one-shot
     # evaluator trains and scores through it; without it, through the masked supernet (the
     # same function, at the whole supernet's cost).
+    #
+    # Optional: ``prune_channels(genome, variables, sparsity) -> (genome, variables)``, host
+    # side: structured pruning that removes the units / channels with the smallest norms and
+    # returns a smaller genome *of the same space* with its standalone variables (``build``'s
+    # tree, cut from ``variables``), its analytic params at most ``1 - sparsity`` of the
+    # original's where the space's widths allow. ``evonas prune --mode structured`` needs it;
+    # magnitude pruning (``--mode unstructured``) works for every encoding.
 
 
 # -- checking a trainable encoding ------------------------------------------------------------

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from evonas import checks
-from evonas.genomes import _layers
+from evonas.genomes import _layers, _pruning
 from evonas.genomes.space import GenomeSpace
 
 
@@ -300,6 +300,30 @@ class MLPEncoding:
         module = MLPNet(self.num_classes, widths, acts)
         bounds = MLPBounds(widths, len(widths))
         return module, lambda params: self.slice_params(params, bounds)
+
+    def prune_channels(self, genome: Any, variables: Any, sparsity: float
+                       ) -> tuple[np.ndarray, Any]:
+        """Structured pruning: each layer keeps its units with the largest incoming-weight
+        norms, at widths of this space (``_pruning.shrink_genome``) whose parameters are at most
+        ``1 - sparsity`` of ``genome``'s. Returns the smaller genome and its standalone
+        variables (``build(genome)``'s tree), cut from ``variables``; host side."""
+        genome = np.asarray(self.space.validate(genome))
+        sparsity = _pruning.check_sparsity(sparsity)
+        depth = int(genome[0]) + 1
+        smaller = _pruning.shrink_genome(self, genome, [1 + 2 * i for i in range(depth)],
+                                         sparsity)
+        p = variables["params"]
+        out, inputs = {}, np.arange(self.in_features)
+        for i in range(depth):
+            kernel = np.asarray(p[f"dense_{i}"]["kernel"])[inputs]
+            keep = _pruning.keep_largest(_pruning.unit_norms(kernel),
+                                         self.widths[smaller[1 + 2 * i]])
+            out[f"dense_{i}"] = {"kernel": kernel[:, keep],
+                                 "bias": np.asarray(p[f"dense_{i}"]["bias"])[keep]}
+            inputs = keep
+        out["head"] = {"kernel": np.asarray(p["head"]["kernel"])[inputs],
+                       "bias": np.asarray(p["head"]["bias"])}
+        return smaller, {"params": out}
 
     # -- costs -----------------------------------------------------------------------------
 

@@ -125,6 +125,57 @@ def _beliefs_table(beliefs: tuple[int, Mapping[str, Mapping[str, float]]] | None
             f"<th>distribution</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
+def _number(value: Any, digits: int = 4) -> str:
+    """A float from a file anyone may have written, formatted, or an escaped dash."""
+    try:
+        return f"{float(value):.{digits}f}"
+    except (TypeError, ValueError):
+        return "–"
+
+
+def _distil_table(distilled: Mapping[str, Any] | None) -> str:
+    """Teacher, student trained alone and student distilled (``distilled/distil.json``), side
+    by side; every value escaped or formatted as a number."""
+    teacher, student = _get(distilled, "teacher", None), _get(distilled, "student", None)
+    if not isinstance(teacher, Mapping) or not isinstance(student, Mapping):
+        return ""
+    members = _get(teacher, "members", [])
+    members = ", ".join(f"#{html.escape(str(m))}" for m in members) if isinstance(
+        members, list) else "–"
+    who = f"#{html.escape(str(_get(student, 'id')))}"
+    params = html.escape(str(_get(student, "params")))
+    rows = [("teacher: the ensemble of " + members, "–", _number(_get(teacher, "test_acc"))),
+            (f"student {who} trained alone", params, _number(_get(student, "alone_test_acc"))),
+            (f"student {who} distilled", params, _number(_get(student, "distilled_test_acc")))]
+    body = "".join(f"<tr><td>{a}</td><td>{b}</td><td>{c}</td></tr>" for a, b, c in rows)
+    return (f"<h2>Distillation</h2><p>T = {_number(_get(distilled, 'temperature'), 2)}, "
+            f"alpha = {_number(_get(distilled, 'alpha'), 2)}, "
+            f"{html.escape(str(_get(distilled, 'steps')))} steps on train + validation.</p>"
+            "<table><thead><tr><th>model</th><th>params</th><th>test accuracy</th></tr></thead>"
+            f"<tbody>{body}</tbody></table>")
+
+
+def _prune_table(pruned: Mapping[str, Any] | None) -> str:
+    """Params, non-zero params, FLOPs, latency and test accuracy before and after pruning
+    (``pruned/prune.json``); every value formatted as a number or escaped."""
+    before, after = _get(pruned, "before", None), _get(pruned, "after", None)
+    if not isinstance(before, Mapping) or not isinstance(after, Mapping):
+        return ""
+    rows = "".join(
+        f"<tr><td>{label}</td><td>{_number(_get(side, 'params'), 0)}</td>"
+        f"<td>{_number(_get(side, 'nonzero_params'), 0)}</td>"
+        f"<td>{_number(_get(side, 'flops'), 0)}</td>"
+        f"<td>{_number(_get(side, 'latency_ms'), 3)}</td>"
+        f"<td>{_number(_get(side, 'test_acc'))}</td></tr>"
+        for label, side in (("before", before), ("after fine-tuning", after)))
+    return (f"<h2>Pruning</h2><p>{html.escape(str(_get(pruned, 'mode')))} pruning to sparsity "
+            f"{_number(_get(pruned, 'sparsity'), 2)}, "
+            f"{html.escape(str(_get(pruned, 'steps')))} fine-tuning steps.</p>"
+            "<table><thead><tr><th></th><th>params</th><th>non-zero</th><th>FLOPs</th>"
+            "<th>latency ms</th><th>test accuracy</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
+
+
 def _front_table(front: Mapping[str, Any] | None) -> str:
     """The retrained Pareto front (``front/front.json``), or nothing for other runs. Every
     value is escaped: the file may have been written by anyone."""
@@ -166,6 +217,8 @@ def render_html(
     config_text: str | None,
     front: Mapping[str, Any] | None = None,
     beliefs: tuple[int, Mapping[str, Mapping[str, float]]] | None = None,
+    distilled: Mapping[str, Any] | None = None,
+    pruned: Mapping[str, Any] | None = None,
 ) -> str:
     """The whole report page.
 
@@ -178,6 +231,8 @@ def render_html(
         front: ``front/front.json`` of a multi-objective run, shown as a table.
         beliefs: ``(generation, {gene: {value: probability}})`` of a distribution-based
             search, shown as a table.
+        distilled: ``distilled/distil.json``: teacher, student alone and student distilled.
+        pruned: ``pruned/prune.json``: the pruned network before and after.
     """
     facts = "".join(
         f"<span><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</span>"
@@ -205,6 +260,8 @@ def render_html(
 <h2>Top {TOP_K} architectures</h2>
 {_top_table(top)}
 {_front_table(front)}
+{_distil_table(distilled)}
+{_prune_table(pruned)}
 {_beliefs_table(beliefs)}
 <h2>Plots</h2>
 {images}

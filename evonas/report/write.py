@@ -14,7 +14,7 @@ from evonas.report import drawings, plots
 from evonas.report.history import read_beliefs, read_evaluations
 from evonas.report.html import TOP_K, render_html
 from evonas.store.atomic import atomic_write_bytes, atomic_write_text, read_json, safe_dir
-from evonas.store.layout import REPORT_INDEX, RunPaths
+from evonas.store.layout import DISTIL_FILE, PRUNE_FILE, REPORT_INDEX, RunPaths
 
 # (key, file name, caption), in the order the page shows them.
 FIGURES = (
@@ -135,7 +135,9 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         "written": datetime.datetime.now().isoformat(timespec="seconds"),
     }
     page = render_html(run.resolve().name, [(caption, images[key]) for key, _, caption in shown],
-                       top, summary, config_text, front, read_beliefs(run))
+                       top, summary, config_text, front, read_beliefs(run),
+                       read_json(RunPaths(run).distilled / DISTIL_FILE),
+                       read_json(RunPaths(run).pruned / PRUNE_FILE))
     index = out / REPORT_INDEX
     atomic_write_text(index, page, root)
     paths["html"] = index

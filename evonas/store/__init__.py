@@ -13,6 +13,7 @@ from evonas.store.layout import RunPaths
 from evonas.store.models import export_model, load_model, model_dir
 from evonas.store.params import ParamStore
 from evonas.store.run_dir import RunDir, RunDirError, config_fingerprint
+from evonas.store.serving import export_serving, load_serving
 
 __all__ = [
     "Checkpoint",
@@ -27,9 +28,11 @@ __all__ = [
     "atomic_write_text",
     "config_fingerprint",
     "export_model",
+    "export_serving",
     "genome_key",
     "layout",
     "load_model",
+    "load_serving",
     "model_dir",
     "read_json",
 ]

@@ -10,7 +10,11 @@ Layout::
       checkpoints/        the search state after each generation, the last few kept
       metrics.jsonl       one JSON line per generation (progress, for other tools)
       tensorboard/        TensorBoard scalars, when display.tensorboard
-      best/               the exported best architecture: architecture.json, params/, final.json
+      best/               the exported best architecture: architecture.json, params/, final.json,
+                          and (`evonas export`) model.stablehlo with serving.json
+      ensemble/           the final ensemble's other members: <rank>/ each (rank 2, 3, ...)
+      distilled/          the ensemble distilled into one network (`final.distil`, `evonas distil`)
+      pruned/             the deployed network pruned and fine-tuned (`final.prune`, `evonas prune`)
       front/              a multi-objective run's retrained front: <id>/ each, front.json
       budgets/            `evonas front --budget`: <metric>-<bound>/ each, budgets.json
       report/             plots and index.html
@@ -37,6 +41,9 @@ BUDGETS = "budgets"
 REPORT = "report"
 WEIGHTS = "weights"
 SUPERNET = "supernet"
+ENSEMBLE = "ensemble"
+DISTILLED = "distilled"
+PRUNED = "pruned"
 
 # Inside an exported model's directory (best/, front/<id>/, budgets/<metric>-<bound>/).
 ARCHITECTURE = "architecture.json"
@@ -46,6 +53,11 @@ FINAL = "final.json"
 FRONT_FILE = "front.json"
 BUDGETS_FILE = "budgets.json"
 REPORT_INDEX = "index.html"
+DISTIL_FILE = "distil.json"
+PRUNE_FILE = "prune.json"
+# Export for serving, inside an exported model's directory.
+SERVING = "model.stablehlo"
+SERVING_INFO = "serving.json"
 
 SUBDIRS = (CHECKPOINTS, BEST, REPORT)
 """Created with the run directory."""
@@ -74,4 +86,7 @@ class RunPaths:
     report = property(lambda self: self.root / REPORT)
     weights = property(lambda self: self.root / WEIGHTS)
     supernet = property(lambda self: self.root / SUPERNET)
+    ensemble = property(lambda self: self.root / ENSEMBLE)
+    distilled = property(lambda self: self.root / DISTILLED)
+    pruned = property(lambda self: self.root / PRUNED)
     report_index = property(lambda self: self.root / REPORT / REPORT_INDEX)

@@ -126,8 +126,7 @@ def load_model(run_dir: str | os.PathLike) -> tuple[Any, Any, dict[str, Any]]:
         raise ValueError(f"{err} (an encoding from a plug-in must be registered first: import "
                          "the plug-in, or pass --plugin)") from None
     module, _ = encoding.build(np.asarray(info["genome"], np.int32))
-    example = np.zeros((1, *options.get("input_shape", getattr(encoding, "input_shape", ()))),
-                       np.float32)
+    example = np.zeros((1, *input_shape_of(info, encoding)), np.float32)
     abstract = jax.eval_shape(module.init, jax.random.key(0), example)
     check_not_link(best / PARAMS)
     with ocp.StandardCheckpointer() as checkpointer:
@@ -139,6 +138,18 @@ def load_model(run_dir: str | os.PathLike) -> tuple[Any, Any, dict[str, Any]]:
         _check_shapes(best / PARAMS, abstract, stored)
         variables = checkpointer.restore((best / PARAMS).absolute(), abstract)
     return module, variables, info
+
+
+def input_shape_of(info: Mapping[str, Any], encoding: Any = None) -> tuple[int, ...]:
+    """The input shape of one example (no batch axis) of an exported model, from its
+    ``architecture.json`` (``info``), else the encoding's ``input_shape``."""
+    shape = dict(info.get("encoding_options") or {}).get("input_shape")
+    if shape is None and encoding is None:
+        options = dict(info["encoding_options"])
+        encoding = get_encoding(info["encoding"], **options)
+    if shape is None:
+        shape = getattr(encoding, "input_shape", ())
+    return tuple(int(d) for d in shape)
 
 
 def _check_shapes(where: Path, expected: Any, stored: Any) -> None:

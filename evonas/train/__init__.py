@@ -15,7 +15,7 @@ from evonas.train.plans import CostModel, Group
 from evonas.train.proxies import PROXIES, zero_cost_scores
 from evonas.train.result import PopulationResult
 from evonas.train.standalone import accuracy, predict_logits, train_module
-from evonas.train.step import cross_entropy, descent_step
+from evonas.train.step import cross_entropy, descent_step, distillation_loss
 
 __all__ = [
     "OPTIMIZERS",
@@ -33,6 +33,7 @@ __all__ = [
     "confusion_metrics",
     "cross_entropy",
     "descent_step",
+    "distillation_loss",
     "enable_persistent_cache",
     "predict_logits",
     "train_module",

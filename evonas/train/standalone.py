@@ -20,19 +20,31 @@ import numpy as np
 
 from evonas.data.batches import batch_indices
 from evonas.train.config import TrainConfig
-from evonas.train.step import cross_entropy, descent_step
+from evonas.train.prune import magnitude_masks
+from evonas.train.step import cross_entropy, descent_step, distillation_loss
 
 
 def train_module(key: jax.Array, module: Any, x: np.ndarray, y: np.ndarray,
-                 config: TrainConfig, steps: int) -> Any:
+                 config: TrainConfig, steps: int, *, teacher_logits: np.ndarray | None = None,
+                 temperature: float = 4.0, alpha: float = 0.9, init: Any = None,
+                 sparsity_schedule: tuple[tuple[int, float], ...] | None = None) -> Any:
     """Trains ``module`` on ``(x, y)`` for ``steps`` steps and returns its variables.
 
     Args:
-        key: initialisation and batch order (``init_key, batch_key = split(key)``).
+        key: initialisation and batch order (``init_key, batch_key = split(key)``), the same
+            with or without a teacher.
         module: a Flax module, ``apply(variables, x) -> logits``.
         x, y: training inputs and integer labels.
         config: optimiser, learning rate, schedule and batch size (``steps`` is replaced).
         steps: optimiser steps.
+        teacher_logits: ``float32[N, C]``, a teacher's logits on ``x``: distil with
+            :func:`~evonas.train.step.distillation_loss` at ``temperature`` and ``alpha``
+            instead of the plain cross-entropy.
+        init: variables to start from (fine-tuning) instead of ``module.init``; the batch
+            order still comes from ``key``.
+        sparsity_schedule: ``((step, sparsity), ...)``: at each step, the weights are pruned to
+            that sparsity by magnitude (:func:`~evonas.train.prune.magnitude_masks`) and kept
+            zero after every later update.
     """
     options = dataclasses.replace(config, steps=steps).program_options()
     optimizer = options.optimizer_fn()
@@ -40,21 +52,35 @@ def train_module(key: jax.Array, module: Any, x: np.ndarray, y: np.ndarray,
     batch = min(config.batch_size, len(y))
     indices = batch_indices(batch_key, len(y), batch, steps)
     x, y = jnp.asarray(x), jnp.asarray(y)
+    if teacher_logits is not None and np.shape(teacher_logits)[0] != len(y):
+        raise ValueError(f"teacher_logits has {np.shape(teacher_logits)[0]} rows for "
+                         f"{len(y)} examples; give the teacher's logits on the same x")
+    teacher = None if teacher_logits is None else jnp.asarray(teacher_logits, jnp.float32)
 
-    def loss(params: Any, xb: jax.Array, yb: jax.Array) -> jax.Array:
-        return cross_entropy(module.apply(params, xb), yb)
+    def loss(params: Any, xb: jax.Array, yb: jax.Array, tb: jax.Array | None) -> jax.Array:
+        logits = module.apply(params, xb)
+        if tb is None:
+            return cross_entropy(logits, yb)
+        return distillation_loss(logits, yb, tb, temperature, alpha)
 
     @jax.jit
-    def step(params: Any, opt_state: Any, x: jax.Array, y: jax.Array, idx: jax.Array
-             ) -> tuple[Any, Any]:
+    def step(params: Any, opt_state: Any, x: jax.Array, y: jax.Array, t: jax.Array | None,
+             masks: Any, idx: jax.Array) -> tuple[Any, Any]:
         _, _, params, opt_state = descent_step(optimizer, loss, params, opt_state, x[idx],
-                                               y[idx])
+                                               y[idx], None if t is None else t[idx])
+        if masks is not None:
+            params = jax.tree.map(lambda p, m: p * m, params, masks)
         return params, opt_state
 
-    params = module.init(init_key, x[:1])
+    params = module.init(init_key, x[:1]) if init is None else jax.tree.map(jnp.asarray, init)
     opt_state = optimizer.init(params)
-    for idx in indices:  # host loop over steps; see the module docstring
-        params, opt_state = step(params, opt_state, x, y, idx)
+    prune_at = dict(sparsity_schedule or ())
+    masks = None
+    for t, idx in enumerate(indices):  # host loop over steps; see the module docstring
+        if t in prune_at:
+            masks = jax.tree.map(jnp.asarray, magnitude_masks(params, prune_at[t]))
+            params = jax.tree.map(lambda p, m: p * m, params, masks)
+        params, opt_state = step(params, opt_state, x, y, teacher, masks, idx)
     return params
 
 

@@ -11,12 +11,27 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Mean softmax cross-entropy of ``logits [batch, C]`` against integer ``labels [batch]``."""
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def distillation_loss(logits: jax.Array, labels: jax.Array, teacher_logits: jax.Array,
+                      temperature: float, alpha: float) -> jax.Array:
+    """Hinton et al. 2015: ``(1 - alpha) * CE(labels) + alpha * T^2 * KL(teacher_T || student_T)``.
+
+    ``teacher_T`` and ``student_T`` are the softmaxes of the logits divided by the temperature
+    ``T``; the ``T^2`` keeps the soft targets' gradients on the labels' scale. Means over the
+    batch; ``alpha = 0`` is :func:`cross_entropy`.
+    """
+    soft = jax.nn.softmax(teacher_logits / temperature)
+    student = jax.nn.log_softmax(logits / temperature)
+    kl = jnp.sum(soft * (jnp.log(jnp.clip(soft, 1e-30)) - student), axis=-1).mean()
+    return (1.0 - alpha) * cross_entropy(logits, labels) + alpha * temperature ** 2 * kl
 
 
 def descent_step(optimizer: optax.GradientTransformation, loss_fn: Callable[..., jax.Array],
