@@ -23,6 +23,7 @@ activations; nothing of another architecture's statistics carries over.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -213,21 +214,37 @@ def score_population(encoding: Any, params: Any, genomes: np.ndarray, dataset: A
                      ) -> dict[str, np.ndarray]:
     """Metrics of every genome with the supernet's weights (no training of its own).
 
-    One compiled program: ``lax.map`` over the genomes (one architecture at a time, so the
-    single path's switches run one branch), batches of ``eval_batch_size`` unrolled inside.
+    One compiled program per encoding, batch size, number of classes and shapes, reused by every
+    generation (the parameters and the data are its arguments, not constants): ``lax.map`` over
+    the genomes (one architecture at a time, so the single path's switches run one branch),
+    batches of ``eval_batch_size`` unrolled inside.
 
     Returns:
         ``{split_metric: float32[P]}`` for each split of ``splits`` (``val``, ``test``):
         ``acc``, ``loss``, ``precision``, ``recall``, ``f1``.
     """
-    forward = path_forward(encoding)
-    c = int(dataset.num_classes)
+    scorer = _scorer(encoding, int(eval_batch_size), int(dataset.num_classes))
+    genomes = jnp.asarray(genomes, jnp.int32)
     out: dict[str, np.ndarray] = {}
     for split in splits:
         x = jnp.asarray(getattr(dataset, f"x_{split}"))
         y = jnp.asarray(getattr(dataset, f"y_{split}"))
+        loss_sum, confusion = scorer(params, genomes, x, y)
+        for name, values in confusion_metrics(np.asarray(confusion, np.float64),
+                                              np.asarray(loss_sum, np.float64)).items():
+            out[f"{split}_{name}"] = np.asarray(values, np.float32)
+    return out
 
-        def one(genome: jax.Array, x=x, y=y) -> tuple[jax.Array, jax.Array]:
+
+@functools.lru_cache(maxsize=16)
+def _scorer(encoding: Any, eval_batch_size: int, num_classes: int) -> Callable[..., Any]:
+    """``jit((params, genomes, x, y) -> (loss sums [P], confusions [P, C, C]))``; cached, so a
+    search compiles it once per population and split shape, not once per generation."""
+    forward = path_forward(encoding)
+    c = num_classes
+
+    def score(params: Any, genomes: jax.Array, x: jax.Array, y: jax.Array) -> Any:
+        def one(genome: jax.Array) -> tuple[jax.Array, jax.Array]:
             loss_sum, confusion = 0.0, jnp.zeros((c, c), jnp.float32)
             for start in range(0, x.shape[0], eval_batch_size):
                 xb, yb = x[start:start + eval_batch_size], y[start:start + eval_batch_size]
@@ -238,12 +255,6 @@ def score_population(encoding: Any, params: Any, genomes: np.ndarray, dataset: A
                 confusion = confusion + jax.nn.one_hot(yb, c).T @ pred
             return loss_sum, confusion
 
-        loss_sum, confusion = _score(one, jnp.asarray(genomes, jnp.int32))
-        for name, values in confusion_metrics(np.asarray(confusion, np.float64),
-                                              np.asarray(loss_sum, np.float64)).items():
-            out[f"{split}_{name}"] = np.asarray(values, np.float32)
-    return out
+        return jax.lax.map(one, genomes)
 
-
-def _score(one: Callable[[jax.Array], Any], genomes: jax.Array) -> Any:
-    return jax.jit(lambda g: jax.lax.map(one, g))(genomes)
+    return jax.jit(score)
