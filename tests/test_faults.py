@@ -32,8 +32,11 @@ SEARCH = {"search": {"generations": 4}, "final": {"retrain_top_k": 0}}
 
 def _start(*args: str, capture: bool = False) -> subprocess.Popen:
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    # A test worker may ignore SIGINT, and children inherit that: give them the default back, so
+    # that Python installs its KeyboardInterrupt handler as it does in a terminal.
     return subprocess.Popen([*EVONAS, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE if capture else subprocess.DEVNULL, text=True)
+                            stderr=subprocess.PIPE if capture else subprocess.DEVNULL, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _cli(capsys, *argv) -> tuple[int, str]:

@@ -138,7 +138,9 @@ def test_chunks_fit_the_memory_budget(encoding, dataset, masked):
 def test_masked_program_compiles_once_over_three_generations(encoding, dataset):
     from evonas.evaluators import TrainingEvaluator
 
-    config = _with(plan="masked", learning_rate=0.0123)  # options no other test compiled
+    # Options no other test compiled; no bound on the cache, which other tests in this worker
+    # may have filled (the bound itself is tested in test_the_program_cache_is_bounded).
+    config = _with(plan="masked", learning_rate=0.0123, max_programs=10**9)
     evaluator = TrainingEvaluator(encoding, dataset, config)
     keys = jax.random.split(jax.random.key(7), 3)
     compiled = []
