@@ -23,7 +23,12 @@ from tests.experiment_configs import evaluations, write_yaml
 pytestmark = pytest.mark.faults
 
 ROOT = Path(__file__).resolve().parents[1]
-EVONAS = [sys.executable, "-m", "evonas.cli"]
+# A test worker may ignore SIGINT, and children inherit that: the child puts Python's
+# KeyboardInterrupt handler back, as a terminal's `evonas` has it, then runs the CLI.
+INTERRUPTIBLE = [sys.executable, "-c",
+                 "import runpy, signal, sys; signal.signal(signal.SIGINT, "
+                 "signal.default_int_handler); sys.argv[0] = 'evonas'; "
+                 "runpy.run_module('evonas.cli', run_name='__main__')"]
 # A search of 3 generations of 4, then 2 models retrained, exported and reported.
 FULL = {"search": {"generations": 3}, "final": {"retrain_top_k": 2, "retrain_steps": 60},
         "display": {"progress": False, "report": True}}
@@ -32,11 +37,9 @@ SEARCH = {"search": {"generations": 4}, "final": {"retrain_top_k": 0}}
 
 def _start(*args: str, capture: bool = False) -> subprocess.Popen:
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    # A test worker may ignore SIGINT, and children inherit that: give them the default back, so
-    # that Python installs its KeyboardInterrupt handler as it does in a terminal.
-    return subprocess.Popen([*EVONAS, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE if capture else subprocess.DEVNULL, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return subprocess.Popen([*INTERRUPTIBLE, *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE if capture else subprocess.DEVNULL, text=True)
 
 
 def _cli(capsys, *argv) -> tuple[int, str]:

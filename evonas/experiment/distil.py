@@ -77,6 +77,36 @@ def write_distilled(run_dir: Path, config: ExperimentConfig, encoding_options: d
                       run_dir)
 
 
+def distil_ensemble(key: jax.Array, finisher: Any, members: list[tuple[Any, Any]],
+                    ids: list[int], row: dict[str, Any], recorded_alone: float | None, steps: int,
+                    temperature: float, alpha: float, root: Path,
+                    encoding_options: dict[str, Any], teacher_test: float | None = None
+                    ) -> dict[str, Any]:
+    """Distils the ensemble ``members`` (``(module, variables)``, history ``ids``) into
+    ``row``'s architecture, exports it to ``root/distilled`` and returns ``distil.json``.
+
+    ``finisher`` is the run's :class:`~evonas.experiment.final.Retrainer` (config, encoding,
+    data). The student alone is ``recorded_alone`` when it was retrained with ``steps`` by the
+    final stage; otherwise it is trained alone here, with the same ``key``.
+    """
+    config, encoding, dataset = finisher.config, finisher.encoding, finisher.dataset
+    batch = config.train.eval_batch_size
+    x = np.concatenate([dataset.x_train, dataset.x_val])
+    teacher = teacher_logits(members, x, batch)
+    if teacher_test is None:
+        teacher_test = accuracy(teacher_logits(members, dataset.x_test, batch), dataset.y_test)
+    alone = recorded_alone
+    if alone is None or steps != config.final.retrain_steps:
+        _, scores, _ = finisher(key, row, steps)
+        alone = scores["test_acc"]
+    params, distilled = distil_student(key, config, encoding, dataset, teacher, row, steps,
+                                       temperature, alpha)
+    summary = distillation_summary(ids, teacher_test, row, alone, distilled, temperature, alpha,
+                                   steps)
+    write_distilled(root, config, encoding_options, row, params, summary)
+    return summary
+
+
 def check_settings(temperature: float, alpha: float, steps: int | None) -> None:
     """One line for each setting out of range."""
     if not isinstance(temperature, (int, float)) or not temperature > 0:
@@ -109,7 +139,7 @@ def distil_run(run_dir: str | os.PathLike, student: int | None = None,
         ValueError: not a finished training run, no ensemble to distil from, an unknown student
             id, or a setting out of range (one line each; nothing is written).
     """
-    from evonas.experiment.final import final_key, read_final
+    from evonas.experiment.final import Retrainer, final_key, read_final
     from evonas.experiment.runner import run_config
 
     check_settings(temperature, alpha, steps)
@@ -139,25 +169,13 @@ def distil_run(run_dir: str | os.PathLike, student: int | None = None,
         dataset, encoding, options = build_model_parts(config)
         loaded = [load_model(d) for d in members]
         ids = [int(info["history_id"]) for _, _, info in loaded]
-        modules = [(m, v) for m, v, _ in loaded]
-        x = np.concatenate([dataset.x_train, dataset.x_val])
-        teacher = teacher_logits(modules, x, config.train.eval_batch_size)
-        teacher_test = accuracy(teacher_logits(modules, dataset.x_test,
-                                               config.train.eval_batch_size), dataset.y_test)
         # The student trains with the key its architecture was (or would be) retrained with.
         rank = ids.index(student_id) if student_id in ids else len(ids) + student_id
-        key = jax.random.fold_in(final_key(config), rank)
         alone = next((m["test_acc"] for m in final["models"] if m["id"] == student_id), None)
-        if alone is None or steps != final.get("retrain_steps"):
-            from evonas.experiment.final import Retrainer
-
-            _, scores, _ = Retrainer(config, encoding, dataset)(key, row, steps)
-            alone = scores["test_acc"]
-        params, distilled = distil_student(key, config, encoding, dataset, teacher, row, steps,
-                                           temperature, alpha)
-        summary = distillation_summary(ids, teacher_test, row, alone, distilled, temperature,
-                                       alpha, steps)
-        write_distilled(run.path, config, options, row, params, summary)
+        summary = distil_ensemble(jax.random.fold_in(final_key(config), rank),
+                                  Retrainer(config, encoding, dataset),
+                                  [(m, v) for m, v, _ in loaded], ids, row, alone, steps,
+                                  temperature, alpha, run.path, options)
     finally:
         lock.release()
     return summary

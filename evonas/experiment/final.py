@@ -170,33 +170,17 @@ def _distil(key: jax.Array, config: ExperimentConfig, finisher: Retrainer,
             encoding_options: dict[str, Any], chosen: list[dict[str, Any]], trained: list[Any],
             models: list[dict[str, Any]], result: dict[str, Any], root: Path
             ) -> dict[str, Any]:
-    """``final.distil``: the ensemble distilled into the best architecture, exported to
-    ``distilled/``; returns ``distil.json``'s contents."""
-    from evonas.experiment.distil import (
-        distil_student,
-        distillation_summary,
-        teacher_logits,
-        write_distilled,
-    )
+    """``final.distil``: the ensemble just retrained distilled into the best architecture,
+    exported to ``distilled/``; returns ``distil.json``'s contents."""
+    from evonas.experiment.distil import distil_ensemble
 
-    dataset, encoding = finisher.dataset, finisher.encoding
-    modules = [(encoding.build(np.asarray(r["genome"], np.int32))[0], p)
+    members = [(finisher.encoding.build(np.asarray(r["genome"], np.int32))[0], p)
                for r, p in zip(chosen, trained)]
-    x = np.concatenate([dataset.x_train, dataset.x_val])
-    teacher = teacher_logits(modules, x, config.train.eval_batch_size)
-    steps = config.final.distil_steps or config.final.retrain_steps
-    params, distilled = distil_student(jax.random.fold_in(key, 0), config, encoding, dataset,
-                                       teacher, chosen[0], steps,
-                                       config.final.distil_temperature, config.final.distil_alpha)
-    alone = models[0]["test_acc"]
-    if steps != config.final.retrain_steps:  # the same architecture alone, with the same steps
-        _, scores, _ = finisher(jax.random.fold_in(key, 0), chosen[0], steps)
-        alone = scores["test_acc"]
-    summary = distillation_summary([m["id"] for m in models], result["ensemble_test_acc"],
-                                   chosen[0], alone, distilled, config.final.distil_temperature,
-                                   config.final.distil_alpha, steps)
-    write_distilled(root, config, encoding_options, chosen[0], params, summary)
-    return summary
+    return distil_ensemble(
+        jax.random.fold_in(key, 0), finisher, members, [m["id"] for m in models], chosen[0],
+        models[0]["test_acc"], config.final.distil_steps or config.final.retrain_steps,
+        config.final.distil_temperature, config.final.distil_alpha, root, encoding_options,
+        teacher_test=result["ensemble_test_acc"])
 
 
 def _prune(key: jax.Array, config: ExperimentConfig, finisher: Retrainer,
@@ -204,13 +188,13 @@ def _prune(key: jax.Array, config: ExperimentConfig, finisher: Retrainer,
            ) -> dict[str, Any]:
     """``final.prune``: the deployed network (distilled, else the best) pruned, fine-tuned and
     exported to ``pruned/``; returns ``prune.json``'s contents."""
-    from evonas.experiment.prune import _PRUNE_KEY, prune_model, write_pruned
+    from evonas.experiment.prune import _PRUNE_KEY, prune_model, prune_steps, write_pruned
 
     source, params = "best", best_params
     if config.final.distil:
         source = "distilled"
         _, params, _ = load_model(RunPaths(root).distilled)
-    steps = config.final.prune_steps or max(1, config.final.retrain_steps // 4)
+    steps = prune_steps(config, config.final.prune_steps)
     genome, tuned, summary = prune_model(
         jax.random.fold_in(key, _PRUNE_KEY), config, finisher.encoding, finisher.dataset,
         best["genome"], params, config.final.prune, config.final.prune_sparsity, steps)

@@ -39,6 +39,11 @@ from evonas.train.prune import count_nonzero, count_params, cubic_schedule
 _PRUNE_KEY = 5  # folded into the final stage's key: the fine-tuning's batch order
 
 
+def prune_steps(config: ExperimentConfig, steps: int | None = None) -> int:
+    """Fine-tuning steps: ``steps``, else a quarter of the run's ``final.retrain_steps``."""
+    return steps or max(1, config.final.retrain_steps // 4)
+
+
 def check_mode(mode: Any) -> str:
     if mode not in PRUNE_MODES:
         raise ValueError(f"prune mode={mode!r} is not allowed; choose one of {list(PRUNE_MODES)}")
@@ -170,7 +175,7 @@ def prune_run(run_dir: str | os.PathLike, mode: str = "structured", sparsity: fl
         raise ValueError(f"{run.path} has no exported {source} model to prune ({directory} is "
                          "missing); finish the run first" + (", or run `evonas distil`" if
                                                              source == "distilled" else ""))
-    steps = steps or max(1, config.final.retrain_steps // 4)
+    steps = prune_steps(config, steps)
     lock = RunLock(run.path)  # pruned/ is written into the run directory: own it meanwhile
     try:
         dataset, encoding, options = build_model_parts(config)
