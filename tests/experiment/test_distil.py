@@ -86,6 +86,26 @@ def test_the_distilled_student_differs_from_the_student_alone_only_by_the_loss(d
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
 
 
+def test_the_final_stage_student_starts_from_the_best_retrainings_key(distilled_run):
+    """The exported student is what the best's own key (initialisation and batches) gives with
+    the kept ensemble as teacher: only the loss differs from the best's retraining."""
+    from evonas.experiment.components import build_model_parts
+    from evonas.experiment.distil import distil_student, member_dirs, teacher_logits
+    from evonas.experiment.final import final_key
+
+    config = tiny_config(final=DISTIL)
+    dataset, encoding, _ = build_model_parts(config)
+    members = [load_model(d) for d in member_dirs(distilled_run)]
+    x = np.concatenate([dataset.x_train, dataset.x_val])
+    teacher = teacher_logits([(m, v) for m, v, _ in members], x, 256)
+    row = {"genome": members[0][2]["genome"]}
+    params, _ = distil_student(jax.random.fold_in(final_key(config), 0), config, encoding,
+                               dataset, teacher, row, 60, 2.0, 0.7)
+    _, exported, _ = load_model(distilled_run / "distilled")
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(exported), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
 def test_the_report_shows_teacher_alone_and_distilled(distilled_run):
     page = write_report(distilled_run)["html"].read_text()
     assert "<h2>Distillation</h2>" in page
