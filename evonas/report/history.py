@@ -185,3 +185,73 @@ def read_beliefs(run_dir: str | Path) -> tuple[int, dict[str, dict[str, float]]]
             for v in beliefs.values()):
         return None
     return int(row[0]), beliefs
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """What one read transaction saw of a history: consistent, whole generations only.
+
+    Attributes:
+        evaluations: the rows with ``id >= since``, ordered by id.
+        generations: every committed generation's ``generation``, ``evaluations``,
+            ``wall_seconds`` and ``finished_at``, oldest first.
+        total: the number of rows in the history.
+    """
+
+    evaluations: list[Evaluation]
+    generations: list[dict[str, Any]]
+    total: int
+
+
+def read_snapshot(run_dir: str | Path, since: int = 0, *, check: bool = True,
+                  timeout: float = 2.0) -> Snapshot:
+    """The rows from id ``since`` on, the generations and the row count, read in ONE read
+    transaction: they agree with each other even while a run commits generations.
+
+    The connection is read-only (``mode=ro``, see ``connect_readonly``): in the history's WAL
+    mode a reader neither waits for the writer nor makes it wait; the writer only ever commits
+    whole generations, so a snapshot never holds part of one.
+
+    Args:
+        run_dir: the run directory.
+        since: the first id wanted (``0``: every row); a live view reads only what is new.
+        check: run the integrity check first (a live view does it on its first read only: it
+            reads the whole file).
+        timeout: seconds to wait for a lock (only a history outside WAL mode takes one).
+
+    Raises:
+        ValueError: the history is damaged or can't be read (one line).
+    """
+    path = RunPaths(run_dir).history
+    if not path.is_file():
+        return Snapshot([], [], 0)
+    conn = connect_readonly(path, timeout=timeout)
+    try:
+        if check:
+            check_integrity(conn, path)
+        conn.row_factory = sqlite3.Row
+        conn.execute("BEGIN")  # deferred: the snapshot starts at the first read below
+        try:
+            rows = conn.execute("SELECT * FROM evaluations WHERE id >= ? ORDER BY id",
+                                (int(since),)).fetchall()
+            total = conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+            generations = [dict(g) for g in conn.execute(
+                "SELECT generation, evaluations, wall_seconds, finished_at FROM generations "
+                "ORDER BY generation").fetchall()]
+        finally:
+            conn.execute("COMMIT")
+    except sqlite3.OperationalError as err:
+        if "no such table" in str(err):
+            return Snapshot([], [], 0)  # the store created the file but not yet its tables
+        raise ValueError(f"can't read the history {path}: {err}") from None
+    except sqlite3.DatabaseError as err:
+        raise ValueError(f"can't read the history {path}: {err}; it is damaged") from None
+    finally:
+        conn.close()
+    records = []
+    for row in rows:
+        try:  # a row the store would not have written (edited by hand) is left out
+            records.append(_evaluation(dict(row)))
+        except (TypeError, ValueError):
+            continue
+    return Snapshot(records, generations, int(total))

@@ -1,7 +1,10 @@
 """The report's HTML page: one self-contained file that opens offline.
 
-Images are embedded as base64 ``data:`` URIs and the style sheet is inline; the page loads
-nothing from anywhere, so it can be mailed or archived with the run.
+Images are embedded as base64 ``data:`` URIs, the style sheet and the scripts of the
+interactive views (plotly.js and ``assets/app.js``) are inline, and the run's data is JSON in a
+``<script type="application/json">`` element. A Content-Security-Policy in the page allows
+exactly those two scripts (by hash) and no connection at all: the page loads nothing from
+anywhere, so it can be mailed or archived with the run.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from evonas.report import interactive
 from evonas.report.history import Evaluation
 from evonas.report.plots import describe_cost
 
 TOP_K = 10
 
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222;
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1440px; color: #222;
        padding: 0 1em; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 .summary span { display: inline-block; margin-right: 2em; }
@@ -219,6 +223,7 @@ def render_html(
     beliefs: tuple[int, Mapping[str, Mapping[str, float]]] | None = None,
     distilled: Mapping[str, Any] | None = None,
     pruned: Mapping[str, Any] | None = None,
+    views: Mapping[str, Any] | None = None,
 ) -> str:
     """The whole report page.
 
@@ -233,6 +238,8 @@ def render_html(
             search, shown as a table.
         distilled: ``distilled/distil.json``: teacher, student alone and student distilled.
         pruned: ``pruned/prune.json``: the pruned network before and after.
+        views: the interactive views' settings and data (``{"mode": "report", "runs":
+            [evonas.report.views.run_data(...)]}``); None leaves them out.
     """
     facts = "".join(
         f"<span><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</span>"
@@ -247,16 +254,33 @@ def render_html(
         f"<pre>{html.escape(config_text)}</pre>" if config_text is not None
         else "<p>No config.yaml in this run directory.</p>"
     )
+    app, scripts, policy = "", "", ""
+    if views is not None:
+        plotly_js = interactive.plotly_js().decode("utf-8")
+        app_js = interactive.asset("app.js").decode("utf-8")
+        app = interactive.app_markup() + "\n" + interactive.config_script(views)
+        scripts = f"<script>{plotly_js}</script>\n<script>{app_js}</script>"
+        # plotly.js compiles a few functions at run time ('unsafe-eval'); it and the page's own
+        # script run, nothing else, and nothing may be fetched.
+        policy = ("default-src 'none'; script-src "
+                  f"{interactive.script_hash(plotly_js)} {interactive.script_hash(app_js)} "
+                  "'unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob:; font-src data:; "
+                  "connect-src 'none'; base-uri 'none'; form-action 'none'")
+        policy = f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
+    css = STYLE + (interactive.asset("app.css").decode("utf-8") if views is not None else "")
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+{policy}
+<link rel="icon" href="data:,">
 <title>evonas report: {html.escape(title)}</title>
-<style>{_CSS}</style>
+<style>{css}</style>
 </head>
 <body>
 <h1>evonas report: {html.escape(title)}</h1>
 <p class="summary">{facts}</p>
+{app}
 <h2>Top {TOP_K} architectures</h2>
 {_top_table(top)}
 {_front_table(front)}
@@ -267,6 +291,7 @@ def render_html(
 {images}
 <h2>Configuration</h2>
 {config}
+{scripts}
 </body>
 </html>
 """

@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from evonas.objectives import pareto_front
+from evonas.report.genes import Genes, run_genes
 from evonas.report.history import Evaluation
 from evonas.store.atomic import atomic_write_bytes
 
@@ -201,39 +202,14 @@ def front_plot(evaluations: Sequence[Evaluation], objectives: Sequence[tuple[str
 
 
 def gene_names(evaluations: Sequence[Evaluation], num_genes: int) -> list[str]:
-    """Gene names from a description's ``genes`` mapping when it has one name per gene."""
-    for e in evaluations:
-        genes = e.description.get("genes")
-        if isinstance(genes, dict) and len(genes) == num_genes:
-            return [str(k) for k in genes]
+    """Gene names from a description's ``genes`` mapping when it has one name per gene, else
+    ``gene_<i>`` (the space's own names, when the run's config gives it, come from
+    :func:`evonas.report.genes.run_genes`)."""
+    rows = [e for e in evaluations if e.genome is not None and len(e.genome) == num_genes]
+    genes = run_genes(rows)
+    if len(genes.names) == num_genes:
+        return list(genes.names)
     return [f"gene_{i}" for i in range(num_genes)]
-
-
-def _value_labels(evaluations: Sequence[Evaluation], names: list[str]) -> list[dict[int, str]]:
-    """For each gene, readable labels of its integer values, from the descriptions' genes
-    (read only until every value that occurs has one)."""
-    labels: list[dict[int, str]] = [{} for _ in names]
-    wanted = [set() for _ in names]
-    for e in evaluations:
-        if e.genome is not None and len(e.genome) == len(names):
-            for i, v in enumerate(e.genome):
-                wanted[i].add(v)
-    missing = sum(len(w) for w in wanted)
-    for e in evaluations:
-        if not missing:
-            break
-        if e.genome is None or len(e.genome) != len(names) or not any(
-                e.genome[i] not in labels[i] for i in range(len(names))):
-            continue
-        genes = e.description.get("genes")
-        if not isinstance(genes, Mapping):
-            continue
-        for i, name in enumerate(names):
-            if e.genome[i] not in labels[i] and name in genes and not isinstance(
-                    genes[name], (dict, list)):
-                labels[i][e.genome[i]] = str(genes[name])
-                missing -= 1
-    return labels
 
 
 def drawn(count: int, limit: int = 20_000) -> np.ndarray:
@@ -244,19 +220,26 @@ def drawn(count: int, limit: int = 20_000) -> np.ndarray:
     return np.sort(np.random.default_rng(0).choice(count, limit, replace=False))
 
 
-def gene_effects(evaluations: Sequence[Evaluation]) -> Figure:
+def gene_effects(evaluations: Sequence[Evaluation], genes: Genes | None = None) -> Figure:
     """One panel per gene: the fitness of every architecture by the value of that gene.
 
     Each value shows its individual fitnesses (jittered dots), their mean (a bar) and the count
     ``n``: a gene whose means differ by more than the spread inside each value matters.
+
+    Args:
+        evaluations: the history's rows.
+        genes: the run's gene names and value labels (``evonas.report.genes.run_genes``);
+            default: from the descriptions, else ``gene_<i>``.
     """
     rows = [e for e in evaluations if e.ok and e.genome is not None]
     if not rows:
         return placeholder(Figure(figsize=(7, 3)), "no successful evaluation with a genome yet")
     num_genes = Counter(len(e.genome) for e in rows).most_common(1)[0][0]
     rows = [e for e in rows if len(e.genome) == num_genes]
-    names = gene_names(rows, num_genes)
-    labels = _value_labels(rows, names)
+    if genes is None or len(genes.names) != num_genes:
+        genes = run_genes(rows)
+    names = list(genes.names) if len(genes.names) == num_genes else [
+        f"gene_{i}" for i in range(num_genes)]
     shown = min(num_genes, _MAX_GENE_PANELS)
     cols = min(4, shown)
     nrows = math.ceil(shown / cols)
@@ -276,7 +259,7 @@ def gene_effects(evaluations: Sequence[Evaluation]) -> Figure:
             ax.hlines(fitness[sel].mean(), k - 0.3, k + 0.3, color="tab:red", lw=2)
         ax.set_xticks(range(len(values)))
         ax.set_xticklabels(
-            [f"{labels[g].get(int(v), int(v))}\nn={int((genomes[:, g] == v).sum())}"
+            [f"{genes.label(g, int(v))}\nn={int((genomes[:, g] == v).sum())}"
              for v in values], fontsize=7)
         ax.set_title(names[g], fontsize=9)
         ax.tick_params(axis="y", labelsize=7)

@@ -8,11 +8,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from evonas.report import drawings, plots
-from evonas.report.history import read_beliefs, read_evaluations
+from evonas.report.genes import run_genes
+from evonas.report.history import read_beliefs, read_snapshot
 from evonas.report.html import TOP_K, render_html
+from evonas.report.views import read_config, run_data
 from evonas.store.atomic import atomic_write_bytes, atomic_write_text, read_json, safe_dir
 from evonas.store.layout import DISTIL_FILE, PRUNE_FILE, REPORT_INDEX, RunPaths
 
@@ -25,21 +25,6 @@ FIGURES = (
     ("lineage", "lineage.png", "Lineage of the best architecture"),
     ("architecture", "architecture.png", "The best architecture"),
 )
-
-
-def _read_config(run_dir: Path) -> tuple[str | None, list[tuple[str, bool]]]:
-    """The config text, and its objectives as ``(name, maximize)`` (the first is the fitness)."""
-    path = RunPaths(run_dir).config
-    if not path.is_file():
-        return None, [("fitness", True)]
-    text = path.read_text(encoding="utf-8")
-    try:
-        data: Any = yaml.safe_load(text)
-        objectives = [(str(o["name"]), o.get("direction", "max") != "min")
-                      for o in data["search"]["objectives"]]
-    except (yaml.YAMLError, TypeError, KeyError, IndexError, AttributeError):
-        objectives = []  # a config the report cannot read is still shown, as text
-    return text, objectives or [("fitness", True)]
 
 
 def _read_front(run_dir: Path) -> dict[str, Any] | None:
@@ -98,15 +83,17 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     if out_dir is not None:
         out.mkdir(parents=True, exist_ok=True)
     safe_dir(out, root)
-    config_text, objectives = _read_config(run)
+    config_text, config, objectives = read_config(run)
     maximize = objectives[0][1]
-    evaluations = read_evaluations(run)
+    snapshot = read_snapshot(run, timeout=10.0)  # one read: rows and generations agree
+    evaluations = snapshot.evaluations
+    genes = run_genes(evaluations, config)
     best = plots.best_of(evaluations, maximize)
     figures = {
         "progress": plots.fitness_progress(evaluations, maximize),
         "pareto_params": plots.fitness_vs_cost(evaluations, "params", maximize),
         "pareto_flops": plots.fitness_vs_cost(evaluations, "flops", maximize),
-        "genes": plots.gene_effects(evaluations),
+        "genes": plots.gene_effects(evaluations, genes),
         "lineage": drawings.lineage(best, evaluations),
         "architecture": drawings.architecture(best),
     }
@@ -126,18 +113,20 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     ok = [e for e in evaluations if e.ok]
     sign = -1.0 if maximize else 1.0
     top = sorted(ok, key=lambda e: (sign * e.fitness, e.id))[:TOP_K]
+    written = datetime.datetime.now().isoformat(timespec="seconds")
+    views = {"mode": "report", "runs": [run_data(run, evaluations, snapshot.generations)]}
     summary = {
         "evaluations": len(evaluations),
         "generations": len({e.generation for e in evaluations}),
         "failed": len(evaluations) - len(ok),
         "best": "–" if best is None else f"{best.fitness:.4g} (#{best.id})",
         "fitness estimated by": _estimates(evaluations),
-        "written": datetime.datetime.now().isoformat(timespec="seconds"),
+        "written": written,
     }
     page = render_html(run.resolve().name, [(caption, images[key]) for key, _, caption in shown],
                        top, summary, config_text, front, read_beliefs(run),
                        read_json(RunPaths(run).distilled / DISTIL_FILE),
-                       read_json(RunPaths(run).pruned / PRUNE_FILE))
+                       read_json(RunPaths(run).pruned / PRUNE_FILE), views)
     index = out / REPORT_INDEX
     atomic_write_text(index, page, root)
     paths["html"] = index

@@ -1,0 +1,213 @@
+"""The data behind the interactive views, shared by the offline report and the live dashboard.
+
+Both pages run the same script (``assets/app.js``) over the same JSON: the report embeds it in
+the page, the dashboard serves it piece by piece as a run grows. Everything here is plain JSON
+(numbers, strings, lists, dicts; non-finite numbers as ``null``), built from a run directory
+that may come from someone else: it is data to the page, never markup, and the page puts every
+string in with ``textContent`` or escaped for plotly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from evonas.objectives import (
+    front_rows,
+    hypervolume_by_generation,
+    pareto_front,
+    row_value,
+)
+from evonas.report.genes import Genes, run_genes
+from evonas.report.history import Evaluation
+from evonas.report.importance import gene_importance
+from evonas.store.layout import RunPaths
+
+_MAX_DEPTH = 12  # nesting kept of a description or metrics value; deeper is cut
+_MAX_TEXT = 2_000  # characters kept of one string from the history
+
+
+def read_config(run_dir: str | Path) -> tuple[str | None, Any, list[tuple[str, bool]]]:
+    """``config.yaml`` as text and as data, and its objectives as ``(name, maximize)`` (the first
+    is the fitness; ``[("fitness", True)]`` when the config names none or can't be read)."""
+    path = RunPaths(run_dir).config
+    if not path.is_file():
+        return None, None, [("fitness", True)]
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError:
+        data = None
+    try:
+        objectives = [(str(o["name"]), o.get("direction", "max") != "min")
+                      for o in data["search"]["objectives"]]
+    except (TypeError, KeyError, IndexError, AttributeError):
+        objectives = []  # a config the report cannot read is still shown, as text
+    return text, data, objectives or [("fitness", True)]
+
+
+def plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as strict JSON data: non-finite numbers become None, long strings are cut,
+    anything else becomes its text (values of a run directory may be anything)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        return value if len(value) <= _MAX_TEXT else value[:_MAX_TEXT - 1] + "…"
+    if depth >= _MAX_DEPTH:
+        return "…"
+    if isinstance(value, Mapping):
+        return {str(k)[:_MAX_TEXT]: plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v, depth + 1) for v in value]
+    return plain(str(value), depth)
+
+
+def _num(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def objective_values(e: Evaluation, objectives: Sequence[tuple[str, bool]]) -> list[float]:
+    """The row's value of each objective (NaN where failed or unknown); the first objective is
+    the row's fitness when the config names none."""
+    if not e.ok:
+        return [math.nan] * len(objectives)
+    row = e.as_row()
+    out = []
+    for name, _ in objectives:
+        value = e.fitness if name == "fitness" else row_value(row, name)
+        out.append(value)
+    return out
+
+
+def row_json(e: Evaluation, objectives: Sequence[tuple[str, bool]]) -> dict[str, Any]:
+    """One evaluated architecture as the views need it (without its description)."""
+    return {
+        "id": e.id, "gen": e.generation,
+        "genome": None if e.genome is None else list(e.genome),
+        "fit": _num(e.fitness) if e.ok else None,
+        "obj": [_num(v) for v in objective_values(e, objectives)],
+        "params": _num(e.params), "flops": _num(e.flops),
+        "est": None if e.estimate is None else plain(e.estimate),
+        "fid": int(e.fidelity) if math.isfinite(e.fidelity) and e.fidelity > 0 else None,
+        "failed": not e.ok, "reason": None if e.reason is None else plain(e.reason),
+        "parents": list(e.parents),
+    }
+
+
+def details_json(e: Evaluation) -> dict[str, Any]:
+    """What the details panel shows beyond the row: the description and every metric."""
+    return {"description": plain(dict(e.description)), "metrics": plain(e.metrics)}
+
+
+def front_json(evaluations: Sequence[Evaluation], objectives: Sequence[tuple[str, bool]]
+               ) -> dict[str, Any]:
+    """The Pareto front's ids and axes: the first two objectives of a multi-objective run (with
+    the hypervolume per generation), else fitness against parameters."""
+    if len(objectives) > 1:
+        rows = [e.as_row() for e in evaluations]
+        ids = [int(r["id"]) for r in front_rows(rows, objectives)]
+        curve = hypervolume_by_generation(rows, objectives)
+        return {"axes": [objectives[0][0], objectives[1][0]], "ids": ids,
+                "hypervolume": [[g, _num(h)] for g, h in curve]}
+    ok = [e for e in evaluations if e.ok and math.isfinite(e.params)]
+    if not ok:
+        return {"axes": [objectives[0][0], "params"], "ids": [], "hypervolume": []}
+    points = np.array([[e.fitness, e.params] for e in ok])
+    front = pareto_front(points, [objectives[0][1], False])
+    return {"axes": [objectives[0][0], "params"], "ids": [ok[i].id for i in front],
+            "hypervolume": []}
+
+
+def best_id(evaluations: Sequence[Evaluation], maximize: bool) -> int | None:
+    ok = [e for e in evaluations if e.ok]
+    if not ok:
+        return None
+    sign = -1.0 if maximize else 1.0
+    return min(ok, key=lambda e: (sign * e.fitness, e.id)).id
+
+
+def importance_json(evaluations: Sequence[Evaluation], genes: Genes,
+                    objectives: Sequence[tuple[str, bool]]) -> dict[str, Any]:
+    """Gene importance per objective (see :mod:`evonas.report.importance`), or why not.
+
+    Returns:
+        ``{"objectives": [<Importance.as_json()> | {"objective": name, "unavailable": why}]}``,
+        or ``{"unavailable": why}`` when scikit-learn is missing.
+    """
+    rows = [e for e in evaluations if e.ok and e.genome is not None
+            and len(e.genome) == len(genes.names)]
+    genomes = np.array([e.genome for e in rows], dtype=np.int64).reshape(len(rows),
+                                                                         len(genes.names))
+    out = []
+    for k, (name, _) in enumerate(objectives):
+        values = np.array([objective_values(e, objectives)[k] for e in rows], dtype=np.float64)
+        try:
+            result = gene_importance(genomes, values, genes.names, genes.labels, objective=name)
+        except ImportError as err:
+            return {"unavailable": str(err)}
+        except ValueError as err:
+            out.append({"objective": name, "unavailable": str(err)})
+            continue
+        out.append(result.as_json())
+    return {"objectives": out}
+
+
+def run_meta(run_dir: str | Path, evaluations: Sequence[Evaluation]
+             ) -> tuple[dict[str, Any], Genes, list[tuple[str, bool]]]:
+    """The parts of a run's data that do not grow with it (its name, objectives and genes) as
+    JSON, with the genes and objectives themselves."""
+    _, config, objectives = read_config(run_dir)
+    genes = run_genes(evaluations, config)
+    meta = {"name": Path(run_dir).resolve().name,
+            "objectives": [{"name": n, "maximize": m} for n, m in objectives],
+            "genes": genes.as_json(), "genes_source": genes.source}
+    return meta, genes, objectives
+
+
+def run_data(run_dir: str | Path, evaluations: Sequence[Evaluation],
+             generations: Sequence[Mapping[str, Any]] = (), *, details: bool = True,
+             importance: bool = True) -> dict[str, Any]:
+    """Everything the views show of one run, as one JSON-able dict.
+
+    Args:
+        run_dir: the run directory (its config names the objectives and the space).
+        evaluations: its history's rows.
+        generations: the history's generation summaries (their counts are shown).
+        details: include each row's description and metrics (the offline report does; the
+            dashboard serves them one at a time).
+        importance: include gene importance (it fits a forest per objective).
+    """
+    meta, genes, objectives = run_meta(run_dir, evaluations)
+    data: dict[str, Any] = {
+        **meta,
+        "rows": [row_json(e, objectives) for e in evaluations],
+        # Counts only: times differ between a run and the same run resumed, the page must not.
+        "generations": [{"generation": plain(g.get("generation")),
+                         "evaluations": plain(g.get("evaluations"))} for g in generations],
+        "front": front_json(evaluations, objectives),
+        "best": best_id(evaluations, objectives[0][1]),
+    }
+    if details:
+        data["details"] = {str(e.id): details_json(e) for e in evaluations}
+    if importance:
+        data["importance"] = importance_json(evaluations, genes, objectives)
+    return data
+
+
+def script_json(value: Any) -> str:
+    """``value`` as JSON that is safe inside ``<script type="application/json">``: ``<``, ``>``
+    and ``&`` are written as ``\\u`` escapes, so no string can close the element or open a
+    comment, and ``JSON.parse`` gives back the same value."""
+    text = json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
