@@ -28,36 +28,37 @@ from evonas.genomes import (
     register_encoding,
 )
 from evonas.objectives import hypervolume, pareto_front, parse_constraint
-from evonas.strategies import (
-    NSGA2,
-    BayesianOptimization,
-    DistributionSearch,
-    EvosaxStrategy,
-    GeneticAlgorithm,
-    GridSearch,
-    LocalSearch,
-    MapElites,
-    QLearning,
-    RandomSearch,
-    RegularizedEvolution,
-    Reinforce,
-    SearchTrace,
-    Strategy,
-    WeightedSum,
-    get_strategy,
-    list_strategies,
-    num_objectives,
-    register_strategy,
-    run_searches,
-    search,
-    selected_true,
-)
 from evonas.train import TrainConfig, train_module, train_population
 from evonas.version import __version__
 
 # The experiment and the store pull in orbax and the report: loaded on first use, so
-# `evonas list` and scripts that only use strategies stay quick to import.
+# `evonas list` and scripts that only use strategies stay quick to import. The strategies load
+# on first use too: evosax builds arrays when it is imported, which starts JAX's backend, and a
+# multi-process run must call ``jax.distributed.initialize`` before that
+# (``evonas.train.distributed``).
 _LAZY = {
+    "NSGA2": "evonas.strategies",
+    "BayesianOptimization": "evonas.strategies",
+    "DistributionSearch": "evonas.strategies",
+    "EvosaxStrategy": "evonas.strategies",
+    "GeneticAlgorithm": "evonas.strategies",
+    "GridSearch": "evonas.strategies",
+    "LocalSearch": "evonas.strategies",
+    "MapElites": "evonas.strategies",
+    "QLearning": "evonas.strategies",
+    "RandomSearch": "evonas.strategies",
+    "RegularizedEvolution": "evonas.strategies",
+    "Reinforce": "evonas.strategies",
+    "SearchTrace": "evonas.strategies",
+    "Strategy": "evonas.strategies",
+    "WeightedSum": "evonas.strategies",
+    "get_strategy": "evonas.strategies",
+    "list_strategies": "evonas.strategies",
+    "num_objectives": "evonas.strategies",
+    "register_strategy": "evonas.strategies",
+    "run_searches": "evonas.strategies",
+    "search": "evonas.strategies",
+    "selected_true": "evonas.strategies",
     "Experiment": "evonas.experiment",
     "ExperimentConfig": "evonas.experiment",
     "ExperimentResult": "evonas.experiment",

@@ -7,6 +7,7 @@ Bad input (an unknown name, a genome outside its space, a bad option) prints one
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -141,24 +142,89 @@ def _outcome(result: Any) -> int:
     return 0
 
 
+def _join(args: argparse.Namespace) -> Any:
+    """The multi-process session the distributed options ask for, or None."""
+    from evonas.train import distributed
+
+    if getattr(args, "session", None) is not None:
+        return args.session
+    explicit = (args.coordinator, args.num_processes, args.process_id)
+    distributed.check_settings(*explicit, args.distributed, args.coordinator_timeout,
+                               args.peer_timeout)
+    if not args.distributed and all(v is None for v in explicit):
+        return None
+    args.session = distributed.initialize(*explicit, detect=args.distributed,
+                                          timeout=args.coordinator_timeout,
+                                          peer_timeout=args.peer_timeout)
+    return args.session
+
+
+@contextlib.contextmanager
+def _leading(session: Any) -> Any:
+    """Process 0's command: whatever stops it before its search ends stops the others too,
+    with its first line."""
+    try:
+        yield
+    except BaseException as err:
+        if session is not None:
+            why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            session.close(f"process 0 stopped: {why}")
+        raise
+    finally:
+        if session is not None:
+            session.close("done")
+
+
+def _follow(session: Any) -> int:
+    """A process other than 0: trains what process 0 publishes until its search ends."""
+    from evonas.experiment.runner import follow_leader
+
+    try:
+        follow_leader(session)
+    except RuntimeError as err:
+        print(f"evonas: error: {err}", file=sys.stderr)
+        return 1
+    print(f"process {session.process_id} of {session.num_processes}: done (process 0 owns the "
+          "run directory and finishes the run)")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from evonas.experiment import Experiment, ExperimentConfig
+    from evonas.train import distributed
 
-    config = (ExperimentConfig.from_yaml(args.config) if args.config
-              else ExperimentConfig.from_dict({}))
-    overrides = list(args.set)
-    if args.seed is not None:
-        overrides.append(f"search.seed={args.seed}")
-    if overrides:
-        config = config.with_overrides(overrides)
-    return _outcome(Experiment(config, run_dir=args.run_dir).run())
+    distributed.check_settings(args.coordinator, args.num_processes, args.process_id,
+                               args.distributed, args.coordinator_timeout, args.peer_timeout)
+
+    def load() -> Any:
+        config = (ExperimentConfig.from_yaml(args.config) if args.config
+                  else ExperimentConfig.from_dict({}))
+        overrides = list(args.set)
+        if args.seed is not None:
+            overrides.append(f"search.seed={args.seed}")
+        return config.with_overrides(overrides) if overrides else config
+
+    # JAX joins the processes before anything touches a device; the others take the
+    # experiment from process 0.
+    session = _join(args)
+    if session is not None and not session.leader:
+        return _follow(session)
+    with _leading(session):
+        return _outcome(Experiment(load(), run_dir=args.run_dir).run())
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from evonas.experiment import Experiment
+    from evonas.train import distributed
 
-    return _outcome(Experiment.resume(args.run_dir,
-                                      compile_cache_dir=args.compile_cache_dir).run())
+    distributed.check_settings(args.coordinator, args.num_processes, args.process_id,
+                               args.distributed, args.coordinator_timeout, args.peer_timeout)
+    session = _join(args)
+    if session is not None and not session.leader:
+        return _follow(session)  # process 0 alone reads the run directory
+    with _leading(session):
+        return _outcome(Experiment.resume(args.run_dir,
+                                          compile_cache_dir=args.compile_cache_dir).run())
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -168,6 +234,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     RunDir(args.run_dir, readonly=True)  # a clear error for a path that is not a run
     paths = write_report(args.run_dir)
     print(f"report: {paths['html']}")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from evonas.dashboard import serve
+
+    try:
+        serve(args.run_dirs, host=args.host, port=args.port,
+              announce=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        print("evonas dashboard: stopped", flush=True)
     return 0
 
 
@@ -279,9 +356,26 @@ def build_parser() -> argparse.ArgumentParser:
         "installed packages are found through their entry points without it)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    multi = argparse.ArgumentParser(add_help=False)
+    group = multi.add_argument_group(
+        "multi-process runs (jax.distributed): start the same command on every process; "
+        "process 0 owns the run directory, the others train its populations")
+    group.add_argument("--coordinator", metavar="HOST:PORT",
+                       help="process 0's address; it serves the coordinator on PORT")
+    group.add_argument("--num-processes", type=int, metavar="N", help="processes in the run")
+    group.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1")
+    group.add_argument("--distributed", action="store_true",
+                       help="let JAX detect the cluster (SLURM, Cloud TPU, Open MPI) instead")
+    group.add_argument("--coordinator-timeout", type=float, default=60.0, metavar="S",
+                       help="seconds to reach the coordinator and for every process to join "
+                       "(default 60)")
+    group.add_argument("--peer-timeout", type=float, default=30.0, metavar="S",
+                       help="seconds without a process's heartbeat before the run stops "
+                       "(default 30)")
 
     def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[plugin], **kwargs)  # every command takes --plugin
+        parents = [plugin, *kwargs.pop("parents", [])]
+        return sub.add_parser(name, parents=parents, **kwargs)  # every command takes --plugin
 
     p = command("describe", help="describe one genome of an encoding as JSON")
     p.add_argument("encoding", help="encoding name (see `evonas list`)")
@@ -332,7 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compact", action="store_true", help="print on one line")
     p.set_defaults(func=cmd_bench)
 
-    p = command("run", help="run a search experiment (no config: the default MNIST-1D one)")
+    p = command("run", parents=[multi],
+                help="run a search experiment (no config: the default MNIST-1D one)")
     p.add_argument("config", nargs="?", help="a YAML config (default: the embedded experiment)")
     p.add_argument("--run-dir", help="the run directory (default: runs/<encoding>-<data>-<time>)")
     p.add_argument("--seed", type=int, help="the search seed (same as --set search.seed=N)")
@@ -342,7 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_run)
 
-    p = command("resume", help="continue a run from its last complete generation")
+    p = command("resume", parents=[multi],
+                help="continue a run from its last complete generation")
     p.add_argument("run_dir", help="the run directory")
     p.add_argument("--compile-cache-dir", default=None, metavar="DIR",
                    help="JAX's persistent compilation cache (never taken from the run "
@@ -352,6 +448,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("report", help="write a run's plots and HTML page (run_dir/report)")
     p.add_argument("run_dir", help="the run directory")
     p.set_defaults(func=cmd_report)
+
+    p = command("dashboard", help="a live web page of one or more run directories (read-only; "
+                "this machine only unless --host says otherwise)")
+    p.add_argument("run_dirs", nargs="+", metavar="DIR", help="run directories, finished or "
+                   "still running (several are overlaid)")
+    p.add_argument("--port", type=int, default=8050,
+                   help="TCP port (default 8050; 0: any free port, printed)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 "
+                   "lets anyone who can reach this machine read the runs)")
+    p.set_defaults(func=cmd_dashboard)
 
     p = command(
         "front", help="a run's Pareto front, and the best architecture within budgets"
@@ -417,6 +524,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if hasattr(args, "coordinator"):  # join before a plug-in's import can start JAX
+            _join(args)
         if args.plugin:
             from evonas.experiment.plugins import load_plugins
 

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from evonas.evaluators import TrainingEvaluator
 from evonas.evaluators.oneshot import OneShotEvaluator
 from evonas.experiment.callbacks import (
     Callback,
@@ -44,6 +45,7 @@ from evonas.report import write_report
 from evonas.store import NoCheckpointError, ParamStore, RunDir, RunDirError
 from evonas.store.run_dir import RunLock
 from evonas.strategies import beliefs, num_objectives
+from evonas.train import distributed, train_population
 from evonas.train.proxies import zero_cost_scores
 
 # Streams folded into the seed's key: one per use, so adding a use never shifts another's.
@@ -326,8 +328,13 @@ class Experiment:
             return False
         return search.evaluations is None or evaluations < search.evaluations
 
-    def run(self) -> ExperimentResult:
+    def run(self) -> ExperimentResult | None:
         """Runs (or continues) the search, the final retraining and the report.
+
+        In a multi-process run (:mod:`evonas.train.distributed`) this is the call of every
+        process: process 0 runs the experiment and owns the run directory; on the others it
+        trains the populations process 0 publishes (taking the experiment from process 0, not
+        from ``config``) and returns None once the search ends.
 
         A run directory this call created is removed again if the run fails (or is
         interrupted) before its first generation is committed, so a corrected command can use
@@ -339,6 +346,17 @@ class Experiment:
                 written. AllFailedError / InfeasibleError: nothing could be selected.
             Interrupted: Ctrl-C; says what the directory keeps.
         """
+        session = distributed.current()
+        if session is not None and not session.leader:
+            follow_leader(session)
+            return None
+        try:
+            return self._lead(session)
+        finally:
+            if session is not None:  # an error before the search: the followers stop too
+                session.close("process 0 stopped before its search ended")
+
+    def _lead(self, session: distributed.Session | None) -> ExperimentResult:
         config = self.config
         parts = build_components(config)
         callbacks = self._callbacks()
@@ -349,6 +367,8 @@ class Experiment:
         run = RunDir.create(self.run_dir, resolved.to_dict(), resolved.fingerprint(),
                             fingerprint_version=FINGERPRINT_VERSION,
                             legacy={1: config.fingerprint(1)})
+        if session is not None:
+            self._share(session, resolved, parts, run.path)
         try:
             return self._run(run, parts, callbacks)
         except KeyboardInterrupt:
@@ -356,6 +376,23 @@ class Experiment:
         except BaseException:
             self._discard_if_empty(run)
             raise
+
+    def _share(self, session: distributed.Session, resolved: ExperimentConfig,
+               parts: Components, path: Path) -> None:
+        """Hands the experiment to the other processes, or lets them go when its evaluator
+        does not train populations (a table, one-shot scoring: process 0 alone computes)."""
+        session.context = (f"; committed generations are kept in {path}: run `evonas resume "
+                           f"{path}` with the same distributed options on every process")
+        if type(parts.evaluator) is not TrainingEvaluator:
+            warnings.warn(f"the {type(parts.evaluator).__name__} trains no populations to "
+                          "share: process 0 runs this experiment alone and the other processes "
+                          "stop", stacklevel=3)
+            session.close("done")
+            return
+        note = distributed.population_note(parts.strategy.batch_size, len(session.devices))
+        if note is not None:
+            warnings.warn(note, stacklevel=3)
+        session.send_experiment(resolved.to_dict())
 
     def _discard_if_empty(self, run: RunDir) -> int | None:
         """Removes what :meth:`RunDir.create` made when no generation was committed; returns
@@ -372,7 +409,16 @@ class Experiment:
              ) -> ExperimentResult:
         config = self.config
         with run:
-            self._search(run, parts, callbacks)
+            session = distributed.current()
+            try:
+                self._search(run, parts, callbacks)
+            except BaseException as err:
+                if session is not None:
+                    why = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                    session.close(f"{type(err).__name__}: {why}" if why else type(err).__name__)
+                raise
+            if session is not None:  # the rest is process 0's alone, on its own devices
+                session.close("done")
             best_rows = run.history.rows()
             seed_key = jax.random.key(config.search.seed)
             finisher = finisher_for(config, parts)
@@ -461,3 +507,27 @@ class Experiment:
             for callback in callbacks:
                 callback.on_generation(info)
             generation += 1
+
+
+def follow_leader(session: distributed.Session) -> None:
+    """A follower's part of a multi-process run: builds the experiment process 0 sends and
+    trains every population it publishes, until its search ends.
+
+    Raises:
+        RuntimeError: process 0 stopped with an error (its first line).
+    """
+    def build(data: dict[str, Any]) -> Any:
+        evaluator = build_components(ExperimentConfig.from_dict(data)).evaluator
+        treedef = jax.tree.structure(evaluator.param_shapes())
+
+        def train(call: distributed.Call) -> None:
+            start = None if call.start is None else jax.tree.unflatten(treedef, call.start)
+            train_population(call.key, evaluator.encoding, call.genomes, evaluator.dataset,
+                             call.config, cache=evaluator.cache, start=start,
+                             keep_params=call.keep_params)
+
+        return train
+
+    status = distributed.follow(session, lambda call: None, build)
+    if status != "done":
+        raise RuntimeError(f"process 0 stopped the run: {status}")

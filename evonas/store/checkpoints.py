@@ -115,13 +115,17 @@ class Checkpoints:
             if self.directory.is_dir():
                 for entry in self.directory.iterdir():
                     check_not_link(entry)
+            multi = jax.process_count() > 1
+            if multi:  # orbax won't create it when it may not wait for the other processes
+                self.directory.mkdir(parents=True, exist_ok=True)
             options = ocp.CheckpointManagerOptions(
                 max_to_keep=self.keep,
                 # Synchronous: a checkpoint is on disk when save() returns.
                 enable_async_checkpointing=False,
                 # Half-written steps of a killed save are garbage; clear them on open.
                 cleanup_tmp_directories=True,
-                create=True,
+                create=not multi,
+                multiprocessing_options=this_process_only(),
             )
             self._manager = ocp.CheckpointManager(
                 self.directory.absolute(), options=options, item_names=("state", "extra", "meta")
@@ -265,3 +269,12 @@ class Checkpoints:
             f"no readable checkpoint in {self.directory} (newest problem: {problems[0]}); "
             "start a new run instead"
         )
+
+
+def this_process_only() -> ocp.options.MultiprocessingOptions:
+    """Orbax's options for a checkpoint this process alone reads and writes: in a multi-process
+    run only process 0 owns the run directory, and orbax must not wait for the others."""
+    if jax.process_count() == 1:
+        return ocp.options.MultiprocessingOptions()
+    here = jax.process_index()
+    return ocp.options.MultiprocessingOptions(primary_host=here, active_processes={here})

@@ -26,6 +26,7 @@ import orbax.checkpoint as ocp
 
 from evonas.genomes.registry import get_encoding
 from evonas.store.atomic import atomic_write_text, check_not_link, safe_dir
+from evonas.store.checkpoints import this_process_only
 from evonas.store.layout import ARCHITECTURE, BEST, PARAMS
 
 
@@ -35,7 +36,7 @@ def save_params(directory: Path, params: Any) -> None:
     target = directory / PARAMS
     tmp = directory / f".{PARAMS}.{secrets.token_hex(8)}.tmp"
     check_not_link(target)
-    with ocp.StandardCheckpointer() as checkpointer:
+    with ocp.StandardCheckpointer(multiprocessing_options=this_process_only()) as checkpointer:
         checkpointer.save(tmp.absolute(), jax.tree.map(np.asarray, params))
         checkpointer.wait_until_finished()
     if target.exists():
@@ -129,7 +130,7 @@ def load_model(run_dir: str | os.PathLike) -> tuple[Any, Any, dict[str, Any]]:
     example = np.zeros((1, *input_shape_of(info, encoding)), np.float32)
     abstract = jax.eval_shape(module.init, jax.random.key(0), example)
     check_not_link(best / PARAMS)
-    with ocp.StandardCheckpointer() as checkpointer:
+    with ocp.StandardCheckpointer(multiprocessing_options=this_process_only()) as checkpointer:
         try:
             stored = checkpointer.metadata((best / PARAMS).absolute()).item_metadata
         except Exception as err:  # orbax raises many types for damaged files

@@ -23,6 +23,7 @@ import numpy as np
 
 from evonas.data.batches import batch_indices
 from evonas.genomes.encoding import check_trainable
+from evonas.train import distributed
 from evonas.train.cache import CompileCounter, ProgramCache, enable_persistent_cache
 from evonas.train.config import TrainConfig
 from evonas.train.memory import chunk_size, individual_bytes
@@ -160,9 +161,16 @@ def _run_chunk(cache: ProgramCache, spec: GroupSpec, params: Any, genomes: np.nd
     step_seconds = (time.perf_counter() - t) / steps_timed if steps_timed else float("nan")
     loss_sum, confusion = cache.evaluate(spec, state.params, genomes_d, data.x_eval, data.y_eval,
                                          data.split, data.num_splits)
-    return _ChunkOutput(np.asarray(state.fail_step), np.asarray(state.fail_loss),
-                        np.asarray(state.loss), np.asarray(loss_sum), np.asarray(confusion),
-                        step_seconds, state.params)
+    outputs = sharding.gather((state.fail_step, state.fail_loss, state.loss, loss_sum,
+                               confusion))
+    return _ChunkOutput(*outputs, _agree(sharding, step_seconds), state.params)
+
+
+def _agree(sharding: PopulationSharding, seconds: float) -> float:
+    """A measured time as every process sees it: in a multi-process run the leader's, so the
+    plans it steers are the same everywhere."""
+    session = distributed.current()
+    return session.agree(seconds) if session is not None and sharding.global_ else seconds
 
 
 class _Job(NamedTuple):
@@ -237,11 +245,12 @@ def _halving(cache: ProgramCache, jobs: list[list[_Job]], init: Any, genomes: np
                 state, seconds = _train_steps(cache, spec, sharding.split(state),
                                               sharding.split(genomes[index]), data, start,
                                               budget)
+                seconds = _agree(sharding, seconds)
                 loss_sum, confusion = cache.evaluate(spec, state.params,
                                                      sharding.split(genomes[index]),
                                                      data.x_eval, data.y_eval, data.split,
                                                      data.num_splits)
-                state = jax.tree.map(np.asarray, state)
+                state, loss_sum, confusion = sharding.gather((state, loss_sum, confusion))
                 if kept is not None:
                     _keep(kept, job._replace(index=index, real=real),
                           jax.tree.map(lambda a, i=index: a[i], init), state.params)
@@ -393,7 +402,9 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
             fresh one, so only the persistent compilation cache carries over).
         cost_model: the plans' cost model (default: ``CostModel.for_platform`` of the first
             device: measured constants on a CPU).
-        devices: devices to shard the population over (default: all local devices).
+        devices: devices to shard the population over (default: all local devices; in a
+            multi-process run, :mod:`evonas.train.distributed`, every process's devices, and the
+            call is published to the other processes, which run it too).
         start: (optional) starting parameters in the max-bounds layout, leaves ``[P, ...]``,
             NaN where an individual starts as usual: weight inheritance passes a parent's
             trained parameters (:func:`inherit` of ``keep_params``' output) here.
@@ -416,6 +427,11 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
     cache = cache if cache is not None else ProgramCache()
     cache.trim(config.max_programs)
     options = config.program_options()
+    session = distributed.current()
+    if session is not None and devices is None:
+        if session.leader:
+            session.publish_train(key, genomes, config, start, keep_params)
+        devices = session.devices
     sharding = PopulationSharding(devices)
     spec_of = lambda bounds: GroupSpec(encoding, bounds, options, int(dataset.num_classes))
     init_key, batch_key = jax.random.split(key)
@@ -445,7 +461,7 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
         padded = np.arange(round_size(len(genomes), sharding.count)) % len(genomes)
         index_d, genomes_d = sharding.split((padded.astype(np.int32), genomes[padded]))
         init = cache.init(encoding, init_key, index_d, genomes_d, data.example, xla=config.xla)
-        init = jax.tree.map(np.asarray, init)  # host copy: groups take slices of it
+        init = sharding.gather(init)  # host copy: groups take slices of it
         if start is not None:
             init = inherit(init, start)
         kept = (jax.tree.map(lambda a: np.full((len(genomes), *a.shape[1:]), np.nan, a.dtype),
@@ -487,7 +503,7 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
                 out = _run_chunk(cache, job.spec, chunk_params, genomes[job.index], data,
                                  sharding, job.cut)
                 if kept is not None:
-                    _keep(kept, job, chunk_params, out.params)
+                    _keep(kept, job, chunk_params, sharding.gather(out.params))
                 cache.seen.add(job.seen)
                 if np.isfinite(out.step_seconds):
                     cache.step_seconds[(*job.seen, job.exact)] = out.step_seconds
