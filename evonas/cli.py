@@ -80,11 +80,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     options = _parse_options(args.option)
     if args.dataset is not None:
         options["dataset"] = args.dataset
-    out = bench(args.benchmark, args.strategy, runs=args.runs, budget=args.budget,
-                seed=args.seed, noise=args.noise, objectives=args.objective,
-                constraints=args.constraint, params=_parse_options(args.set), options=options,
-                count=args.count)
-    print(json.dumps(_jsonable(out), indent=None if args.compact else 2))
+    # Every process runs the same call; the runs are sharded over all their devices.
+    session = _join(args)
+    with _leading(session):
+        out = bench(args.benchmark, args.strategy, runs=args.runs, budget=args.budget,
+                    seed=args.seed, noise=args.noise, objectives=args.objective,
+                    constraints=args.constraint, params=_parse_options(args.set),
+                    options=options, count=args.count)
+        if session is None or session.leader:
+            print(json.dumps(_jsonable(out), indent=None if args.compact else 2))
     return 0
 
 
@@ -392,7 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_describe)
 
     p = command(
-        "bench", help="search a tabular benchmark many times (NAS-Bench-201 or a plug-in's)"
+        "bench", parents=[multi],
+        help="search a tabular benchmark many times (NAS-Bench-201 or a plug-in's)"
     )
     p.add_argument("benchmark", help="a registered benchmark (see `evonas list`), e.g. nb201")
     p.add_argument("--strategy", default="regularized_evolution", help="see `evonas list`")

@@ -160,3 +160,17 @@ def test_bad_distributed_settings_are_one_line_errors(tmp_path):
         _one_line([*run, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
                    "--process-id", "0"], f"port {port} is in use")
     assert not (tmp_path / "r").exists()
+
+
+def test_run_searches_across_two_processes_gives_the_same_regret_table():
+    bench = ["bench", "nb201", "--runs", "6", "--budget", "60", "--noise", "0.5", "--compact"]
+    one = _evonas(*bench, devices=1)
+    procs = _processes(bench, _free_port())
+    outs = [p.communicate(timeout=240) for p in [one, *procs]]
+    for p, (_, err) in zip([one, *procs], outs):
+        assert p.returncode == 0, err[-2000:]
+    single, leader = json.loads(outs[0][0]), outs[1][0].splitlines()
+    assert len(leader) == 1  # gloo's notes go to stderr; stdout holds the JSON line alone
+    assert json.loads(leader[0]) == single
+    assert single["runs"] == 6 and set(single["regret"]) == {"10", "30"}
+    assert outs[2][0] == ""  # process 1 computes its share of the runs and prints nothing

@@ -177,19 +177,43 @@ def _search_unique(strategy: Strategy, evaluate: EvaluateFn, key: jax.Array, bud
 def run_searches(strategy: Strategy, evaluate: EvaluateFn, key: jax.Array, runs: int,
                  budget: int, *, count: str = "queries",
                  canonical: Callable[[jax.Array], jax.Array] | None = None,
-                 max_queries: int | None = None) -> SearchTrace:
+                 max_queries: int | None = None,
+                 devices: Sequence[Any] | None = None) -> SearchTrace:
     """``runs`` independent searches, vmapped over seeds in one compiled program.
 
+    The runs axis is sharded over ``devices``: by default one device, or, in a multi-process
+    run (``jax.process_count() > 1``, every process calling this with the same arguments),
+    every process's devices, each computing its share of the runs. A run count that does not
+    divide is padded with copies of run 0, which are dropped. The traces are the same however
+    the runs are placed.
+
     Args: as :func:`search`, plus ``runs``, the number of independent searches (run ``r`` uses
-    ``jax.random.split(key, runs)[r]``).
+    ``jax.random.split(key, runs)[r]``), and ``devices``.
 
     Returns:
-        A :class:`SearchTrace` with a leading ``[runs]`` axis.
+        A :class:`SearchTrace` with a leading ``[runs]`` axis (on every process).
     """
     checks.positive_int("runs", runs)
     fn = jax.jit(jax.vmap(lambda k: search(strategy, evaluate, k, budget, count=count,
                                            canonical=canonical, max_queries=max_queries)))
-    return fn(jax.random.split(key, runs))
+    keys = jax.random.split(key, runs)
+    if devices is None and jax.process_count() > 1:
+        devices = jax.devices()
+    if devices is None or len(devices) == 1:
+        return fn(keys)
+    from jax.experimental import multihost_utils
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    n = len(devices)
+    padded = -(-runs // n) * n
+    data = np.asarray(jax.random.key_data(keys))
+    data = np.concatenate([data, np.repeat(data[:1], padded - runs, axis=0)])
+    sharding = NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs"))
+    placed = jax.device_put(data, sharding)  # every process passes the same host keys
+    trace = fn(jax.random.wrap_key_data(placed))
+    if not all(d.process_index == jax.process_index() for d in devices):
+        trace = multihost_utils.process_allgather(trace, tiled=True)
+    return jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[:runs]), trace)
 
 
 # -- reading traces ---------------------------------------------------------------------------

@@ -114,6 +114,20 @@ def _check_free(host: str, port: int) -> None:
                              f"(--coordinator {host}:{port}): choose another port") from None
 
 
+def _native_stdout_to_stderr() -> None:
+    """Gloo prints its connection notes on the process's stdout (file descriptor 1): point that
+    descriptor at stderr and keep Python's ``sys.stdout`` on the original one, so what evonas
+    prints (a JSON line, the run's summary) stays alone on stdout."""
+    try:
+        sys.stdout.flush()
+        original = os.dup(1)
+        os.dup2(2, 1)
+        sys.stdout = os.fdopen(original, "w", buffering=1, encoding=sys.stdout.encoding,
+                               errors=sys.stdout.errors)
+    except (OSError, AttributeError, ValueError):  # no real descriptors (an embedding host)
+        pass
+
+
 def _die(message: str) -> None:
     """One line on stderr, then the process ends at once (a thread may sit in a collective)."""
     try:
@@ -380,6 +394,7 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
             "cpu"):
         # CPU devices of different processes talk over gloo (GPUs and TPUs bring their own).
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        _native_stdout_to_stderr()
     if coordinator is not None:
         host, port = parse_coordinator(coordinator)
         if process_id == 0:
