@@ -69,3 +69,10 @@ def wait_for(driver: Any, script: str, timeout: float = 20.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for: {script}")
         time.sleep(0.1)
+
+
+# plotly.js draws parallel coordinates with WebGL; where it can't (no WebGL, or a policy that
+# blocks the functions its WebGL layer compiles) it writes a notice instead of failing.
+PARCOORDS_DRAWN = ("var n = document.getElementById('ev-parcoords');"
+                   "return !!n.querySelector('canvas') && !!n.querySelector('.main-svg')"
+                   " && n.textContent.indexOf('WebGL is not supported') < 0")

@@ -49,8 +49,27 @@ def _label(value: Any) -> str:
     return str(value)
 
 
+_MAX_OPTION = 1_000_000  # a larger number in a config's encoding options is no real space's
+_MAX_ITEMS = 10_000
+
+
+def _modest(value: Any, depth: int = 0) -> bool:
+    """Options that can describe a real space: a config from someone else must not make the
+    report build a space of a billion genes."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return not isinstance(value, str) or len(value) <= _MAX_ITEMS
+    if isinstance(value, (int, float)):
+        return abs(value) <= _MAX_OPTION
+    if isinstance(value, (list, tuple, Mapping)) and depth < 8 and len(value) <= _MAX_ITEMS:
+        items = value.values() if isinstance(value, Mapping) else value
+        return all(_modest(v, depth + 1) for v in items)
+    return False
+
+
 def space_from_config(config: Any) -> Any:
     """The ``GenomeSpace`` of the encoding a run's config names, or None when it can't be built.
+
+    Options with numbers beyond any real space's (over a million) are not built.
 
     Args:
         config: the parsed ``config.yaml`` (plain data; anything else gives None).
@@ -59,7 +78,7 @@ def space_from_config(config: Any) -> Any:
     if not isinstance(encoding, Mapping) or not isinstance(encoding.get("name"), str):
         return None
     options = encoding.get("options") or {}
-    if not isinstance(options, Mapping):
+    if not isinstance(options, Mapping) or not _modest(options):
         return None
     from evonas.genomes import get_encoding
 

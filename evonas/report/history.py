@@ -196,11 +196,16 @@ class Snapshot:
         generations: every committed generation's ``generation``, ``evaluations``,
             ``wall_seconds`` and ``finished_at``, oldest first.
         total: the number of rows in the history.
+        before_key: the ``genome_key`` of row ``since - 1`` (None: no such row), to tell a
+            reader that already has that row whether it is still the same.
+        last_key: the ``genome_key`` of the last row in ``evaluations`` (None: it is empty).
     """
 
     evaluations: list[Evaluation]
     generations: list[dict[str, Any]]
     total: int
+    before_key: str | None = None
+    last_key: str | None = None
 
 
 def read_snapshot(run_dir: str | Path, since: int = 0, *, check: bool = True,
@@ -235,6 +240,8 @@ def read_snapshot(run_dir: str | Path, since: int = 0, *, check: bool = True,
             rows = conn.execute("SELECT * FROM evaluations WHERE id >= ? ORDER BY id",
                                 (int(since),)).fetchall()
             total = conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+            before = conn.execute("SELECT genome_key FROM evaluations WHERE id = ?",
+                                  (int(since) - 1,)).fetchone()
             generations = [dict(g) for g in conn.execute(
                 "SELECT generation, evaluations, wall_seconds, finished_at FROM generations "
                 "ORDER BY generation").fetchall()]
@@ -248,10 +255,12 @@ def read_snapshot(run_dir: str | Path, since: int = 0, *, check: bool = True,
         raise ValueError(f"can't read the history {path}: {err}; it is damaged") from None
     finally:
         conn.close()
-    records = []
+    records, last = [], None
     for row in rows:
         try:  # a row the store would not have written (edited by hand) is left out
             records.append(_evaluation(dict(row)))
         except (TypeError, ValueError):
             continue
-    return Snapshot(records, generations, int(total))
+        last = None if row["genome_key"] is None else str(row["genome_key"])
+    return Snapshot(records, generations, int(total),
+                    None if before is None else str(before[0]), last)

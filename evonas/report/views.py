@@ -31,6 +31,9 @@ from evonas.store.layout import RunPaths
 
 _MAX_DEPTH = 12  # nesting kept of a description or metrics value; deeper is cut
 _MAX_TEXT = 2_000  # characters kept of one string from the history
+MAX_ROWS = 20_000  # rows a report's page holds (the best, the front, the best's ancestry and a
+# fixed random sample beyond); the dashboard holds every row
+MAX_DETAILS = 2_000  # descriptions and metrics a report's page holds (the best ones first)
 
 
 def read_config(run_dir: str | Path) -> tuple[str | None, Any, list[tuple[str, bool]]]:
@@ -136,6 +139,58 @@ def best_id(evaluations: Sequence[Evaluation], maximize: bool) -> int | None:
     return min(ok, key=lambda e: (sign * e.fitness, e.id)).id
 
 
+def progress_json(evaluations: Sequence[Evaluation], maximize: bool) -> list[list[float]]:
+    """``[[generation, best, median, worst], ...]`` of the successful rows, oldest first."""
+    by_generation: dict[int, list[float]] = {}
+    for e in evaluations:
+        if e.ok:
+            by_generation.setdefault(e.generation, []).append(e.fitness)
+    out = []
+    for g in sorted(by_generation):
+        values = np.asarray(by_generation[g])
+        best, worst = (values.max(), values.min()) if maximize else (values.min(), values.max())
+        out.append([g, float(best), float(np.median(values)), float(worst)])
+    return out
+
+
+def summary_json(evaluations: Sequence[Evaluation]) -> dict[str, int]:
+    """Counts over every row (a report's page may hold a sample of them)."""
+    return {"evaluations": len(evaluations),
+            "failed": sum(not e.ok for e in evaluations),
+            "generations": len({e.generation for e in evaluations})}
+
+
+def _ancestry(best: int | None, by_id: Mapping[int, Evaluation], limit: int) -> set[int]:
+    seen: set[int] = set()
+    stack = [] if best is None else [best]
+    while stack and len(seen) < limit:
+        i = stack.pop()
+        if i in seen or i not in by_id:
+            continue
+        seen.add(i)
+        stack.extend(by_id[i].parents)
+    return seen
+
+
+def kept_rows(evaluations: Sequence[Evaluation], maximize: bool, front: Sequence[int],
+              best: int | None, limit: int, seed: int = 0) -> set[int]:
+    """The ids a page of at most ``limit`` rows holds: every one when they fit, else the best
+    (a tenth of the limit), the front (up to half), the best's ancestry and a fixed random
+    sample."""
+    if len(evaluations) <= limit:
+        return {e.id for e in evaluations}
+    sign = -1.0 if maximize else 1.0
+    ranked = sorted((e for e in evaluations if e.ok), key=lambda e: (sign * e.fitness, e.id))
+    keep = {e.id for e in ranked[:limit // 10]} | set(front[:limit // 2])
+    keep |= _ancestry(best, {e.id: e for e in evaluations}, limit // 10)
+    rest = np.array(sorted({e.id for e in evaluations} - keep), dtype=np.int64)
+    room = max(0, limit - len(keep))
+    if room and len(rest):
+        keep |= set(np.random.default_rng(seed).choice(rest, min(room, len(rest)),
+                                                       replace=False).tolist())
+    return keep
+
+
 def importance_json(evaluations: Sequence[Evaluation], genes: Genes,
                     objectives: Sequence[tuple[str, bool]]) -> dict[str, Any]:
     """Gene importance per objective (see :mod:`evonas.report.importance`), or why not.
@@ -148,9 +203,11 @@ def importance_json(evaluations: Sequence[Evaluation], genes: Genes,
             and len(e.genome) == len(genes.names)]
     genomes = np.array([e.genome for e in rows], dtype=np.int64).reshape(len(rows),
                                                                          len(genes.names))
+    matrix = np.array([objective_values(e, objectives) for e in rows],
+                      dtype=np.float64).reshape(len(rows), len(objectives))
     out = []
     for k, (name, _) in enumerate(objectives):
-        values = np.array([objective_values(e, objectives)[k] for e in rows], dtype=np.float64)
+        values = matrix[:, k]
         try:
             result = gene_importance(genomes, values, genes.names, genes.labels, objective=name)
         except ImportError as err:
@@ -176,7 +233,7 @@ def run_meta(run_dir: str | Path, evaluations: Sequence[Evaluation]
 
 def run_data(run_dir: str | Path, evaluations: Sequence[Evaluation],
              generations: Sequence[Mapping[str, Any]] = (), *, details: bool = True,
-             importance: bool = True) -> dict[str, Any]:
+             importance: bool = True, max_rows: int = MAX_ROWS) -> dict[str, Any]:
     """Everything the views show of one run, as one JSON-able dict.
 
     Args:
@@ -186,19 +243,28 @@ def run_data(run_dir: str | Path, evaluations: Sequence[Evaluation],
         details: include each row's description and metrics (the offline report does; the
             dashboard serves them one at a time).
         importance: include gene importance (it fits a forest per objective).
+        max_rows: the most rows the page holds (see :func:`kept_rows`); counts, progress, the
+            front and importance are of every row.
     """
     meta, genes, objectives = run_meta(run_dir, evaluations)
+    maximize = objectives[0][1]
+    front, best = front_json(evaluations, objectives), best_id(evaluations, maximize)
+    shown = kept_rows(evaluations, maximize, front["ids"], best, max_rows)
     data: dict[str, Any] = {
         **meta,
-        "rows": [row_json(e, objectives) for e in evaluations],
+        "rows": [row_json(e, objectives) for e in evaluations if e.id in shown],
         # Counts only: times differ between a run and the same run resumed, the page must not.
         "generations": [{"generation": plain(g.get("generation")),
                          "evaluations": plain(g.get("evaluations"))} for g in generations],
-        "front": front_json(evaluations, objectives),
-        "best": best_id(evaluations, objectives[0][1]),
+        "front": front, "best": best,
+        "progress": progress_json(evaluations, maximize),
+        "summary": {**summary_json(evaluations), "shown": len(shown)},
     }
     if details:
-        data["details"] = {str(e.id): details_json(e) for e in evaluations}
+        described = kept_rows([e for e in evaluations if e.id in shown], maximize,
+                              front["ids"], best, MAX_DETAILS)
+        data["details"] = {str(e.id): details_json(e) for e in evaluations if e.id in described}
+        data["summary"]["described"] = len(described)
     if importance:
         data["importance"] = importance_json(evaluations, genes, objectives)
     return data

@@ -17,7 +17,7 @@ from evonas.report.genes import run_genes
 from evonas.report.importance import gene_importance
 from evonas.report.plots import gene_effects
 from evonas.report.views import importance_json, read_config, script_json
-from tests.browser import chromium, console_errors, require_chromium, wait_for
+from tests.browser import PARCOORDS_DRAWN, chromium, console_errors, require_chromium, wait_for
 from tests.growing_run import HOSTILE, LABELS, NAMES, GrowingRun
 
 CONFIG = re.compile(r'<script type="application/json" id="evonas-config">(.*?)</script>', re.S)
@@ -58,6 +58,9 @@ def test_names_without_a_buildable_space_fall_back_to_the_descriptions(report, t
     evaluations = read_evaluations(report[0])
     genes = run_genes(evaluations, {"encoding": {"name": "not-installed-plugin"}})
     assert genes.source == "index" and genes.names == tuple(f"gene_{i}" for i in range(5))
+    # A foreign config can't make the report build a space of a billion genes.
+    huge = {"encoding": {"name": "mlp", "options": {"max_layers": 10**9, "widths": [16, 32]}}}
+    assert run_genes(evaluations, huge).source == "index"
 
 
 def test_importance_puts_the_deciding_gene_first_by_a_wide_margin():
@@ -135,6 +138,7 @@ def test_the_report_in_a_browser(report):
                                 ".getAttribute('data-total') === '32'")
         wait_for(driver, "return document.querySelector('#ev-importance .main-svg')")
         wait_for(driver, "return document.querySelector('#ev-parcoords .main-svg')")
+        assert driver.execute_script(PARCOORDS_DRAWN)
         # Plots drawn, the best selected, and nothing fetched from anywhere.
         for view in ("ev-progress", "ev-scatter", "ev-front", "ev-lineage", "ev-values"):
             assert driver.execute_script(f"return !!document.querySelector('#{view} .main-svg')")
@@ -151,3 +155,19 @@ def test_the_report_in_a_browser(report):
         assert driver.execute_script("return document.querySelectorAll('img[src=x]').length") == 0
         assert HOSTILE in driver.find_element("id", "ev-details").text
         assert console_errors(driver) == []
+
+
+def test_a_large_history_keeps_the_best_the_front_and_every_count(report):
+    from evonas.report.history import read_snapshot
+    from evonas.report.views import run_data
+
+    run_dir = report[0]
+    snap = read_snapshot(run_dir)
+    data = run_data(run_dir, snap.evaluations, snap.generations, max_rows=12)
+    ids = {r["id"] for r in data["rows"]}
+    assert len(ids) == 12 and data["best"] in ids and set(data["front"]["ids"][:6]) <= ids
+    assert data["summary"] == {"evaluations": 32, "failed": 4, "generations": 4,
+                               "shown": len(ids), "described": len(data["details"])}
+    assert [p[0] for p in data["progress"]] == [0, 1, 2, 3]  # of every row, not the sample
+    best = max(e.fitness for e in snap.evaluations if e.ok)
+    assert max(p[1] for p in data["progress"]) == pytest.approx(best)

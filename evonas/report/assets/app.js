@@ -156,7 +156,7 @@
   }
 
   function update(run, data) {
-    ["name", "objectives", "genes", "genes_source", "front", "best", "generations"].forEach(function (k) {
+    ["name", "objectives", "genes", "genes_source", "front", "best", "generations", "progress", "summary", "error"].forEach(function (k) {
       if (data[k] !== undefined) { run[k] = data[k]; }
     });
     if (!run.objectives || !run.objectives.length) { run.objectives = [{name: "fitness", maximize: true}]; }
@@ -189,11 +189,15 @@
       run.rows.forEach(function (r) { var k = estimate(r); counts[k] = (counts[k] || 0) + 1; });
       var estimates = Object.keys(counts).sort().map(function (k) { return k + " (" + counts[k] + ")"; }).join("; ");
       var gens = new Set(run.rows.map(function (r) { return r.gen; }));
+      var sum = run.summary || {evaluations: run.rows.length, failed: run.rows.length - ok.length, generations: gens.size};
+      if (sum.shown !== undefined && sum.shown < sum.evaluations) { estimates += " (of the " + sum.shown + " in this page)"; }
       var source = {space: "the search space", descriptions: "the descriptions", index: "position (the space is unknown here)"};
+      var name = [el("span", {"class": "ev-swatch", style: "background:" + color(run.index)}), run.name];
+      if (run.error) { name.push(el("div", {"class": "ev-error"}, [run.error])); }
       return el("tr", {}, [
-        el("td", {}, [el("span", {"class": "ev-swatch", style: "background:" + color(run.index)}), run.name]),
-        el("td", {"class": "num"}, [gens.size]), el("td", {"class": "num"}, [run.rows.length]),
-        el("td", {"class": "num"}, [run.rows.length - ok.length]),
+        el("td", {}, name),
+        el("td", {"class": "num"}, [sum.generations]), el("td", {"class": "num"}, [sum.evaluations]),
+        el("td", {"class": "num"}, [sum.failed]),
         el("td", {}, [best ? run.objectives[0].name + " " + fmt(best.fit) + " (#" + best.id + ")" : "–"]),
         el("td", {}, [estimates || "–"]), el("td", {}, [source[run.genes_source] || "–"])]);
     });
@@ -216,20 +220,14 @@
     var traces = [];
     var shown = overlaid("ev-progress");
     shown.forEach(function (run) {
-      var byGen = new Map();
-      okRows(run).forEach(function (r) {
-        if (!byGen.has(r.gen)) { byGen.set(r.gen, []); }
-        byGen.get(r.gen).push(r.fit);
-      });
-      var gens = Array.from(byGen.keys()).sort(function (a, b) { return a - b; });
       var sign = better(run);
-      var best = [], median = [], worst = [], soFar = [], top = null;
-      gens.forEach(function (g) {
-        var v = byGen.get(g).slice().sort(function (a, b) { return sign * (b - a); });
-        best.push(v[0]); worst.push(v[v.length - 1]); median.push(v[Math.floor((v.length - 1) / 2)]);
-        top = top === null || sign * (v[0] - top) > 0 ? v[0] : top;
-        soFar.push(top);
-      });
+      var progress = run.progress || [];  // [generation, best, median, worst] over every row
+      var gens = progress.map(function (p) { return p[0]; });
+      var best = progress.map(function (p) { return p[1]; });
+      var median = progress.map(function (p) { return p[2]; });
+      var worst = progress.map(function (p) { return p[3]; });
+      var soFar = [], top = null;
+      best.forEach(function (b) { top = top === null || sign * (b - top) > 0 ? b : top; soFar.push(top); });
       var name = shown.length > 1 ? run.name + ": " : "";
       var c = color(run.index);
       if (shown.length === 1) {
@@ -244,7 +242,7 @@
       traces.push({x: gens, y: soFar, mode: "lines", line: {color: c, width: 4}, opacity: 0.45,
                    name: pt(name + "best so far"), type: "scatter"});
     });
-    if (!shown.some(function (r) { return okRows(r).length; })) { message("ev-progress", "No successful evaluation yet."); return; }
+    if (!shown.some(function (r) { return r.progress && r.progress.length; })) { message("ev-progress", "No successful evaluation yet."); return; }
     var obj = shown[0].objectives[0];
     plot("ev-progress", traces, {height: 340, xaxis: {title: {text: "generation"}, dtick: 1},
       yaxis: {title: {text: pt(obj.name + (obj.maximize ? "" : " (lower is better)"))}}});
@@ -513,8 +511,14 @@
     }));
     clear(table).appendChild(thead);
     table.appendChild(tbody);
-    $("ev-table-note").textContent = all.length > TABLE_ROWS
+    var note = all.length > TABLE_ROWS
       ? "Showing " + TABLE_ROWS + " of " + all.length + " evaluated architectures." : all.length + " evaluated architectures.";
+    var held = runs.filter(function (r) { return r.summary && r.summary.shown < r.summary.evaluations; });
+    if (held.length) {
+      note += " This report holds " + held.map(function (r) { return r.summary.shown + " of " + r.name + "'s " + r.summary.evaluations; }).join(", ") +
+        " (the best, the front, the best's ancestry and a fixed sample); evonas dashboard shows every one.";
+    }
+    $("ev-table-note").textContent = note;
   }
 
   // -- the selected architecture ---------------------------------------------------------------
@@ -578,7 +582,11 @@
     details(run, row.id).then(function (d) {
       if (selected !== want) { return; }
       clear(rest);
-      if (!d) { rest.appendChild(el("p", {"class": "ev-empty"}, ["No description."])); return; }
+      if (!d) {
+        rest.appendChild(el("p", {"class": "ev-empty"}, [live ? "No description." : "This report keeps the descriptions of " +
+          "the best architectures, the front and the best's ancestry only; evonas dashboard shows every one."]));
+        return;
+      }
       rest.appendChild(el("h4", {}, ["Architecture"]));
       rest.appendChild(drawArchitecture(d.description || {}));
       var metrics = Object.keys(d.metrics || {}).sort().map(function (k) { var v = d.metrics[k]; return [k, typeof v === "object" ? JSON.stringify(v) : fmt(v)]; });
@@ -743,9 +751,9 @@
     } else {
       (config.runs || []).forEach(function (data, i) { addRun(i, data); });
       status("");
-      renderAll();
       var first = runs[0];
-      if (first && first.best !== null) { select(0, first.best); }
+      if (first && first.best !== null) { selected = {run: 0, id: first.best}; }  // drawn once
+      renderAll();
     }
   }
 
