@@ -1,9 +1,9 @@
 /* evonas: the interactive views of a search, for the offline report and the live dashboard.
  *
- * One script for both pages. The page holds its settings as JSON in
- * <script type="application/json" id="evonas-config">: the report embeds every run's data there
- * (mode "report"); the dashboard names its runs and this script fetches what is new from the
- * dashboard's own JSON routes every few seconds (mode "live").
+ * One script for both pages. The page holds its settings as JSON in the script element of type
+ * application/json with the id "evonas-config": the report embeds every run's data there (mode
+ * "report"); the dashboard names its runs and this script fetches what is new from the
+ * dashboard's own JSON routes every second (mode "live").
  *
  * A run directory may come from someone else, so every string from it is data: it reaches the
  * page through textContent, and plotly (which reads a few tags in its labels) gets it with <, >
