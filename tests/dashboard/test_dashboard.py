@@ -121,6 +121,10 @@ def test_bad_input_is_one_line_naming_it(tmp_path, capsys):
                     f"{tmp_path / 'plain'} is not an evonas run directory", "run.json")
     _one_line_error(capsys, ["dashboard", str(tmp_path / "nowhere")],
                     f"no run directory at {tmp_path / 'nowhere'}")
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "history.sqlite").write_bytes(b"not a database" * 100)
+    _one_line_error(capsys, ["dashboard", str(tmp_path / "damaged")],
+                    f"{tmp_path / 'damaged' / 'history.sqlite'}")
     run = GrowingRun(tmp_path / "run")
     run.commit()
     run.close()
