@@ -30,7 +30,7 @@ class CompileCounter:
         self.by_name: dict[str, int] = {}  # backend compiles (and disk loads) per jitted function
         self.seconds_by_name: dict[str, float] = {}  # seconds of those, per jitted function
         self.seconds = 0.0
-        self._thread = threading.get_ident()
+        self._threads = {threading.get_ident()}
 
     @property
     def compiles(self) -> int:
@@ -38,7 +38,7 @@ class CompileCounter:
         return self.events - self.disk_hits
 
     def _on_duration(self, event: str, duration: float, **kwargs: Any) -> None:
-        if event == _BACKEND_COMPILE and threading.get_ident() == self._thread:
+        if event == _BACKEND_COMPILE and threading.get_ident() in self._threads:
             self.events += 1
             self.seconds += duration
             name = str(kwargs.get("fun_name", "?"))
@@ -46,8 +46,13 @@ class CompileCounter:
             self.seconds_by_name[name] = self.seconds_by_name.get(name, 0.0) + duration
 
     def _on_event(self, event: str, **kwargs: Any) -> None:
-        if event == _DISK_CACHE_HIT and threading.get_ident() == self._thread:
+        if event == _DISK_CACHE_HIT and threading.get_ident() in self._threads:
             self.disk_hits += 1
+
+    def adopt_thread(self) -> None:
+        """Counts the calling thread's compiles too (a thread compiling ahead for the one that
+        made this counter)."""
+        self._threads.add(threading.get_ident())
 
     def __enter__(self) -> CompileCounter:
         jax.monitoring.register_event_duration_secs_listener(self._on_duration)
@@ -137,6 +142,15 @@ class ProgramCache:
     def evaluate(self, spec: programs.GroupSpec, *args: Any) -> Any:
         """:func:`~evonas.train.programs.evaluate_group`, compiled under ``spec.options.xla``."""
         return self._jit("evaluate_group", spec.options.xla)(spec, *args)
+
+    def compile_train(self, spec: programs.GroupSpec, *args: Any) -> None:
+        """Compiles :meth:`train` for these arguments (``jax.ShapeDtypeStruct`` leaves with
+        their shardings) into JAX's executable cache, without running it."""
+        self._jit("train_chunk", spec.options.xla).lower(spec, *args).compile()
+
+    def compile_evaluate(self, spec: programs.GroupSpec, *args: Any) -> None:
+        """Compiles :meth:`evaluate` for these arguments, without running it."""
+        self._jit("evaluate_group", spec.options.xla).lower(spec, *args).compile()
 
     def size(self) -> int:
         """Number of compiled programs held (each jitted function's cache entries)."""

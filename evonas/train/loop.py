@@ -34,6 +34,9 @@ from evonas.train.result import PopulationResult
 from evonas.train.sharding import PopulationSharding
 
 _PROGRAMS = ("init_population", "train_chunk", "evaluate_group")
+# Compile the chunks to come on a background thread while one trains (see _CompileAhead); off
+# only to measure what it saves (benchmarks/throughput.py --no-compile-ahead).
+COMPILE_AHEAD = True
 _EXECUTED = ("executed_params", "executed_flops")
 
 
@@ -171,6 +174,58 @@ def _agree(sharding: PopulationSharding, seconds: float) -> float:
     plans it steers are the same everywhere."""
     session = distributed.current()
     return session.agree(seconds) if session is not None and sharding.global_ else seconds
+
+
+class _CompileAhead:
+    """Compiles the programs of the chunks to come on a background thread while the host loop
+    trains the current one.
+
+    XLA compiles on one core and a small network's training step leaves the other cores mostly
+    idle, so on a CPU the compiles of a grouped population overlap its training instead of
+    adding to it. A compiled program lands in JAX's executable cache, where the host loop's
+    call finds it (it only traces and lowers again). Chunks are compiled in the loop's order,
+    each (program, shapes) once; the loop waits for a chunk's compile before running it, so no
+    program is compiled twice. A failure here costs nothing: the loop's own call compiles.
+    """
+
+    def __init__(self, cache: ProgramCache, sharding: PopulationSharding, data: _DeviceData,
+                 init: Any, jobs: list[_Job], num_genes: int, counter: CompileCounter):
+        import concurrent.futures
+
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="evonas-xla", initializer=counter.adopt_thread)
+        self._futures: dict[tuple[Any, int], Any] = {}
+        for job in jobs:
+            key = (job.spec, len(job.index))
+            if key not in self._futures:
+                self._futures[key] = self._pool.submit(self._compile, cache, sharding, data,
+                                                       init, job, num_genes)
+
+    @staticmethod
+    def _compile(cache: ProgramCache, sharding: PopulationSharding, data: _DeviceData,
+                 init: Any, job: _Job, num_genes: int) -> None:
+        params = job.cut(jax.tree.map(lambda a: a[job.index], init))
+        spec = dataclasses.replace(job.spec, layout=Layout.of(params))
+        state = initial_state(spec, params)
+        placed = lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype,
+                                                sharding=sharding.population)
+        state = jax.tree.map(placed, state)
+        genomes = jax.ShapeDtypeStruct((len(job.index), num_genes), np.int32,
+                                       sharding=sharding.population)
+        cache.compile_train(spec, state, genomes, data.x_train, data.y_train, data.indices, 0)
+        cache.compile_evaluate(spec, state.params, genomes, data.x_eval, data.y_eval,
+                               data.split, data.num_splits)
+
+    def wait(self, job: _Job) -> None:
+        future = self._futures.get((job.spec, len(job.index)))
+        if future is not None:
+            try:
+                future.result()
+            except Exception:  # the loop's own call compiles (and raises what matters)
+                pass
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Job(NamedTuple):
@@ -496,9 +551,14 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
             steps_trained, step_seconds = halved.steps, halved.step_seconds
         else:
             steps_trained = np.full(len(genomes), config.steps, np.int64)
+        flat = [job for group_jobs in jobs for job in group_jobs]
+        ahead = (_CompileAhead(cache, sharding, data, init, flat, genomes.shape[1], counter)
+                 if COMPILE_AHEAD and not config.rungs and len(flat) > 1 else None)
         for group_jobs in jobs if not config.rungs else ():
             times = []
             for job in group_jobs:
+                if ahead is not None:
+                    ahead.wait(job)
                 chunk_params = jax.tree.map(lambda a, i=job.index: a[i], init)
                 out = _run_chunk(cache, job.spec, chunk_params, genomes[job.index], data,
                                  sharding, job.cut)
@@ -513,6 +573,8 @@ def train_population(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
                 loss_sum[idx], confusion[idx] = out.loss_sum[:real], out.confusion[:real]
                 times.append(out.step_seconds)
             step_seconds.append(float(np.mean(times)))
+        if ahead is not None:
+            ahead.close()
     seconds = time.perf_counter() - began
 
     failed = fail_step >= 0
