@@ -12,7 +12,13 @@ Prints one JSON line (the last line)::
      "baseline": {"archs_per_min", "compiles", "wall_s"},
      "plans": {PLAN: {"archs_per_min", "compiles", "executed_over_useful_flops", "peak_rss_mb",
                       "wall_s", "useful_peak_fraction"}},
-     "speedup": {PLAN: archs/min over the baseline's}, "best_val_acc": ...}
+     "speedup": {PLAN: archs/min over the baseline's}, "best_val_acc": ...,
+     "peer": {"torch": {"archs_per_min", "wall_s", "best_val_acc", "threads"} or null,
+              "note": ...}, "over_peer": {PLAN: archs/min over the peer's}}
+
+``--peer torch`` adds what users would run instead: the same architectures, steps, batches,
+optimiser and schedule trained one after another in PyTorch eager (``benchmarks/torch_peer.py``;
+torch from the ``peers`` extra). Without torch installed the peer is skipped with a note.
 
 ``useful_peak_fraction``: useful training FLOPs per second (2 FLOPs a MAC, forward + backward
 about 3x the forward pass) over the matmul peak measured in the same run (a jitted 1024x1024
@@ -20,7 +26,7 @@ float32 matmul). Diagnostics (plan choice, groups, step times inside the trainer
 the baseline's) go to stderr.
 
 Usage: ``python benchmarks/throughput.py [--population 64] [--steps 300] [--batch-size 128]
-[--plans masked,grouped,auto]``
+[--plans masked,grouped,auto] [--peer torch] [--no-baseline]``
 
 On a CPU the fully masked supernet steps at about 130 ms per individual (executing several times
 the useful FLOPs), so ``masked`` at 64 x 300 takes the better part of an hour there; measure it
@@ -191,8 +197,29 @@ def run_baseline(args: argparse.Namespace) -> dict:
             "wall_s": wall, "best_val_acc": max(accs), "step_s": step_s}
 
 
+def run_torch(args: argparse.Namespace) -> dict:
+    """The PyTorch eager peer: the same architectures and batches, one after another."""
+    import jax
+    import torch_peer
+
+    from evonas.data import batch_indices
+
+    dataset, encoding, genomes, _ = _setup(args)
+    _, batch_key = jax.random.split(jax.random.key(args.seed + 1))
+    indices = batch_indices(batch_key, len(dataset.y_train), args.batch_size, args.steps)
+    out = torch_peer.train_all(encoding, genomes, dataset, indices, args.steps,
+                               args.learning_rate, args.seed)
+    import torch
+
+    out["threads"] = torch.get_num_threads()
+    out["archs_per_min"] = 60.0 * len(genomes) / out["wall_s"]
+    _log(f"[torch] threads={out['threads']} wall_s={out['wall_s']:.1f} mean_step_ms="
+         f"{1e3 * sum(out['step_s'].values()) / len(out['step_s']):.2f}")
+    return out
+
+
 def _child(args: argparse.Namespace, what: str) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", what,
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", what, "--plans", args.plans,
            "--population", str(args.population), "--steps", str(args.steps),
            "--batch-size", str(args.batch_size), "--seed", str(args.seed),
            "--learning-rate", str(args.learning_rate)]
@@ -214,6 +241,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="comma-separated subset of masked,grouped,auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--learning-rate", type=float, default=1e-2)
+    parser.add_argument("--peer", default=None, choices=["torch"],
+                        help="also train the architectures in PyTorch eager, one after another")
+    parser.add_argument("--no-baseline", dest="baseline", action="store_false",
+                        help="skip the one-jit-per-architecture baseline")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -225,7 +256,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--population, --steps and --batch-size must be positive integers")
 
     if args.child is not None:  # a measured run, in its own process
-        out = run_baseline(args) if args.child == "baseline" else run_plan(args)
+        run = {"baseline": run_baseline, "torch": run_torch}.get(args.child, run_plan)
+        out = run(args)
         print(json.dumps(out))
         return
 
@@ -234,30 +266,46 @@ def main(argv: list[str] | None = None) -> None:
     peak = matmul_peak_flops()
     device = f"{jax.devices()[0].platform} ({os.cpu_count()} cores, {platform.machine()})"
     _log(f"matmul peak: {peak / 1e9:.1f} GFLOP/s on {device}")
-    baseline = _child(args, "baseline")
+    baseline = _child(args, "baseline") if args.baseline else None
     results = {p: _child(args, p) for p in plans}
-    for p, r in results.items():  # the step time inside the trainer's loop vs the baseline's
+    peer, note = None, None
+    if args.peer == "torch":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import torch_peer
+
+        if torch_peer.available():
+            peer = _child(args, "torch")
+        else:
+            note = "torch is not installed (pip install '.[peers]'): the peer was skipped"
+            _log(note)
+    for p, r in results.items() if baseline else ():  # trainer's step vs the baseline's
         common = sorted(set(r["step_s"]) & set(baseline["step_s"]), key=int)
         if common:
             ours = sum(r["step_s"][i] for i in common) / len(common)
             theirs = sum(baseline["step_s"][i] for i in common) / len(common)
             _log(f"[{p}] single-individual groups: step {1e3 * ours:.2f} ms in the trainer's "
                  f"loop vs {1e3 * theirs:.2f} ms jitted alone ({len(common)} architectures)")
-    best = max([baseline["best_val_acc"]] + [r["best_val_acc"] for r in results.values()])
+    best = max([r["best_val_acc"] for r in [baseline, peer, *results.values()] if r])
     print(json.dumps({
         "benchmark": "throughput",
         "population": args.population,
         "steps": args.steps,
         "device": device,
-        "baseline": {k: baseline[k] for k in ("archs_per_min", "compiles", "wall_s")},
+        "baseline": (None if baseline is None else
+                     {k: baseline[k] for k in ("archs_per_min", "compiles", "wall_s")}),
         "plans": {p: {"archs_per_min": r["archs_per_min"], "compiles": r["compiles"],
                       "executed_over_useful_flops": r["executed_over_useful_flops"],
                       "peak_rss_mb": r["peak_rss_mb"], "wall_s": r["wall_s"],
                       "useful_peak_fraction": r["useful_flops_per_s"] / peak}
                   for p, r in results.items()},
         "speedup": {p: r["archs_per_min"] / baseline["archs_per_min"]
-                    for p, r in results.items()},
+                    for p, r in results.items()} if baseline else None,
         "best_val_acc": best,
+        "peer": {"torch": None if peer is None else {
+            k: peer[k] for k in ("archs_per_min", "wall_s", "best_val_acc", "threads")},
+            "note": note},
+        "over_peer": {p: r["archs_per_min"] / peer["archs_per_min"]
+                      for p, r in results.items()} if peer else None,
     }))
 
 

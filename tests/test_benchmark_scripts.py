@@ -96,3 +96,38 @@ def test_rank_correlations_match_their_definitions():
     # Spearman with ties: scipy.stats.spearmanr([1, 2, 2, 3], [1, 3, 2, 4]) = 0.9486832...
     assert bench.spearman(np.array([1, 2, 2, 3.0]), np.array([1, 3, 2, 4.0])) == pytest.approx(
         0.9486832980505138)
+
+
+def test_throughput_compares_a_plan_with_the_pytorch_peer_or_says_why_not(capsys):
+    bench = _load("throughput")
+    peer = _load("torch_peer")
+    bench.main(["--population", "2", "--steps", "4", "--batch-size", "16", "--plans", "grouped",
+                "--no-baseline", "--peer", "torch"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["plans"]["grouped"]["archs_per_min"] > 0 and out["baseline"] is None
+    if peer.available():  # the same architectures trained in PyTorch eager, one after another
+        torch = out["peer"]["torch"]
+        assert torch["archs_per_min"] > 0 and 0.0 <= torch["best_val_acc"] <= 1.0
+        assert out["over_peer"]["grouped"] == pytest.approx(
+            out["plans"]["grouped"]["archs_per_min"] / torch["archs_per_min"])
+    else:  # an optional extra: skipped with a note, never a failure
+        assert out["peer"]["torch"] is None and "not installed" in out["peer"]["note"]
+        assert out["over_peer"] is None
+
+
+def test_the_torch_peer_builds_the_encodings_network_at_its_shapes():
+    peer = _load("torch_peer")
+    if not peer.available():
+        pytest.skip("torch is an optional extra ('.[peers]'); the peer benchmark needs it")
+    import torch
+
+    from evonas.genomes.conv import ConvEncoding
+
+    encoding = ConvEncoding(input_shape=(40, 1), num_classes=10)
+    for genome in np.asarray(encoding.space.sample(jax.random.key(0), 8)):
+        module, _ = encoding.build(genome)
+        params = module.init(jax.random.key(1), np.zeros((1, 40, 1), np.float32))["params"]
+        flax_count = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
+        net = peer.build(module, 1, 1)
+        assert sum(p.numel() for p in net.parameters()) == flax_count
+        assert net(torch.zeros(3, 1, 40)).shape == (3, 10)
