@@ -25,6 +25,9 @@ about 3x the forward pass) over the matmul peak measured in the same run (a jitt
 float32 matmul). Diagnostics (plan choice, groups, step times inside the trainer's loop against
 the baseline's) go to stderr.
 
+A plan written ``auto:serial`` runs without compiling the chunks to come while one trains
+(``evonas.train.loop.COMPILE_AHEAD``), to measure what that overlap saves.
+
 Usage: ``python benchmarks/throughput.py [--population 64] [--steps 300] [--batch-size 128]
 [--plans masked,grouped,auto] [--peer torch] [--no-baseline]``
 
@@ -87,7 +90,8 @@ def _setup(args: argparse.Namespace):
     genomes = np.asarray(encoding.space.sample(jax.random.key(args.seed), args.population))
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, optimizer="adam",
                          learning_rate=args.learning_rate, schedule="cosine",
-                         plan=args.child if args.child in PLANS else "auto",
+                         plan=args.child.split(":")[0] if args.child.split(":")[0] in PLANS
+                         else "auto",
                          compile_cache_dir=args.cache_dir)
     return dataset, encoding, genomes, config
 
@@ -104,8 +108,10 @@ def run_plan(args: argparse.Namespace) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from evonas.train import train_population
+    from evonas.train import loop, train_population
 
+    # "PLAN:serial": without compiling the chunks to come while one trains (what it saves)
+    loop.COMPILE_AHEAD = not args.child.endswith(":serial")
     dataset, encoding, genomes, config = _setup(args)
     start = time.perf_counter()
     result = train_population(jax.random.key(args.seed + 1), encoding, genomes, dataset, config)
@@ -250,8 +256,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     plans = [p.strip() for p in args.plans.split(",") if p.strip()]
     for p in plans:
-        if p not in PLANS:
-            parser.error(f"--plans: unknown plan {p!r}; allowed: {', '.join(PLANS)}")
+        if p.removesuffix(":serial") not in PLANS:
+            parser.error(f"--plans: unknown plan {p!r}; allowed: {', '.join(PLANS)}, each "
+                         "optionally with ':serial' (no compiling ahead)")
     if args.population < 1 or args.steps < 1 or args.batch_size < 1:
         parser.error("--population, --steps and --batch-size must be positive integers")
 
