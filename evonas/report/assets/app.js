@@ -141,6 +141,12 @@
     }
   }
 
+  /* A generation axis: one tick per generation while they fit. */
+  function generationAxis(generations) {
+    var last = Math.max.apply(null, [0].concat(generations));
+    return last <= 20 ? {title: {text: "generation"}, dtick: 1} : {title: {text: "generation"}};
+  }
+
   function scatterType(count) { return count > GL_POINTS && hasWebGL ? "scattergl" : "scatter"; }
 
   // -- the runs' data --------------------------------------------------------------------------
@@ -244,7 +250,7 @@
     });
     if (!shown.some(function (r) { return r.progress && r.progress.length; })) { message("ev-progress", "No successful evaluation yet."); return; }
     var obj = shown[0].objectives[0];
-    plot("ev-progress", traces, {height: 340, xaxis: {title: {text: "generation"}, dtick: 1},
+    plot("ev-progress", traces, {height: 340, xaxis: generationAxis(traces.reduce(function (a, t) { return a.concat(t.x); }, [])),
       yaxis: {title: {text: pt(obj.name + (obj.maximize ? "" : " (lower is better)"))}}});
   }
 
@@ -353,7 +359,8 @@
     plot("ev-hv", hv.map(function (run) {
       return {x: run.front.hypervolume.map(function (p) { return p[0]; }), y: run.front.hypervolume.map(function (p) { return p[1]; }),
               mode: "lines+markers", type: "scatter", line: {color: color(run.index)}, name: pt(run.name)};
-    }), {height: 260, showlegend: hv.length > 1, xaxis: {title: {text: "generation"}, dtick: 1},
+    }), {height: 260, showlegend: hv.length > 1,
+         xaxis: generationAxis(hv.reduce(function (a, r) { return a.concat(r.front.hypervolume.map(function (p) { return p[0]; })); }, [])),
          yaxis: {title: {text: "hypervolume of everything so far"}}});
   }
 
@@ -469,7 +476,7 @@
        marker: {size: 7, color: rows.map(function (r) { return chain.has(r.id) ? "#d9622b" : color(run.index); })},
        hovertext: rows.map(function (r) { return hover(run, r) + "<br>" + pt("parents: " + (r.parents.length ? r.parents.map(function (p) { return "#" + p; }).join(", ") : "none")); }),
        hoverinfo: "text", customdata: rows.map(function (r) { return [run.index, r.id]; }), name: "architecture"}];
-    plot("ev-lineage", traces, {height: 440, xaxis: {title: {text: "generation"}, dtick: 1},
+    plot("ev-lineage", traces, {height: 440, xaxis: generationAxis(Array.from(byGen.keys())),
       yaxis: {title: {text: pt(run.objectives[0].name)}}});
   }
 
