@@ -189,7 +189,7 @@ def test_a_writer_commits_while_the_dashboard_reads(tmp_path):
                 reader.join(timeout=20)
             run.close()
     assert not failures, failures[:3]
-    assert max(durations) < 1.0, durations  # no commit waited for a reader
+    assert max(durations) < 2.0, durations  # no commit waited for a reader (busy timeout: 30 s)
     assert len(seen) > 20
     # Every snapshot holds whole generations whose rows and summaries agree.
     assert all(total == rows and total % 16 == 0 for total, rows in seen), seen[:10]
