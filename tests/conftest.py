@@ -12,3 +12,18 @@ import os
 _FAST_COMPILE = ("--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true "
                  "--xla_cpu_use_fusion_emitters=false")
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FAST_COMPILE}".strip()
+
+# The end-to-end tests start `evonas` in subprocesses again and again (killed, resumed, on several
+# processes), each a fresh process compiling the same tiny programs. Those subprocesses share one
+# persistent compilation cache for this test session (a new directory per session, so every
+# session starts cold). This test process reads JAX's settings when it imports jax, below, before
+# the variables are set: in-process tests that count compiles see no cache.
+import jax  # noqa: E402,F401  (reads the JAX_* variables now, without the ones set below)
+
+if "EVONAS_TEST_COMPILE_CACHE" not in os.environ:  # the xdist workers inherit the controller's
+    import tempfile
+
+    os.environ["EVONAS_TEST_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="evonas-test-xla-")
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["EVONAS_TEST_COMPILE_CACHE"]
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"

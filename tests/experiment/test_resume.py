@@ -36,6 +36,28 @@ def _evonas(*args: str) -> subprocess.Popen:
                             stderr=subprocess.DEVNULL, cwd=Path(__file__).parents[2])
 
 
+def _committed(run_dir: Path) -> int:
+    """Generations committed to a run's history (0 before it exists or while it is locked)."""
+    import sqlite3
+
+    path = run_dir / "history.sqlite"
+    if not path.is_file():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.1) as db:
+            return db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def _generation_seconds(run_dir: Path) -> list[float]:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{run_dir / 'history.sqlite'}?mode=ro", uri=True) as db:
+        return [r[0] for r in db.execute(
+            "SELECT wall_seconds FROM generations ORDER BY generation")]
+
+
 def _has_checkpoint(run_dir: Path) -> bool:
     steps = run_dir / "checkpoints"
     return steps.is_dir() and any(p.name.isdigit() for p in steps.iterdir())
@@ -48,9 +70,7 @@ def test_sigkill_at_random_moments_then_resume_gives_identical_rows(tmp_path, me
     for name, values in METHODS[method].items():
         sections[name] = {**sections.get(name, {}), **values}
     config = write_yaml(tmp_path / "tiny.yaml", **sections)
-    start = time.perf_counter()
     assert _evonas("run", str(config), "--run-dir", str(tmp_path / "alone")).wait() == 0
-    duration = time.perf_counter() - start
     expected = evaluations(tmp_path / "alone")
     assert len(expected) == 16
     trained = [row for row in expected if not row[5]]
@@ -64,14 +84,22 @@ def test_sigkill_at_random_moments_then_resume_gives_identical_rows(tmp_path, me
 
     run_dir = tmp_path / "killed"
     rng = np.random.default_rng(0)
+    # A later generation's own seconds (the first one's include its compiles).
+    per_generation = float(np.median(_generation_seconds(tmp_path / "alone")[1:]))
     kills = 0
-    for moment in rng.uniform(0.3, 0.9, size=3) * duration:
+    for fraction in rng.uniform(0.1, 0.8, size=2):
         # Resume when there is a checkpoint; a run killed in its first generation starts again.
         args = (["resume", str(run_dir)] if _has_checkpoint(run_dir)
                 else ["run", str(config), "--run-dir", str(run_dir)])
+        done = _committed(run_dir)
         process = _evonas(*args)
+        # A seeded moment inside the next generation: wait for this process to commit one (its
+        # start-up and compiles may take any time on a busy machine), then kill a fraction of a
+        # generation later.
+        while process.poll() is None and _committed(run_dir) <= done:
+            time.sleep(0.02)
         try:
-            process.wait(timeout=moment)
+            process.wait(timeout=fraction * per_generation)
         except subprocess.TimeoutExpired:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
