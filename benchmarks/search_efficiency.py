@@ -50,7 +50,7 @@ METHODS = {
 }
 # --quick: every part at toy sizes (seconds, for the tests), numbers meaningless.
 QUICK = {
-    "args": {"archs": 6, "truth_steps": 40, "low_steps": [10], "supernet_steps": 20,
+    "args": {"archs": 4, "truth_steps": 20, "low_steps": [10], "supernet_steps": 20,
              "timed_archs": 2, "repeats": 2, "seeds": 1},
     "set": ["dataset.limit=400", "search.generations=2", "search.population_size=4",
             "strategy.params.population_size=4", "strategy.params.sample_size=2",
