@@ -172,6 +172,11 @@ class ProgramCache:
             return False
         for fun in self._jits.values():
             fun.clear_cache()
+        # Programs compiled ahead (``compile_train``) are held by JAX's lowering caches, which a
+        # jitted function's ``clear_cache`` leaves alone: clear those too (every jitted
+        # function of the process compiles again once, which a bound hit every hundred-odd
+        # programs can afford).
+        jax.clear_caches()
         self.seen.clear()
         self.step_seconds.clear()
         return True
