@@ -16,8 +16,12 @@ checkpoint, the history and the de-duplication cache live in the leader's run di
 ``evonas resume`` on the leader continues it while the followers start fresh.
 
 Liveness: every process beats in the key-value store; a watchdog thread that sees a peer miss
-beats for ``peer_timeout`` seconds (or loses the coordinator) prints one line and ends its
-process, well before JAX's own heartbeat would abort it with a stack trace. A run directory's
+beats for ``peer_timeout`` seconds prints one line and ends its process, well before JAX's own
+heartbeat would abort it with a stack trace. The coordinator lives in process 0, so when process 0
+itself dies JAX's client in the others sees its connection close and aborts them at once, with
+JAX's message (``Terminating process because the JAX distributed service detected fatal
+errors``), before a watchdog can speak; the client's hook for that case can't be set from
+Python. A run directory's
 committed generations are never lost: the leader commits each generation before the next starts.
 """
 
