@@ -196,6 +196,8 @@ def test_the_program_cache_is_bounded():
     first = train_population(jax.random.key(0), enc, genomes, data, config, cache=cache)
     assert cache.size() > 2  # this call compiled more than the bound ...
     again = train_population(jax.random.key(0), enc, genomes, data, config, cache=cache)
-    assert again.compiles > 0  # ... so the next call started over: it compiled again,
+    # ... so the next call started over: it compiled again (or, where an earlier test in this
+    # process turned JAX's persistent cache on, loaded its programs from disk again),
+    assert again.compiles + again.disk_cache_hits > 0
     for name in first.metrics:  # to the same programs and numbers
         np.testing.assert_array_equal(again.metrics[name], first.metrics[name])
