@@ -13,6 +13,7 @@ from evonas.train import distributed
     ((None, 2, 0), "missing --coordinator"),
     (("h:1", 2, 5), "--process-id must be in 0..1 (--num-processes 2); got 5"),
     (("h:1", 2, -1), "--process-id must be in 0..1"),
+    (("h:1", 2, 2), "--process-id must be in 0..1 (--num-processes 2); got 2"),
     (("h:1", 0, 0), "--num-processes must be an integer >= 1; got 0"),
     (("h", 2, 0), "--coordinator must look like HOST:PORT"),
     (("h:0", 2, 0), "port in 1..65535"),
