@@ -195,10 +195,6 @@ def _follow(session: Any) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from evonas.experiment import Experiment, ExperimentConfig
-    from evonas.train import distributed
-
-    distributed.check_settings(args.coordinator, args.num_processes, args.process_id,
-                               args.distributed, args.coordinator_timeout, args.peer_timeout)
 
     def load() -> Any:
         config = (ExperimentConfig.from_yaml(args.config) if args.config
@@ -219,10 +215,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from evonas.experiment import Experiment
-    from evonas.train import distributed
 
-    distributed.check_settings(args.coordinator, args.num_processes, args.process_id,
-                               args.distributed, args.coordinator_timeout, args.peer_timeout)
     session = _join(args)
     if session is not None and not session.leader:
         return _follow(session)  # process 0 alone reads the run directory
