@@ -1,6 +1,7 @@
 # The README's two commands: `make run` and `make test`. Each creates the environment if it is
 # missing, installs the project into it, then runs. The suite runs on two workers (pytest-xdist):
-# it is mostly XLA compiles, which use one core each.
+# it is mostly XLA compiles, which use one core each. Tests that time themselves (marked `alone`)
+# run after the others, with the machine to themselves.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -22,7 +23,8 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check evonas tests benchmarks examples
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 -m "not alone"
+	$(BIN)/python -m pytest -q -m alone
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/nb201_search.py --runs 500 --budget 1000

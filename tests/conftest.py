@@ -13,13 +13,11 @@ _FAST_COMPILE = ("--xla_backend_optimization_level=0 --xla_llvm_disable_expensiv
                  "--xla_cpu_use_fusion_emitters=false")
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FAST_COMPILE}".strip()
 
-# The end-to-end tests start `evonas` in subprocesses again and again (killed, resumed, on several
-# processes), each a fresh process compiling the same tiny programs. Those subprocesses share one
-# persistent compilation cache for this test session (a new directory per session, so every
-# session starts cold). This test process reads JAX's settings when it imports jax, below, before
-# the variables are set: in-process tests that count compiles see no cache.
-import jax  # noqa: E402,F401  (reads the JAX_* variables now, without the ones set below)
-
+# Many tests compile the same tiny programs again (in this process, in other workers, and in the
+# `evonas` subprocesses the end-to-end tests start again and again: killed, resumed, on several
+# processes). They all share one persistent compilation cache for this test session (a new
+# directory per session, so every session starts cold). Compile counts stay right:
+# `CompileCounter.compiles` does not count a program loaded from that cache.
 if "EVONAS_TEST_COMPILE_CACHE" not in os.environ:  # the xdist workers inherit the controller's
     import tempfile
 
@@ -27,3 +25,5 @@ if "EVONAS_TEST_COMPILE_CACHE" not in os.environ:  # the xdist workers inherit t
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["EVONAS_TEST_COMPILE_CACHE"]
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+
+import jax  # noqa: E402,F401  (reads the XLA_FLAGS and JAX_* variables set above)

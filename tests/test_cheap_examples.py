@@ -16,7 +16,10 @@ from evonas.store import History
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["search.generations=3", "search.population_size=4", "strategy.params.population_size=4",
         "strategy.params.sample_size=2", "train.steps=20", "final.retrain_steps=40",
-        "final.retrain_top_k=2", "dataset.limit=400", "display.progress=false"]
+        "final.retrain_top_k=2", "dataset.limit=400", "display.progress=false",
+        # the examples' conv space, two layer slots of two widths (its supernet traces and
+        # compiles in half the time of the default four slots)
+        "encoding.options.max_layers=2", "encoding.options.widths=[8, 16]"]
 # example: (its own settings scaled down, the estimates its history must hold)
 EXAMPLES = {
     "successive_halving.yaml": (["train.rungs=[5, 10]", "train.eta=2"], {"trained"}),

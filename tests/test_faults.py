@@ -342,7 +342,7 @@ def test_everything_failing_stops_with_the_reason_and_the_fix(tmp_path, capsys):
 def test_ctrl_c_is_one_line_and_leaves_a_resumable_run(tmp_path):
     # Enough generations that the signal lands inside the run: once compiled, a generation of
     # this tiny search takes a fraction of a second, and 4 could all end before it arrives.
-    config = write_yaml(tmp_path / "tiny.yaml", **{**SEARCH, "search": {"generations": 40}})
+    config = write_yaml(tmp_path / "tiny.yaml", **{**SEARCH, "search": {"generations": 16}})
     alone = tmp_path / "alone"
     assert _start("run", str(config), "--run-dir", str(alone)).wait() == 0
     run_dir = tmp_path / "run"

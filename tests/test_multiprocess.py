@@ -32,8 +32,10 @@ PEER_TIMEOUT = 4.0
 
 
 def _env(devices: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
+    # The session's compile flags (conftest.py), with this many host devices.
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
+    env["XLA_FLAGS"] = flags.strip()
     env["JAX_PLATFORMS"] = "cpu"
     return env
 

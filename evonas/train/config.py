@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 from typing import Any
 
 import optax
@@ -41,11 +43,19 @@ def compiler_options(program: str, xla: str) -> dict[str, Any] | None:
     programs that run once per call or group (``init_population``, ``evaluate_group``) at
     backend optimisation level 0 without LLVM's expensive passes, and the training step (run
     every step) at level 1 (see the measurements above ``_FAST_OPTIONS``). On accelerators the
-    CPU-only options are ignored by name; use ``"default"`` there.
+    CPU-only options are ignored by name; use ``"default"`` there. An option the process's
+    ``XLA_FLAGS`` sets itself (``--xla_backend_optimization_level=0``, say) is left to it: the
+    user's flags win over these choices.
     """
     if xla == "default":
         return None
-    return dict(_FAST_OPTIONS[program])
+    chosen = _user_xla_flags()
+    return {k: v for k, v in _FAST_OPTIONS[program].items() if k not in chosen}
+
+
+def _user_xla_flags() -> set[str]:
+    """The option names the ``XLA_FLAGS`` environment variable sets (``--name=value``)."""
+    return set(re.findall(r"--(xla_\w+)", os.environ.get("XLA_FLAGS", "")))
 
 
 @dataclasses.dataclass(frozen=True)

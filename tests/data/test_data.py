@@ -138,6 +138,25 @@ def test_digits():
     assert "test carved" in data.info()["splits"]
 
 
+def test_digits_are_read_as_scikit_learn_reads_them_without_importing_it():
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    from evonas.data.digits import _read_digits
+
+    x, y = _read_digits()
+    bunch = sk_load_digits()
+    assert x.dtype == np.float32 and y.dtype == np.int32
+    np.testing.assert_array_equal(x, bunch.images)
+    np.testing.assert_array_equal(y, bunch.target)
+    code = ("import sys; from evonas.data.digits import load_digits; load_digits(); "
+            "print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 # -- tfds ----------------------------------------------------------------------------------------
 
 

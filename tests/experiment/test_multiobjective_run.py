@@ -206,8 +206,8 @@ def test_mnist1d_front_spans_ten_times_the_parameters(tmp_path):
 
     example = Path(__file__).parents[2] / "examples" / "multiobjective.yaml"
     config = ExperimentConfig.from_yaml(example).with_overrides([
-        "search.generations=3", "train.steps=100", "final.retrain_steps=150",
-        "final.front_size=6", "display.progress=false",
+        "search.generations=2", "train.steps=30", "final.retrain_steps=60",
+        "final.front_size=6", "dataset.limit=1000", "display.progress=false",
     ])
     result = Experiment(config, run_dir=tmp_path / "run").run()
     members = result.front["members"]

@@ -13,6 +13,7 @@ import pytest
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # it times the search: `make test` runs it with the machine to itself
 def test_regularized_evolution_finds_a_cnn_above_68_percent():
     # Its own flags and a cold start: no test-session compile cache (it times the search).
     env = {k: v for k, v in os.environ.items()

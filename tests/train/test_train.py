@@ -201,3 +201,16 @@ def test_the_program_cache_is_bounded():
     assert again.compiles + again.disk_cache_hits > 0
     for name in first.metrics:  # to the same programs and numbers
         np.testing.assert_array_equal(again.metrics[name], first.metrics[name])
+
+
+def test_xla_options_the_user_sets_in_xla_flags_win(monkeypatch):
+    from evonas.train.config import compiler_options
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    assert compiler_options("train_chunk", "fast") == {
+        "xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
+    assert compiler_options("train_chunk", "default") is None
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0 --foo=1")
+    assert compiler_options("train_chunk", "fast") == {"xla_cpu_use_fusion_emitters": False}
+    assert compiler_options("init_population", "fast") == {
+        "xla_llvm_disable_expensive_passes": True, "xla_cpu_use_fusion_emitters": False}
