@@ -1,7 +1,9 @@
 # The README's two commands: `make run` and `make test`. Each creates the environment if it is
 # missing, installs the project into it, then runs. The suite runs on two workers (pytest-xdist):
 # it is mostly XLA compiles, which use one core each. Tests that time themselves (marked `alone`)
-# run after the others, with the machine to themselves.
+# run after the others, with the machine to themselves. Bytecode is cached even where the
+# environment turns that off: the end-to-end tests start `evonas` in subprocesses again and
+# again, and each would compile the project's modules anew (about half a second).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -23,8 +25,8 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check evonas tests benchmarks examples
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -n 2 -m "not alone"
-	$(BIN)/python -m pytest -q -m alone
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n 2 -m "not alone"
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -m alone
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/nb201_search.py --runs 500 --budget 1000

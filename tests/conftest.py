@@ -3,8 +3,10 @@
 The suite compiles hundreds of tiny programs, and XLA's optimiser dominates their cost while
 buying nothing at these sizes: compile at the lowest backend optimisation level, with XLA:CPU's
 legacy loop emitters (the newer fusion emitters cost ~0.3 s of compile per program; the suite ran
-6 min with them and 4 with these flags). Set before JAX is imported; a test that measures speed
-runs its own subprocess with its own flags.
+6 min with them and 4 with these flags). Set before JAX is imported; options set here win over
+``TrainConfig.xla``'s per-program choices, and the `evonas` subprocesses of the end-to-end tests
+inherit them. A test that measures speed runs its own subprocess with its own flags (and is
+marked ``alone``: ``make test`` runs it after the others, with the machine to itself).
 """
 
 import os

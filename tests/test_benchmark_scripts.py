@@ -67,8 +67,10 @@ def test_search_efficiency_ranks_every_estimate_and_times_every_method(capsys):
     bench = _load("search_efficiency")
     # Part 2 runs example YAMLs through `evonas run`; tests/test_cheap_examples.py runs each of
     # them end to end, so one method here shows the benchmark's own machinery.
-    # The mlp space compiles in half the time of the conv one; the machinery is the same.
-    out = bench.main(["--quick", "--methods", "default", "--set", "encoding.name=mlp"])
+    # A small mlp space compiles in a fraction of the conv one's time; the machinery is the same.
+    out = bench.main(["--quick", "--methods", "default", "--set", "encoding.name=mlp",
+                      "--set", "encoding.options.max_layers=2",
+                      "--set", "encoding.options.widths=[16, 32]"])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
     assert set(out["fidelity"]) == {"steps_10", "oneshot", "naswot", "synflow", "grad_norm",
                                     "snip", "params", "flops"}
