@@ -44,3 +44,20 @@ def evaluations(run_dir) -> list[tuple]:
         return [(r["id"], r["generation"], tuple(r["genome"]), r["fitness"], r["failed"],
                  r["cached"], tuple(r["parents"]), r["val_loss"], r["fidelity"], r["estimate"])
                 for r in history.rows()]
+
+
+def committed_generations(run_dir, timeout: float = 5.0) -> int:
+    """Generations committed to a run's history, read as another process would: 0 before the
+    history exists or while sqlite can't read it within ``timeout`` seconds."""
+    import sqlite3
+    from pathlib import Path
+
+    path = Path(run_dir) / "history.sqlite"
+    if not path.is_file():
+        return 0
+    try:
+        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                             timeout=timeout) as db:
+            return db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+    except sqlite3.Error:
+        return 0

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from evonas.cli import main
-from tests.experiment_configs import evaluations, write_yaml
+from tests.experiment_configs import committed_generations, evaluations, write_yaml
 
 pytestmark = pytest.mark.faults
 
@@ -56,15 +56,6 @@ def _one_line_error(capsys, argv, fragment) -> str:
     assert len(lines) == 1 and lines[0].startswith("evonas: error: "), err
     assert fragment in lines[0], lines[0]
     return lines[0]
-
-
-def _generations(run_dir: Path) -> int:
-    try:
-        with sqlite3.connect(f"{(run_dir / 'history.sqlite').resolve().as_uri()}?mode=ro",
-                             uri=True, timeout=5) as db:
-            return db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 def _finished(run_dir: Path) -> dict:
@@ -107,8 +98,8 @@ def test_sigkill_in_every_stage_then_resume_reproduces_the_run(tmp_path):
     run_dir = tmp_path / "killed"
     rng = np.random.default_rng(7)
     stages = {
-        "search": lambda: _generations(run_dir) >= 1,
-        "retraining": lambda: _generations(run_dir) == 3,
+        "search": lambda: committed_generations(run_dir) >= 1,
+        "retraining": lambda: committed_generations(run_dir) == 3,
         "report": lambda: (run_dir / "best" / "final.json").is_file(),
     }
     killed_in = []
@@ -347,7 +338,7 @@ def test_ctrl_c_is_one_line_and_leaves_a_resumable_run(tmp_path):
     assert _start("run", str(config), "--run-dir", str(alone)).wait() == 0
     run_dir = tmp_path / "run"
     process = _start("run", str(config), "--run-dir", str(run_dir), capture=True)
-    assert _wait_for(lambda: _generations(run_dir) >= 1, process)
+    assert _wait_for(lambda: committed_generations(run_dir) >= 1, process)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130

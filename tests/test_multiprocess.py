@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.experiment_configs import committed_generations
+
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ["--set", "search.generations=3", "--set", "search.population_size=4",
             "--set", "train.steps=10", "--set", "train.batch_size=32", "--set",
@@ -64,16 +66,6 @@ def _rows(run_dir: Path) -> list[dict]:
         return [dict(r) for r in db.execute("SELECT * FROM evaluations ORDER BY id")]
 
 
-def _generations(run_dir: Path) -> int:
-    if not (run_dir / "history.sqlite").is_file():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{run_dir / 'history.sqlite'}?mode=ro", uri=True) as db:
-            return db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
 def _same_rows(a: list[dict], b: list[dict]) -> None:
     assert len(a) == len(b) > 0
     for x, y in zip(a, b):
@@ -99,11 +91,11 @@ def test_two_processes_match_one_and_a_killed_one_resumes_to_the_same_rows(tmp_p
     run_dir = tmp_path / "two"
     procs = _processes(["run", "--run-dir", str(run_dir), *SETTINGS], _free_port())
     deadline = time.monotonic() + 240
-    while _generations(run_dir) < 1 and time.monotonic() < deadline:
+    while committed_generations(run_dir) < 1 and time.monotonic() < deadline:
         assert procs[0].poll() is None, procs[0].communicate()[1][-2000:]
         time.sleep(0.1)
-    assert _generations(run_dir) >= 1
-    if _generations(run_dir) >= 3:
+    assert committed_generations(run_dir) >= 1
+    if committed_generations(run_dir) >= 3:
         pytest.fail("the run ended before process 1 could be killed; make it longer")
     procs[1].kill()
     killed = time.monotonic()
@@ -116,7 +108,7 @@ def test_two_processes_match_one_and_a_killed_one_resumes_to_the_same_rows(tmp_p
     assert "evonas resume" in lines[0]
     assert "Traceback" not in err0 and "Check failure" not in err0
     assert stopped_in < PEER_TIMEOUT + 15, stopped_in
-    kept = _generations(run_dir)
+    kept = committed_generations(run_dir)
     assert 1 <= kept < 3
     _same_rows(_rows(run_dir), _rows(reference)[:len(_rows(run_dir))])
 

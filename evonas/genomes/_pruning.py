@@ -50,11 +50,7 @@ def shrink_genome(encoding: Any, genome: np.ndarray, width_genes: Sequence[int],
         candidates.append(candidate)
     # One compiled, vmapped cost for every candidate (an eager cost per candidate dispatched
     # each of its operations one by one: seconds per genome).
-    try:
-        cost = _batched_cost(encoding)
-    except TypeError:  # an encoding that can't be hashed compiles its own each time
-        cost = jax.jit(jax.vmap(encoding.cost))
-    params = np.asarray(cost(np.stack(candidates))["params"], np.float64)
+    params = np.asarray(_batched_cost(encoding)(np.stack(candidates))["params"], np.float64)
     target = (1.0 - sparsity) * params[0]
     fits = np.flatnonzero(params[1:] <= target)
     return candidates[1 + fits[0]] if len(fits) else candidates[-1]
@@ -62,7 +58,8 @@ def shrink_genome(encoding: Any, genome: np.ndarray, width_genes: Sequence[int],
 
 @functools.lru_cache(maxsize=16)
 def _batched_cost(encoding: Any) -> Any:
-    """``jit(vmap(encoding.cost))``, once per (hashable, frozen) encoding."""
+    """``jit(vmap(encoding.cost))``, once per encoding (trainable encodings are hashable:
+    ``check_trainable`` requires it, as every compiled program of theirs is keyed by them)."""
     return jax.jit(jax.vmap(encoding.cost))
 
 

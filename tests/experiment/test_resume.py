@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from evonas.experiment import Experiment
-from tests.experiment_configs import evaluations, tiny_config, write_yaml
+from tests.experiment_configs import committed_generations, evaluations, tiny_config, write_yaml
 
 EVONAS = [sys.executable, "-m", "evonas.cli"]
 # Four generations of 4 and no final stage: long enough to be killed inside a generation.
@@ -34,20 +34,6 @@ METHODS = {
 def _evonas(*args: str) -> subprocess.Popen:
     return subprocess.Popen([*EVONAS, *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd=Path(__file__).parents[2])
-
-
-def _committed(run_dir: Path) -> int:
-    """Generations committed to a run's history (0 before it exists or while it is locked)."""
-    import sqlite3
-
-    path = run_dir / "history.sqlite"
-    if not path.is_file():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.1) as db:
-            return db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 def _generation_seconds(run_dir: Path) -> list[float]:
@@ -91,12 +77,13 @@ def test_sigkill_at_random_moments_then_resume_gives_identical_rows(tmp_path, me
         # Resume when there is a checkpoint; a run killed in its first generation starts again.
         args = (["resume", str(run_dir)] if _has_checkpoint(run_dir)
                 else ["run", str(config), "--run-dir", str(run_dir)])
-        done = _committed(run_dir)
+        done = committed_generations(run_dir, timeout=0.1)
         process = _evonas(*args)
         # A seeded moment inside the next generation: wait for this process to commit one (its
         # start-up and compiles may take any time on a busy machine), then kill a fraction of a
         # generation later.
-        while process.poll() is None and _committed(run_dir) <= done:
+        while (process.poll() is None
+               and committed_generations(run_dir, timeout=0.1) <= done):
             time.sleep(0.02)
         try:
             process.wait(timeout=fraction * per_generation)
