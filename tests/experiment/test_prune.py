@@ -57,6 +57,37 @@ def test_structured_pruning_gives_a_genome_of_the_space_whose_costs_are_its_weig
         assert analytic <= max(0.5 * base, narrowest)
 
 
+@pytest.mark.parametrize("name, options", [
+    ("mlp", {"input_shape": (12,), "num_classes": 3, "widths": (8, 16, 32), "max_layers": 3}),
+    ("conv", CONV),
+])
+def test_the_shrink_is_the_widest_that_meets_the_budget(name, options):
+    """The first ratio r (from just below 1 down) whose shrunk widths meet the budget wins: the
+    same genome as trying each r in turn with the encoding's own cost."""
+    from evonas.genomes import _pruning
+
+    encoding = get_encoding(name, **options)
+    cost = jax.jit(lambda g: encoding.cost(g)["params"])
+    widths = np.asarray(encoding.widths, np.float64)
+    for genome in _genomes(encoding, n=4, seed=1):
+        genes = ([1 + 2 * i for i in range(int(genome[0]) + 1)] if name == "mlp" else
+                 [5 * i + 2 for i, op, *_ in encoding._layers_of(genome)
+                  if op.startswith(("conv", "dwsep"))])
+        for sparsity in (0.3, 0.6):
+            target = (1.0 - sparsity) * float(cost(genome))
+            want = np.array(genome)
+            for r in np.linspace(1.0, 0.0, 101)[1:]:
+                want = np.array(genome)
+                for pos in genes:
+                    allowed = np.flatnonzero(widths <= max(r * widths[genome[pos]],
+                                                           widths.min()) + 1e-9)
+                    want[pos] = allowed[np.argmax(widths[allowed])]
+                if float(cost(want)) <= target:
+                    break
+            got = _pruning.shrink_genome(encoding, genome, genes, sparsity)
+            np.testing.assert_array_equal(got, want)
+
+
 def _narrowest(encoding, genome):
     g = np.array(genome)
     narrow = int(np.argmin(encoding.widths))
