@@ -35,7 +35,7 @@ def main():
         genomes, state = strategy.ask(k_ask, state)
         results = evaluator.evaluate(k_eval, genomes)
         failed += int(results.failed.sum())
-        state = strategy.tell(genomes, results.fitness, state)
+        state = strategy.tell(jax.random.key(0), genomes, results.fitness, state)
         best.append(float(state.best_fitness))
     print(json.dumps({"best": best, "failed": failed, "seconds": time.perf_counter() - start}))
 

@@ -113,7 +113,7 @@ def test_every_strategy_searches_the_example(name):
     def run(key):
         def generation(state, key):
             genomes, state = strategy.ask(key, state)
-            return strategy.tell(genomes, told(genomes), state), genomes
+            return strategy.tell(jax.random.key(0), genomes, told(genomes), state), genomes
 
         return jax.lax.scan(generation, strategy.init(key), jax.random.split(key, 6))
 
@@ -140,7 +140,7 @@ def test_evolution_beats_random_search_on_the_example(name):
     def best_after(strategy, key):
         def generation(state, key):
             genomes, state = strategy.ask(key, state)
-            return strategy.tell(genomes, fitness(genomes), state), None
+            return strategy.tell(jax.random.key(0), genomes, fitness(genomes), state), None
 
         state, _ = jax.lax.scan(generation, strategy.init(key),
                                 jax.random.split(key, budget // strategy.batch_size))

@@ -3,7 +3,11 @@
 Each checkpoint is an orbax step directory ``checkpoints/<generation>/`` with three items:
 ``state`` (the pytree, as arrays), ``extra`` (a JSON dict from the caller: RNG-free bookkeeping
 such as the number of history rows or the de-duplication keys it corresponds to) and ``meta``
-(the generation and a SHA-256 checksum of the state's bytes). Orbax writes a step into a temporary
+(the generation and a SHA-256 checksum of the state's bytes). Orbax stores and restores the
+state's leaves by their paths (field names), so a state class whose fields moved still restores;
+the checksum takes the leaves in the order of their paths (format 2), and a format-1 checkpoint's
+(leaves in the order the state flattened when it was written) in the order its tree metadata
+recorded them. Orbax writes a step into a temporary
 directory and renames it into place once complete, so a killed save leaves no step behind; the
 commit marker and the checksum catch a step damaged afterwards, and :meth:`Checkpoints.latest_valid`
 falls back to the previous one with a warning.
@@ -17,6 +21,7 @@ ordinary arrays and need nothing special.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -32,7 +37,8 @@ import orbax.checkpoint as ocp
 
 from evonas.store.atomic import check_not_link
 
-FORMAT = 1
+FORMAT = 2
+# Format 1 checksummed the leaves in the state's flattening order (see _checksum).
 # Orbax writes this file last into a step directory before renaming it into place.
 _COMMIT_MARKER = "commit_success.txt"
 
@@ -74,13 +80,45 @@ def _abstract_data(template: Any) -> Any:
     return jax.tree.map(leaf, template)
 
 
-def _checksum(data: Any) -> str:
+def _path(entries: tuple[Any, ...]) -> tuple[str, ...]:
+    """A leaf's path as orbax writes it in its tree metadata: the names and indices, as text."""
+    out = []
+    for entry in entries:
+        for attribute in ("name", "key", "idx"):
+            if hasattr(entry, attribute):
+                out.append(str(getattr(entry, attribute)))
+                break
+        else:
+            out.append(str(entry))
+    return tuple(out)
+
+
+def _digest(leaves: list[Any]) -> str:
     digest = hashlib.sha256()
-    for x in jax.tree.leaves(data):
+    for x in leaves:
         x = np.ascontiguousarray(x)
         digest.update(f"{x.dtype.str}{x.shape}".encode())
         digest.update(x.tobytes())
     return digest.hexdigest()
+
+
+def _checksum(data: Any, order: list[tuple[str, ...]] | None = None) -> str:
+    """SHA-256 of the leaves' dtypes, shapes and bytes, in the order of their paths (``order``:
+    a format-1 checkpoint's recorded path order instead)."""
+    leaves = {_path(p): x for p, x in jax.tree_util.tree_flatten_with_path(data)[0]}
+    if order is None:
+        order = sorted(leaves)
+    return _digest([leaves[p] for p in order if p in leaves])
+
+
+def _recorded_order(item: Path) -> list[tuple[str, ...]] | None:
+    """The leaf paths of a checkpoint item in the order it recorded them (its orbax tree
+    metadata), or None where that can't be read."""
+    try:
+        recorded = json.loads((item / "_METADATA").read_text())["tree_metadata"]
+        return [tuple(ast.literal_eval(k)) for k in recorded]
+    except (OSError, ValueError, KeyError, TypeError, SyntaxError):
+        return None
 
 
 def _first_line(error: BaseException) -> str:
@@ -233,7 +271,10 @@ class Checkpoints:
                     f"where the template has {np.dtype(want.dtype)}{list(want.shape)}: it is "
                     "from another configuration"
                 )
-        if meta.get("generation") != generation or meta.get("checksum") != _checksum(data):
+        order = None if meta.get("format", 1) >= 2 else _recorded_order(path / "state")
+        if meta.get("format", 1) < 2 and order is None:
+            raise ValueError(f"checkpoint {path} is corrupt: its tree metadata can't be read")
+        if meta.get("generation") != generation or meta.get("checksum") != _checksum(data, order):
             raise ValueError(f"checkpoint {path} is corrupt: its checksum does not match")
         state = jax.tree.map(
             lambda t, x: jax.random.wrap_key_data(jnp.asarray(x), dtype=t.dtype)

@@ -9,7 +9,12 @@ and many of them vmapped over seeds.
 """
 
 from evonas.strategies.base import (
+    Counted,
+    MultiObjectiveBase,
+    State,
     Strategy,
+    StrategyBase,
+    adapt,
     beliefs,
     from_score,
     num_objectives,
@@ -22,6 +27,7 @@ from evonas.strategies.genetic_algorithm import GeneticAlgorithm, GeneticAlgorit
 from evonas.strategies.grid import GridSearch, GridSearchState, LocalSearch, LocalSearchState
 from evonas.strategies.map_elites import MapElites, MapElitesState
 from evonas.strategies.nsga2 import NSGA2, NSGA2State
+from evonas.strategies.prefilter import Prefilter
 from evonas.strategies.random_search import RandomSearch, RandomSearchState
 from evonas.strategies.registry import (
     BUILTIN_STRATEGIES,
@@ -67,6 +73,12 @@ __all__ = [
     "BayesianOptimizationState",
     "BayesianOptimization",
     "BUILTIN_STRATEGIES",
+    "Counted",
+    "MultiObjectiveBase",
+    "Prefilter",
+    "State",
+    "StrategyBase",
+    "adapt",
     "COUNTS",
     "ENTRY_POINT_GROUP",
     "NSGA2",

@@ -1,29 +1,40 @@
-"""The ``Strategy`` protocol and the helpers every strategy shares.
+"""The ``Strategy`` protocol, the base class the built-in strategies share, and their helpers.
 
 A strategy has the evosax shape over integer genomes::
 
     state = strategy.init(key)
-    genomes, state = strategy.ask(key, state)        # int32[batch_size, G]
-    state = strategy.tell(genomes, fitness, state)   # fitness: float32[batch_size]
+    genomes, state = strategy.ask(key, state)               # int32[batch_size, G]
+    state = strategy.tell(key, genomes, fitness, state)     # fitness: float32[batch_size]
 
 ``state`` is an immutable pytree (a ``flax.struct.dataclass``); all three methods are pure and
 jit-able, so a whole search on a tabular benchmark is one ``lax.scan`` and independent runs one
 ``vmap`` (``evonas.strategies.search``). Hyper-parameters and shapes live on the (hashable,
-frozen) strategy instance, which is a static argument of every jitted method.
+frozen) strategy instance, which is a static argument of every jitted method. Every random
+number comes from the keys passed in: no strategy makes a key of its own from a constant.
 
 Direction is explicit: ``maximize=True`` (the default: fitness is an accuracy) means higher fitness
 is better. Internally every built-in strategy works on a *score* where higher is better and a
 failed (NaN) evaluation scores ``-inf`` (:func:`to_score`), so it can never become the best or a
 parent. A multi-objective strategy has ``maximize`` as a tuple, one bool per objective, and takes
 fitness ``float32[B, M]`` (:func:`num_objectives`).
+
+The built-ins derive from :class:`StrategyBase` (evosax's ``algorithms/base.py`` pattern): the
+public jitted ``init`` / ``ask`` / ``tell`` call the algorithm's ``_init`` / ``_ask`` / ``_tell``,
+and the base owns what every strategy keeps the same way: the shape checks of ``tell``, the
+scores, the best so far and the generation counter (the fields of :class:`State`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import warnings
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 from evonas.genomes.space import GenomeSpace
 
@@ -34,10 +45,11 @@ class Strategy(Protocol):
 
     Implement it as a frozen dataclass (hashable: it is a static jit argument) whose three
     methods are pure functions of their arguments, decorated with
-    ``functools.partial(jax.jit, static_argnums=0)``. They run inside ``jax.jit``,
-    ``jax.lax.scan`` and ``jax.vmap`` (``run_searches`` vmaps whole searches over seeds), so:
-    no Python branching on traced values, no host callbacks, and every array shape fixed by the
-    instance's hyper-parameters, never by the values in ``state``.
+    ``functools.partial(jax.jit, static_argnums=0)``, or derive from :class:`StrategyBase`, which
+    does that and keeps the best so far. They run inside ``jax.jit``, ``jax.lax.scan`` and
+    ``jax.vmap`` (``run_searches`` vmaps whole searches over seeds), so: no Python branching on
+    traced values, no host callbacks, and every array shape fixed by the instance's
+    hyper-parameters, never by the values in ``state``.
 
     Attributes:
         space: the :class:`GenomeSpace` searched.
@@ -49,7 +61,7 @@ class Strategy(Protocol):
 
     * the state has ``best_genome`` (``int32[G]``) and ``best_fitness`` (``float32``, in the
       user's direction; the worst value before any success) and ``generation`` (``int32``,
-      the number of tells);
+      the number of tells): :class:`State`'s fields;
     * after ``ask``, ``state.parents`` holds each asked genome's parent ids, ``int32[B]`` or
       ``int32[B, k]`` (-1 where a genome has none), for the lineage in the report. An id is
       the order in which the genome was told, counting from 0 over the whole search;
@@ -91,10 +103,12 @@ class Strategy(Protocol):
         """
         ...
 
-    def tell(self, genomes: jax.Array, fitness: jax.Array, state: Any) -> Any:
+    def tell(self, key: jax.Array, genomes: jax.Array, fitness: jax.Array, state: Any) -> Any:
         """Learns from the evaluated genomes of the last ``ask``.
 
         Args:
+            key: a ``jax.random`` key, fresh for every tell (experience replay, a stochastic
+                update); a strategy whose update is deterministic ignores it.
             genomes: ``int32[batch_size, G]``, exactly what the last ``ask`` returned.
             fitness: ``float32[batch_size]`` in the user's direction (``float32[batch_size, M]``
                 for a multi-objective strategy); NaN marks a failed or infeasible evaluation,
@@ -105,6 +119,146 @@ class Strategy(Protocol):
             The new state.
         """
         ...
+
+
+@struct.dataclass
+class Counted:
+    """The field every built-in strategy's state has: the number of tells."""
+
+    generation: jax.Array  # int32
+
+
+@struct.dataclass
+class State(Counted):
+    """The fields :class:`StrategyBase` keeps for a single-objective strategy: the best genome
+    so far and its fitness (in the user's direction; the worst value before any success)."""
+
+    best_genome: jax.Array  # int32[G]
+    best_fitness: jax.Array  # float32
+
+
+class StrategyBase:
+    """The base of the built-in strategies (evosax's ``EvolutionaryAlgorithm`` pattern).
+
+    A subclass is a frozen dataclass with ``space`` and ``maximize`` fields and a
+    ``batch_size``; it implements
+
+    * ``_init(key) -> state``: the algorithm's state, a subclass of :class:`State` built with
+      ``**self.initial()`` (the base's fields at their start);
+    * ``_ask(key, state) -> (genomes, state)``;
+    * ``_tell(key, genomes, scores, state) -> state``: ``scores`` are :func:`to_score` of the
+      fitness (higher is better, ``-inf`` where an evaluation failed), ``genomes`` int32.
+
+    The public ``init`` / ``ask`` / ``tell`` are jitted with the instance static; ``tell``
+    checks the shapes, updates the best so far (ties keep the older, a failure never becomes
+    the best) and counts the generation, after ``_tell``.
+    """
+
+    def initial(self) -> dict[str, jax.Array]:
+        """The base's state fields before anything was told."""
+        genome, fitness = no_best(self.space, self.maximize)
+        return {"best_genome": genome, "best_fitness": fitness, "generation": jnp.int32(0)}
+
+    @partial(jax.jit, static_argnums=0)
+    def init(self, key: jax.Array) -> Any:
+        """A fresh search state (see :meth:`Strategy.init`)."""
+        return self._init(key)
+
+    @partial(jax.jit, static_argnums=0)
+    def ask(self, key: jax.Array, state: Any) -> tuple[jax.Array, Any]:
+        """The next ``batch_size`` genomes (see :meth:`Strategy.ask`)."""
+        return self._ask(key, state)
+
+    @partial(jax.jit, static_argnums=0)
+    def tell(self, key: jax.Array, genomes: jax.Array, fitness: jax.Array, state: Any) -> Any:
+        """Learns from the last ask's genomes (see :meth:`Strategy.tell`).
+
+        Raises:
+            ValueError: (at trace time) shapes other than ``[B, G]`` and ``[B]``.
+        """
+        check_told(self, genomes, fitness)
+        genomes = jnp.asarray(genomes, jnp.int32)
+        scores = self._score(fitness)
+        best, best_score = update_best(
+            state.best_genome, to_score(state.best_fitness, self.maximize), genomes, scores)
+        state = self._tell(key, genomes, scores, state)
+        return state.replace(best_genome=best, best_fitness=from_score(best_score, self.maximize),
+                             generation=state.generation + 1)
+
+    def _score(self, fitness: jax.Array) -> jax.Array:
+        """The scores ``_tell`` and the best so far see (:func:`to_score`)."""
+        return to_score(fitness, self.maximize)
+
+    def _init(self, key: jax.Array) -> Any:
+        raise NotImplementedError
+
+    def _ask(self, key: jax.Array, state: Any) -> tuple[jax.Array, Any]:
+        raise NotImplementedError
+
+    def _tell(self, key: jax.Array, genomes: jax.Array, scores: jax.Array, state: Any) -> Any:
+        raise NotImplementedError
+
+
+class MultiObjectiveBase(StrategyBase):
+    """The base of a multi-objective strategy: ``maximize`` is a tuple, ``tell`` takes fitness
+    ``float32[B, M]`` in the user's units (checked here) and ``_tell(key, genomes, fitness,
+    state)`` gets it as it is; the base counts the generation (its state derives from
+    :class:`Counted`). Keeping a best is the algorithm's business (there is no single one)."""
+
+    @partial(jax.jit, static_argnums=0)
+    def tell(self, key: jax.Array, genomes: jax.Array, fitness: jax.Array, state: Any) -> Any:
+        """Learns from the last ask's genomes and their objectives.
+
+        Raises:
+            ValueError: (at trace time) shapes other than ``[B, G]`` and ``[B, M]``.
+        """
+        check_told_objectives(self, genomes, fitness)
+        state = self._tell(key, jnp.asarray(genomes, jnp.int32),
+                           jnp.asarray(fitness, jnp.float32), state)
+        return state.replace(generation=state.generation + 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class KeylessTell:
+    """A strategy written for the protocol before ``tell`` took a key (``tell(genomes,
+    fitness, state)``), behind the current one: the key is dropped. :func:`adapt` wraps one."""
+
+    strategy: Any
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "strategy":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.strategy, name)
+
+    def init(self, key: jax.Array) -> Any:
+        return self.strategy.init(key)
+
+    def ask(self, key: jax.Array, state: Any) -> tuple[jax.Array, Any]:
+        return self.strategy.ask(key, state)
+
+    def tell(self, key: jax.Array, genomes: jax.Array, fitness: jax.Array, state: Any) -> Any:
+        del key
+        return self.strategy.tell(genomes, fitness, state)
+
+
+def adapt(strategy: Any) -> Any:
+    """``strategy`` itself, or, when its ``tell`` still has the old signature ``tell(genomes,
+    fitness, state)``, a :class:`KeylessTell` around it (with a warning to add the key)."""
+    if isinstance(strategy, KeylessTell):
+        return strategy
+    try:
+        parameters = inspect.signature(strategy.tell).parameters.values()
+    except (TypeError, ValueError, AttributeError):
+        return strategy
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY,
+                                                      p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) != 3 or any(p.kind == p.VAR_POSITIONAL for p in parameters):
+        return strategy
+    warnings.warn(f"{type(strategy).__name__}.tell(genomes, fitness, state) has the signature "
+                  "of evonas before 0.2; tell now takes a key first: tell(key, genomes, "
+                  "fitness, state). It is called without the key", DeprecationWarning,
+                  stacklevel=2)
+    return KeylessTell(strategy)
 
 
 # -- scores and the best so far ---------------------------------------------------------------

@@ -24,7 +24,6 @@ mean + ``ucb_beta`` x spread. The first ``num_init`` genomes are random.
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -35,22 +34,15 @@ from evonas import checks
 from evonas.genomes.space import GenomeSpace
 from evonas.operators import first_occurrence, mutate_one
 from evonas.strategies import _categorical as cat
-from evonas.strategies.base import (
-    check_common,
-    check_told,
-    from_score,
-    no_best,
-    to_score,
-    update_best,
-)
+from evonas.strategies.base import State, StrategyBase, check_common
 
 SURROGATES = ("ensemble", "gp")
 ACQUISITIONS = ("its", "ucb")
 
 
 @struct.dataclass
-class BayesianOptimizationState:
-    """The history buffer, the surrogate and the best so far."""
+class BayesianOptimizationState(State):
+    """The history buffer and the surrogate (and the base's best so far)."""
 
     history: jax.Array  # int32[H, G]
     scores: jax.Array  # float32[H], higher is better; -inf = failed or empty
@@ -59,14 +51,11 @@ class BayesianOptimizationState:
     count: jax.Array  # int32, genomes told so far
     params: dict  # the ensemble's stacked MLP parameters (leading axis ensemble_size)
     opt_state: optax.OptState
-    best_genome: jax.Array
-    best_fitness: jax.Array
-    generation: jax.Array
     parents: jax.Array  # int32[batch_size]: the mutated genome's id, -1 for a random one
 
 
 @dataclasses.dataclass(frozen=True)
-class BayesianOptimization:
+class BayesianOptimization(StrategyBase):
     """Bayesian optimisation over genomes (module docstring).
 
     Args:
@@ -229,23 +218,20 @@ class BayesianOptimization:
 
     # -- the protocol ----------------------------------------------------------------------
 
-    @partial(jax.jit, static_argnums=0)
-    def init(self, key: jax.Array) -> BayesianOptimizationState:
+    def _init(self, key: jax.Array) -> BayesianOptimizationState:
         """An empty buffer and a freshly initialised ensemble."""
-        best_genome, best_fitness = no_best(self.space, self.maximize)
         h, g = self.history_size, self.space.num_genes
         params = self.init_params(key)
         return BayesianOptimizationState(
-            history=jnp.zeros((h, g), jnp.int32), scores=jnp.full((h,), -jnp.inf, jnp.float32),
+            **self.initial(), history=jnp.zeros((h, g), jnp.int32),
+            scores=jnp.full((h,), -jnp.inf, jnp.float32),
             filled=jnp.zeros((h,), bool), ids=jnp.full((h,), -1, jnp.int32),
             count=jnp.int32(0), params=params,
-            opt_state=jax.vmap(self._optimizer.init)(params), best_genome=best_genome,
-            best_fitness=best_fitness, generation=jnp.int32(0),
+            opt_state=jax.vmap(self._optimizer.init)(params),
             parents=jnp.full((self.batch_size,), -1, jnp.int32))
 
-    @partial(jax.jit, static_argnums=0)
-    def ask(self, key: jax.Array, state: BayesianOptimizationState
-            ) -> tuple[jax.Array, BayesianOptimizationState]:
+    def _ask(self, key: jax.Array, state: BayesianOptimizationState
+             ) -> tuple[jax.Array, BayesianOptimizationState]:
         """The ``batch_size`` best candidates by the acquisition (random during warm-up)."""
         k_pool, k_mutate, k_random, k_its, k_warm = jax.random.split(key, 5)
         c = self.num_candidates
@@ -278,14 +264,10 @@ class BayesianOptimization:
         parents = jnp.where(warm, -1, parents).astype(jnp.int32)
         return genomes, state.replace(parents=parents)
 
-    @partial(jax.jit, static_argnums=0)
-    def tell(self, genomes: jax.Array, fitness: jax.Array, state: BayesianOptimizationState
-             ) -> BayesianOptimizationState:
+    def _tell(self, key: jax.Array, genomes: jax.Array, scores: jax.Array,
+              state: BayesianOptimizationState) -> BayesianOptimizationState:
         """Adds the genomes to the buffer (the worst leave when it is full), then trains the
         ensemble on it (the GP needs no training)."""
-        check_told(self, genomes, fitness)
-        genomes = jnp.asarray(genomes, jnp.int32)
-        scores = to_score(fitness, self.maximize)
         ids = state.count + jnp.arange(self.batch_size, dtype=jnp.int32)
         history = jnp.concatenate([state.history, genomes])
         all_scores = jnp.concatenate([state.scores, scores])
@@ -300,8 +282,4 @@ class BayesianOptimization:
             params, opt_state = self.fit(state.params, state.opt_state, state.history,
                                          state.scores, valid)
             state = state.replace(params=params, opt_state=opt_state)
-        best, best_score = update_best(
-            state.best_genome, to_score(state.best_fitness, self.maximize), genomes, scores)
-        return state.replace(count=state.count + self.batch_size, best_genome=best,
-                             best_fitness=from_score(best_score, self.maximize),
-                             generation=state.generation + 1)
+        return state.replace(count=state.count + self.batch_size)

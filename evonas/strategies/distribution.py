@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -38,34 +37,24 @@ from flax import struct
 from evonas import checks
 from evonas.genomes.space import GenomeSpace
 from evonas.strategies import _categorical as cat
-from evonas.strategies.base import (
-    check_common,
-    check_told,
-    from_score,
-    no_best,
-    to_score,
-    update_best,
-)
+from evonas.strategies.base import State, StrategyBase, check_common
 
 METHODS = ("asng", "pbil")
 
 
 @struct.dataclass
-class DistributionState:
-    """The distribution, ASNG's step-size adaptation and the best so far."""
+class DistributionState(State):
+    """The distribution and ASNG's step-size adaptation (and the base's best so far)."""
 
     probabilities: jax.Array  # float32[G, K], rows sum to 1, 0 on padding
     delta_scale: jax.Array  # float32, ASNG's Delta: the step is delta / delta_scale
     accumulation: jax.Array  # float32[G, K], ASNG's s (free coordinates; 0 elsewhere)
     gamma: jax.Array  # float32, ASNG's normaliser of |s|^2
-    best_genome: jax.Array  # int32[G]
-    best_fitness: jax.Array  # float32, in the user's direction
-    generation: jax.Array  # int32, number of tells
     parents: jax.Array  # int32[batch_size], always -1: samples have no parent
 
 
 @dataclasses.dataclass(frozen=True)
-class DistributionSearch:
+class DistributionSearch(StrategyBase):
     """Natural-gradient search over a per-gene categorical distribution (module docstring).
 
     Args:
@@ -117,32 +106,24 @@ class DistributionSearch:
         return np.where(cards > 1, 1.0 / (free * np.maximum(cards - 1, 1)), 0.0
                         ).astype(np.float32)
 
-    @partial(jax.jit, static_argnums=0)
-    def init(self, key: jax.Array) -> DistributionState:
+    def _init(self, key: jax.Array) -> DistributionState:
         """The uniform distribution (``key`` is unused)."""
         del key
-        best_genome, best_fitness = no_best(self.space, self.maximize)
         probabilities = jnp.asarray(cat.uniform(self.space))
         return DistributionState(
-            probabilities=probabilities, delta_scale=jnp.float32(1.0),
+            **self.initial(), probabilities=probabilities, delta_scale=jnp.float32(1.0),
             accumulation=jnp.zeros_like(probabilities), gamma=jnp.float32(0.0),
-            best_genome=best_genome, best_fitness=best_fitness, generation=jnp.int32(0),
             parents=jnp.full((self.batch_size,), -1, jnp.int32))
 
-    @partial(jax.jit, static_argnums=0)
-    def ask(self, key: jax.Array, state: DistributionState
-            ) -> tuple[jax.Array, DistributionState]:
+    def _ask(self, key: jax.Array, state: DistributionState
+             ) -> tuple[jax.Array, DistributionState]:
         """``batch_size`` genomes drawn independently from the distribution."""
         return cat.sample(key, state.probabilities, self.batch_size, self.space), state
 
-    @partial(jax.jit, static_argnums=0)
-    def tell(self, genomes: jax.Array, fitness: jax.Array, state: DistributionState
-             ) -> DistributionState:
+    def _tell(self, key: jax.Array, genomes: jax.Array, scores: jax.Array,
+              state: DistributionState) -> DistributionState:
         """One natural-gradient step of the distribution (nothing moves when the whole batch
         ties: there is no evidence)."""
-        check_told(self, genomes, fitness)
-        genomes = jnp.asarray(genomes, jnp.int32)
-        scores = to_score(fitness, self.maximize)
         theta = state.probabilities
         mask = jnp.asarray(cat.valid_mask(self.space))
         utility = cat.ranking_utility(scores, self.quantile)
@@ -154,13 +135,8 @@ class DistributionSearch:
                                          * entropy_gradient(theta))
             new = _restrict(theta + step * mask, mask, self.floor)
             moved = utility.max() > utility.min()
-            state = state.replace(probabilities=jnp.where(moved, new, theta))
-        else:
-            state = self._asng(state, utility, onehot, mask)
-        best, best_score = update_best(
-            state.best_genome, to_score(state.best_fitness, self.maximize), genomes, scores)
-        return state.replace(best_genome=best, best_fitness=from_score(best_score, self.maximize),
-                             generation=state.generation + 1)
+            return state.replace(probabilities=jnp.where(moved, new, theta))
+        return self._asng(state, utility, onehot, mask)
 
     def _asng(self, state: DistributionState, utility, onehot, mask) -> DistributionState:
         theta = state.probabilities

@@ -58,7 +58,7 @@ from flax import struct
 
 from evonas import checks
 from evonas.genomes.space import GenomeSpace
-from evonas.strategies.base import from_score, to_score, update_best
+from evonas.strategies.base import State, StrategyBase, to_score
 
 RELAXATIONS = ("logits", "random_keys")
 
@@ -92,25 +92,20 @@ def evosax_algorithm_names() -> list[str]:
 
 
 @struct.dataclass
-class EvosaxState:
-    """State of :class:`EvosaxStrategy`.
+class EvosaxState(State):
+    """State of :class:`EvosaxStrategy` (and the base's best so far).
 
     Attributes:
         evo_state: the evosax algorithm's own state.
         population: ``float32[P, D]``, the continuous population of the last ``ask``.
-        key: the key evosax's ``tell`` (and a population-based ``init``) consumes, since the
-            evonas ``tell`` takes none.
-        best_genome: ``int32[G]``, the best genome told so far.
-        best_fitness: its fitness, in the user's direction (``-inf``/``+inf`` before any success).
-        generation: how many times ``tell`` has run.
+        key: the key evosax's ``tell`` (and a population-based ``init``) consumes, split from
+            ``init``'s key: a search is its seed's whichever keys ``tell`` is given (as it was
+            before ``tell`` took one, so earlier runs' numbers stand).
     """
 
     evo_state: Any
     population: jax.Array
     key: jax.Array
-    best_genome: jax.Array
-    best_fitness: jax.Array
-    generation: jax.Array
 
 
 def _frozen_items(owner: str, name: str, value: Mapping[str, Any] | None) -> tuple:
@@ -200,7 +195,7 @@ def _build(
 
 
 @dataclasses.dataclass(frozen=True)
-class EvosaxStrategy:
+class EvosaxStrategy(StrategyBase):
     """An evosax algorithm searching integer genomes through a continuous relaxation.
 
     See the module docstring for the two relaxations and their decoding rules.
@@ -322,9 +317,14 @@ class EvosaxStrategy:
         std = self._std if self._std is not None else 1.0
         return std * jax.random.normal(key, shape)
 
-    def _evosax_fitness(self, fitness: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Minimised evosax fitness (failures penalised, finite) and the user's score."""
+    def _score(self, fitness: jax.Array) -> jax.Array:
+        """Scores with every non-finite fitness a failure (``-inf``): evosax's arithmetic
+        needs finite values, so an infinite fitness can't be the best either."""
         score = to_score(fitness, self.maximize)
+        return jnp.where(jnp.isfinite(score), score, -jnp.inf)
+
+    def _evosax_fitness(self, score: jax.Array) -> jax.Array:
+        """Minimised evosax fitness of the scores (failures penalised, finite)."""
         ok = jnp.isfinite(score)
         loss = jnp.where(ok, -score, 0.0)
         worst = jnp.max(jnp.where(ok, loss, -jnp.inf))
@@ -332,12 +332,11 @@ class EvosaxStrategy:
         # Worse than every success by at least its spread (and 1): ranks and z-scores put failures
         # last without the overflow a huge constant would cause in float32 variances.
         penalty = jnp.where(jnp.any(ok), worst + jnp.maximum(spread, 1.0), 1.0)
-        return jnp.where(ok, loss, penalty), jnp.where(ok, score, -jnp.inf)
+        return jnp.where(ok, loss, penalty)
 
     # -- strategy protocol ---------------------------------------------------------------------
 
-    @functools.partial(jax.jit, static_argnums=0)
-    def init(self, key: jax.Array) -> EvosaxState:
+    def _init(self, key: jax.Array) -> EvosaxState:
         """A fresh search state."""
         algo, params = self._evosax()
         key, k_init, k_pop = jax.random.split(key, 3)
@@ -349,18 +348,9 @@ class EvosaxStrategy:
             evo_state = algo.init(k_init, population, fitness, params)
         else:
             evo_state = algo.init(k_init, self._initial_mean(), params)
-        worst = from_score(jnp.float32(-jnp.inf), self.maximize)
-        return EvosaxState(
-            evo_state=evo_state,
-            population=population,
-            key=key,
-            best_genome=jnp.zeros((self.space.num_genes,), jnp.int32),
-            best_fitness=jnp.asarray(worst, jnp.float32),
-            generation=jnp.zeros((), jnp.int32),
-        )
+        return EvosaxState(**self.initial(), evo_state=evo_state, population=population, key=key)
 
-    @functools.partial(jax.jit, static_argnums=0)
-    def ask(self, key: jax.Array, state: EvosaxState) -> tuple[jax.Array, EvosaxState]:
+    def _ask(self, key: jax.Array, state: EvosaxState) -> tuple[jax.Array, EvosaxState]:
         """``population_size`` genomes to evaluate, ``int32[P, G]``."""
         algo, params = self._evosax()
         if self._population_based:
@@ -375,18 +365,14 @@ class EvosaxStrategy:
         state = state.replace(evo_state=evo_state, population=population)
         return self.decode(population), state
 
-    @functools.partial(jax.jit, static_argnums=0)
-    def tell(self, genomes: jax.Array, fitness: jax.Array, state: EvosaxState) -> EvosaxState:
-        """Updates the search with the fitness of the genomes of the last ``ask``.
-
-        Args:
-            genomes: ``int32[P, G]``, the genomes the last ``ask`` returned (used for the best).
-            fitness: ``float[P]`` in the user's direction; NaN marks a failed evaluation.
-            state: the state the last ``ask`` returned.
-        """
+    def _tell(self, key: jax.Array, genomes: jax.Array, scores: jax.Array,
+              state: EvosaxState) -> EvosaxState:
+        """Updates the search with the scores of the genomes of the last ``ask`` (evosax's
+        key comes from the state, see :class:`EvosaxState`)."""
+        del key
         algo, params = self._evosax()
         key, k_tell = jax.random.split(state.key)
-        loss, score = self._evosax_fitness(fitness)
+        loss = self._evosax_fitness(scores)
         tell = lambda: algo.tell(k_tell, state.population, loss, state.evo_state, params)[0]
         if self._population_based:
             evo_state = jax.lax.cond(
@@ -396,14 +382,4 @@ class EvosaxStrategy:
             )
         else:
             evo_state = tell()
-        best_genome, best_score = update_best(
-            state.best_genome, to_score(state.best_fitness, self.maximize),
-            jnp.asarray(genomes, jnp.int32), score,
-        )
-        return state.replace(
-            evo_state=evo_state,
-            key=key,
-            best_genome=best_genome,
-            best_fitness=from_score(best_score, self.maximize).astype(jnp.float32),
-            generation=state.generation + 1,
-        )
+        return state.replace(evo_state=evo_state, key=key)

@@ -8,7 +8,6 @@ Algorithms in Search, Optimization and Machine Learning"), as used for NAS by Xi
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -18,27 +17,17 @@ from evonas import checks
 from evonas.genomes.space import GenomeSpace
 from evonas.operators import CROSSOVERS, tournament_selection, truncation_selection
 from evonas.strategies._breeding import breed
-from evonas.strategies.base import (
-    check_common,
-    check_told,
-    from_score,
-    no_best,
-    to_score,
-    update_best,
-)
+from evonas.strategies.base import State, StrategyBase, check_common
 
 _OWNER = "GeneticAlgorithm"
 
 
 @struct.dataclass
-class GeneticAlgorithmState:
-    """The current (evaluated) population and the best so far."""
+class GeneticAlgorithmState(State):
+    """The current (evaluated) population (and the base's best so far)."""
 
     population: jax.Array  # int32[N, G]
     scores: jax.Array  # float32[N], higher is better, -inf = failed (or not yet evaluated)
-    best_genome: jax.Array  # int32[G]
-    best_fitness: jax.Array  # float32, in the user's direction
-    generation: jax.Array  # int32, number of tells
     # int32[N]: each member's evaluation id (the order it was told in; -1 before the first tell).
     ids: jax.Array
     # int32[N, 2]: per child of the latest ask, the ids of its two parents (second -1 when it
@@ -47,7 +36,7 @@ class GeneticAlgorithmState:
 
 
 @dataclasses.dataclass(frozen=True)
-class GeneticAlgorithm:
+class GeneticAlgorithm(StrategyBase):
     """Generational GA: ``population_size`` children per ``ask``, ``num_elites`` survive.
 
     Args:
@@ -106,24 +95,19 @@ class GeneticAlgorithm:
             return 1.0 / self.space.num_genes
         return self.mutation_rate
 
-    @partial(jax.jit, static_argnums=0)
-    def init(self, key: jax.Array) -> GeneticAlgorithmState:
+    def _init(self, key: jax.Array) -> GeneticAlgorithmState:
         """An empty state; the first ``ask`` is random (``key`` is unused)."""
         del key
-        best_genome, best_fitness = no_best(self.space, self.maximize)
         n, g = self.population_size, self.space.num_genes
         return GeneticAlgorithmState(
+            **self.initial(),
             population=jnp.zeros((n, g), jnp.int32),
             scores=jnp.full((n,), -jnp.inf, jnp.float32),
-            best_genome=best_genome,
-            best_fitness=best_fitness,
-            generation=jnp.int32(0),
             ids=jnp.full((n,), -1, jnp.int32),
             parents=jnp.full((n, 2), -1, jnp.int32),
         )
 
-    @partial(jax.jit, static_argnums=0)
-    def ask(
+    def _ask(
         self, key: jax.Array, state: GeneticAlgorithmState
     ) -> tuple[jax.Array, GeneticAlgorithmState]:
         """``population_size`` children: random at first, then selection, crossover, mutation."""
@@ -139,14 +123,9 @@ class GeneticAlgorithm:
             self.crossover_rate, self.effective_mutation_rate)
         return children, state.replace(parents=lineage)
 
-    @partial(jax.jit, static_argnums=0)
-    def tell(
-        self, genomes: jax.Array, fitness: jax.Array, state: GeneticAlgorithmState
-    ) -> GeneticAlgorithmState:
+    def _tell(self, key: jax.Array, genomes: jax.Array, scores: jax.Array,
+              state: GeneticAlgorithmState) -> GeneticAlgorithmState:
         """Next population: the ``num_elites`` best old members plus the best children."""
-        check_told(self, genomes, fitness)
-        genomes = jnp.asarray(genomes, jnp.int32)
-        scores = to_score(fitness, self.maximize)
         elites = truncation_selection(state.scores, self.num_elites)
         best_children = truncation_selection(scores, self.population_size - self.num_elites)
         population = jnp.concatenate([state.population[elites], genomes[best_children]])
@@ -157,18 +136,8 @@ class GeneticAlgorithm:
         ids = jnp.concatenate([state.ids[elites], child_ids[best_children]])
         # After the first tell there is no previous population to take elites from.
         first = state.generation == 0
-        population = jnp.where(first, genomes, population)
-        pop_scores = jnp.where(first, scores, pop_scores)
-        ids = jnp.where(first, child_ids, ids)
-        best, best_score = update_best(
-            state.best_genome, to_score(state.best_fitness, self.maximize), genomes, scores
-        )
         return state.replace(
-            population=population,
-            scores=pop_scores,
-            best_genome=best,
-            best_fitness=from_score(best_score, self.maximize),
-            generation=state.generation + 1,
-            ids=ids.astype(jnp.int32),
+            population=jnp.where(first, genomes, population),
+            scores=jnp.where(first, scores, pop_scores),
+            ids=jnp.where(first, child_ids, ids).astype(jnp.int32),
         )
-

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from functools import partial
 from typing import Any
 
 import jax
@@ -26,31 +25,21 @@ from flax import struct
 
 from evonas import checks
 from evonas.genomes.space import GenomeSpace
-from evonas.strategies.base import (
-    check_common,
-    check_told,
-    from_score,
-    no_best,
-    to_score,
-    update_best,
-)
+from evonas.strategies.base import State, StrategyBase, check_common
 
 GRID_MAX = 1_000_000  # genomes; a larger grid is refused unless max_size is raised
 
 
 @struct.dataclass
-class GridSearchState:
-    """How far the enumeration went and the best so far."""
+class GridSearchState(State):
+    """How far the enumeration went (and the base's best so far)."""
 
     position: jax.Array  # int32, genomes asked so far (the next grid index, before wrapping)
-    best_genome: jax.Array
-    best_fitness: jax.Array
-    generation: jax.Array
     parents: jax.Array  # int32[batch_size], always -1
 
 
 @dataclasses.dataclass(frozen=True)
-class GridSearch:
+class GridSearch(StrategyBase):
     """Every genome of a (sub-)grid of the space, in order.
 
     Args:
@@ -130,33 +119,22 @@ class GridSearch:
         digits = (jnp.asarray(positions, jnp.int32)[:, None] % self.size) // place % radix
         return jnp.take_along_axis(jnp.asarray(table)[None], digits[..., None], axis=2)[..., 0]
 
-    @partial(jax.jit, static_argnums=0)
-    def init(self, key: jax.Array) -> GridSearchState:
+    def _init(self, key: jax.Array) -> GridSearchState:
         """The enumeration's start (``key`` is unused)."""
         del key
-        best_genome, best_fitness = no_best(self.space, self.maximize)
-        return GridSearchState(position=jnp.int32(0), best_genome=best_genome,
-                               best_fitness=best_fitness, generation=jnp.int32(0),
+        return GridSearchState(**self.initial(), position=jnp.int32(0),
                                parents=jnp.full((self.batch_size,), -1, jnp.int32))
 
-    @partial(jax.jit, static_argnums=0)
-    def ask(self, key: jax.Array, state: GridSearchState) -> tuple[jax.Array, GridSearchState]:
+    def _ask(self, key: jax.Array, state: GridSearchState) -> tuple[jax.Array, GridSearchState]:
         """The next ``batch_size`` genomes of the grid (``key`` is unused)."""
         del key
         positions = state.position + jnp.arange(self.batch_size, dtype=jnp.int32)
         return self.genomes_at(positions), state
 
-    @partial(jax.jit, static_argnums=0)
-    def tell(self, genomes: jax.Array, fitness: jax.Array, state: GridSearchState
-             ) -> GridSearchState:
-        """Advances the enumeration and records the best."""
-        check_told(self, genomes, fitness)
-        best, best_score = update_best(
-            state.best_genome, to_score(state.best_fitness, self.maximize),
-            jnp.asarray(genomes, jnp.int32), to_score(fitness, self.maximize))
-        return state.replace(position=(state.position + self.batch_size) % self.size,
-                             best_genome=best, best_fitness=from_score(best_score, self.maximize),
-                             generation=state.generation + 1)
+    def _tell(self, key: jax.Array, genomes: jax.Array, scores: jax.Array,
+              state: GridSearchState) -> GridSearchState:
+        """Advances the enumeration (the base records the best)."""
+        return state.replace(position=(state.position + self.batch_size) % self.size)
 
 
 def _freeze(values: Any) -> tuple | None:
@@ -193,8 +171,8 @@ def _index_of(space: GenomeSpace, gene: int, value: Any) -> int:
 
 
 @struct.dataclass
-class LocalSearchState:
-    """The current genome, its neighbours' visiting order and the best so far."""
+class LocalSearchState(State):
+    """The current genome and its neighbours' visiting order (and the base's best so far)."""
 
     key: jax.Array  # a PRNG key, split at every move and restart
     current: jax.Array  # int32[G]
@@ -205,14 +183,11 @@ class LocalSearchState:
     restarts: jax.Array  # int32, local optima reached
     count: jax.Array  # int32, genomes told so far
     kinds: jax.Array  # int32[batch_size] of the last ask: 0 current, 1 neighbour, 2 restart
-    best_genome: jax.Array
-    best_fitness: jax.Array
-    generation: jax.Array
     parents: jax.Array  # int32[batch_size]: a neighbour's parent is the current genome
 
 
 @dataclasses.dataclass(frozen=True)
-class LocalSearch:
+class LocalSearch(StrategyBase):
     """First-improvement hill climbing over single-gene neighbours with random restarts.
 
     Args:
@@ -257,24 +232,20 @@ class LocalSearch:
             order=jax.random.permutation(k_order, self.num_neighbours).astype(jnp.int32),
             position=jnp.int32(0))
 
-    @partial(jax.jit, static_argnums=0)
-    def init(self, key: jax.Array) -> LocalSearchState:
+    def _init(self, key: jax.Array) -> LocalSearchState:
         """A random starting genome, not yet evaluated."""
-        best_genome, best_fitness = no_best(self.space, self.maximize)
         n = self.num_neighbours
         state = LocalSearchState(
-            key=key, current=jnp.zeros((self.space.num_genes,), jnp.int32),
+            **self.initial(), key=key, current=jnp.zeros((self.space.num_genes,), jnp.int32),
             current_score=jnp.float32(jnp.nan), current_id=jnp.int32(-1),
             order=jnp.arange(n, dtype=jnp.int32), position=jnp.int32(0),
             restarts=jnp.int32(0), count=jnp.int32(0),
-            kinds=jnp.zeros((self.batch_size,), jnp.int32), best_genome=best_genome,
-            best_fitness=best_fitness, generation=jnp.int32(0),
+            kinds=jnp.zeros((self.batch_size,), jnp.int32),
             parents=jnp.full((self.batch_size,), -1, jnp.int32))
         return self._restart(key, state)
 
-    @partial(jax.jit, static_argnums=0)
-    def ask(self, key: jax.Array, state: LocalSearchState
-            ) -> tuple[jax.Array, LocalSearchState]:
+    def _ask(self, key: jax.Array, state: LocalSearchState
+             ) -> tuple[jax.Array, LocalSearchState]:
         """The current genome first if it is not evaluated yet, then its next unvisited
         neighbours; rows past the last neighbour are random genomes (restart candidates)."""
         fresh = jnp.isnan(state.current_score)
@@ -290,13 +261,11 @@ class LocalSearch:
         parents = jnp.where(kinds == 1, state.current_id, -1).astype(jnp.int32)
         return genomes, state.replace(kinds=kinds, parents=parents)
 
-    @partial(jax.jit, static_argnums=0)
-    def tell(self, genomes: jax.Array, fitness: jax.Array, state: LocalSearchState
-             ) -> LocalSearchState:
-        """Moves to the first improving neighbour; restarts at a local optimum."""
-        check_told(self, genomes, fitness)
-        genomes = jnp.asarray(genomes, jnp.int32)
-        scores = to_score(fitness, self.maximize)
+    def _tell(self, key: jax.Array, genomes: jax.Array, scores: jax.Array,
+              state: LocalSearchState) -> LocalSearchState:
+        """Moves to the first improving neighbour; restarts at a local optimum (from the
+        state's own key, split at every move: the search's course is its init key's)."""
+        del key
         ids = state.count + jnp.arange(self.batch_size, dtype=jnp.int32)
         kinds = state.kinds
         was_current = kinds[0] == 0
@@ -330,10 +299,5 @@ class LocalSearch:
         pick = lambda a, b, c: jax.tree.map(lambda x, y: jnp.where(c, x, y), a, b)
         new = pick(move, next_state, moved)
         new = pick(pick(jump, fresh, have_restart), new, exhausted).replace(key=k_next)
-        best, best_score = update_best(
-            state.best_genome, to_score(state.best_fitness, self.maximize), genomes, scores)
-        return new.replace(
-            restarts=state.restarts + exhausted.astype(jnp.int32),
-            count=state.count + self.batch_size, best_genome=best,
-            best_fitness=from_score(best_score, self.maximize),
-            generation=state.generation + 1)
+        return new.replace(restarts=state.restarts + exhausted.astype(jnp.int32),
+                           count=state.count + self.batch_size)

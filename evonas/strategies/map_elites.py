@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any
 
 import jax
@@ -25,14 +24,7 @@ from flax import struct
 from evonas import checks
 from evonas.genomes.space import GenomeSpace
 from evonas.operators import CROSSOVERS, mutate, mutate_one
-from evonas.strategies.base import (
-    check_common,
-    check_told,
-    from_score,
-    no_best,
-    to_score,
-    update_best,
-)
+from evonas.strategies.base import State, StrategyBase, check_common, from_score, to_score
 
 _OWNER = "MapElites"
 
@@ -40,7 +32,7 @@ Descriptors = Callable[[jax.Array], jax.Array]
 
 
 @struct.dataclass
-class MapElitesState:
+class MapElitesState(State):
     """The archive (one slot per cell, flattened row-major over the descriptor grid)."""
 
     archive: jax.Array  # int32[C, G], each cell's elite (zeros where empty)
@@ -49,12 +41,9 @@ class MapElitesState:
     occupied: jax.Array  # bool[C]
     ids: jax.Array  # int32[C], each elite's evaluation id (the order it was told in); -1 empty
     count: jax.Array  # int32, individuals told so far
-    best_genome: jax.Array  # int32[G]
-    best_fitness: jax.Array  # float32, in the user's direction
     # int32[B, 2]: per child of the latest ask, the ids of its parents (second -1 without
     # crossover; both -1 for a random child).
     parents: jax.Array
-    generation: jax.Array  # int32, number of tells
 
 
 def _check_bins(bins: Any) -> tuple[tuple[float, ...], ...]:
@@ -87,7 +76,7 @@ def _check_bins(bins: Any) -> tuple[tuple[float, ...], ...]:
 
 
 @dataclasses.dataclass(frozen=True)
-class MapElites:
+class MapElites(StrategyBase):
     """MAP-Elites over integer genomes, with its archive in the state.
 
     Args:
@@ -205,26 +194,22 @@ class MapElites:
             cell = cell * (len(edges) + 1) + index.astype(jnp.int32)
         return jnp.where(jnp.any(jnp.isnan(values), axis=1), -1, cell)
 
-    @partial(jax.jit, static_argnums=0)
-    def init(self, key: jax.Array) -> MapElitesState:
-        """An empty archive (``key`` is unused; kept for the common signature)."""
+    def _init(self, key: jax.Array) -> MapElitesState:
+        """An empty archive (``key`` is unused)."""
         del key
-        best_genome, best_fitness = no_best(self.space, self.maximize)
+        base = self.initial()
         c, g = self.num_cells, self.space.num_genes
         return MapElitesState(
+            **base,
             archive=jnp.zeros((c, g), jnp.int32),
-            fitness=jnp.full((c,), best_fitness, jnp.float32),
+            fitness=jnp.full((c,), base["best_fitness"], jnp.float32),
             occupied=jnp.zeros((c,), bool),
             ids=jnp.full((c,), -1, jnp.int32),
             count=jnp.int32(0),
-            best_genome=best_genome,
-            best_fitness=best_fitness,
             parents=jnp.full((self.batch_size, 2), -1, jnp.int32),
-            generation=jnp.int32(0),
         )
 
-    @partial(jax.jit, static_argnums=0)
-    def ask(self, key: jax.Array, state: MapElitesState) -> tuple[jax.Array, MapElitesState]:
+    def _ask(self, key: jax.Array, state: MapElitesState) -> tuple[jax.Array, MapElitesState]:
         """``batch_size`` children: random for the first ``num_init`` evaluations (and while the
         archive is empty), else variations of elites drawn uniformly from the occupied cells."""
         b = self.batch_size
@@ -247,29 +232,16 @@ class MapElites:
         fresh = self.space.sample(k_random, b)
         return jnp.where(random[:, None], fresh, children), state.replace(parents=parents)
 
-    @partial(jax.jit, static_argnums=0)
-    def tell(
-        self, genomes: jax.Array, fitness: jax.Array, state: MapElitesState
-    ) -> MapElitesState:
+    def _tell(self, key: jax.Array, genomes: jax.Array, scores: jax.Array,
+              state: MapElitesState) -> MapElitesState:
         """Each genome enters its cell when the cell is empty or it is strictly better.
 
         Within one batch the best genome per cell competes (the first in batch order on ties);
-        NaN fitness (or a NaN descriptor) never enters the archive.
-
-        Args:
-            genomes: ``int32[B, G]``, what ``ask`` returned.
-            fitness: ``float32[B]`` in the user's direction (NaN: failed).
-            state: the state ``ask`` returned.
-
-        Returns:
-            The new state.
+        a failed evaluation (or a NaN descriptor) never enters the archive.
 
         Raises:
-            ValueError: (at trace time) for wrong shapes, or descriptors not ``[B, len(bins)]``.
+            ValueError: (at trace time) descriptors not ``[B, len(bins)]``.
         """
-        check_told(self, genomes, fitness)
-        genomes = jnp.asarray(genomes, jnp.int32)
-        scores = to_score(fitness, self.maximize)
         num, c = self.batch_size, self.num_cells
         cell = self.cells(genomes)
         valid = (cell >= 0) & ~jnp.isneginf(scores)
@@ -283,18 +255,12 @@ class MapElites:
         winner = jnp.minimum(winner, num - 1)
         old = to_score(state.fitness, self.maximize)
         better = has & (~state.occupied | (top[:c] > old))
-        best, best_score = update_best(
-            state.best_genome, to_score(state.best_fitness, self.maximize), genomes, scores
-        )
         return state.replace(
             archive=jnp.where(better[:, None], genomes[winner], state.archive),
             fitness=jnp.where(better, from_score(top[:c], self.maximize), state.fitness),
             occupied=state.occupied | better,
             ids=jnp.where(better, state.count + winner, state.ids).astype(jnp.int32),
             count=state.count + num,
-            best_genome=best,
-            best_fitness=from_score(best_score, self.maximize),
-            generation=state.generation + 1,
         )
 
     def elites(self, state: MapElitesState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

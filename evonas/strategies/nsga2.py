@@ -30,13 +30,18 @@ from evonas.operators import (
     non_dominated_rank,
 )
 from evonas.strategies._breeding import breed
-from evonas.strategies.base import check_maximize_tuple, check_space, check_told_objectives
+from evonas.strategies.base import (
+    Counted,
+    MultiObjectiveBase,
+    check_maximize_tuple,
+    check_space,
+)
 
 _OWNER = "NSGA2"
 
 
 @struct.dataclass
-class NSGA2State:
+class NSGA2State(Counted):
     """The current population with its fronts, and the lineage of the latest ask."""
 
     population: jax.Array  # int32[N, G]
@@ -48,11 +53,10 @@ class NSGA2State:
     # int32[N, 2]: per child of the latest ask, the ids of its two parents (second -1 when it
     # copied one parent; both -1 for a random child).
     parents: jax.Array
-    generation: jax.Array  # int32, number of tells
 
 
 @dataclasses.dataclass(frozen=True)
-class NSGA2:
+class NSGA2(MultiObjectiveBase):
     """NSGA-II over integer genomes: ``population_size`` children per ``ask``.
 
     Args:
@@ -104,8 +108,7 @@ class NSGA2:
             return 1.0 / self.space.num_genes
         return self.mutation_rate
 
-    @partial(jax.jit, static_argnums=0)
-    def init(self, key: jax.Array) -> NSGA2State:
+    def _init(self, key: jax.Array) -> NSGA2State:
         """An empty population; the first ``ask`` is random (``key`` is unused)."""
         del key
         n, g, m = self.population_size, self.space.num_genes, self.num_objectives
@@ -119,8 +122,7 @@ class NSGA2:
             generation=jnp.int32(0),
         )
 
-    @partial(jax.jit, static_argnums=0)
-    def ask(self, key: jax.Array, state: NSGA2State) -> tuple[jax.Array, NSGA2State]:
+    def _ask(self, key: jax.Array, state: NSGA2State) -> tuple[jax.Array, NSGA2State]:
         """``population_size`` children: uniform at first, then crowded binary tournaments,
         crossover and per-gene mutation. The returned state's ``parents`` holds their lineage."""
         n = self.population_size
@@ -136,26 +138,15 @@ class NSGA2:
             self.effective_mutation_rate)
         return children, state.replace(parents=lineage)
 
-    @partial(jax.jit, static_argnums=0)
-    def tell(self, genomes: jax.Array, fitness: jax.Array, state: NSGA2State) -> NSGA2State:
-        """Next population: the best ``N`` of population and children by (rank, crowding).
-
-        Args:
-            genomes: ``int32[N, G]``, what ``ask`` returned.
-            fitness: ``float32[N, M]`` objective values in the user's units (NaN: failed).
-            state: the state ``ask`` returned.
-
-        Returns:
-            The new state; its ``rank`` and ``crowding`` are those computed among the ``2N``.
-
-        Raises:
-            ValueError: (at trace time) for shapes other than ``[N, G]`` and ``[N, M]``.
-        """
-        check_told_objectives(self, genomes, fitness)
+    def _tell(self, key: jax.Array, genomes: jax.Array, fitness: jax.Array,
+              state: NSGA2State) -> NSGA2State:
+        """Next population: the best ``N`` of population and children by (rank, crowding),
+        whose ``rank`` and ``crowding`` are those computed among the ``2N``; ``fitness`` is
+        ``float32[N, M]`` in the user's units (NaN: failed)."""
         n = self.population_size
         child_ids = state.generation * n + jnp.arange(n, dtype=jnp.int32)
-        genomes_all = jnp.concatenate([state.population, jnp.asarray(genomes, jnp.int32)])
-        objectives = jnp.concatenate([state.objectives, jnp.asarray(fitness, jnp.float32)])
+        genomes_all = jnp.concatenate([state.population, genomes])
+        objectives = jnp.concatenate([state.objectives, fitness])
         ids = jnp.concatenate([state.ids, child_ids])
         rank = non_dominated_rank(objectives, self.maximize)
         crowding = crowding_distance(objectives, rank)
@@ -166,7 +157,6 @@ class NSGA2:
             rank=rank[survivors],
             crowding=crowding[survivors],
             ids=ids[survivors].astype(jnp.int32),
-            generation=state.generation + 1,
         )
 
     def survivors(self, rank: jax.Array, crowding: jax.Array, empty: jax.Array) -> jax.Array:

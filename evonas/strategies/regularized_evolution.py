@@ -9,7 +9,6 @@ member dies (``aging=True``), or, in the non-regularized variant, the worst (``a
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -18,21 +17,14 @@ from flax import struct
 from evonas import checks
 from evonas.genomes.space import GenomeSpace
 from evonas.operators import mutate_one, tournament_contestants, tournament_winners
-from evonas.strategies.base import (
-    check_common,
-    check_told,
-    from_score,
-    no_best,
-    to_score,
-    update_best,
-)
+from evonas.strategies.base import State, StrategyBase, check_common
 
 _OWNER = "RegularizedEvolution"
 
 
 @struct.dataclass
-class RegularizedEvolutionState:
-    """The population buffer and the best so far.
+class RegularizedEvolutionState(State):
+    """The population buffer (and the base's best so far).
 
     Members ``0 .. min(count, population_size) - 1`` are filled; the rest are empty
     (``birth == -1``, score ``-inf``).
@@ -42,16 +34,13 @@ class RegularizedEvolutionState:
     scores: jax.Array  # float32[N], higher is better, -inf = failed or empty
     birth: jax.Array  # int32[N], the order in which members were told; -1 = empty slot
     count: jax.Array  # int32, individuals told so far
-    best_genome: jax.Array  # int32[G]
-    best_fitness: jax.Array  # float32, in the user's direction
-    generation: jax.Array  # int32, number of tells
     # int32[batch_size]: per child of the latest ask, its parent's birth (= evaluation id when
     # every asked child is told in order, as the experiment runner does); -1 for a random child.
     parents: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
-class RegularizedEvolution:
+class RegularizedEvolution(StrategyBase):
     """Regularized (aging) evolution over integer genomes.
 
     Args:
@@ -84,25 +73,20 @@ class RegularizedEvolution:
         if not isinstance(self.aging, bool):
             raise ValueError(f"{_OWNER}: aging must be True or False; got {self.aging!r}")
 
-    @partial(jax.jit, static_argnums=0)
-    def init(self, key: jax.Array) -> RegularizedEvolutionState:
-        """An empty population (``key`` is unused; kept for the common signature)."""
+    def _init(self, key: jax.Array) -> RegularizedEvolutionState:
+        """An empty population (``key`` is unused)."""
         del key
-        best_genome, best_fitness = no_best(self.space, self.maximize)
         n, g = self.population_size, self.space.num_genes
         return RegularizedEvolutionState(
+            **self.initial(),
             population=jnp.zeros((n, g), jnp.int32),
             scores=jnp.full((n,), -jnp.inf, jnp.float32),
             birth=jnp.full((n,), -1, jnp.int32),
             count=jnp.int32(0),
-            best_genome=best_genome,
-            best_fitness=best_fitness,
-            generation=jnp.int32(0),
             parents=jnp.full((self.batch_size,), -1, jnp.int32),
         )
 
-    @partial(jax.jit, static_argnums=0)
-    def ask(
+    def _ask(
         self, key: jax.Array, state: RegularizedEvolutionState
     ) -> tuple[jax.Array, RegularizedEvolutionState]:
         """``batch_size`` children: random during warm-up, else mutated tournament winners.
@@ -122,29 +106,14 @@ class RegularizedEvolution:
         parents = jnp.where(random, -1, state.birth[winners]).astype(jnp.int32)
         return jnp.where(random[:, None], fresh, children), state.replace(parents=parents)
 
-    @partial(jax.jit, static_argnums=0)
-    def tell(
-        self, genomes: jax.Array, fitness: jax.Array, state: RegularizedEvolutionState
-    ) -> RegularizedEvolutionState:
+    def _tell(self, key: jax.Array, genomes: jax.Array, scores: jax.Array,
+              state: RegularizedEvolutionState) -> RegularizedEvolutionState:
         """Adds the children to the population; the oldest (or worst) members leave."""
-        check_told(self, genomes, fitness)
-        genomes = jnp.asarray(genomes, jnp.int32)
-        scores = to_score(fitness, self.maximize)
         births = state.count + jnp.arange(self.batch_size, dtype=jnp.int32)
         replace = self._age if self.aging else self._cull
         population, pop_scores, birth = replace(state, genomes, scores, births)
-        best, best_score = update_best(
-            state.best_genome, to_score(state.best_fitness, self.maximize), genomes, scores
-        )
-        return state.replace(
-            population=population,
-            scores=pop_scores,
-            birth=birth,
-            count=state.count + self.batch_size,
-            best_genome=best,
-            best_fitness=from_score(best_score, self.maximize),
-            generation=state.generation + 1,
-        )
+        return state.replace(population=population, scores=pop_scores, birth=birth,
+                             count=state.count + self.batch_size)
 
     def _age(self, state, genomes, scores, births):
         """Ring buffer: child ``k`` overwrites slot ``k mod N``, the oldest member."""

@@ -20,7 +20,6 @@ A failed evaluation (NaN) earns the worst reward seen so far, so it is learned a
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -30,14 +29,7 @@ from flax import struct
 from evonas import checks
 from evonas.genomes.space import GenomeSpace
 from evonas.strategies import _categorical as cat
-from evonas.strategies.base import (
-    check_common,
-    check_told,
-    from_score,
-    no_best,
-    to_score,
-    update_best,
-)
+from evonas.strategies.base import State, StrategyBase, check_common
 
 
 def _rewards(scores: jax.Array, worst: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -53,16 +45,13 @@ def _rewards(scores: jax.Array, worst: jax.Array) -> tuple[jax.Array, jax.Array]
 
 
 @struct.dataclass
-class ReinforceState:
-    """The policy, its optimiser state and the reward baseline."""
+class ReinforceState(State):
+    """The policy, its optimiser state and the reward baseline (and the base's best so far)."""
 
     logits: jax.Array  # float32[G, K] (padding ignored)
     opt_state: optax.OptState
     baseline: jax.Array  # float32, moving average of rewards (NaN before the first tell)
     worst: jax.Array  # float32, the worst finite reward seen (+inf before any)
-    best_genome: jax.Array
-    best_fitness: jax.Array
-    generation: jax.Array
     parents: jax.Array  # int32[batch_size], always -1
 
     @property
@@ -72,7 +61,7 @@ class ReinforceState:
 
 
 @dataclasses.dataclass(frozen=True)
-class Reinforce:
+class Reinforce(StrategyBase):
     """REINFORCE with a moving-average baseline over a factorised categorical policy.
 
     Args:
@@ -103,33 +92,26 @@ class Reinforce:
     def _optimizer(self) -> optax.GradientTransformation:
         return optax.adam(self.learning_rate)
 
-    @partial(jax.jit, static_argnums=0)
-    def init(self, key: jax.Array) -> ReinforceState:
+    def _init(self, key: jax.Array) -> ReinforceState:
         """The uniform policy (``key`` is unused)."""
         del key
-        best_genome, best_fitness = no_best(self.space, self.maximize)
         logits = cat.masked_logits(jnp.zeros(cat.valid_mask(self.space).shape), self.space)
         return ReinforceState(
-            logits=logits, opt_state=self._optimizer.init(jnp.zeros_like(logits)),
-            baseline=jnp.float32(jnp.nan), worst=jnp.float32(jnp.inf), best_genome=best_genome,
-            best_fitness=best_fitness, generation=jnp.int32(0),
+            **self.initial(), logits=logits,
+            opt_state=self._optimizer.init(jnp.zeros_like(logits)),
+            baseline=jnp.float32(jnp.nan), worst=jnp.float32(jnp.inf),
             parents=jnp.full((self.batch_size,), -1, jnp.int32))
 
-    @partial(jax.jit, static_argnums=0)
-    def ask(self, key: jax.Array, state: ReinforceState) -> tuple[jax.Array, ReinforceState]:
+    def _ask(self, key: jax.Array, state: ReinforceState) -> tuple[jax.Array, ReinforceState]:
         """``batch_size`` genomes sampled from the policy."""
         genomes = jax.random.categorical(key, state.logits,
                                          shape=(self.batch_size, self.space.num_genes))
         return genomes.astype(jnp.int32), state
 
-    @partial(jax.jit, static_argnums=0)
-    def tell(self, genomes: jax.Array, fitness: jax.Array, state: ReinforceState
-             ) -> ReinforceState:
+    def _tell(self, key: jax.Array, genomes: jax.Array, scores: jax.Array,
+              state: ReinforceState) -> ReinforceState:
         """One policy-gradient step with advantage = reward - baseline (the baseline before
         this batch; the first batch is its own baseline), then the baseline moves."""
-        check_told(self, genomes, fitness)
-        genomes = jnp.asarray(genomes, jnp.int32)
-        scores = to_score(fitness, self.maximize)
         rewards, worst = _rewards(scores, state.worst)
         baseline = jnp.where(jnp.isnan(state.baseline), rewards.mean(), state.baseline)
         advantage = rewards - baseline
@@ -147,35 +129,28 @@ class Reinforce:
         updates, opt_state = self._optimizer.update(grads, state.opt_state, finite_logits)
         logits = jnp.where(mask, optax.apply_updates(finite_logits, updates), -jnp.inf)
         decay = self.baseline_decay
-        best, best_score = update_best(
-            state.best_genome, to_score(state.best_fitness, self.maximize), genomes, scores)
         return state.replace(
             logits=logits, opt_state=opt_state,
-            baseline=decay * baseline + (1 - decay) * rewards.mean(), worst=worst,
-            best_genome=best, best_fitness=from_score(best_score, self.maximize),
-            generation=state.generation + 1)
+            baseline=decay * baseline + (1 - decay) * rewards.mean(), worst=worst)
 
 
 # -- Q-learning --------------------------------------------------------------------------------
 
 
 @struct.dataclass
-class QLearningState:
-    """The Q table, the replay memory and the best so far."""
+class QLearningState(State):
+    """The Q table and the replay memory (and the base's best so far)."""
 
     q: jax.Array  # float32[G, K, K]: q[i, previous value, value of gene i] (previous 0 at i=0)
     memory: jax.Array  # int32[R, G], genomes told so far (a ring buffer)
     memory_rewards: jax.Array  # float32[R]
     count: jax.Array  # int32, genomes told so far
     worst: jax.Array  # float32
-    best_genome: jax.Array
-    best_fitness: jax.Array
-    generation: jax.Array
     parents: jax.Array  # int32[batch_size], always -1
 
 
 @dataclasses.dataclass(frozen=True)
-class QLearning:
+class QLearning(StrategyBase):
     """MetaQNN-style tabular Q-learning over gene-by-gene choices (module docstring).
 
     Args:
@@ -218,21 +193,17 @@ class QLearning:
         t = jnp.minimum(generation / self.epsilon_generations, 1.0)
         return self.epsilon_start + t * (self.epsilon_end - self.epsilon_start)
 
-    @partial(jax.jit, static_argnums=0)
-    def init(self, key: jax.Array) -> QLearningState:
+    def _init(self, key: jax.Array) -> QLearningState:
         """A zero Q table and an empty memory (``key`` is unused)."""
         del key
-        best_genome, best_fitness = no_best(self.space, self.maximize)
         g, k = cat.valid_mask(self.space).shape
         return QLearningState(
-            q=jnp.zeros((g, k, k), jnp.float32),
+            **self.initial(), q=jnp.zeros((g, k, k), jnp.float32),
             memory=jnp.zeros((self.memory_size, g), jnp.int32),
             memory_rewards=jnp.zeros((self.memory_size,), jnp.float32), count=jnp.int32(0),
-            worst=jnp.float32(jnp.inf), best_genome=best_genome, best_fitness=best_fitness,
-            generation=jnp.int32(0), parents=jnp.full((self.batch_size,), -1, jnp.int32))
+            worst=jnp.float32(jnp.inf), parents=jnp.full((self.batch_size,), -1, jnp.int32))
 
-    @partial(jax.jit, static_argnums=0)
-    def ask(self, key: jax.Array, state: QLearningState) -> tuple[jax.Array, QLearningState]:
+    def _ask(self, key: jax.Array, state: QLearningState) -> tuple[jax.Array, QLearningState]:
         """``batch_size`` episodes: each gene epsilon-greedy given the previous gene's value
         (ties among the best values broken at random)."""
         mask = jnp.asarray(cat.valid_mask(self.space))
@@ -255,20 +226,16 @@ class QLearning:
         _, genes = jax.lax.scan(choose, first, (jnp.arange(self.space.num_genes), keys))
         return genes.T, state
 
-    @partial(jax.jit, static_argnums=0)
-    def tell(self, genomes: jax.Array, fitness: jax.Array, state: QLearningState
-             ) -> QLearningState:
-        """Stores the episodes, then updates Q over them and ``replay_batch`` remembered ones
-        (sampled deterministically from the memory by the told genomes' hash and the count)."""
-        check_told(self, genomes, fitness)
-        genomes = jnp.asarray(genomes, jnp.int32)
-        scores = to_score(fitness, self.maximize)
+    def _tell(self, key: jax.Array, genomes: jax.Array, scores: jax.Array,
+              state: QLearningState) -> QLearningState:
+        """Stores the episodes, then updates Q over them and ``replay_batch`` remembered ones,
+        drawn uniformly from the memory with ``key`` (the tell's key: replay differs from seed
+        to seed, and is the same for the same seed)."""
         rewards, worst = _rewards(scores, state.worst)
         # Before the first update the table starts at the mean reward: no value looks better
         # than another before it was tried.
         q = jnp.where(state.count == 0, rewards.mean(), state.q)
         filled = jnp.minimum(state.count, self.memory_size)
-        key = jax.random.fold_in(jax.random.key(0), state.count)
         replay = jax.random.randint(key, (self.replay_batch,), 0, jnp.maximum(filled, 1))
         use = jnp.arange(self.replay_batch) < filled
         episodes = jnp.concatenate([state.memory[replay], genomes])
@@ -294,11 +261,7 @@ class QLearning:
         q, _ = jax.lax.scan(episode, q, (episodes, episode_rewards, active))
         slots = (state.count + jnp.arange(self.batch_size)) % self.memory_size
         keep = min(self.batch_size, self.memory_size)
-        best, best_score = update_best(
-            state.best_genome, to_score(state.best_fitness, self.maximize), genomes, scores)
         return state.replace(
             q=q, memory=state.memory.at[slots[-keep:]].set(genomes[-keep:]),
             memory_rewards=state.memory_rewards.at[slots[-keep:]].set(rewards[-keep:]),
-            count=state.count + self.batch_size, worst=worst, best_genome=best,
-            best_fitness=from_score(best_score, self.maximize),
-            generation=state.generation + 1)
+            count=state.count + self.batch_size, worst=worst)

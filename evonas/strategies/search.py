@@ -30,10 +30,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from evonas import checks
+from evonas import checks, streams
 from evonas.objectives.constraints import Constraint, violation
 from evonas.operators import genome_hash
-from evonas.strategies.base import Strategy
+from evonas.strategies.base import Strategy, adapt
 from evonas.strategies.genetic_algorithm import GeneticAlgorithm
 
 EvaluateFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
@@ -90,15 +90,16 @@ def search(strategy: Strategy, evaluate: EvaluateFn, key: jax.Array, budget: int
         under ``"unique"`` (padded).
     """
     checks.choice("count", count, COUNTS)
+    strategy = adapt(strategy)
     if count == "unique":
         return _search_unique(strategy, evaluate, key, budget, canonical, max_queries)
     generations = generations_for(strategy, budget)
 
     def generation(state, key):
-        k_ask, k_eval = jax.random.split(key)
+        k_ask, k_eval = streams.split_ask_evaluate(key)
         genomes, state = strategy.ask(k_ask, state)
         observed, true = evaluate(k_eval, genomes)
-        state = strategy.tell(genomes, observed, state)
+        state = strategy.tell(streams.within_generation(key, "tell"), genomes, observed, state)
         return state, (genomes, observed, true)
 
     k_init, k_run = jax.random.split(key)
@@ -144,10 +145,11 @@ def _search_unique(strategy: Strategy, evaluate: EvaluateFn, key: jax.Array, bud
 
     def step(carry):
         state, generation, unique, seen, g_buf, o_buf, t_buf, c_buf = carry
-        k_ask, k_eval = jax.random.split(keys[generation])
+        k_ask, k_eval = streams.split_ask_evaluate(keys[generation])
         genomes, state = strategy.ask(k_ask, state)
         observed, true = evaluate(k_eval, genomes)
-        state = strategy.tell(genomes, observed, state)
+        state = strategy.tell(streams.within_generation(keys[generation], "tell"), genomes,
+                              observed, state)
         canon = canonical(genomes)
         same = jnp.all(canon[:, None, :] == canon[None, :, :], axis=-1)
         first_in_batch = ~jnp.any(jnp.tril(same, k=-1), axis=1)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from functools import partial
 from typing import Any
 
 import jax
@@ -26,10 +25,12 @@ from flax import struct
 
 from evonas.genomes.space import GenomeSpace
 from evonas.strategies.base import (
+    Counted,
+    MultiObjectiveBase,
     Strategy,
+    adapt,
     check_maximize_tuple,
     check_space,
-    check_told_objectives,
     num_objectives,
 )
 
@@ -37,7 +38,7 @@ _OWNER = "WeightedSum"
 
 
 @struct.dataclass
-class WeightedSumState:
+class WeightedSumState(Counted):
     """The wrapped strategy's state, the parents of its latest ask and the best so far."""
 
     inner: Any  # the wrapped strategy's state
@@ -47,11 +48,10 @@ class WeightedSumState:
     best_genome: jax.Array  # int32[G], the best by scalarised score so far
     best_score: jax.Array  # float32, its score (higher is better; -inf before any success)
     best_objectives: jax.Array  # float32[M], its objectives in the user's units (NaN before)
-    generation: jax.Array  # int32, number of tells
 
 
 @dataclasses.dataclass(frozen=True)
-class WeightedSum:
+class WeightedSum(MultiObjectiveBase):
     """A single-objective strategy searching a weighted sum of the objectives.
 
     Args:
@@ -97,6 +97,7 @@ class WeightedSum:
                 f"(the direction comes from maximize); got {self.weights!r}"
             )
         object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "inner", adapt(self.inner))
         inner = self.inner
         if not all(hasattr(inner, m) for m in ("init", "ask", "tell", "maximize", "space")):
             raise ValueError(f"{_OWNER}: inner must be a strategy (init, ask, tell); got "
@@ -137,8 +138,7 @@ class WeightedSum:
             return jnp.full((self.batch_size,), -1, jnp.int32)
         return jnp.asarray(parents, jnp.int32)
 
-    @partial(jax.jit, static_argnums=0)
-    def init(self, key: jax.Array) -> WeightedSumState:
+    def _init(self, key: jax.Array) -> WeightedSumState:
         """The wrapped strategy's initial state, and no best yet."""
         inner = self.inner.init(key)
         return WeightedSumState(
@@ -150,41 +150,23 @@ class WeightedSum:
             generation=jnp.int32(0),
         )
 
-    @partial(jax.jit, static_argnums=0)
-    def ask(self, key: jax.Array, state: WeightedSumState) -> tuple[jax.Array, WeightedSumState]:
+    def _ask(self, key: jax.Array, state: WeightedSumState
+             ) -> tuple[jax.Array, WeightedSumState]:
         """The wrapped strategy's ``ask``; ``parents`` is copied from its new state."""
         genomes, inner = self.inner.ask(key, state.inner)
         return genomes, state.replace(inner=inner, parents=self._parents(inner))
 
-    @partial(jax.jit, static_argnums=0)
-    def tell(
-        self, genomes: jax.Array, fitness: jax.Array, state: WeightedSumState
-    ) -> WeightedSumState:
-        """Tells the wrapped strategy the scalarised fitness.
-
-        Args:
-            genomes: ``int32[B, G]``, what ``ask`` returned.
-            fitness: ``float32[B, M]`` objective values in the user's units (NaN: failed).
-            state: the state ``ask`` returned.
-
-        Returns:
-            The new state.
-
-        Raises:
-            ValueError: (at trace time) for shapes other than ``[B, G]`` and ``[B, M]``.
-        """
-        check_told_objectives(self, genomes, fitness)
-        genomes = jnp.asarray(genomes, jnp.int32)
-        fitness = jnp.asarray(fitness, jnp.float32)
+    def _tell(self, key: jax.Array, genomes: jax.Array, fitness: jax.Array,
+              state: WeightedSumState) -> WeightedSumState:
+        """Tells the wrapped strategy the scalarised fitness (``fitness`` is ``float32[B, M]``
+        in the user's units, NaN: failed) and keeps the best by it."""
         score = self.scalarise(fitness)
         clean = jnp.where(jnp.isnan(score), -jnp.inf, score)
         i = jnp.argmax(clean)
         better = clean[i] > state.best_score
         return state.replace(
-            inner=self.inner.tell(genomes, score, state.inner),
+            inner=self.inner.tell(key, genomes, score, state.inner),
             best_genome=jnp.where(better, genomes[i], state.best_genome),
             best_score=jnp.where(better, clean[i], state.best_score),
             best_objectives=jnp.where(better, fitness[i], state.best_objectives),
-            generation=state.generation + 1,
         )
-

@@ -40,7 +40,7 @@ def search(strategy, key, generations, sign=1.0):
     def step(state, key):
         genomes, state = strategy.ask(key, state)
         fitness = matches(genomes)
-        return strategy.tell(genomes, sign * fitness, state), (genomes, fitness)
+        return strategy.tell(jax.random.key(0), genomes, sign * fitness, state), (genomes, fitness)
 
     keys = jax.random.split(key, generations)
     return jax.lax.scan(step, strategy.init(key), keys)
@@ -110,12 +110,13 @@ def test_sign_improves_and_opposite_worsens(algorithm):
 
 def test_failure_penalty_is_finite_and_worst():
     strategy = EvosaxStrategy(SPACE, "CMA_ES", 4)
-    loss, score = strategy._evosax_fitness(jnp.array([jnp.nan, 1.0, 3.0, jnp.inf]))
+    score = strategy._score(jnp.array([jnp.nan, 1.0, 3.0, jnp.inf]))
+    loss = strategy._evosax_fitness(score)
     # evosax minimises -score; failures sit one spread (2) beyond the worst success (-1).
     np.testing.assert_array_equal(loss, [1.0, -1.0, -3.0, 1.0])
     np.testing.assert_array_equal(score, [-jnp.inf, 1.0, 3.0, -jnp.inf])
     minimizer = dataclasses.replace(strategy, maximize=False)
-    loss, _ = minimizer._evosax_fitness(jnp.array([jnp.nan, jnp.nan, jnp.nan, jnp.nan]))
+    loss = minimizer._evosax_fitness(minimizer._score(jnp.full(4, jnp.nan)))
     np.testing.assert_array_equal(loss, [1.0, 1.0, 1.0, 1.0])
 
 
@@ -131,10 +132,10 @@ def test_nan_never_becomes_best(algorithm, maximize):
             # The best individual of every generation fails; in the minimiser's direction too.
             fitness = jnp.where(fitness == fitness.max(), jnp.nan, fitness)
             told = fitness if maximize else -fitness
-            return strategy.tell(genomes, told, state), fitness
+            return strategy.tell(jax.random.key(0), genomes, told, state), fitness
 
         state, fitness = jax.lax.scan(step, strategy.init(key), jax.random.split(key, 4))
-        all_failed = strategy.tell(
+        all_failed = strategy.tell(jax.random.key(0), 
             strategy.ask(key, state)[0], jnp.full((8,), jnp.nan), state
         )
         return state, fitness, all_failed
@@ -169,7 +170,7 @@ def test_first_tell_initialises_a_population_based_algorithm():
     def run(key):
         state = strategy.init(key)
         genomes, state = strategy.ask(key, state)
-        return genomes, state, strategy.tell(genomes, matches(genomes), state)
+        return genomes, state, strategy.tell(jax.random.key(0), genomes, matches(genomes), state)
 
     genomes, asked, told = run(jax.random.key(2))
     # The first population is N(0, 1) logits (uniform genomes), told to evosax unchanged.

@@ -56,7 +56,7 @@ def test_state_shapes_never_change_and_each_method_compiles_once(name):
         assert _shapes(state) == first
         fitness = jnp.sum(genomes * jnp.asarray([1, 2, 3]), axis=1).astype(jnp.float32)
         fitness = jnp.where(genomes[:, 0] == 2, jnp.nan, fitness)  # some fail
-        state = strategy.tell(genomes, fitness, state)
+        state = strategy.tell(jax.random.key(0), genomes, fitness, state)
         assert _shapes(state) == first
         if generation == 0:
             sizes = (cls.ask._cache_size(), cls.tell._cache_size())
@@ -82,7 +82,7 @@ def test_pbil_update_matches_a_hand_computed_step_on_a_two_gene_space():
     state = strategy.init(jax.random.key(0))
     genomes = np.asarray([[0, 2], [1, 0], [1, 2], [0, 1]], np.int32)
     scores = np.asarray([3.0, 1.0, 0.0, 2.0], np.float32)  # the best is genome 0
-    state = strategy.tell(jnp.asarray(genomes), jnp.asarray(scores), state)
+    state = strategy.tell(jax.random.key(0), jnp.asarray(genomes), jnp.asarray(scores), state)
     theta = np.asarray([[0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]])
     expected = _pbil_step(theta, genomes, scores, 0.5)
     # x: 0.5 + 0.5 (1 - 0.5) = 0.75 for value 0; y: 1/3 + 0.5 (1 - 1/3) = 2/3 for value 2.
@@ -97,7 +97,7 @@ def test_asng_update_matches_a_hand_computed_step_on_a_two_gene_space():
                                   min_probability=0.0)
     state = strategy.init(jax.random.key(0))
     genomes = np.asarray([[0, 1], [1, 1]], np.int32)  # the first is better
-    state = strategy.tell(jnp.asarray(genomes), jnp.asarray([2.0, 1.0]), state)
+    state = strategy.tell(jax.random.key(0), jnp.asarray(genomes), jnp.asarray([2.0, 1.0]), state)
     # lambda = 2: utilities +1 and -1 (mean 0). The natural gradient in expectation
     # parameters, mean_b u_b (onehot_b - theta): x = ((1,0) - (0,1)) / 2 = (0.5, -0.5);
     # y: both chose 1, so it cancels: (0, 0).
@@ -125,7 +125,7 @@ def test_the_entropy_term_keeps_the_distribution_wider():
         state = strategy.init(jax.random.key(0))
         for i in range(30):
             genomes, state = strategy.ask(jax.random.key(i), state)
-            state = strategy.tell(genomes, jnp.sum(genomes == target, 1).astype(jnp.float32),
+            state = strategy.tell(jax.random.key(0), genomes, jnp.sum(genomes == target, 1).astype(jnp.float32),
                                   state)
         entropies[weight] = float(cat.entropy(state.probabilities).sum())
     assert entropies[1.0] > entropies[0.0] + 0.5
@@ -155,7 +155,7 @@ def test_grid_search_enumerates_every_genome_exactly_once():
     asked = []
     for i in range(5):
         genomes, state = grid.ask(jax.random.key(i), state)
-        state = grid.tell(genomes, jnp.zeros(5), state)
+        state = grid.tell(jax.random.key(0), genomes, jnp.zeros(5), state)
         asked += [tuple(map(int, g)) for g in genomes]
     first = asked[:SPACE.size]
     assert len(set(first)) == SPACE.size == 24
@@ -231,3 +231,23 @@ def test_the_predictor_error_on_held_out_nb201_architectures_falls_as_its_histor
     # The accuracies have a long tail (std 12.9 points): with 1024 rows the error halves.
     assert rmse_16 > rmse_128 > rmse_1024 and rmse_1024 < 0.6 * rmse_16
     assert tau_16 < tau_128 < tau_1024 and tau_1024 > 0.6
+
+
+def test_q_learning_replays_from_the_key_it_is_told_with():
+    """Experience replay draws its remembered genomes from tell's key: another key replays
+    others (a run's seed changes it), the same key the same ones."""
+    space = GenomeSpace.from_genes({"a": (0, 1, 2, 3), "b": (0, 1, 2, 3), "c": (0, 1)})
+    strategy = QLearning(space, batch_size=4, memory_size=64, replay_batch=8)
+
+    def after(tell_key):
+        state = strategy.init(jax.random.key(0))
+        for g in range(6):
+            genomes, state = strategy.ask(jax.random.key(100 + g), state)
+            fitness = jnp.sum(genomes, axis=1).astype(jnp.float32)
+            state = strategy.tell(jax.random.fold_in(tell_key, g), genomes, fitness, state)
+        return np.asarray(state.q)
+
+    first, again, other = after(jax.random.key(1)), after(jax.random.key(1)), after(
+        jax.random.key(2))
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)

@@ -46,7 +46,7 @@ def search(strategy, key, generations, fitness_fn):
 
     def step(state, k):
         genomes, state = strategy.ask(k, state)
-        return strategy.tell(genomes, fitness_fn(genomes), state), genomes
+        return strategy.tell(jax.random.key(0), genomes, fitness_fn(genomes), state), genomes
 
     k_init, k_run = jax.random.split(key)
     return jax.lax.scan(step, strategy.init(k_init), jax.random.split(k_run, generations))
@@ -156,7 +156,7 @@ def test_nsga2_keeps_the_best_n_of_parents_and_children_by_rank_and_crowding():
         genomes, state = nsga.ask(jax.random.key(generation), state)
         objectives = random_objectives(rng, 8, 3, nan_rows=generation % 3)
         previous = state
-        state = nsga.tell(genomes, objectives, state)
+        state = nsga.tell(jax.random.key(0), genomes, objectives, state)
         told_genomes.append(np.asarray(genomes))
         told_objectives.append(objectives)
         if generation == 0:  # only children: the empty slots are never kept
@@ -184,7 +184,7 @@ def test_nsga2_infeasible_rows_never_survive_become_parents_or_enter_the_front()
     # Only rows 2 and 5 are feasible; the failed ones would dominate them if they counted.
     fitness = jnp.stack([jnp.full(8, 100.0), jnp.full(8, jnp.nan)], axis=1)
     fitness = fitness.at[2].set(jnp.array([3.0, 2.0])).at[5].set(jnp.array([5.0, 4.0]))
-    state = nsga.tell(genomes, fitness, state)
+    state = nsga.tell(jax.random.key(0), genomes, fitness, state)
     np.testing.assert_array_equal(state.rank[:2], [0, 0])
     assert np.all(np.asarray(state.rank[2:]) == 1)
     _, objectives, mask = nsga.front(state)
@@ -199,7 +199,7 @@ def test_nsga2_infeasible_rows_never_survive_become_parents_or_enter_the_front()
     np.testing.assert_array_equal(np.asarray(children)[copied],
                                   np.asarray(genomes)[parents[copied, 0]])
     # With 8 feasible children the failed members are all replaced.
-    state = nsga.tell(children, toy_objectives(children), state)
+    state = nsga.tell(jax.random.key(0), children, toy_objectives(children), state)
     assert not np.isnan(np.asarray(state.objectives)).any()
     assert set(np.asarray(state.ids).tolist()) <= {2, 5} | set(range(8, 16))
 
@@ -211,7 +211,7 @@ def test_nsga2_lower_rank_parents_are_preferred():
     nsga = NSGA2(TOY, population_size=8, crossover_rate=0.0, mutation_rate=0.0)
     genomes, state = nsga.ask(jax.random.key(0), nsga.init(jax.random.key(0)))
     fitness = jnp.stack([jnp.arange(8.0), jnp.zeros(8)], 1).at[7, 1].set(-1.0)
-    state = nsga.tell(genomes, fitness, state)
+    state = nsga.tell(jax.random.key(0), genomes, fitness, state)
     np.testing.assert_array_equal(state.ids, np.arange(8)[::-1])
     np.testing.assert_array_equal(state.rank, np.arange(8))
     counts = np.zeros(8)
@@ -298,7 +298,7 @@ def test_map_elites_cells_only_improve_and_fill(maximize):
         noise = jax.random.normal(jax.random.key(100 + generation), (8,))
         fitness = sign * (genes_sum(genomes) + 4.0 * noise)
         fitness = jnp.where(noise > 1.2, jnp.nan, fitness)
-        new = me.tell(genomes, fitness, asked)
+        new = me.tell(jax.random.key(0), genomes, fitness, asked)
         old_fit, new_fit = np.asarray(state.fitness), np.asarray(new.fitness)
         assert np.all(np.asarray(new.occupied) >= np.asarray(state.occupied))
         assert np.all(sign * new_fit[np.asarray(state.occupied)]
@@ -329,14 +329,14 @@ def test_map_elites_batch_ties_go_to_the_first_and_nan_never_enters():
     state = me.init(jax.random.key(0))
     genomes = jnp.array([[1, 0, 0, 0, 0, 0], [2, 0, 0, 0, 0, 0], [3, 0, 0, 0, 0, 0],
                          [0, 0, 0, 0, 0, 0]], jnp.int32)  # cells 1, 1, 1 and 0
-    state = me.tell(genomes, jnp.array([1.0, 3.0, 3.0, jnp.nan]), state)
+    state = me.tell(jax.random.key(0), genomes, jnp.array([1.0, 3.0, 3.0, jnp.nan]), state)
     np.testing.assert_array_equal(np.flatnonzero(state.occupied), [1])
     np.testing.assert_array_equal(state.archive[1], genomes[1])
     assert int(state.ids[1]) == 1 and float(state.fitness[1]) == 3.0
     # An equal fitness does not replace the elite; a strictly better one does.
-    state = me.tell(genomes, jnp.array([3.0, 2.0, 2.0, jnp.nan]), state)
+    state = me.tell(jax.random.key(0), genomes, jnp.array([3.0, 2.0, 2.0, jnp.nan]), state)
     assert int(state.ids[1]) == 1
-    state = me.tell(genomes, jnp.array([2.0, 2.0, 3.5, 0.0]), state)
+    state = me.tell(jax.random.key(0), genomes, jnp.array([2.0, 2.0, 3.5, 0.0]), state)
     assert int(state.ids[1]) == 10 and int(state.ids[0]) == 11
     np.testing.assert_array_equal(np.flatnonzero(state.occupied), [0, 1])
 
@@ -345,7 +345,7 @@ def test_map_elites_children_are_mutated_elites():
     me = make_map_elites(num_init=8)
     genomes, state = me.ask(jax.random.key(0), me.init(jax.random.key(0)))
     np.testing.assert_array_equal(state.parents, -1)
-    state = me.tell(genomes, genes_sum(genomes), state)
+    state = me.tell(jax.random.key(0), genomes, genes_sum(genomes), state)
     children, state = me.ask(jax.random.key(1), state)
     parents = np.asarray(state.parents)
     np.testing.assert_array_equal(parents[:, 1], -1)
@@ -408,11 +408,11 @@ def test_weighted_sum_is_the_hand_computed_scalarisation_and_nan_propagates():
     assert ws.batch_size == 3 and num_objectives(ws) == 2
     genomes, state = ws.ask(jax.random.key(0), ws.init(jax.random.key(0)))
     np.testing.assert_array_equal(state.parents, -1)  # random search records no parents
-    state = ws.tell(genomes, fitness, state)
+    state = ws.tell(jax.random.key(0), genomes, fitness, state)
     assert float(state.inner.best_fitness) == pytest.approx(-4.0)
     np.testing.assert_array_equal(state.best_genome, genomes[1])
     np.testing.assert_allclose(state.best_objectives, [0.5, 10.0])
-    failed = ws.tell(genomes, jnp.full((3, 2), jnp.nan), ws.init(jax.random.key(0)))
+    failed = ws.tell(jax.random.key(0), genomes, jnp.full((3, 2), jnp.nan), ws.init(jax.random.key(0)))
     assert float(failed.best_score) == -np.inf and float(failed.inner.best_fitness) == -np.inf
 
 
@@ -429,8 +429,8 @@ def test_weighted_sum_drives_the_wrapped_strategy_and_exposes_its_parents():
         np.testing.assert_array_equal(genomes, same)
         np.testing.assert_array_equal(state.parents, inner_state.parents)
         objectives = toy_objectives(genomes)
-        state = ws.tell(genomes, objectives, state)
-        inner_state = inner.tell(genomes, objectives[:, 0] - 3.0 * objectives[:, 1], inner_state)
+        state = ws.tell(jax.random.key(0), genomes, objectives, state)
+        inner_state = inner.tell(jax.random.key(0), genomes, objectives[:, 0] - 3.0 * objectives[:, 1], inner_state)
     assert (np.asarray(state.parents) >= 0).all()
     assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), state.inner,
                                      inner_state))
@@ -488,4 +488,4 @@ def test_registered_and_tell_shapes_checked():
     assert num_objectives(make_map_elites()) == 1
     state = nsga.init(jax.random.key(0))
     with pytest.raises(ValueError, match=r"fitness of shape \(4, 3\).*got \(4, 6\) and \(4,\)"):
-        nsga.tell(jnp.zeros((4, 6), jnp.int32), jnp.zeros(4), state)
+        nsga.tell(jax.random.key(0), jnp.zeros((4, 6), jnp.int32), jnp.zeros(4), state)

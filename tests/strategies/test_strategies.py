@@ -35,7 +35,7 @@ def search(strategy, key, generations, fitness_fn=onemax):
 
     def step(state, k):
         genomes, state = strategy.ask(k, state)
-        return strategy.tell(genomes, fitness_fn(genomes), state), genomes
+        return strategy.tell(jax.random.key(0), genomes, fitness_fn(genomes), state), genomes
 
     k_init, k_run = jax.random.split(key)
     return jax.lax.scan(step, strategy.init(k_init), jax.random.split(k_run, generations))
@@ -119,12 +119,12 @@ def test_ask_is_in_space_in_every_phase_and_nan_never_becomes_the_best(strategy)
         score = 100.0 * (genomes[:, 0] == 0) + genomes.sum(axis=1)
         fitness = jnp.where(genomes[:, 0] == 0, jnp.nan, score if strategy.maximize else -score)
         failures += int(jnp.isnan(fitness).sum())
-        state = strategy.tell(genomes, fitness, state)
+        state = strategy.tell(jax.random.key(0), genomes, fitness, state)
     assert int(state.generation) == 4
     assert failures > 0
     assert int(state.best_genome[0]) != 0
     assert 0 < abs(float(state.best_fitness)) <= 2 + 0 + 4 + 1
-    all_failed = strategy.tell(genomes, jnp.full(strategy.batch_size, jnp.nan),
+    all_failed = strategy.tell(jax.random.key(0), genomes, jnp.full(strategy.batch_size, jnp.nan),
                                strategy.init(jax.random.key(0)))
     assert float(all_failed.best_fitness) == (-np.inf if strategy.maximize else np.inf)
 
@@ -184,7 +184,7 @@ def test_failed_individuals_are_never_ga_parents():
                           mutation_rate=0.0, num_elites=0)
     genomes, state = ga.ask(jax.random.key(0), ga.init(jax.random.key(0)))
     fitness = jnp.full(8, jnp.nan).at[3].set(1.0)
-    children, _ = ga.ask(jax.random.key(1), ga.tell(genomes, fitness, state))
+    children, _ = ga.ask(jax.random.key(1), ga.tell(jax.random.key(0), genomes, fitness, state))
     np.testing.assert_array_equal(children, jnp.broadcast_to(genomes[3], children.shape))
 
 
@@ -194,7 +194,7 @@ def _run_numbers(strategy, told):
     for i in range(told // strategy.batch_size):
         genomes, state = strategy.ask(jax.random.key(i), state)
         numbers = i * strategy.batch_size + jnp.arange(strategy.batch_size)
-        state = strategy.tell(genomes, numbers.astype(jnp.float32), state)
+        state = strategy.tell(jax.random.key(0), genomes, numbers.astype(jnp.float32), state)
     return state
 
 
@@ -219,7 +219,7 @@ def test_genetic_algorithm_keeps_its_elites():
     ga = GeneticAlgorithm(TOY, population_size=6, num_elites=2)
     first = _run_numbers(ga, 6)  # population = first generation, fitness 0..5
     genomes, _ = ga.ask(jax.random.key(1), first)
-    second = ga.tell(genomes, jnp.full(6, -1.0), first)
+    second = ga.tell(jax.random.key(0), genomes, jnp.full(6, -1.0), first)
     np.testing.assert_array_equal(second.population[:2], first.population[jnp.array([5, 4])])
     np.testing.assert_array_equal(second.scores, [5.0, 4.0, -1.0, -1.0, -1.0, -1.0])
 
@@ -262,7 +262,7 @@ def test_bad_space_and_tell_shapes_are_named():
     strategy = RandomSearch(TOY, batch_size=4)
     state = strategy.init(jax.random.key(0))
     with pytest.raises(ValueError, match=r"fitness of shape \(4,\).*got \(4, 8\) and \(3,\)"):
-        strategy.tell(jnp.zeros((4, 8), jnp.int32), jnp.zeros(3), state)
+        strategy.tell(jax.random.key(0), jnp.zeros((4, 8), jnp.int32), jnp.zeros(3), state)
 
 
 def test_parents_are_evaluation_ids_of_the_members_children_came_from():
@@ -271,7 +271,7 @@ def test_parents_are_evaluation_ids_of_the_members_children_came_from():
     re_ = RegularizedEvolution(TOY, population_size=4, sample_size=2, batch_size=4)
     genomes, state = re_.ask(jax.random.key(0), re_.init(jax.random.key(0)))
     np.testing.assert_array_equal(state.parents, [-1, -1, -1, -1])
-    state = re_.tell(genomes, jnp.arange(4, dtype=jnp.float32), state)
+    state = re_.tell(jax.random.key(0), genomes, jnp.arange(4, dtype=jnp.float32), state)
     children, state = re_.ask(jax.random.key(1), state)
     parents = np.asarray(state.parents)
     assert parents.min() >= 0 and parents.max() <= 3
@@ -282,12 +282,12 @@ def test_parents_are_evaluation_ids_of_the_members_children_came_from():
                           mutation_rate=0.0, num_elites=1)
     genomes, state = ga.ask(jax.random.key(0), ga.init(jax.random.key(0)))
     np.testing.assert_array_equal(state.parents, -np.ones((4, 2)))
-    state = ga.tell(genomes, jnp.arange(4, dtype=jnp.float32), state)
+    state = ga.tell(jax.random.key(0), genomes, jnp.arange(4, dtype=jnp.float32), state)
     np.testing.assert_array_equal(np.sort(np.asarray(state.ids)), [0, 1, 2, 3])
     children, state = ga.ask(jax.random.key(1), state)
     parents = np.asarray(state.parents)
     np.testing.assert_array_equal(parents[:, 1], -1)
     np.testing.assert_array_equal(np.asarray(children), np.asarray(genomes)[parents[:, 0]])
     # The next generation's ids continue the evaluation order (4..7); the elite keeps id 3.
-    state = ga.tell(children, jnp.arange(4, 8, dtype=jnp.float32), state)
+    state = ga.tell(jax.random.key(0), children, jnp.arange(4, 8, dtype=jnp.float32), state)
     assert 3 in np.asarray(state.ids) and set(np.asarray(state.ids).tolist()) <= {3, 4, 5, 6, 7}
