@@ -12,8 +12,10 @@ from evonas.genomes.conv import ConvEncoding
 from evonas.genomes.encoding import (
     Encoding,
     TrainableEncoding,
+    batched_cost,
     canonical_genomes,
     check_trainable,
+    cost_names,
     parse_genome,
     trainable_problems,
 )
@@ -38,6 +40,8 @@ __all__ = [
     "ConvEncoding",
     "Encoding",
     "GenomeSpace",
+    "batched_cost",
+    "cost_names",
     "MLPEncoding",
     "TrainableEncoding",
     "accepts_option",

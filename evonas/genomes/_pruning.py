@@ -7,12 +7,12 @@ space's width choices, so the result is an ordinary architecture with its analyt
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
-import jax
 import numpy as np
+
+from evonas.genomes.encoding import batched_cost
 
 
 def check_sparsity(sparsity: Any) -> float:
@@ -50,17 +50,10 @@ def shrink_genome(encoding: Any, genome: np.ndarray, width_genes: Sequence[int],
         candidates.append(candidate)
     # One compiled, vmapped cost for every candidate (an eager cost per candidate dispatched
     # each of its operations one by one: seconds per genome).
-    params = np.asarray(_batched_cost(encoding)(np.stack(candidates))["params"], np.float64)
+    params = np.asarray(batched_cost(encoding)(np.stack(candidates))["params"], np.float64)
     target = (1.0 - sparsity) * params[0]
     fits = np.flatnonzero(params[1:] <= target)
     return candidates[1 + fits[0]] if len(fits) else candidates[-1]
-
-
-@functools.lru_cache(maxsize=16)
-def _batched_cost(encoding: Any) -> Any:
-    """``jit(vmap(encoding.cost))``, once per encoding (trainable encodings are hashable:
-    ``check_trainable`` requires it, as every compiled program of theirs is keyed by them)."""
-    return jax.jit(jax.vmap(encoding.cost))
 
 
 def keep_largest(norms: np.ndarray, n: int) -> np.ndarray:

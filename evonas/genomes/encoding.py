@@ -345,6 +345,24 @@ def _problems_of(encoding: Any, require_build: bool) -> tuple[str, ...]:
     return tuple(_problems(encoding, require_build))
 
 
+# -- costs of a batch -------------------------------------------------------------------------
+
+
+def batched_cost(encoding: Any) -> Callable[[Any], dict[str, jax.Array]]:
+    """``jit(vmap(encoding.cost))``: the analytic costs of a batch, ``int32[B, G] -> {name:
+    float32[B]}``. The one place evonas batches ``cost`` (which is per genome); a caller keeps
+    the function it gets, which compiles once per batch shape."""
+    return jax.jit(jax.vmap(encoding.cost))
+
+
+def cost_names(encoding: Any) -> tuple[str, ...]:
+    """The analytic costs ``encoding.cost`` reports (``params``, ``flops``, maybe ``depth``),
+    without the supernet's ``executed_*`` counts."""
+    genome = jnp.zeros((encoding.space.num_genes,), jnp.int32)
+    return tuple(k for k in jax.eval_shape(encoding.cost, genome) if not k.startswith(
+        "executed_"))
+
+
 # -- the command-line notation of a genome ----------------------------------------------------
 
 

@@ -19,7 +19,6 @@ import contextlib
 import datetime
 import hashlib
 import json
-import math
 import os
 import sqlite3
 import warnings
@@ -29,39 +28,20 @@ from typing import Any
 
 import numpy as np
 
+from evonas.store import row as row_schema
+
 SCHEMA_VERSION = 3
 # Version 2 added ``fidelity`` and ``estimate`` to evaluations, version 3 ``beliefs`` to
 # generations; an older history is migrated when opened for writing (the new columns are NULL for
 # its rows) and read as it is otherwise.
-_ADDED_IN_2 = ("fidelity", "estimate")
+_ADDED_IN_2 = row_schema.added_in(2)
 _ADDED_IN_3 = ("beliefs",)
 
-# (column, sqlite type) of ``evaluations``, in order; ``generation`` comes from append_generation.
-_COLUMNS = (
-    ("id", "INTEGER PRIMARY KEY"),
-    ("generation", "INTEGER NOT NULL"),
-    ("genome", "TEXT NOT NULL"),
-    ("genome_key", "TEXT NOT NULL"),
-    ("description", "TEXT NOT NULL"),
-    ("parents", "TEXT NOT NULL"),
-    ("fitness", "REAL"),
-    ("metrics", "TEXT NOT NULL"),
-    ("val_acc", "REAL"),
-    ("val_loss", "REAL"),
-    ("params", "INTEGER"),
-    ("flops", "INTEGER"),
-    ("executed_flops", "INTEGER"),
-    ("failed", "INTEGER NOT NULL"),
-    ("reason", "TEXT"),
-    ("train_seconds", "REAL"),
-    ("cached", "INTEGER NOT NULL"),
-    ("fidelity", "INTEGER"),  # optimiser steps the row's architecture was trained (None: none)
-    ("estimate", "TEXT"),  # how its fitness was obtained: trained, halving, inherited, ...
-)
-COLUMNS: tuple[str, ...] = tuple(name for name, _ in _COLUMNS)
-ROW_FIELDS: tuple[str, ...] = tuple(c for c in COLUMNS if c != "generation")
-_REQUIRED_FIELDS = ("id", "genome", "genome_key")
-_JSON_COLUMNS = ("genome", "description", "parents", "metrics")
+# The columns of ``evaluations`` are Row's fields; ``generation`` comes from append_generation.
+_COLUMNS = row_schema.SCHEMA
+COLUMNS: tuple[str, ...] = row_schema.COLUMNS
+ROW_FIELDS: tuple[str, ...] = COLUMNS  # a row's own generation is the one it is appended with
+_REQUIRED_FIELDS = row_schema.REQUIRED
 SUMMARY_FIELDS = ("best", "median", "worst", "wall_seconds", "finished_at", "beliefs")
 _SUMMARY_COLUMNS = ("generation", "evaluations", *SUMMARY_FIELDS)
 
@@ -84,34 +64,6 @@ def genome_key(genome: Sequence[int] | np.ndarray) -> str:
     """
     genes = np.asarray(genome, dtype="<i4").ravel()
     return hashlib.blake2b(genes.tobytes(), digest_size=16).hexdigest()
-
-
-def _plain(value: Any, where: str) -> Any:
-    """``value`` as plain JSON types; arrays and numpy scalars become lists and numbers.
-
-    Non-finite floats become None: strict JSON has no NaN, and the report reads these columns
-    with other tools.
-    """
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v, where) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v, where) for v in value]
-    if hasattr(value, "__array__"):  # numpy and jax arrays
-        return _plain(np.asarray(value).tolist(), where)
-    raise TypeError(
-        f"{where} holds a {type(value).__name__}, which can't be written as JSON; "
-        "use numbers, strings, lists and dicts"
-    )
-
-
-def _to_json(value: Any, where: str) -> str:
-    return json.dumps(_plain(value, where), separators=(",", ":"), allow_nan=False)
 
 
 def _first_line(error: BaseException) -> str:
@@ -172,18 +124,6 @@ def connect_readonly(path: str | os.PathLike, timeout: float = 30.0) -> sqlite3.
     except sqlite3.DatabaseError as e:
         raise ValueError(f"can't open the history {path}: {_first_line(e)}; is it an evonas "
                          "history?") from None
-
-
-def _opt_float(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(np.asarray(value))
-    return value if math.isfinite(value) else None
-
-
-def _opt_int(value: Any) -> int | None:
-    value = _opt_float(value)
-    return None if value is None else int(round(value))
 
 
 class History:
@@ -271,7 +211,8 @@ class History:
 
         Args:
             generation: the generation's number, greater than every one already written.
-            rows: one mapping per evaluated architecture with keys from :data:`ROW_FIELDS`.
+            rows: one :class:`~evonas.store.row.Row` (or mapping of its fields) per evaluated
+                architecture.
                 ``id``, ``genome`` and ``genome_key`` are required; ids continue the history's
                 (``count()``, ``count() + 1``, ...). The rest default to empty / NULL / false.
             summary: ``best``, ``median``, ``worst`` fitness and ``wall_seconds`` (None allowed),
@@ -281,7 +222,7 @@ class History:
         Raises:
             ValueError: a bad generation number, id, field or summary; nothing is written.
         """
-        rows = list(rows)
+        rows = [r.as_dict() if isinstance(r, row_schema.Row) else r for r in rows]
         generation = int(generation)
         last = self.last_complete_generation()
         if generation < 0 or (last is not None and generation <= last):
@@ -301,7 +242,7 @@ class History:
             for row in rows:
                 self._db.execute(
                     f"INSERT INTO evaluations ({columns}) VALUES ({marks})",
-                    self._row_values(generation, row),
+                    row_schema.encode(generation, row),
                 )
             self._db.execute(
                 f"INSERT INTO generations ({', '.join(_SUMMARY_COLUMNS)}) "
@@ -360,33 +301,6 @@ class History:
             )
 
     @staticmethod
-    def _row_values(generation: int, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        where = f"history row {row['id']}"
-        failed = bool(row.get("failed", False))
-        values = {
-            "id": int(row["id"]),
-            "generation": generation,
-            "genome": _to_json([int(g) for g in np.asarray(row["genome"]).ravel()], where),
-            "genome_key": str(row["genome_key"]),
-            "description": _to_json(row.get("description", {}), f"{where} description"),
-            "parents": _to_json([int(p) for p in row.get("parents", ())], where),
-            "fitness": None if failed else _opt_float(row.get("fitness")),
-            "metrics": _to_json(row.get("metrics", {}), f"{where} metrics"),
-            "val_acc": _opt_float(row.get("val_acc")),
-            "val_loss": _opt_float(row.get("val_loss")),
-            "params": _opt_int(row.get("params")),
-            "flops": _opt_int(row.get("flops")),
-            "executed_flops": _opt_int(row.get("executed_flops")),
-            "failed": int(failed),
-            "reason": None if row.get("reason") is None else str(row["reason"]),
-            "train_seconds": _opt_float(row.get("train_seconds")),
-            "cached": int(bool(row.get("cached", False))),
-            "fidelity": _opt_int(row.get("fidelity")),
-            "estimate": None if row.get("estimate") is None else str(row["estimate"]),
-        }
-        return tuple(values[c] for c in COLUMNS)
-
-    @staticmethod
     def _summary_values(
         generation: int, evaluations: int, summary: Mapping[str, Any]
     ) -> tuple[Any, ...]:
@@ -400,7 +314,7 @@ class History:
         finished = summary.get("finished_at") or datetime.datetime.now(
             datetime.timezone.utc
         ).isoformat(timespec="seconds")
-        stats = tuple(_opt_float(summary[f]) for f in SUMMARY_FIELDS[:4])
+        stats = tuple(row_schema.opt_float(summary[f]) for f in SUMMARY_FIELDS[:4])
         beliefs = summary.get("beliefs")
         beliefs = None if beliefs is None else json.dumps(beliefs, allow_nan=False)
         return (generation, evaluations, *stats, str(finished), beliefs)
@@ -474,10 +388,4 @@ class History:
         return out
 
     def _decode(self, values: Sequence[Any]) -> dict[str, Any]:
-        row = dict.fromkeys(COLUMNS)
-        row.update(zip(self._columns, values))
-        for column in _JSON_COLUMNS:
-            row[column] = json.loads(row[column])
-        row["failed"] = bool(row["failed"])
-        row["cached"] = bool(row["cached"])
-        return row
+        return row_schema.decode(self._columns, tuple(values))

@@ -92,7 +92,7 @@ def model_dir(path: str | os.PathLike) -> Path:
     if not (best / ARCHITECTURE).is_file():
         raise ValueError(
             f"{os.fspath(path)} holds no exported model (no {BEST}/{ARCHITECTURE}); pass a run "
-            "directory whose run finished with final.retrain_top_k >= 1"
+            "directory whose run finished with final.retrain.top_k >= 1"
         )
     return best
 

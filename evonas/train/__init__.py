@@ -9,6 +9,7 @@ the search) with the same loss and optimiser step (``evonas.train.step``).
 
 from evonas.train.cache import CompileCounter, ProgramCache, enable_persistent_cache
 from evonas.train.config import OPTIMIZERS, PLANS, SCHEDULES, ProgramOptions, TrainConfig
+from evonas.train.halving import Halving
 from evonas.train.loop import inherit, train_population
 from evonas.train.metrics import confusion_metrics
 from evonas.train.plans import CostModel, Group
@@ -25,6 +26,7 @@ __all__ = [
     "CompileCounter",
     "CostModel",
     "Group",
+    "Halving",
     "PopulationResult",
     "ProgramCache",
     "ProgramOptions",

@@ -102,10 +102,16 @@ class ProgramCache:
     ``init``, ``train`` and ``evaluate`` call one jitted function per (program, XLA option set):
     the options come from ``TrainConfig.xla`` (``spec.options.xla`` for the per-group programs,
     the ``xla`` keyword for ``init``) through :func:`~evonas.train.config.compiler_options`.
+    Other jitted programs an experiment reuses (the zero-cost proxies, the one-shot scorer, an
+    encoding's batched cost) live here too (:meth:`program`), under the same bound.
+
+    Args:
+        max_programs: the most compiled programs kept (see :meth:`trim`); None: no bound.
     """
 
-    def __init__(self):
-        self._jits: dict[tuple[str, str], Any] = {}
+    def __init__(self, max_programs: int | None = None):
+        self.max_programs = max_programs
+        self._jits: dict[Any, Any] = {}
         self.seen: set[tuple[Any, int]] = set()
         # measured seconds per step, per (spec at the bounds, size, trains a standalone module)
         self.step_seconds: dict[tuple[Any, int, bool], float] = {}
@@ -126,6 +132,16 @@ class ProgramCache:
             fun, static, donate = _PROGRAMS[program]
             self._jits[key] = jax.jit(fun, static_argnums=static, donate_argnums=donate,
                                       compiler_options=compiler_options(program, xla))
+        return self._jits[key]
+
+    def program(self, key: Any, build: Any) -> Any:
+        """The jitted function ``build()`` made the first time ``key`` was asked (a hashable
+        name of the program and what it is specialised to), kept with the trainer's programs:
+        its compiled executables count against ``max_programs``."""
+        if key not in self._jits:
+            if self.max_programs is not None:
+                self.trim(self.max_programs)
+            self._jits[key] = build()
         return self._jits[key]
 
     def init(self, encoding: Any, key: jax.Array, index: jax.Array, genomes: jax.Array,

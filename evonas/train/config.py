@@ -10,11 +10,11 @@ from typing import Any
 import optax
 
 from evonas import checks
+from evonas.fields import setting
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
 PLANS = ("auto", "masked", "grouped")
-INHERIT = ("parent",)
 XLA_LEVELS = ("default", "fast")
 
 # XLA:CPU debug options per program under ``TrainConfig.xla="fast"``. Convolutions and matmuls
@@ -84,21 +84,6 @@ class TrainConfig:
             evaluation, at the lowest optimisation level), ``"default"`` leaves XLA's defaults
             (see :func:`compiler_options`). Compiles dominate short CPU runs; measured on the
             project's 2-core CPU with ``benchmarks/throughput.py``.
-        rungs: successive halving inside a call (Jamieson & Talwalkar 2016; Li et al. 2017,
-            "Hyperband"): everyone trains to ``rungs[0]`` steps and is evaluated, the best
-            ``1 / eta`` (by validation accuracy) continue, with the same optimiser state and
-            batches, to the next rung, and so on to ``steps``. Increasing, below ``steps``,
-            multiples of ``steps_per_call``. Empty: everyone trains ``steps``.
-        eta: the halving rate (``>= 2``): the share promoted from one rung to the next is
-            ``1 / eta``, rounded up.
-        inherit: ``"parent"``: weight inheritance (Real et al. 2017) in an experiment: a child
-            starts from its first parent's trained parameters wherever their architectures
-            share the max-bounds layout (new units start as usual) and trains
-            ``inherit_steps``; ``None``: everyone trains from scratch. (Read by the experiment
-            runner, which keeps the parents' parameters; ``train_population`` takes them as
-            ``start``.)
-        inherit_steps: optimiser steps of a child that inherits (default ``steps // 4``, a
-            multiple of ``steps_per_call``); at most ``steps``.
         max_programs: the most compiled programs a trainer's cache keeps between calls; past
             it the cache starts over (memory stays bounded over a long search; a shape met again
             compiles again, to the same program and numbers).
@@ -120,14 +105,10 @@ class TrainConfig:
     plan: str = "auto"
     memory_budget_mb: float = 2048.0
     evaluate_test: bool = False
-    compile_cache_dir: str | None = None
+    compile_cache_dir: str | None = setting(None, numbers=False)
     exact_modules: bool = True
     xla: str = "fast"
-    max_programs: int = 128
-    rungs: tuple[int, ...] = ()
-    eta: int = 3
-    inherit: str | None = None
-    inherit_steps: int | None = None
+    max_programs: int = setting(128, numbers=False)
 
     def __post_init__(self):
         for field in ("steps", "batch_size", "eval_batch_size", "steps_per_call", "max_programs"):
@@ -141,41 +122,9 @@ class TrainConfig:
         checks.number("TrainConfig.memory_budget_mb", self.memory_budget_mb, 0.0, open_low=True)
         checks.boolean("TrainConfig.evaluate_test", self.evaluate_test)
         checks.boolean("TrainConfig.exact_modules", self.exact_modules)
-        checks.integer("TrainConfig.eta", self.eta, low=2)
-        rungs = tuple(self.rungs)
-        for r in rungs:
-            checks.positive_int("TrainConfig.rungs[]", r)
-        if any(b <= a for a, b in zip(rungs, rungs[1:])):
-            raise ValueError(f"TrainConfig.rungs must increase; got {list(rungs)}")
-        if rungs and rungs[-1] >= self.steps:
-            raise ValueError(f"TrainConfig.rungs {list(rungs)} must be below TrainConfig.steps="
-                             f"{self.steps} (the full budget, which is the last rung)")
-        bad = [r for r in rungs if r % self.steps_per_call]
-        if bad:
-            raise ValueError(f"TrainConfig.rungs {bad} must be multiples of "
-                             f"TrainConfig.steps_per_call={self.steps_per_call}")
-        object.__setattr__(self, "rungs", tuple(int(r) for r in rungs))
-        if self.inherit is not None:
-            checks.choice("TrainConfig.inherit", self.inherit, INHERIT)
-            if rungs:
-                raise ValueError(f"TrainConfig.inherit={self.inherit!r} can't be combined with "
-                                 f"TrainConfig.rungs {list(rungs)}: use one of them")
-        if self.inherit_steps is not None:
-            checks.integer("TrainConfig.inherit_steps", self.inherit_steps, 1, self.steps)
-            if self.inherit_steps % self.steps_per_call:
-                raise ValueError(f"TrainConfig.inherit_steps={self.inherit_steps} must be a "
-                                 f"multiple of TrainConfig.steps_per_call={self.steps_per_call}")
         if self.compile_cache_dir is not None and not isinstance(self.compile_cache_dir, str):
             raise ValueError(f"TrainConfig.compile_cache_dir must be a path string or None; "
                              f"got {self.compile_cache_dir!r}")
-
-    def child_steps(self) -> int:
-        """Steps of a child that inherits: ``inherit_steps``, or a quarter of ``steps``
-        (rounded to ``steps_per_call``, at least one call)."""
-        if self.inherit_steps is not None:
-            return self.inherit_steps
-        spc = self.steps_per_call
-        return max(spc, self.steps // 4 // spc * spc)
 
     def program_options(self) -> ProgramOptions:
         """The fields that shape compiled programs (and so key their cache)."""

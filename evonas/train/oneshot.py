@@ -23,7 +23,6 @@ activations; nothing of another architecture's statistics carries over.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -35,6 +34,7 @@ import optax
 
 from evonas.data.batches import batch_indices
 from evonas.genomes.encoding import trainable_problems
+from evonas.train.cache import ProgramCache
 from evonas.train.config import TrainConfig
 from evonas.train.metrics import confusion_metrics
 from evonas.train.step import cross_entropy
@@ -122,8 +122,28 @@ class SupernetResult:
 
 
 def _options(config: TrainConfig, steps: int) -> Any:
-    plain = dataclasses.replace(config, steps=steps, rungs=(), inherit=None, inherit_steps=None)
+    plain = dataclasses.replace(config, steps=steps)
     return plain.program_options()
+
+
+def _supernet_step(forward: Callable[..., jax.Array], optimizer: optax.GradientTransformation,
+                   x_train: jax.Array, y_train: jax.Array, steps: int
+                   ) -> Callable[[SupernetState, Any], tuple[SupernetState, jax.Array]]:
+    """One supernet step on one sampled architecture and batch (``lax.scan``'s body); a step
+    past ``steps`` (the last call may run past the budget) changes nothing."""
+
+    def one(state: SupernetState, inputs: Any) -> tuple[SupernetState, jax.Array]:
+        idx, genome = inputs
+        loss_fn = lambda p: cross_entropy(forward(p, genome, x_train[idx]), y_train[idx])
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        active = state.step < steps
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)
+        return SupernetState(keep(params, state.params), keep(opt_state, state.opt_state),
+                             state.step + active.astype(jnp.int32)), jnp.where(active, loss, 0.0)
+
+    return one
 
 
 def train_supernet(key: jax.Array, encoding: Any, dataset: Any, config: TrainConfig,
@@ -165,19 +185,8 @@ def train_supernet(key: jax.Array, encoding: Any, dataset: Any, config: TrainCon
     resumed = 0
     if kept is not None:
         state, resumed = kept, int(kept.step)
-    forward = path_forward(encoding)
-    x_train, y_train = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
-
-    def one(state: SupernetState, inputs: Any) -> tuple[SupernetState, jax.Array]:
-        idx, genome = inputs
-        loss_fn = lambda p: cross_entropy(forward(p, genome, x_train[idx]), y_train[idx])
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        active = state.step < steps  # the last call may run past the budget: those steps idle
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)
-        return SupernetState(keep(params, state.params), keep(opt_state, state.opt_state),
-                             state.step + active.astype(jnp.int32)), jnp.where(active, loss, 0.0)
+    one = _supernet_step(path_forward(encoding), optimizer, jnp.asarray(dataset.x_train),
+                         jnp.asarray(dataset.y_train), steps)
 
     @jax.jit
     def call(state: SupernetState, idx: jax.Array, genomes: jax.Array) -> Any:
@@ -210,8 +219,8 @@ def train_supernet(key: jax.Array, encoding: Any, dataset: Any, config: TrainCon
 
 
 def score_population(encoding: Any, params: Any, genomes: np.ndarray, dataset: Any,
-                     eval_batch_size: int, splits: tuple[str, ...] = ("val",)
-                     ) -> dict[str, np.ndarray]:
+                     eval_batch_size: int, splits: tuple[str, ...] = ("val",),
+                     cache: ProgramCache | None = None) -> dict[str, np.ndarray]:
     """Metrics of every genome with the supernet's weights (no training of its own).
 
     One compiled program per encoding, batch size, number of classes and shapes, reused by every
@@ -219,11 +228,16 @@ def score_population(encoding: Any, params: Any, genomes: np.ndarray, dataset: A
     the genomes (one architecture at a time, so the single path's switches run one branch),
     batches of ``eval_batch_size`` unrolled inside.
 
+    Args:
+        cache: where the compiled scorer is kept between calls (the experiment's
+            :class:`~evonas.train.ProgramCache`); None compiles it for this call.
+
     Returns:
         ``{split_metric: float32[P]}`` for each split of ``splits`` (``val``, ``test``):
         ``acc``, ``loss``, ``precision``, ``recall``, ``f1``.
     """
-    scorer = _scorer(encoding, int(eval_batch_size), int(dataset.num_classes))
+    scorer = _scorer(cache or ProgramCache(), encoding, int(eval_batch_size),
+                     int(dataset.num_classes))
     genomes = jnp.asarray(genomes, jnp.int32)
     out: dict[str, np.ndarray] = {}
     for split in splits:
@@ -236,10 +250,11 @@ def score_population(encoding: Any, params: Any, genomes: np.ndarray, dataset: A
     return out
 
 
-@functools.lru_cache(maxsize=16)
-def _scorer(encoding: Any, eval_batch_size: int, num_classes: int) -> Callable[..., Any]:
-    """``jit((params, genomes, x, y) -> (loss sums [P], confusions [P, C, C]))``; cached, so a
-    search compiles it once per population and split shape, not once per generation."""
+def _scorer(cache: ProgramCache, encoding: Any, eval_batch_size: int, num_classes: int
+            ) -> Callable[..., Any]:
+    """``jit((params, genomes, x, y) -> (loss sums [P], confusions [P, C, C]))``; kept in
+    ``cache``, so a search compiles it once per population and split shape, not once per
+    generation."""
     forward = path_forward(encoding)
     c = num_classes
 
@@ -257,4 +272,5 @@ def _scorer(encoding: Any, eval_batch_size: int, num_classes: int) -> Callable[.
 
         return jax.lax.map(one, genomes)
 
-    return jax.jit(score)
+    return cache.program(("oneshot_scorer", encoding, eval_batch_size, num_classes),
+                         lambda: jax.jit(score))

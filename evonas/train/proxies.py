@@ -23,7 +23,6 @@ in the literature, which switches normalisation off for it; evonas refuses synfl
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +33,7 @@ import numpy as np
 from evonas import checks
 from evonas.genomes import _layers
 from evonas.objectives.metrics import PROXY_METRICS
+from evonas.train.cache import ProgramCache
 from evonas.train.programs import init_population
 from evonas.train.step import cross_entropy
 
@@ -106,8 +106,8 @@ def _scores(encoding: Any, names: tuple[str, ...], params: Any, genome: jax.Arra
 
 
 def zero_cost_scores(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
-                     names: Sequence[str] = PROXIES, batch_size: int = 64
-                     ) -> dict[str, np.ndarray]:
+                     names: Sequence[str] = PROXIES, batch_size: int = 64,
+                     cache: ProgramCache | None = None) -> dict[str, np.ndarray]:
     """The zero-cost proxies ``names`` of every genome, ``{name: float32[P]}``.
 
     Args:
@@ -118,6 +118,8 @@ def zero_cost_scores(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
         dataset: an ``evonas.data.Dataset`` (one batch of its training split is used).
         names: which proxies (:data:`PROXIES`).
         batch_size: examples of the batch (naswot's kernel is ``batch x batch``).
+        cache: where the compiled program is kept between calls (the experiment's
+            :class:`~evonas.train.ProgramCache`); None compiles it for this call.
 
     Raises:
         ValueError: an unknown proxy, or one the encoding can't give.
@@ -130,11 +132,11 @@ def zero_cost_scores(key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
     idx = np.asarray(jax.random.permutation(batch_key, n)[:batch])
     x, y = jnp.asarray(dataset.x_train[idx]), jnp.asarray(dataset.y_train[idx])
     return {k: np.asarray(v, np.float32) for k, v in
-            _program(encoding, names)(init_key, jnp.asarray(genomes), x, y).items()}
+            _program(cache or ProgramCache(), encoding, names)(
+                init_key, jnp.asarray(genomes), x, y).items()}
 
 
-@functools.lru_cache(maxsize=16)
-def _program(encoding: Any, names: tuple[str, ...]) -> Any:
+def _program(cache: ProgramCache, encoding: Any, names: tuple[str, ...]) -> Any:
     """One jitted program per (encoding, proxies): init and score the whole population."""
 
     def run(init_key, genomes, x, y):
@@ -142,4 +144,4 @@ def _program(encoding: Any, names: tuple[str, ...]) -> Any:
         params = init_population(encoding, init_key, index, genomes, x[:1])
         return jax.vmap(lambda p, g: _scores(encoding, names, p, g, x, y))(params, genomes)
 
-    return jax.jit(run)
+    return cache.program(("proxies", encoding, names), lambda: jax.jit(run))

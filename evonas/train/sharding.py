@@ -1,5 +1,5 @@
 """The population axis sharded over devices (a 1-D mesh named ``"pop"``): the local devices, or,
-in a multi-process run (``evonas.train.distributed``), every process's devices."""
+in a multi-process run (``evonas.experiment.distributed``), every process's devices."""
 
 from __future__ import annotations
 

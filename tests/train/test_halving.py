@@ -9,7 +9,7 @@ import pytest
 
 from evonas.data import load_dataset
 from evonas.genomes.mlp import MLPEncoding
-from evonas.train import TrainConfig, train_population
+from evonas.train import Halving, TrainConfig, train_population
 
 GENOMES = np.array([[0, 0, 0, 1, 0], [1, 1, 1, 0, 1], [0, 0, 1, 1, 1], [1, 0, 0, 1, 1],
                     [1, 1, 0, 1, 0]], np.int32)
@@ -30,13 +30,13 @@ def encoding():
 
 @pytest.mark.parametrize("plan", ["masked", "grouped"])
 def test_the_promoted_train_on_as_if_never_stopped(encoding, dataset, plan):
-    def train(**changes):
+    def train(halving=None):
         return train_population(jax.random.key(0), encoding, GENOMES, dataset,
-                                TrainConfig(**CONFIG, plan=plan, **changes))
+                                TrainConfig(**CONFIG, plan=plan), halving=halving)
 
     full = train()
-    halved = train(rungs=(4, 8), eta=2)  # 5 -> 3 at step 4 -> 2 at step 8 -> 12
-    narrow = train(rungs=(4,), eta=100)  # 5 -> 1 at step 4: the other four keep step 4
+    halved = train(Halving((4, 8), eta=2))  # 5 -> 3 at step 4 -> 2 at step 8 -> 12
+    narrow = train(Halving((4,), eta=100))  # 5 -> 1 at step 4: the other four keep step 4
     assert sorted(np.bincount(halved.steps, minlength=13)[[4, 8, 12]]) == [1, 2, 2]
     assert full.steps.tolist() == [12] * 5
     top = halved.steps == 12
@@ -56,12 +56,15 @@ def test_the_promoted_train_on_as_if_never_stopped(encoding, dataset, plan):
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(eta=1), "TrainConfig.eta"),
-    (dict(rungs=(4, 12)), "must be below TrainConfig.steps=12"),
+    (dict(rungs=(4,), eta=1), "halving.eta must be an integer >= 2; got 1"),
+    (dict(rungs=(4, 12)), r"halving.rungs \[4, 12\] must be below train.steps=12"),
     (dict(rungs=(8, 4)), "must increase"),
-    (dict(rungs=(6,)), "multiples of TrainConfig.steps_per_call=4"),
+    (dict(rungs=(6,)), "multiples of train.steps_per_call=4"),
+    (dict(rungs=()), "must list at least one step"),
 ])
-def test_bad_rungs_fail_in_one_line(changes, message):
+def test_bad_rungs_fail_in_one_line(encoding, dataset, changes, message):
     with pytest.raises(ValueError, match=message) as info:
-        TrainConfig(**{**CONFIG, **changes})
+        halving = Halving(**changes)
+        train_population(jax.random.key(0), encoding, GENOMES, dataset, TrainConfig(**CONFIG),
+                         halving=halving)
     assert "\n" not in str(info.value)

@@ -148,11 +148,12 @@ def test_masked_program_compiles_once_over_three_generations(encoding, dataset):
         genomes = encoding.space.sample(jax.random.fold_in(key, 1), 4)
         results = evaluator.evaluate(key, genomes)
         assert results.fitness.shape == (4,) and bool(jnp.all(results.fitness > 0.1))
-        compiled.append(evaluator.last_result.program_compiles.get("train_chunk", 0))
+        compiled.append(results.report.program_compiles.get("train_chunk", 0))
         if gen > 0:
-            assert evaluator.last_result.compiles == 0
+            assert results.report.compiles == 0
     assert compiled == [1, 0, 0]
-    assert set(results.costs) >= {"params", "flops", "executed_flops"}
+    # The training evaluator computes no costs: the cost wrapper does, once (a run's chain).
+    assert results.costs == {}
 
 
 def test_bad_inputs_fail_with_messages(encoding, dataset):
