@@ -24,6 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from evonas import checks
+from evonas.evaluators.base import Screen
+from evonas.objectives.constraints import Constraint
 
 _OWNER = "LatencyMeter"
 
@@ -103,3 +105,25 @@ class LatencyMeter:
     def __repr__(self) -> str:
         return (f"{_OWNER}(batch_size={self.batch_size}, repeats={self.repeats}, "
                 f"warmup={self.warmup}, input_shape={self.input_shape})")
+
+
+class Latency(Screen):
+    """Measures ``latency`` (milliseconds, :class:`LatencyMeter`) of every genome that reaches
+    it, into ``Results.metrics``; genomes that break a constraint on it fail without being
+    evaluated. Put inside :class:`~evonas.evaluators.costs.Costs`, only architectures that meet
+    the cost constraints are timed.
+
+    Args:
+        inner: the evaluator of the genomes that meet the constraints.
+        meter: the :class:`LatencyMeter` (it caches each architecture's time).
+        constraints: bounds on ``latency``.
+    """
+
+    measures = ("latency",)
+
+    def __init__(self, inner: Any, meter: LatencyMeter, constraints: Sequence[Constraint] = ()):
+        super().__init__(inner, constraints)
+        self.meter = meter
+
+    def measure(self, key: jax.Array, genomes: np.ndarray) -> dict[str, np.ndarray]:
+        return {"latency": self.meter.measure_many(genomes)}

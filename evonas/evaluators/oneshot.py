@@ -9,10 +9,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evonas import checks
+from evonas import checks, streams
 from evonas.evaluators.base import Results
 from evonas.objectives import metrics as metric_table
-from evonas.train import TrainConfig
+from evonas.store import ParamStore
+from evonas.train import ProgramCache, TrainConfig
 from evonas.train.oneshot import (
     SupernetResult,
     SupernetState,
@@ -41,7 +42,9 @@ class OneShotEvaluator:
         supernet_steps: steps of supernet training.
         key: the supernet's key (initialisation, sampled architectures, batches).
         fitness: the metric returned as fitness (``val_acc``, ``val_loss``, ...).
-        store: where the supernet's state is kept (an ``evonas.store.ParamStore``), or None.
+        store: where the supernet's state is kept (an ``evonas.store.ParamStore``), or None
+            (:meth:`attach` sets the run directory's ``supernet/``).
+        cache: where the compiled scorer is kept between generations.
 
     Attributes:
         trained: the :class:`~evonas.train.oneshot.SupernetResult` once trained (or loaded).
@@ -52,7 +55,8 @@ class OneShotEvaluator:
 
     def __init__(self, encoding: Any, dataset: Any, config: TrainConfig | None = None,
                  supernet_steps: int = 4000, key: jax.Array | None = None,
-                 fitness: str = "val_acc", store: Any = None):
+                 fitness: str = "val_acc", store: Any = None,
+                 cache: ProgramCache | None = None):
         check_one_shot(encoding)
         config = config if config is not None else TrainConfig()
         checks.positive_int("OneShotEvaluator.supernet_steps", supernet_steps)
@@ -68,14 +72,16 @@ class OneShotEvaluator:
         self.fitness = fitness
         self.maximize = metric_table.maximize(fitness)
         self.store = store
+        self.cache = cache if cache is not None else ProgramCache(config.max_programs)
         self.trained: SupernetResult | None = None
-        self._costs = jax.jit(jax.vmap(encoding.cost))
 
-    def attach(self, store: Any, key: jax.Array) -> None:
-        """Keeps the supernet's state in ``store`` and trains it from ``key`` (the runner's)."""
+    def attach(self, root: Any, key: jax.Array) -> None:
+        """Keeps the supernet's state in the run directory ``root``'s ``supernet/`` and trains
+        it from the experiment's supernet stream of the seed key ``key``."""
         if self.trained is not None:
             raise RuntimeError("the supernet is already trained; attach before evaluating")
-        self.store, self.key = store, key
+        self.store = ParamStore(root.supernet, root.root)
+        self.key = streams.stream(key, "supernet")
 
     def _load(self, like: SupernetState) -> SupernetState | None:
         if self.store is None:
@@ -107,13 +113,11 @@ class OneShotEvaluator:
         genomes = np.asarray(genomes, np.int32)
         splits = ("val", "test") if self.config.evaluate_test else ("val",)
         measured = score_population(self.encoding, params, genomes, self.dataset,
-                                    self.config.eval_batch_size, splits)
+                                    self.config.eval_batch_size, splits, cache=self.cache)
         metrics = {k: jnp.asarray(v, jnp.float32) for k, v in measured.items()}
         fitness = metrics[self.fitness]
-        costs = {k: jnp.asarray(v, jnp.float32)
-                 for k, v in self._costs(jnp.asarray(genomes)).items()}
         return Results(fitness=fitness, objectives={self.fitness: fitness}, metrics=metrics,
-                       costs=costs, failed=~jnp.isfinite(fitness),
+                       costs={}, failed=~jnp.isfinite(fitness),
                        fidelity=jnp.zeros(len(genomes), jnp.int32))
 
     def describe(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -14,14 +15,15 @@ from evonas.evaluators.base import Results
 from evonas.genomes.encoding import check_trainable
 from evonas.objectives import metrics as metric_table
 from evonas.train import PopulationResult, ProgramCache, TrainConfig, train_population
-from evonas.train.result import merge_results
+from evonas.train.halving import Halving
 
 
 class TrainingEvaluator:
     """Trains each genome with ``evonas.train.train_population`` and scores it on validation.
 
     Compiled programs are kept across generations (one :class:`~evonas.train.ProgramCache` per
-    evaluator), so a search that revisits shapes does not compile them again.
+    evaluator, bounded by ``config.max_programs``), so a search that revisits shapes does not
+    compile them again.
 
     Args:
         encoding: a trainable encoding.
@@ -29,17 +31,18 @@ class TrainingEvaluator:
         config: the training configuration (``TrainConfig()`` by default).
         fitness: the metric returned as fitness, e.g. ``"val_acc"`` (maximised) or
             ``"val_loss"`` (minimised); NaN for failed individuals.
-
-    Attributes:
-        last_result: the :class:`~evonas.train.PopulationResult` of the latest ``evaluate``
-            (plan, groups, compiles, seconds), for logs and benchmarks.
+        cache: the compiled programs to share (default: a new cache of its own).
+        trainer: what trains a population, ``train_population``'s signature (default
+            ``train_population``; a multi-process run passes one that shares each call with the
+            other processes).
     """
 
     protocol = "training"
     estimate = "trained"
 
     def __init__(self, encoding: Any, dataset: Any, config: TrainConfig | None = None,
-                 fitness: str = "val_acc"):
+                 fitness: str = "val_acc", *, cache: ProgramCache | None = None,
+                 trainer: Callable[..., PopulationResult] | None = None):
         check_trainable(encoding, require_build=False)
         config = config if config is not None else TrainConfig()
         allowed = list(metric_table.TRAINED_METRICS)
@@ -51,10 +54,8 @@ class TrainingEvaluator:
         self.config = config
         self.fitness = fitness
         self.maximize = metric_table.maximize(fitness)
-        self.cache = ProgramCache()
-        self.last_result: PopulationResult | None = None
-        self.last_inherited: np.ndarray | None = None  # bool[P]: who started from a parent
-        self._costs = jax.jit(jax.vmap(encoding.cost))
+        self.cache = cache if cache is not None else ProgramCache(config.max_programs)
+        self.trainer = trainer if trainer is not None else train_population
 
     def param_shapes(self) -> Any:
         """The shapes of one individual's max-bounds parameters (leaves ``[1, ...]``): what
@@ -64,51 +65,37 @@ class TrainingEvaluator:
             self.encoding, jax.random.key(0), jnp.zeros(1, jnp.int32), g,
             np.asarray(self.dataset.x_train[:1])), genome)
 
-    def evaluate(self, key: jax.Array, genomes: jax.Array, start: Any = None,
-                 keep_params: bool = False) -> Results:
+    def evaluate(self, key: jax.Array, genomes: jax.Array) -> Results:
+        """Trains ``genomes`` (``int32[P, G]``) from ``key`` for ``config.steps``."""
+        return self.train(key, genomes)
+
+    def train(self, key: jax.Array, genomes: jax.Array, *, steps: int | None = None,
+              start: Any = None, keep_params: bool = False,
+              halving: Halving | None = None) -> Results:
         """Trains ``genomes`` (``int32[P, G]``) from ``key`` and returns their results.
 
-        Host-side: runs ``train_population``, which compiles and runs its own programs.
+        Host-side: runs the trainer, which compiles and runs its own programs. The evaluators
+        that change how a population trains (weight inheritance, successive halving) call this.
 
         Args:
             key: initialisation and batches.
             genomes: the population.
-            start: (weight inheritance) starting parameters in the max-bounds layout, leaves
-                ``[P, ...]``, NaN where an individual starts as usual. Individuals with any
-                starting value train ``config.child_steps()`` (from ``fold_in(key, 1)``), the
-                others ``config.steps`` (from ``key``), in two calls.
-            keep_params: keep each individual's trained parameters in ``last_result.params``.
+            steps: optimiser steps (default ``config.steps``).
+            start: starting parameters in the max-bounds layout, leaves ``[P, ...]``, NaN where
+                an individual starts as usual.
+            keep_params: return each individual's trained parameters (``Results.params``).
+            halving: successive halving inside the call.
         """
-        genomes = np.asarray(genomes)
-        inherits = (np.zeros(len(genomes), bool) if start is None else np.any(
-            [~np.isnan(leaf).all(axis=tuple(range(1, np.ndim(leaf))))
-             for leaf in jax.tree.leaves(start)], axis=0))
-        parts = []
-        fresh = np.flatnonzero(~inherits)
-        if len(fresh):
-            parts.append((fresh, train_population(
-                key, self.encoding, genomes[fresh], self.dataset, self.config, cache=self.cache,
-                keep_params=keep_params)))
-        children = np.flatnonzero(inherits)
-        if len(children):
-            config = dataclasses.replace(self.config, steps=self.config.child_steps(),
-                                         inherit_steps=None)
-            parts.append((children, train_population(
-                jax.random.fold_in(key, 1), self.encoding, genomes[children], self.dataset,
-                config, cache=self.cache, keep_params=keep_params,
-                start=jax.tree.map(lambda a: np.asarray(a)[children], start))))
-        result = parts[0][1] if len(parts) == 1 else merge_results(parts, len(genomes))
-        self.last_result = result
-        self.last_inherited = inherits
+        config = self.config if steps is None else dataclasses.replace(self.config, steps=steps)
+        result = self.trainer(key, self.encoding, np.asarray(genomes), self.dataset, config,
+                              cache=self.cache, start=start, keep_params=keep_params,
+                              halving=halving)
         metrics = {k: jnp.asarray(v, jnp.float32) for k, v in result.metrics.items()}
         fitness = metrics[self.fitness]
-        costs = {k: jnp.asarray(v, jnp.float32)
-                 for k, v in self._costs(jnp.asarray(genomes, jnp.int32)).items()}
         return Results(
-            fitness=fitness,
-            objectives={self.fitness: fitness},
-            metrics=metrics,
-            costs=costs,
+            fitness=fitness, objectives={self.fitness: fitness}, metrics=metrics, costs={},
             failed=jnp.asarray(result.failed),
             fidelity=jnp.asarray(result.steps, jnp.int32),
+            params=result.params, reasons=tuple(result.reasons), seconds=result.seconds,
+            report=result,
         )
