@@ -37,16 +37,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--alpha", type=float, default=0.9)
     parser.add_argument("--sparsity", type=float, default=0.5)
     parser.add_argument("--prune-steps", type=int, default=None,
-                        help="fine-tuning steps (default: a quarter of final.retrain_steps)")
+                        help="fine-tuning steps (default: a quarter of final.retrain.steps)")
     parser.add_argument("--set", action="append", default=[],
                         help="config overrides for the run made here (section.key=value)")
     args = parser.parse_args(argv)
 
     from evonas.experiment import Experiment, ExperimentConfig
     from evonas.experiment.components import build_model_parts
-    from evonas.experiment.distil import distil_run
+    from evonas.experiment.finish import distil_run
     from evonas.experiment.export import export_for_serving
-    from evonas.experiment.prune import prune_run
+    from evonas.experiment.finish import prune_run
     from evonas.experiment.runner import run_config
     from evonas.store import RunDir, load_model, load_serving
     from evonas.train import predict_logits

@@ -3,7 +3,7 @@ cheap method finds a good one, on the ``conv`` space and MNIST-1D.
 
 Part 1, fidelity. ``--archs`` random architectures trained stand-alone (each with its own
 weights, all at once by the population trainer) for the final retraining budget
-(``--truth-steps``, the default config's ``final.retrain_steps``) give the ground truth: their
+(``--truth-steps``, the default config's ``final.retrain.steps``) give the ground truth: their
 validation accuracy. Every cheap estimate of the same architectures is ranked against it
 (Kendall tau-b, Spearman rho) with the seconds it cost for all of them: the one-shot supernet's
 accuracy (supernet training included), 50 and 200 steps of training, each zero-cost proxy, and
@@ -54,10 +54,11 @@ QUICK = {
              "timed_archs": 2, "repeats": 2, "seeds": 1},
     "set": ["dataset.limit=400", "search.generations=2", "search.population_size=4",
             "strategy.params.population_size=4", "strategy.params.sample_size=2",
-            "train.steps=20", "final.retrain_steps=40"],
+            "train.steps=20", "final.retrain.steps=40"],
     # after each example's own settings: toy budgets that keep its method
-    "methods": {"default": [], "halving": ["train.rungs=[5, 10]", "train.eta=2"],
-                "inherit": ["train.inherit_steps=5"],
+    "methods": {"default": [], "halving": ["evaluator.halving.rungs=[5, 10]",
+                                            "evaluator.halving.eta=2"],
+                "inherit": ["evaluator.inherit.steps=5"],
                 "oneshot": ["evaluator.supernet_steps=20", "train.steps_per_call=5",
                             "search.generations=3"],
                 "proxy": []},
@@ -239,7 +240,7 @@ def time_to_quality(args) -> dict:
         runs = {"search_s": [], "best_val": [], "retrained_test": []}
         for seed in range(args.seeds):
             overrides = [*args.set, *args.method_overrides.get(method, []),
-                         f"search.seed={seed}", "final.retrain_top_k=1",
+                         f"search.seed={seed}", "final.retrain.top_k=1",
                          "display.progress=false", "display.report=false", *args.method_set]
             config = _config(overrides, METHODS[method])
             with tempfile.TemporaryDirectory() as tmp:
@@ -269,7 +270,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", type=int, default=64)
     parser.add_argument("--truth-steps", type=int, default=None,
-                        help="ground-truth training steps (default: final.retrain_steps)")
+                        help="ground-truth training steps (default: final.retrain.steps)")
     parser.add_argument("--low-steps", type=int, nargs="*", default=[50, 200])
     parser.add_argument("--supernet-steps", type=int, default=4000)
     parser.add_argument("--timed-archs", type=int, default=8)
@@ -296,7 +297,7 @@ def main(argv=None) -> dict:
     if unknown:
         parser.error(f"--methods: unknown {unknown}; choose from {list(METHODS)}")
     if args.truth_steps is None:
-        args.truth_steps = _config(args.set).final.retrain_steps
+        args.truth_steps = _config(args.set).final.retrain.steps
     parts = args.parts.split(",")
     out: dict = {"benchmark": "search_efficiency"}
     began = time.perf_counter()

@@ -10,13 +10,6 @@ This module is the public API for scripts; the packages below it are documented 
 
 from evonas.benchmarks import Table, get_benchmark, list_benchmarks, register_benchmark
 from evonas.data import Dataset, load_dataset
-from evonas.evaluators import (
-    Evaluator,
-    LatencyMeter,
-    Results,
-    TabularEvaluator,
-    TrainingEvaluator,
-)
 from evonas.genomes import (
     Encoding,
     GenomeSpace,
@@ -31,12 +24,22 @@ from evonas.objectives import hypervolume, pareto_front, parse_constraint
 from evonas.train import TrainConfig, train_module, train_population
 from evonas.version import __version__
 
-# The experiment and the store pull in orbax and the report: loaded on first use, so
-# `evonas list` and scripts that only use strategies stay quick to import. The strategies load
-# on first use too: evosax builds arrays when it is imported, which starts JAX's backend, and a
-# multi-process run must call ``jax.distributed.initialize`` before that
-# (``evonas.train.distributed``).
+# The experiment, the evaluators and the store pull in orbax and the report: loaded on first
+# use, so `evonas list` and scripts that only use strategies stay quick to import. The
+# strategies load on first use too: evosax builds arrays when it is imported, which starts JAX's
+# backend, and a multi-process run must call ``jax.distributed.initialize`` before that
+# (``evonas.experiment.distributed``).
 _LAZY = {
+    "Evaluator": "evonas.evaluators",
+    "LatencyMeter": "evonas.evaluators",
+    "Results": "evonas.evaluators",
+    "TabularEvaluator": "evonas.evaluators",
+    "TrainingEvaluator": "evonas.evaluators",
+    "OneShotEvaluator": "evonas.evaluators",
+    "register_evaluator": "evonas.evaluators",
+    "list_evaluators": "evonas.evaluators",
+    "StrategyBase": "evonas.strategies",
+    "Prefilter": "evonas.strategies",
     "NSGA2": "evonas.strategies",
     "BayesianOptimization": "evonas.strategies",
     "DistributionSearch": "evonas.strategies",
@@ -66,8 +69,8 @@ _LAZY = {
     "load_model": "evonas.store",
     "export_serving": "evonas.store",
     "load_serving": "evonas.store",
-    "distil_run": "evonas.experiment.distil",
-    "prune_run": "evonas.experiment.prune",
+    "distil_run": "evonas.experiment.finish",
+    "prune_run": "evonas.experiment.finish",
     "write_report": "evonas.report",
 }
 
@@ -97,6 +100,8 @@ __all__ = [
     "LatencyMeter",
     "LocalSearch",
     "MapElites",
+    "OneShotEvaluator",
+    "Prefilter",
     "QLearning",
     "RandomSearch",
     "RegularizedEvolution",
@@ -104,6 +109,7 @@ __all__ = [
     "Results",
     "SearchTrace",
     "Strategy",
+    "StrategyBase",
     "Table",
     "TabularEvaluator",
     "TrainConfig",
@@ -121,6 +127,7 @@ __all__ = [
     "hypervolume",
     "list_benchmarks",
     "list_encodings",
+    "list_evaluators",
     "list_strategies",
     "load_dataset",
     "load_model",
@@ -132,6 +139,7 @@ __all__ = [
     "prune_run",
     "register_benchmark",
     "register_encoding",
+    "register_evaluator",
     "register_strategy",
     "run_searches",
     "search",

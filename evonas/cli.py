@@ -7,10 +7,10 @@ Bad input (an unknown name, a genome outside its space, a bad option) prints one
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -148,35 +148,19 @@ def _outcome(result: Any) -> int:
 
 def _join(args: argparse.Namespace) -> Any:
     """The multi-process session the distributed options ask for, or None."""
-    from evonas.train import distributed
+    from evonas.experiment import distributed
 
-    if getattr(args, "session", None) is not None:
-        return args.session
-    explicit = (args.coordinator, args.num_processes, args.process_id)
-    distributed.check_settings(*explicit, args.distributed, args.coordinator_timeout,
-                               args.peer_timeout)
-    if not args.distributed and all(v is None for v in explicit):
-        return None
-    args.session = distributed.initialize(*explicit, detect=args.distributed,
-                                          timeout=args.coordinator_timeout,
-                                          peer_timeout=args.peer_timeout)
+    if getattr(args, "session", None) is None:
+        args.session = distributed.join(
+            args.coordinator, args.num_processes, args.process_id, detect=args.distributed,
+            timeout=args.coordinator_timeout, peer_timeout=args.peer_timeout)
     return args.session
 
 
-@contextlib.contextmanager
 def _leading(session: Any) -> Any:
-    """Process 0's command: whatever stops it before its search ends stops the others too,
-    with its first line."""
-    try:
-        yield
-    except BaseException as err:
-        if session is not None:
-            why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            session.close(f"process 0 stopped: {why}")
-        raise
-    finally:
-        if session is not None:
-            session.close("done")
+    from evonas.experiment import distributed
+
+    return distributed.leading(session)
 
 
 def _follow(session: Any) -> int:
@@ -210,7 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if session is not None and not session.leader:
         return _follow(session)
     with _leading(session):
-        return _outcome(Experiment(load(), run_dir=args.run_dir).run())
+        return _outcome(Experiment(load(), run_dir=args.run_dir, session=session).run())
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -220,8 +204,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if session is not None and not session.leader:
         return _follow(session)  # process 0 alone reads the run directory
     with _leading(session):
-        return _outcome(Experiment.resume(args.run_dir,
-                                          compile_cache_dir=args.compile_cache_dir).run())
+        return _outcome(Experiment.resume(args.run_dir, compile_cache_dir=args.compile_cache_dir,
+                                          session=session).run())
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -259,8 +243,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def cmd_front(args: argparse.Namespace) -> int:
-    from evonas.experiment.front import front_summary, parse_budgets
-    from evonas.experiment.runner import run_config
+    from evonas.experiment.finish import front_summary, parse_budgets
+    from evonas.experiment.loading import run_config
     from evonas.store import RunDir
 
     run = RunDir(args.run_dir, readonly=True)
@@ -296,7 +280,7 @@ def cmd_front(args: argparse.Namespace) -> int:
 
 
 def cmd_distil(args: argparse.Namespace) -> int:
-    from evonas.experiment.distil import distil_run
+    from evonas.experiment.finish import distil_run
     from evonas.store import RunPaths
 
     out = distil_run(args.run_dir, student=args.student, temperature=args.temperature,
@@ -315,7 +299,7 @@ def cmd_distil(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from evonas.experiment.prune import prune_run
+    from evonas.experiment.finish import prune_run
     from evonas.store import RunPaths
 
     out = prune_run(args.run_dir, mode=args.mode, sparsity=args.sparsity, steps=args.steps,
@@ -340,6 +324,192 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"serving model: {path} (load it with jax.export.deserialize; see "
           "examples/serve_stablehlo.py)")
     return 0
+
+
+def _default(section: str, field: str) -> Any:
+    """A final step's default, from its config dataclass (the CLI repeats none)."""
+    from evonas.experiment import config
+
+    return getattr(getattr(config, section)(), field)
+
+
+def _describe_arguments(p: argparse.ArgumentParser) -> None:
+    """``evonas describe``'s arguments."""
+    p.add_argument("encoding", help="encoding name (see `evonas list`)")
+    p.add_argument(
+        "genome",
+        help="a JSON list of integers, comma-separated integers, a JSON {gene: value} object, "
+        "or the encoding's own notation (nb201: an arch string or a benchmark index)",
+    )
+    p.add_argument(
+        "--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+        help="an encoding option, e.g. num_classes=100 (repeatable)",
+    )
+    p.add_argument("--compact", action="store_true", help="print on one line")
+    p.set_defaults(func=cmd_describe)
+
+
+def _bench_arguments(p: argparse.ArgumentParser) -> None:
+    """``evonas bench``'s arguments."""
+    p.add_argument("benchmark", help="a registered benchmark (see `evonas list`), e.g. nb201")
+    p.add_argument("--strategy", default="regularized_evolution", help="see `evonas list`")
+    p.add_argument("--dataset", default=None,
+                   help="the benchmark's dataset option (nb201: cifar10, cifar100, imagenet16)")
+    p.add_argument(
+        "--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+        help="an option of the benchmark's factory (repeatable)",
+    )
+    p.add_argument("--count", choices=["queries", "unique"], default="queries",
+                   help="what the budget counts: every query, or distinct architectures "
+                   "(isomorphic ones counted once where the encoding says which)")
+    p.add_argument("--runs", type=int, default=10, help="independent runs, vmapped")
+    p.add_argument("--budget", type=int, default=300, help="evaluations per run")
+    p.add_argument("--noise", type=float, default=0.0,
+                   help="Gaussian noise (accuracy points) on the fitness the strategy sees")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="a strategy parameter, e.g. population_size=32 (repeatable)",
+    )
+    p.add_argument(
+        "--objective", action="append", default=[], metavar="METRIC",
+        help="a table metric to minimise beside accuracy, e.g. edgegpu_latency (repeatable; "
+        "with a multi-objective strategy such as nsga2)",
+    )
+    p.add_argument(
+        "--constraint", action="append", default=[], metavar="'METRIC OP VALUE'",
+        help="a hard limit, e.g. 'edgegpu_latency <= 5 ms' or 'params <= 500000' (repeatable)",
+    )
+    p.add_argument("--compact", action="store_true", help="print on one line")
+    p.set_defaults(func=cmd_bench)
+
+
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    """``evonas run``'s arguments."""
+    p.add_argument("config", nargs="?", help="a YAML config (default: the embedded experiment)")
+    p.add_argument("--run-dir", help="the run directory (default: runs/<encoding>-<data>-<time>)")
+    p.add_argument("--seed", type=int, help="the search seed (same as --set search.seed=N)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="a config override, e.g. search.generations=4 (repeatable)",
+    )
+    p.set_defaults(func=cmd_run)
+
+
+def _resume_arguments(p: argparse.ArgumentParser) -> None:
+    """``evonas resume``'s arguments."""
+    p.add_argument("run_dir", help="the run directory")
+    p.add_argument("--compile-cache-dir", default=None, metavar="DIR",
+                   help="JAX's persistent compilation cache (never taken from the run "
+                   "directory's config.yaml, which may come from someone else)")
+    p.set_defaults(func=cmd_resume)
+
+
+def _report_arguments(p: argparse.ArgumentParser) -> None:
+    """``evonas report``'s arguments."""
+    p.add_argument("run_dir", help="the run directory")
+    p.set_defaults(func=cmd_report)
+
+
+def _dashboard_arguments(p: argparse.ArgumentParser) -> None:
+    """``evonas dashboard``'s arguments."""
+    p.add_argument("run_dirs", nargs="+", metavar="DIR", help="run directories, finished or "
+                   "still running (several are overlaid)")
+    p.add_argument("--port", type=int, default=8050,
+                   help="TCP port (default 8050; 0: any free port, printed)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 "
+                   "lets anyone who can reach this machine read the runs)")
+    p.set_defaults(func=cmd_dashboard)
+
+
+def _front_arguments(p: argparse.ArgumentParser) -> None:
+    """``evonas front``'s arguments."""
+    p.add_argument("run_dir", help="the run directory")
+    p.add_argument(
+        "--budget", action="append", default=[], metavar="METRIC=V1,V2",
+        help="for each value, the best architecture with METRIC <= value, e.g. "
+        "params=20000,100000 (repeatable)",
+    )
+    p.add_argument("--no-export", dest="export", action="store_false",
+                   help="only choose; do not retrain, test and export to run_dir/budgets/")
+    p.add_argument("--steps", type=int, default=None,
+                   help="retraining steps (default: the run's final.retrain.steps)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_front)
+
+
+def _distil_arguments(p: argparse.ArgumentParser) -> None:
+    """``evonas distil``'s arguments."""
+    p.add_argument("run_dir", help="the run directory (its final stage kept an ensemble)")
+    p.add_argument("--student", type=int, default=None, metavar="ID",
+                   help="the history id of the architecture to train (default: the best)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="softmax temperature of teacher and student (default "
+                   f"{_default('DistilConfig', 'temperature')})")
+    p.add_argument("--alpha", type=float, default=None,
+                   help="weight of the soft targets against the labels (default "
+                   f"{_default('DistilConfig', 'alpha')})")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimiser steps (default: the run's final.retrain.steps)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_distil)
+
+
+def _prune_arguments(p: argparse.ArgumentParser) -> None:
+    """``evonas prune``'s arguments."""
+    p.add_argument("run_dir", help="the run directory")
+    p.add_argument("--mode", default=None, choices=["structured", "unstructured"],
+                   help="structured: fewer units/channels, a smaller genome of the space; "
+                   "unstructured: magnitude masks (default "
+                   f"{_default('PruneConfig', 'mode')})")
+    p.add_argument("--sparsity", type=float, default=None,
+                   help="share of parameters to remove, in (0, 1) (default "
+                   f"{_default('PruneConfig', 'sparsity')})")
+    p.add_argument("--steps", type=int, default=None,
+                   help="fine-tuning steps (default: a quarter of final.retrain.steps)")
+    p.add_argument("--source", default="best", choices=["best", "distilled"],
+                   help="which exported model to prune (default best)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_prune)
+
+
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    """``evonas export``'s arguments."""
+    p.add_argument("path", help="a run directory (its best/) or an exported model's directory")
+    p.add_argument("--platforms", default="cpu,cuda",
+                   help="comma-separated platforms to lower for: cpu, cuda, tpu (default "
+                   "cpu,cuda)")
+    p.set_defaults(func=cmd_export)
+
+
+def _list_arguments(p: argparse.ArgumentParser) -> None:
+    """``evonas list``'s arguments."""
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_list)
+
+
+# name, help, takes the multi-process options, its arguments
+_COMMANDS: tuple[tuple[str, str, bool, Any], ...] = (
+    ("describe", "describe one genome of an encoding as JSON", False, _describe_arguments),
+    ("bench", "search a tabular benchmark many times (NAS-Bench-201 or a plug-in's)", True,
+     _bench_arguments),
+    ("run", "run a search experiment (no config: the default MNIST-1D one)", True,
+     _run_arguments),
+    ("resume", "continue a run from its last complete generation", True, _resume_arguments),
+    ("report", "write a run's plots and HTML page (run_dir/report)", False, _report_arguments),
+    ("dashboard", "a live web page of one or more run directories (read-only; this machine "
+     "only unless --host says otherwise)", False, _dashboard_arguments),
+    ("front", "a run's Pareto front, and the best architecture within budgets", False,
+     _front_arguments),
+    ("distil", "distil a finished run's ensemble into one network (run_dir/distilled)", False,
+     _distil_arguments),
+    ("prune", "prune a finished run's best (or distilled) network, fine-tune it "
+     "(run_dir/pruned)", False, _prune_arguments),
+    ("export", "write an exported model as StableHLO for serving (model.stablehlo beside its "
+     "params)", False, _export_arguments),
+    ("list", "list encodings and strategies", False, _list_arguments),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -374,151 +544,21 @@ def build_parser() -> argparse.ArgumentParser:
         parents = [plugin, *kwargs.pop("parents", [])]
         return sub.add_parser(name, parents=parents, **kwargs)  # every command takes --plugin
 
-    p = command("describe", help="describe one genome of an encoding as JSON")
-    p.add_argument("encoding", help="encoding name (see `evonas list`)")
-    p.add_argument(
-        "genome",
-        help="a JSON list of integers, comma-separated integers, a JSON {gene: value} object, "
-        "or the encoding's own notation (nb201: an arch string or a benchmark index)",
-    )
-    p.add_argument(
-        "--option", "-o", action="append", default=[], metavar="KEY=VALUE",
-        help="an encoding option, e.g. num_classes=100 (repeatable)",
-    )
-    p.add_argument("--compact", action="store_true", help="print on one line")
-    p.set_defaults(func=cmd_describe)
-
-    p = command(
-        "bench", parents=[multi],
-        help="search a tabular benchmark many times (NAS-Bench-201 or a plug-in's)"
-    )
-    p.add_argument("benchmark", help="a registered benchmark (see `evonas list`), e.g. nb201")
-    p.add_argument("--strategy", default="regularized_evolution", help="see `evonas list`")
-    p.add_argument("--dataset", default=None,
-                   help="the benchmark's dataset option (nb201: cifar10, cifar100, imagenet16)")
-    p.add_argument(
-        "--option", "-o", action="append", default=[], metavar="KEY=VALUE",
-        help="an option of the benchmark's factory (repeatable)",
-    )
-    p.add_argument("--count", choices=["queries", "unique"], default="queries",
-                   help="what the budget counts: every query, or distinct architectures "
-                   "(isomorphic ones counted once where the encoding says which)")
-    p.add_argument("--runs", type=int, default=10, help="independent runs, vmapped")
-    p.add_argument("--budget", type=int, default=300, help="evaluations per run")
-    p.add_argument("--noise", type=float, default=0.0,
-                   help="Gaussian noise (accuracy points) on the fitness the strategy sees")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
-        help="a strategy parameter, e.g. population_size=32 (repeatable)",
-    )
-    p.add_argument(
-        "--objective", action="append", default=[], metavar="METRIC",
-        help="a table metric to minimise beside accuracy, e.g. edgegpu_latency (repeatable; "
-        "with a multi-objective strategy such as nsga2)",
-    )
-    p.add_argument(
-        "--constraint", action="append", default=[], metavar="'METRIC OP VALUE'",
-        help="a hard limit, e.g. 'edgegpu_latency <= 5 ms' or 'params <= 500000' (repeatable)",
-    )
-    p.add_argument("--compact", action="store_true", help="print on one line")
-    p.set_defaults(func=cmd_bench)
-
-    p = command("run", parents=[multi],
-                help="run a search experiment (no config: the default MNIST-1D one)")
-    p.add_argument("config", nargs="?", help="a YAML config (default: the embedded experiment)")
-    p.add_argument("--run-dir", help="the run directory (default: runs/<encoding>-<data>-<time>)")
-    p.add_argument("--seed", type=int, help="the search seed (same as --set search.seed=N)")
-    p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
-        help="a config override, e.g. search.generations=4 (repeatable)",
-    )
-    p.set_defaults(func=cmd_run)
-
-    p = command("resume", parents=[multi],
-                help="continue a run from its last complete generation")
-    p.add_argument("run_dir", help="the run directory")
-    p.add_argument("--compile-cache-dir", default=None, metavar="DIR",
-                   help="JAX's persistent compilation cache (never taken from the run "
-                   "directory's config.yaml, which may come from someone else)")
-    p.set_defaults(func=cmd_resume)
-
-    p = command("report", help="write a run's plots and HTML page (run_dir/report)")
-    p.add_argument("run_dir", help="the run directory")
-    p.set_defaults(func=cmd_report)
-
-    p = command("dashboard", help="a live web page of one or more run directories (read-only; "
-                "this machine only unless --host says otherwise)")
-    p.add_argument("run_dirs", nargs="+", metavar="DIR", help="run directories, finished or "
-                   "still running (several are overlaid)")
-    p.add_argument("--port", type=int, default=8050,
-                   help="TCP port (default 8050; 0: any free port, printed)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 "
-                   "lets anyone who can reach this machine read the runs)")
-    p.set_defaults(func=cmd_dashboard)
-
-    p = command(
-        "front", help="a run's Pareto front, and the best architecture within budgets"
-    )
-    p.add_argument("run_dir", help="the run directory")
-    p.add_argument(
-        "--budget", action="append", default=[], metavar="METRIC=V1,V2",
-        help="for each value, the best architecture with METRIC <= value, e.g. "
-        "params=20000,100000 (repeatable)",
-    )
-    p.add_argument("--no-export", dest="export", action="store_false",
-                   help="only choose; do not retrain, test and export to run_dir/budgets/")
-    p.add_argument("--steps", type=int, default=None,
-                   help="retraining steps (default: the run's final.retrain_steps)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_front)
-
-    p = command("distil", help="distil a finished run's ensemble into one network "
-                "(run_dir/distilled)")
-    p.add_argument("run_dir", help="the run directory (its final stage kept an ensemble)")
-    p.add_argument("--student", type=int, default=None, metavar="ID",
-                   help="the history id of the architecture to train (default: the best)")
-    p.add_argument("--temperature", type=float, default=4.0,
-                   help="softmax temperature of teacher and student (default 4)")
-    p.add_argument("--alpha", type=float, default=0.9,
-                   help="weight of the soft targets against the labels (default 0.9)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="optimiser steps (default: the run's final.retrain_steps)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_distil)
-
-    p = command("prune", help="prune a finished run's best (or distilled) network, fine-tune "
-                "it (run_dir/pruned)")
-    p.add_argument("run_dir", help="the run directory")
-    p.add_argument("--mode", default="structured", choices=["structured", "unstructured"],
-                   help="structured: fewer units/channels, a smaller genome of the space; "
-                   "unstructured: magnitude masks (default structured)")
-    p.add_argument("--sparsity", type=float, default=0.5,
-                   help="share of parameters to remove, in (0, 1) (default 0.5)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="fine-tuning steps (default: a quarter of final.retrain_steps)")
-    p.add_argument("--source", default="best", choices=["best", "distilled"],
-                   help="which exported model to prune (default best)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_prune)
-
-    p = command("export", help="write an exported model as StableHLO for serving "
-                "(model.stablehlo beside its params)")
-    p.add_argument("path", help="a run directory (its best/) or an exported model's directory")
-    p.add_argument("--platforms", default="cpu,cuda",
-                   help="comma-separated platforms to lower for: cpu, cuda, tpu (default "
-                   "cpu,cuda)")
-    p.set_defaults(func=cmd_export)
-
-    p = command("list", help="list encodings and strategies")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_list)
+    for name, text, distributed, arguments in _COMMANDS:
+        arguments(command(name, help=text, parents=[multi] if distributed else []))
     return parser
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], *args: Any,
+                      **kwargs: Any) -> str:
+    """Warnings as the command line prints them: one line, no source."""
+    kind = "note" if issubclass(category, FutureWarning) else "warning"
+    return f"evonas: {kind}: {str(message).strip().splitlines()[0]}\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``evonas`` console script."""
+    warnings.formatwarning = _one_line_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -13,7 +13,7 @@ config = ExperimentConfig.from_dict({
     "dataset": {"name": "digits"},
     "search": {"population_size": 8, "generations": 3, "seed": 0},
     "train": {"steps": 100, "batch_size": 64, "plan": "masked"},
-    "final": {"retrain_top_k": 2, "retrain_steps": 500},
+    "final": {"retrain": {"top_k": 2, "steps": 500}},
     "display": {"report": False},
 })
 result = Experiment(config, run_dir=sys.argv[1] if len(sys.argv) > 1 else None).run()

@@ -19,12 +19,28 @@ def tiny_dict(**sections: dict[str, Any]) -> dict[str, Any]:
         # masked: one compile for every population, the cheapest plan for tiny MLPs.
         "train": {"steps": 20, "batch_size": 32, "plan": "masked"},
         "search": {"population_size": 4, "generations": 3, "seed": 7},
-        "final": {"retrain_top_k": 2, "retrain_steps": 40},
+        "final": {"retrain": {"top_k": 2, "steps": 40}},
         "display": {"progress": False, "report": False},
     }
-    for name, values in sections.items():
-        data[name] = {**data.get(name, {}), **values}
-    return data
+    return _merged(data, sections)
+
+
+# Sections inside sections (final.retrain, evaluator.halving, ...): merged key by key too.
+_NESTED = ("retrain", "front", "distil", "prune", "inherit", "halving", "latency", "prefilter")
+
+
+def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes``' sections merged in key by key (a free-form value such as
+    ``strategy.params`` is replaced whole)."""
+    out = dict(base)
+    for name, values in changes.items():
+        section = dict(out.get(name, {}))
+        for key, value in values.items():
+            if key in _NESTED and isinstance(value, dict) and isinstance(section.get(key), dict):
+                value = {**section[key], **value}
+            section[key] = value
+        out[name] = section
+    return out
 
 
 def tiny_config(**sections: dict[str, Any]) -> ExperimentConfig:

@@ -15,15 +15,16 @@ from evonas.store import History
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["search.generations=3", "search.population_size=4", "strategy.params.population_size=4",
-        "strategy.params.sample_size=2", "train.steps=20", "final.retrain_steps=40",
-        "final.retrain_top_k=2", "dataset.limit=400", "display.progress=false",
+        "strategy.params.sample_size=2", "train.steps=20", "final.retrain.steps=40",
+        "final.retrain.top_k=2", "dataset.limit=400", "display.progress=false",
         # the examples' conv space, two layer slots of two widths (its supernet traces and
         # compiles in half the time of the default four slots)
         "encoding.options.max_layers=2", "encoding.options.widths=[8, 16]"]
 # example: (its own settings scaled down, the estimates its history must hold)
 EXAMPLES = {
-    "successive_halving.yaml": (["train.rungs=[5, 10]", "train.eta=2"], {"trained"}),
-    "weight_inheritance.yaml": (["train.inherit_steps=5"], {"trained", "inherited"}),
+    "successive_halving.yaml": (["evaluator.halving.rungs=[5, 10]",
+                                 "evaluator.halving.eta=2"], {"trained"}),
+    "weight_inheritance.yaml": (["evaluator.inherit.steps=5"], {"trained", "inherited"}),
     "oneshot.yaml": (["evaluator.supernet_steps=20", "train.steps_per_call=5"], {"oneshot"}),
     "proxy_prefilter.yaml": ([], {"naswot+trained"}),
 }

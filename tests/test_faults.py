@@ -31,9 +31,9 @@ INTERRUPTIBLE = [sys.executable, "-c",
                  "signal.default_int_handler); sys.argv[0] = 'evonas'; "
                  "runpy.run_module('evonas.cli', run_name='__main__')"]
 # A search of 3 generations of 4, then 2 models retrained, exported and reported.
-FULL = {"search": {"generations": 3}, "final": {"retrain_top_k": 2, "retrain_steps": 60},
+FULL = {"search": {"generations": 3}, "final": {"retrain": {"top_k": 2, "steps": 60}},
         "display": {"progress": False, "report": True}}
-SEARCH = {"search": {"generations": 4}, "final": {"retrain_top_k": 0}}
+SEARCH = {"search": {"generations": 4}, "final": {"retrain": {"top_k": 0}}}
 
 
 def _start(*args: str, capture: bool = False) -> subprocess.Popen:
@@ -197,20 +197,20 @@ def test_a_full_disk_at_a_seeded_point_then_resume(tmp_path, capsys, monkeypatch
     expected = evaluations(tmp_path / "alone")
     full = OSError(errno.ENOSPC, "No space left on device")
     at = int(np.random.default_rng(11).integers(1, 3))  # the generation that hits the full disk
-    import evonas.experiment.final as final
+    import evonas.experiment.finish.export as final
     import evonas.report.write as report
     import evonas.store.checkpoints as checkpoints
-    import evonas.store.history as history
+    import evonas.store.row as row_schema
 
     if point == "history":
-        original = history.History._row_values
+        original = row_schema.encode
 
-        def row_values(generation, row):
+        def encode(generation, row):
             if generation == at:
                 raise sqlite3.OperationalError("database or disk is full")
             return original(generation, row)
 
-        monkeypatch.setattr(history.History, "_row_values", staticmethod(row_values))
+        monkeypatch.setattr(row_schema, "encode", encode)
         fragment = "database or disk is full"
     elif point == "checkpoint":
         original = checkpoints.Checkpoints.save

@@ -27,7 +27,7 @@ from tests.experiment_configs import committed_generations
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ["--set", "search.generations=3", "--set", "search.population_size=4",
             "--set", "train.steps=10", "--set", "train.batch_size=32", "--set",
-            "train.plan=masked", "--set", "dataset.limit=600", "--set", "final.retrain_top_k=0",
+            "train.plan=masked", "--set", "dataset.limit=600", "--set", "final.retrain.top_k=0",
             "--set", "display.report=false", "--set", "display.progress=false",
             "--set", "search.seed=3", "--set", "encoding.name=mlp"]
 PEER_TIMEOUT = 4.0

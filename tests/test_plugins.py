@@ -74,7 +74,7 @@ def test_run_with_a_tabular_evaluator_writes_history_report_and_front(installed,
         "search": {"population_size": 8, "generations": 3, "seed": 3,
                    "objectives": [{"name": "val_acc"}, {"name": "cpu_latency"}],
                    "constraints": ["cpu_latency <= 10 ms"]},
-        "final": {"retrain_top_k": 2, "front_size": 3},
+        "final": {"retrain": {"top_k": 2}, "front": {"size": 3}},
         "display": {"progress": False},
     }
     path = tmp_path / "toy.yaml"

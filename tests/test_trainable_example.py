@@ -46,7 +46,7 @@ def test_the_yaml_runs_end_to_end(tmp_path):
                  "--run-dir", str(run_dir), "--set", "search.generations=2",
                  "--set", "search.population_size=4", "--set", "strategy.params.population_size=4",
                  "--set", "strategy.params.sample_size=2", "--set", "train.steps=30",
-                 "--set", "final.retrain_steps=60", "--set", "dataset.limit=600",
+                 "--set", "final.retrain.steps=60", "--set", "dataset.limit=600",
                  "--set", "display.progress=false"])
     assert code == 0
     final = json.loads((run_dir / "best" / "final.json").read_text())

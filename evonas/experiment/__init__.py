@@ -1,42 +1,39 @@
-"""Experiments: the typed configuration of a search, its host loop, the final stage, and the
-library behind the command line (``bench``, ``describe``, ``front_summary``)."""
+"""Experiments: the typed configuration of a search, its host loop, the final steps, multi-process
+coordination, and the library behind the command line (``bench``, ``describe``,
+``front_summary``).
 
-from evonas.experiment.bench import bench
-from evonas.experiment.config import (
-    DatasetConfig,
-    DisplayConfig,
-    EncodingConfig,
-    EvaluatorConfig,
-    ExperimentConfig,
-    FinalConfig,
-    LatencyConfig,
-    ObjectiveConfig,
-    SearchConfig,
-    StrategyConfig,
-)
-from evonas.experiment.describe import describe, read_genome
-from evonas.experiment.final import evaluate_model
-from evonas.experiment.front import front_summary, parse_budgets
-from evonas.experiment.runner import Experiment, ExperimentResult, InfeasibleError
+Loaded on first use, name by name: a multi-process run joins ``jax.distributed``
+(:mod:`evonas.experiment.distributed`) before anything that starts JAX's backend (the strategies'
+evosax does when imported) may be imported.
+"""
 
-__all__ = [
-    "DatasetConfig",
-    "DisplayConfig",
-    "EncodingConfig",
-    "EvaluatorConfig",
-    "Experiment",
-    "ExperimentConfig",
-    "ExperimentResult",
-    "FinalConfig",
-    "InfeasibleError",
-    "LatencyConfig",
-    "ObjectiveConfig",
-    "SearchConfig",
-    "StrategyConfig",
-    "bench",
-    "describe",
-    "evaluate_model",
-    "front_summary",
-    "parse_budgets",
-    "read_genome",
-]
+import importlib
+
+_CONFIGS = ("DatasetConfig", "DisplayConfig", "DistilConfig", "EncodingConfig",
+            "EvaluatorConfig", "ExperimentConfig", "FinalConfig", "FrontConfig", "HalvingConfig",
+            "InheritConfig", "LatencyConfig", "ObjectiveConfig", "PrefilterConfig",
+            "PruneConfig", "RetrainConfig", "SearchConfig", "StrategyConfig")
+_WHERE = {
+    **dict.fromkeys(_CONFIGS, "evonas.experiment.config"),
+    "bench": "evonas.experiment.bench",
+    "describe": "evonas.experiment.describe",
+    "read_genome": "evonas.experiment.describe",
+    "STEPS": "evonas.experiment.finish",
+    "front_summary": "evonas.experiment.finish",
+    "parse_budgets": "evonas.experiment.finish",
+    "distil_run": "evonas.experiment.finish",
+    "prune_run": "evonas.experiment.finish",
+    "evaluate_model": "evonas.experiment.finish.export",
+    "Experiment": "evonas.experiment.runner",
+    "ExperimentResult": "evonas.experiment.runner",
+    "InfeasibleError": "evonas.experiment.runner",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'evonas.experiment' has no attribute {name!r}")
+
+
+__all__ = sorted(_WHERE)

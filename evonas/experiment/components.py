@@ -13,14 +13,23 @@ from typing import Any, NamedTuple
 
 import jax
 
+from evonas import streams
 from evonas.benchmarks import Table, get_benchmark
 from evonas.data import Dataset, load_dataset
-from evonas.evaluators import TabularEvaluator, TrainingEvaluator
-from evonas.evaluators.oneshot import OneShotEvaluator
+from evonas.evaluators import Context
 from evonas.experiment.config import ExperimentConfig
-from evonas.genomes import accepts_option, check_trainable, get_encoding
+from evonas.experiment.evaluation import build_evaluator
+from evonas.genomes import accepts_option, check_trainable, cost_names, get_encoding
 from evonas.objectives.metrics import MEASURED_METRICS, TRAINED_METRICS
-from evonas.strategies import Strategy, closest_to_feasible, get_strategy, num_objectives
+from evonas.strategies import (
+    Prefilter,
+    Strategy,
+    closest_to_feasible,
+    get_strategy,
+    num_objectives,
+)
+from evonas.train import ProgramCache
+from evonas.train.proxies import check_proxies
 
 # Strategies that take one objective but accept several listed: MAP-Elites optimises the first
 # within each cell of its descriptors, the others are recorded and form the run's front.
@@ -29,14 +38,6 @@ DIVERSITY_STRATEGIES = ("map_elites",)
 # What the experiment fills into an encoding's options from the dataset, when its factory takes
 # them (by the factory's signature, never by the encoding's name).
 DATASET_OPTIONS = ("input_shape", "num_classes")
-
-
-def cost_metrics(encoding: Any) -> tuple[str, ...]:
-    """The analytic costs ``encoding.cost`` reports (``params``, ``flops``, maybe ``depth``),
-    without the supernet's ``executed_*`` counts."""
-    genome = jax.numpy.zeros((encoding.space.num_genes,), jax.numpy.int32)
-    keys = jax.eval_shape(encoding.cost, genome).keys()
-    return tuple(k for k in keys if not k.startswith("executed_"))
 
 
 class Components(NamedTuple):
@@ -51,6 +52,7 @@ class Components(NamedTuple):
     strategy: Strategy
     evaluator: Any
     table: Table | None = None
+    cache: ProgramCache | None = None
 
 
 def runner_plan(plan: str) -> str:
@@ -96,7 +98,7 @@ def descriptor_fn(encoding: Any, names: Any) -> Callable[[jax.Array], jax.Array]
     """
     if isinstance(names, str):
         names = [names]
-    known = cost_metrics(encoding)
+    known = cost_names(encoding)
     if not isinstance(names, (list, tuple)) or not names:
         raise ValueError(f"strategy.params.descriptors must list cost names; got {names!r}; "
                          f"allowed: {list(known)}")
@@ -174,9 +176,9 @@ def known_metrics(config: ExperimentConfig, encoding: Any, table: Table | None =
     training run) or the table's fitness and cost columns (a tabular run), and the encoding's
     analytic costs."""
     if table is not None:
-        return (*table.searchable, *cost_metrics(encoding))
-    return (TRAINED_METRICS + MEASURED_METRICS + tuple(config.search.proxies)
-            + cost_metrics(encoding))
+        return (*table.searchable, *cost_names(encoding))
+    return (TRAINED_METRICS + MEASURED_METRICS + tuple(config.evaluator.proxies)
+            + cost_names(encoding))
 
 
 def check_metrics(config: ExperimentConfig, encoding: Any, table: Table | None = None) -> None:
@@ -203,11 +205,11 @@ def check_satisfiable(config: ExperimentConfig, encoding: Any) -> None:
     Raises:
         ValueError: naming the constraints and the closest architecture's costs.
     """
-    costs = cost_metrics(encoding)
+    costs = cost_names(encoding)
     constraints = [c for c in config.search.parsed_constraints() if c.metric in costs]
     if not constraints:
         return
-    key = jax.random.fold_in(jax.random.key(config.search.seed), 7)
+    key = streams.stream(config.search.seed, "satisfiable")
     _, values, gap = closest_to_feasible(encoding, constraints, key)
     if gap > 0.0:
         wanted = ", ".join(f"{c.metric} {c.operator} {c.bound:g}" for c in constraints)
@@ -293,41 +295,33 @@ def build_table(config: ExperimentConfig) -> Table:
     return table
 
 
-def build_components(config: ExperimentConfig) -> Components:
+def build_components(config: ExperimentConfig, trainer: Any = None) -> Components:
     """Loads the dataset (or the table) and builds the encoding, strategy and evaluator.
+
+    Args:
+        config: the experiment.
+        trainer: what trains a population (default ``train_population``; a multi-process run's
+            shares each call with the other processes).
 
     Raises:
         ValueError: any part the config describes can't be built (with the part's message).
     """
+    table = None
     if config.evaluator.tabular:
-        if config.search.proxies or config.search.prefilter.proxy:
-            raise ValueError("search.proxies and search.prefilter score untrained networks; a "
-                             "tabular evaluator trains none: remove them")
-        if config.train.inherit is not None or config.train.rungs:
-            raise ValueError("train.inherit and train.rungs change how networks train; a "
-                             "tabular evaluator trains none: remove them")
         table = build_table(config)
-        dataset, encoding, options, table_ = None, table.encoding, {}, table
-        evaluator: Any = TabularEvaluator(table, noise=config.evaluator.noise)
+        dataset, encoding, options = None, table.encoding, {}
     else:
         dataset, encoding, options = build_model_parts(config)
-        table_ = None
         check_population_memory(config, encoding)
-        from evonas.train.proxies import check_proxies
-
-        check_proxies("search.proxies", config.search.proxies, encoding)
-        if config.search.prefilter.proxy:
-            check_proxies("search.prefilter.proxy", (config.search.prefilter.proxy,), encoding)
-    check_metrics(config, encoding, table_)
+        check_proxies("evaluator.proxies", config.evaluator.proxies, encoding)
+    check_metrics(config, encoding, table)
     check_satisfiable(config, encoding)
     strategy = _strategy(config, encoding)
-    if table_ is None and config.evaluator.name == "oneshot":
-        if config.train.inherit is not None or config.train.rungs:
-            raise ValueError("train.inherit and train.rungs train each architecture; the "
-                             "oneshot evaluator trains none (only its supernet): remove them")
-        evaluator = OneShotEvaluator(encoding, dataset, config.train,
-                                     config.evaluator.supernet_steps, fitness="val_acc")
-    elif table_ is None:
-        train = dataclasses.replace(config.train, plan=runner_plan(config.train.plan))
-        evaluator = TrainingEvaluator(encoding, dataset, train, fitness="val_acc")
-    return Components(dataset, encoding, options, strategy, evaluator, table_)
+    train = dataclasses.replace(config.train, plan=runner_plan(config.train.plan))
+    cache = ProgramCache(train.max_programs)
+    context = Context(encoding, dataset, table, train, "val_acc", cache, trainer)
+    evaluator = build_evaluator(config, context)
+    if config.evaluator.prefilter is not None:
+        screen = config.evaluator.prefilter
+        strategy = Prefilter(strategy, encoding, dataset, screen.proxy, screen.factor, cache)
+    return Components(dataset, encoding, options, strategy, evaluator, table, cache)

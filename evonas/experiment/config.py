@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -21,7 +22,9 @@ import yaml
 
 from evonas import checks
 from evonas.data.batches import check_batch_budget
+from evonas.experiment import legacy
 from evonas.experiment.typed import check_fields, from_mapping, load_yaml
+from evonas.fields import changes_numbers, setting
 from evonas.objectives import metrics
 from evonas.objectives.constraints import Constraint, parse_constraint
 from evonas.train.config import TrainConfig
@@ -30,41 +33,11 @@ DIRECTIONS = ("max", "min")
 # JAX keys are made from 32 bits of a seed (jax_enable_x64 off): a larger seed would silently
 # repeat a smaller one's search.
 MAX_SEED = 2**32 - 1
-EVALUATORS = ("training", "tabular", "oneshot")
+EVALUATORS = ("training", "tabular", "oneshot")  # the built-ins; plug-ins register more
 PRUNE_MODES = ("structured", "unstructured")
-
-# Fields that change how the work is executed or shown, not what is computed (DESIGN.md: every
-# plan gives the same numbers), so a run may resume on another machine with other values.
-# Fields that change neither what is computed nor any number (where the run lives, how it is
-# shown, which plug-ins were imported, where compiled programs are cached), so a run may resume
-# with other values. The execution plan, the steps per call and the memory budget (which sets
-# chunk sizes, hence program shapes) can change float rounding: they are fingerprinted.
-FINGERPRINT_EXCLUDED = (
-    "run_dir",
-    "plugins",
-    "display",
-    "train.compile_cache_dir",
-    "train.max_programs",
-)
-FINGERPRINT_VERSION = 2
-# Fields added after version 2 was defined, with the value that leaves the numbers as they were:
-# left out of the hash at that value, so directories written before a field existed resume.
-_ADDED_SINCE_V2: dict[str, Any] = {
-    "search.proxies": [], "search.prefilter": {"proxy": None, "factor": 4},
-    "train.rungs": [], "train.eta": 3, "train.inherit": None, "train.inherit_steps": None,
-    "evaluator.supernet_steps": 4000,
-    "final.distil": False, "final.distil_temperature": 4.0, "final.distil_alpha": 0.9,
-    "final.distil_steps": None, "final.prune": None, "final.prune_sparsity": 0.5,
-    "final.prune_steps": None,
-}
-# Version 1 (run directories written before run.json recorded a version) also left these out.
-# Fields added since are left out of it too: version-1 directories never had them.
-_V1_EXCLUDED = (*FINGERPRINT_EXCLUDED, "train.plan", "train.memory_budget_mb",
-                "train.steps_per_call", "search.proxies", "search.prefilter", "train.rungs",
-                "train.eta", "train.inherit", "train.inherit_steps",
-                "evaluator.supernet_steps", "final.distil", "final.distil_temperature",
-                "final.distil_alpha", "final.distil_steps", "final.prune",
-                "final.prune_sparsity", "final.prune_steps")
+# Version 3: derived from the sections (fields that can change a number, values other than the
+# default experiment's); versions 1 and 2 are the flat layout's (evonas.experiment.legacy).
+FINGERPRINT_VERSION = 3
 
 
 # -- sections --------------------------------------------------------------------------------
@@ -200,32 +173,137 @@ class LatencyConfig:
     warmup: int = 3
 
     def __post_init__(self):
-        check_fields(self, "search.latency")
-        check_positive("search.latency.batch_size", self.batch_size)
-        check_positive("search.latency.repeats", self.repeats)
-        check_positive("search.latency.warmup", self.warmup)
+        check_fields(self, "evaluator.latency")
+        check_positive("evaluator.latency.batch_size", self.batch_size)
+        check_positive("evaluator.latency.repeats", self.repeats)
+        check_positive("evaluator.latency.warmup", self.warmup)
 
 
 @dataclasses.dataclass(frozen=True)
 class PrefilterConfig:
     """Screening by a zero-cost proxy: each genome the strategy asks for competes with
-    ``factor - 1`` single-gene mutants of itself, and only the best by ``proxy`` is trained.
+    ``factor - 1`` single-gene mutants of itself, and only the best by ``proxy`` is evaluated
+    (``evonas.strategies.Prefilter``, a strategy wrapper).
 
     Attributes:
-        proxy: ``naswot``, ``synflow``, ``grad_norm`` or ``snip``; None: no pre-filter.
-        factor: candidates scored per genome trained (``>= 2``).
+        proxy: ``naswot``, ``synflow``, ``grad_norm`` or ``snip``.
+        factor: candidates scored per genome evaluated (``>= 2``).
     """
 
-    proxy: str | None = None
+    proxy: str = "naswot"
     factor: int = 4
 
     def __post_init__(self):
-        check_fields(self, "search.prefilter")
+        check_fields(self, "evaluator.prefilter")
         from evonas.train.proxies import PROXIES
 
-        if self.proxy is not None:
-            checks.choice("search.prefilter.proxy", self.proxy, PROXIES)
-        checks.integer("search.prefilter.factor", self.factor, low=2)
+        checks.choice("evaluator.prefilter.proxy", self.proxy, PROXIES)
+        checks.integer("evaluator.prefilter.factor", self.factor, low=2)
+
+
+@dataclasses.dataclass(frozen=True)
+class InheritConfig:
+    """Weight inheritance (``evonas.evaluators.Inherit``): a child starts from its first
+    parent's trained parameters and trains ``steps`` (default a quarter of ``train.steps``, a
+    multiple of ``train.steps_per_call``)."""
+
+    steps: int | None = None
+
+    def __post_init__(self):
+        check_fields(self, "evaluator.inherit")
+        check_positive("evaluator.inherit.steps", self.steps)
+
+
+@dataclasses.dataclass(frozen=True)
+class HalvingConfig:
+    """Successive halving inside each population's training
+    (``evonas.evaluators.SuccessiveHalving``): at each of ``rungs`` (steps) the best ``1 /
+    eta`` by validation accuracy go on, the others stop."""
+
+    rungs: tuple[int, ...] = ()
+    eta: int = 3
+
+    def __post_init__(self):
+        check_fields(self, "evaluator.halving")
+        from evonas.train.halving import Halving
+
+        try:
+            Halving(self.rungs, self.eta)
+        except ValueError as err:
+            raise ValueError(str(err).replace("halving.", "evaluator.halving.")) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluatorConfig:
+    """How an architecture's fitness is obtained: a base evaluator and what wraps it.
+
+    Attributes:
+        name: ``"training"`` (train every new architecture: the population trainer, with the
+            ``train`` section), ``"tabular"`` (look it up in a benchmark table; no training,
+            no dataset, and the final stage reads the table instead of retraining) or
+            ``"oneshot"`` (weight sharing: one supernet trained by uniform single-path sampling
+            with the ``train`` section's optimiser, batch size and steps per call; each
+            architecture is scored with its weights, untrained; the final stage retrains from
+            scratch as usual).
+        benchmark: ``tabular``: the registered benchmark (``evonas list``); default the
+            encoding's name.
+        options: ``tabular``: options of the benchmark's factory (``{dataset: cifar100}``); a
+            registered plug-in evaluator: options of its factory.
+        noise: ``tabular``: standard deviation of Gaussian noise on the fitness a strategy sees.
+        supernet_steps: ``oneshot``: steps of supernet training (kept in the run directory, so
+            a resumed run does not train it again).
+        inherit: ``training``: weight inheritance (``{}`` for the defaults), or null.
+        halving: ``training``: successive halving (``{rungs: [100, 200]}``), or null.
+        proxies: zero-cost proxies (``naswot``, ``synflow``, ``grad_norm``, ``snip``) to
+            compute for every new architecture before it is trained (recorded as metrics;
+            usable as objectives and constraints). Training runs only.
+        prefilter: screening of the asked genomes by a proxy before they are evaluated, or
+            null. Training runs only.
+        latency: how the ``latency`` metric is measured, when an objective or constraint
+            names it.
+    """
+
+    name: str = "training"
+    benchmark: str | None = None
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    noise: float = 0.0
+    supernet_steps: int = 4000
+    inherit: InheritConfig | None = None
+    halving: HalvingConfig | None = None
+    proxies: tuple[str, ...] = ()
+    prefilter: PrefilterConfig | None = None
+    latency: LatencyConfig = LatencyConfig()
+
+    def __post_init__(self):
+        check_fields(self, "evaluator")
+        check_positive("evaluator.noise", self.noise, allow_zero=True)
+        check_positive("evaluator.supernet_steps", self.supernet_steps)
+        from evonas.train.proxies import check_proxies
+
+        object.__setattr__(self, "proxies", check_proxies("evaluator.proxies", self.proxies))
+        if self.name != "oneshot" and self.supernet_steps != 4000:
+            raise ValueError("evaluator.supernet_steps applies to the oneshot evaluator only; "
+                             "remove it or set evaluator.name=oneshot")
+        if self.name in ("training", "oneshot"):  # a plug-in's factory takes the options
+            given = [f for f, default in (("benchmark", None), ("options", {}), ("noise", 0.0))
+                     if getattr(self, f) != default]
+            if given:
+                raise ValueError(f"evaluator.{given[0]} applies to the tabular evaluator only; "
+                                 f"remove it or set evaluator.name=tabular")
+        trained = [f"evaluator.{f}" for f in ("inherit", "halving") if getattr(self, f)]
+        if self.name in EVALUATORS and self.name != "training" and trained:
+            raise ValueError(f"{trained[0]} changes how networks train; the {self.name} "
+                             f"evaluator trains none: remove it")
+        if self.inherit is not None and self.halving is not None:
+            raise ValueError("evaluator.inherit can't be combined with evaluator.halving: use "
+                             "one of them")
+        if self.name == "tabular" and (self.proxies or self.prefilter):
+            raise ValueError("evaluator.proxies and evaluator.prefilter score untrained "
+                             "networks; a tabular evaluator trains none: remove them")
+
+    @property
+    def tabular(self) -> bool:
+        return self.name == "tabular"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,12 +322,8 @@ class SearchConfig:
             (a strategy such as ``nsga2`` or ``weighted_sum`` then gets every objective).
         constraints: bounds such as ``"params <= 200000"`` or ``"latency <= 2"``; a violating
             architecture is infeasible: it fails, ranks below every feasible one and is never
-            the best. Bounds on analytic costs and on latency are checked before training.
-        latency: how the ``latency`` metric (milliseconds) is measured, when it is used.
-        proxies: zero-cost proxies (``naswot``, ``synflow``, ``grad_norm``, ``snip``) to
-            compute for every new architecture before it is trained (recorded as metrics;
-            usable as objectives and constraints). Training runs only.
-        prefilter: screening of candidates by a proxy before training (training runs only).
+            the best. Bounds on analytic costs, latency and proxies are checked before
+            training.
         patience: stop early after this many generations without a better best fitness;
             ``None`` never stops early.
     """
@@ -261,9 +335,6 @@ class SearchConfig:
     objectives: tuple[ObjectiveConfig, ...] = (ObjectiveConfig(),)
     constraints: tuple[str, ...] = ()
     patience: int | None = None
-    latency: LatencyConfig = LatencyConfig()
-    proxies: tuple[str, ...] = ()
-    prefilter: PrefilterConfig = PrefilterConfig()
 
     def __post_init__(self):
         check_fields(self, "search")
@@ -283,9 +354,6 @@ class SearchConfig:
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"search.objectives must name each metric once; repeated: {repeated}")
-        from evonas.train.proxies import check_proxies
-
-        object.__setattr__(self, "proxies", check_proxies("search.proxies", self.proxies))
         for text in self.constraints:
             try:
                 parse_constraint(text)
@@ -309,73 +377,102 @@ class SearchConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class FinalConfig:
-    """Final retraining of the best architectures with a full budget.
+class RetrainConfig:
+    """The final retraining of the best architectures, on train + validation.
 
     Attributes:
-        retrain_top_k: how many of the best to retrain and test; 0 skips final retraining.
-        retrain_steps: optimiser steps of each final retraining.
+        top_k: how many of the best to retrain and test; 0 skips the final stage.
+        steps: optimiser steps of each retraining.
         ensemble: also report the test score of the retrained models' averaged logits.
-        front_size: in a multi-objective search, how many members of the final Pareto front
-            to retrain, test and export to ``front/`` (spread evenly along the front when it
-            has more); 0 skips it.
-        distil: also distil the ensemble into the best architecture (Hinton et al. 2015),
-            tested and exported to ``distilled/`` (needs ``retrain_top_k >= 2`` and
-            ``ensemble``); ``evonas distil DIR`` does it later.
-        distil_temperature: the softmax temperature of teacher and student (> 0).
-        distil_alpha: the weight of the teacher's soft targets, in [0, 1].
-        distil_steps: the student's optimiser steps (None: ``retrain_steps``, as the best).
-        prune: ``"structured"`` (units / channels removed, a smaller genome of the space) or
-            ``"unstructured"`` (magnitude masks) pruning of the deployed network (the distilled
-            one with ``distil``, else the best), fine-tuned and exported to ``pruned/``; None
-            skips it. ``evonas prune DIR`` does it later.
-        prune_sparsity: the share of parameters to remove, in (0, 1).
-        prune_steps: fine-tuning steps (None: a quarter of ``retrain_steps``).
     """
 
-    retrain_top_k: int = 3
-    retrain_steps: int = 2000
+    top_k: int = 3
+    steps: int = 2000
     ensemble: bool = True
-    front_size: int = 8
-    distil: bool = False
-    distil_temperature: float = 4.0
-    distil_alpha: float = 0.9
-    distil_steps: int | None = None
-    prune: str | None = None
-    prune_sparsity: float = 0.5
-    prune_steps: int | None = None
+
+    def __post_init__(self):
+        check_fields(self, "final.retrain")
+        check_positive("final.retrain.top_k", self.top_k, allow_zero=True)
+        check_positive("final.retrain.steps", self.steps)
+
+
+@dataclasses.dataclass(frozen=True)
+class FrontConfig:
+    """A multi-objective run's front: ``size`` members (spread evenly along the front when it
+    has more) retrained, tested and exported to ``front/``; 0 skips it."""
+
+    size: int = 8
+
+    def __post_init__(self):
+        check_fields(self, "final.front")
+        check_positive("final.front.size", self.size, allow_zero=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class DistilConfig:
+    """Distillation of the final ensemble into the best architecture (Hinton et al. 2015),
+    tested and exported to ``distilled/``; ``evonas distil DIR`` does it later.
+
+    Attributes:
+        temperature: the softmax temperature of teacher and student (> 0).
+        alpha: the weight of the teacher's soft targets, in [0, 1].
+        steps: the student's optimiser steps (None: ``final.retrain.steps``, as the best).
+    """
+
+    temperature: float = 4.0
+    alpha: float = 0.9
+    steps: int | None = None
+
+    def __post_init__(self):
+        check_fields(self, "final.distil")
+        checks.positive("final.distil.temperature", self.temperature)
+        checks.number("final.distil.alpha", self.alpha, 0.0, 1.0)
+        check_positive("final.distil.steps", self.steps)
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneConfig:
+    """Pruning of the deployed network (the distilled one with ``final.distil``, else the
+    best), fine-tuned and exported to ``pruned/``; ``evonas prune DIR`` does it later.
+
+    Attributes:
+        mode: ``"structured"`` (units / channels removed, a smaller genome of the space) or
+            ``"unstructured"`` (magnitude masks).
+        sparsity: the share of parameters to remove, in (0, 1).
+        steps: fine-tuning steps (None: a quarter of ``final.retrain.steps``).
+    """
+
+    mode: str = "structured"
+    sparsity: float = 0.5
+    steps: int | None = None
+
+    def __post_init__(self):
+        check_fields(self, "final.prune")
+        checks.choice("final.prune.mode", self.mode, PRUNE_MODES)
+        checks.number("final.prune.sparsity", self.sparsity, 0.0, 1.0, open_low=True,
+                      open_high=True)
+        check_positive("final.prune.steps", self.steps)
+
+
+@dataclasses.dataclass(frozen=True)
+class FinalConfig:
+    """What happens after the search, step by step (``evonas.experiment.finish``): retraining
+    of the best and their ensemble, distillation, pruning, the front of a multi-objective run.
+    A step set to null is skipped."""
+
+    retrain: RetrainConfig = RetrainConfig()
+    front: FrontConfig = FrontConfig()
+    distil: DistilConfig | None = None
+    prune: PruneConfig | None = None
 
     def __post_init__(self):
         check_fields(self, "final")
-        check_positive("final.retrain_top_k", self.retrain_top_k, allow_zero=True)
-        check_positive("final.front_size", self.front_size, allow_zero=True)
-        check_positive("final.retrain_steps", self.retrain_steps)
-        if not isinstance(self.distil, bool):
-            raise ValueError(f"final.distil={self.distil!r} is not allowed; use true or false")
-        if not isinstance(self.distil_temperature, (int, float)) or isinstance(
-                self.distil_temperature, bool) or not self.distil_temperature > 0:
-            raise ValueError(f"final.distil_temperature={self.distil_temperature!r} is not "
-                             "allowed; it must be a number > 0")
-        if not isinstance(self.distil_alpha, (int, float)) or isinstance(
-                self.distil_alpha, bool) or not 0.0 <= self.distil_alpha <= 1.0:
-            raise ValueError(f"final.distil_alpha={self.distil_alpha!r} is not allowed; it is "
-                             "the weight of the soft targets, in [0, 1]")
-        if self.distil_steps is not None:
-            check_positive("final.distil_steps", self.distil_steps)
-        if self.prune is not None and self.prune not in PRUNE_MODES:
-            raise ValueError(f"final.prune={self.prune!r} is not allowed; choose one of "
-                             f"{list(PRUNE_MODES)}, or null")
-        if isinstance(self.prune_sparsity, bool) or not isinstance(
-                self.prune_sparsity, (int, float)) or not 0.0 < self.prune_sparsity < 1.0:
-            raise ValueError(f"final.prune_sparsity={self.prune_sparsity!r} is not allowed; it is "
-                             "the share of parameters to remove, strictly between 0 and 1")
-        if self.prune_steps is not None:
-            check_positive("final.prune_steps", self.prune_steps)
-        if self.distil and (self.retrain_top_k < 2 or not self.ensemble):
+        if self.distil is not None and (self.retrain.top_k < 2 or not self.retrain.ensemble):
             raise ValueError(
-                f"final.distil=true has no ensemble to distil from (final.retrain_top_k="
-                f"{self.retrain_top_k}, final.ensemble={str(self.ensemble).lower()}); set "
-                "retrain_top_k to 2 or more and ensemble to true")
+                f"final.distil has no ensemble to distil from (final.retrain.top_k="
+                f"{self.retrain.top_k}, final.retrain.ensemble="
+                f"{str(self.retrain.ensemble).lower()}); set top_k to 2 or more and ensemble "
+                "to true, or final.distil to null")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -397,65 +494,7 @@ class DisplayConfig:
         check_fields(self, "display")
 
 
-@dataclasses.dataclass(frozen=True)
-class EvaluatorConfig:
-    """How an architecture's fitness is obtained.
-
-    Attributes:
-        name: ``"training"`` (train every new architecture: the population trainer, with the
-            ``train`` section), ``"tabular"`` (look it up in a benchmark table; no training,
-            no dataset, and the final stage reads the table instead of retraining) or
-            ``"oneshot"`` (weight sharing: one supernet trained by uniform single-path sampling
-            with the ``train`` section's optimiser, batch size and steps per call; each
-            architecture is scored with its weights, untrained; the final stage retrains from
-            scratch as usual).
-        benchmark: ``tabular``: the registered benchmark (``evonas list``); default the
-            encoding's name.
-        options: ``tabular``: options of the benchmark's factory (``{dataset: cifar100}``).
-        noise: ``tabular``: standard deviation of Gaussian noise on the fitness a strategy sees.
-        supernet_steps: ``oneshot``: steps of supernet training (kept in the run directory, so
-            a resumed run does not train it again).
-    """
-
-    name: str = "training"
-    benchmark: str | None = None
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    noise: float = 0.0
-    supernet_steps: int = 4000
-
-    def __post_init__(self):
-        check_fields(self, "evaluator")
-        checks.choice("evaluator.name", self.name, EVALUATORS)
-        check_positive("evaluator.noise", self.noise, allow_zero=True)
-        check_positive("evaluator.supernet_steps", self.supernet_steps)
-        if self.name != "oneshot" and self.supernet_steps != 4000:
-            raise ValueError("evaluator.supernet_steps applies to the oneshot evaluator only; "
-                             "remove it or set evaluator.name=oneshot")
-        if self.name != "tabular":
-            given = [f for f, default in (("benchmark", None), ("options", {}), ("noise", 0.0))
-                     if getattr(self, f) != default]
-            if given:
-                raise ValueError(f"evaluator.{given[0]} applies to the tabular evaluator only; "
-                                 f"remove it or set evaluator.name=tabular")
-
-    @property
-    def tabular(self) -> bool:
-        return self.name == "tabular"
-
-
 # -- the experiment --------------------------------------------------------------------------
-
-
-def _pop(data: dict[str, Any], path: str, only: Any = ...) -> None:
-    """Removes ``section.key`` from ``data`` (when its value is ``only``, if given)."""
-    *parents, leaf = path.split(".")
-    node: Any = data
-    for part in parents:
-        node = node.get(part) if isinstance(node, dict) else None
-        if node is None:
-            return  # a section left out (the default evaluator)
-    if leaf in node and (only is ... or node[leaf] == only):
-        node.pop(leaf)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -475,11 +514,11 @@ class ExperimentConfig:
     train: TrainConfig = TrainConfig(steps=200)
     search: SearchConfig = SearchConfig()
     final: FinalConfig = FinalConfig()
-    display: DisplayConfig = DisplayConfig()
-    run_dir: str | None = None
+    display: DisplayConfig = setting(DisplayConfig(), numbers=False)
+    run_dir: str | None = setting(None, numbers=False)
     # Plug-in files (relative to the YAML file) or modules to import before the names are
     # checked; loaded by from_yaml only, never from a run directory (see evonas.experiment.plugins).
-    plugins: tuple[str, ...] = ()
+    plugins: tuple[str, ...] = setting((), numbers=False)
 
     SECTIONS: ClassVar[tuple[str, ...]] = (
         "encoding", "dataset", "strategy", "evaluator", "train", "search", "final", "display"
@@ -488,17 +527,32 @@ class ExperimentConfig:
     def __post_init__(self):
         check_fields(self, "")
         # The trainers draw every step's batch indices at once; bound them before anything runs.
+        final = self.final
         for where, steps in (("train.steps", self.train.steps),
-                             ("final.retrain_steps", self.final.retrain_steps)):
-            check_batch_budget(where, steps, self.train.batch_size)
-        for where, steps in (("final.distil_steps", self.final.distil_steps),
-                             ("final.prune_steps", self.final.prune_steps)):
-            if steps is not None:
+                             ("final.retrain.steps", final.retrain.steps),
+                             ("final.distil.steps", final.distil and final.distil.steps),
+                             ("final.prune.steps", final.prune and final.prune.steps)):
+            if steps:
                 check_batch_budget(where, steps, self.train.batch_size)
-        if self.evaluator.tabular and (self.final.distil or self.final.prune is not None):
-            which = "final.distil" if self.final.distil else "final.prune"
+        if self.evaluator.tabular and (final.distil or final.prune):
+            which = "final.distil" if final.distil else "final.prune"
             raise ValueError(f"{which} needs trained networks; a tabular run (evaluator.name="
-                             f"{self.evaluator.name}) trains none: remove {which}")
+                             f"{self.evaluator.name}) trains none: set {which} to null")
+        halving = self.evaluator.halving
+        if halving is not None:
+            from evonas.train.halving import Halving
+
+            try:
+                Halving(halving.rungs, halving.eta).check(self.train.steps,
+                                                          self.train.steps_per_call)
+            except ValueError as err:
+                raise ValueError(str(err).replace("halving.", "evaluator.halving.")) from None
+        inherit = self.evaluator.inherit
+        if inherit is not None and inherit.steps is not None:
+            checks.integer("evaluator.inherit.steps", inherit.steps, 1, self.train.steps)
+            if inherit.steps % self.train.steps_per_call:
+                raise ValueError(f"evaluator.inherit.steps={inherit.steps} must be a multiple "
+                                 f"of train.steps_per_call={self.train.steps_per_call}")
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -511,7 +565,10 @@ class ExperimentConfig:
                 a value out of range, or an encoding / strategy / dataset name that is not
                 registered.
         """
-        config = from_mapping(cls, {} if data is None else data, "")
+        data, renamed = legacy.upgrade({} if data is None else _mapping(data))
+        if renamed:
+            warnings.warn(legacy.renamed_note(renamed), FutureWarning, stacklevel=2)
+        config = from_mapping(cls, data, "")
         config.check_names()
         return config
 
@@ -551,10 +608,12 @@ class ExperimentConfig:
         # that is only being written or compared does not need.
         from evonas.benchmarks import list_benchmarks
         from evonas.data import DATASETS
+        from evonas.evaluators import list_evaluators
         from evonas.genomes import list_encodings
         from evonas.strategies import list_strategies
 
         checks.name("encoding.name", self.encoding.name, list_encodings())
+        checks.name("evaluator.name", self.evaluator.name, list_evaluators())
         strategies = list_strategies()
         if not self.strategy.name.startswith("evosax_"):
             checks.name("strategy.name", self.strategy.name,
@@ -581,25 +640,21 @@ class ExperimentConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
 
     def fingerprint(self, version: int = FINGERPRINT_VERSION) -> str:
-        """A stable hash (16 hex digits) of every field that can change the search's numbers.
+        """A stable hash (16 hex digits) of every setting that can change the search's numbers.
 
-        Fields in ``FINGERPRINT_EXCLUDED`` (run directory, display, plug-ins, compilation cache)
-        are left out, so a resumed run may change them. ``version=1`` is the hash run
-        directories recorded before they recorded its version (it left the plan, steps per call
-        and memory budget out too); they still resume.
+        Derived from the sections: a field whose metadata says it changes no number (where the
+        run lives, how it is shown, the plug-ins imported, the compilation cache) is left out,
+        and so is every value equal to the default experiment's, so a field added later at a
+        default that keeps the old numbers leaves old fingerprints alone. ``version`` 1 or 2:
+        the hash of the flat layout that run directories of that time recorded
+        (:func:`evonas.experiment.legacy.fingerprint`).
         """
-        data = self.to_dict()
-        if self.evaluator == EvaluatorConfig():
-            # The default evaluator is left out: run directories written before the section
-            # existed keep their fingerprint, and so resume.
-            data.pop("evaluator")
-        if version not in (1, FINGERPRINT_VERSION):
-            raise ValueError(f"fingerprint version must be 1 or {FINGERPRINT_VERSION}; got "
+        if version in (1, 2):
+            return legacy.fingerprint(legacy.flatten(self.to_dict()), version)
+        if version != FINGERPRINT_VERSION:
+            raise ValueError(f"fingerprint version must be 1, 2 or {FINGERPRINT_VERSION}; got "
                              f"{version!r}")
-        for path in FINGERPRINT_EXCLUDED if version == FINGERPRINT_VERSION else _V1_EXCLUDED:
-            _pop(data, path)
-        for path, value in _ADDED_SINCE_V2.items():
-            _pop(data, path, value)
+        data = _numbers(self, type(self)())
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
@@ -615,10 +670,10 @@ class ExperimentConfig:
             ValueError: a malformed override, or a result that :meth:`from_dict` rejects.
         """
         data = self.to_dict()
+        keys, renamed = [], []
         for text in overrides:
             key, sep, raw = text.partition("=")
-            parts = key.strip().split(".")
-            if not sep or not all(parts):
+            if not sep or not all(key.strip().split(".")):
                 raise ValueError(
                     f"an override must look like section.key=value (e.g. train.steps=500); "
                     f"got {text!r}"
@@ -627,19 +682,63 @@ class ExperimentConfig:
                 value = load_yaml(raw) if raw.strip() else None
             except yaml.YAMLError:
                 raise ValueError(f"cannot read the value of override {text!r} as YAML") from None
-            node = data
-            for i, part in enumerate(parts[:-1]):
-                child = node.setdefault(part, {})
-                if not isinstance(child, dict):
-                    where = ".".join(parts[: i + 1])
-                    raise ValueError(
-                        f"cannot set {key.strip()!r}: {where!r} is a value ({child!r}), "
-                        f"not a section; set {where}=VALUE instead"
-                    )
-                node = child
-            node[parts[-1]] = value
-        _drop_stale_defaults(data, [t.partition("=")[0].strip() for t in overrides])
+            for path, new in legacy.rename(key.strip(), value):
+                if path != key.strip():
+                    renamed.append(key.strip())
+                _set(data, path, new, key.strip())
+                keys.append(path)
+        if renamed:
+            warnings.warn(legacy.renamed_note(renamed), FutureWarning, stacklevel=2)
+        _drop_stale_defaults(data, keys)
         return type(self).from_dict(data)
+
+
+def _set(data: dict[str, Any], path: str, value: Any, given: str) -> None:
+    """Sets ``path`` (``section.key``) in ``data``; a section that is null (a final step or an
+    evaluator wrapper that is off) becomes a mapping, so setting one of its keys turns it on."""
+    parts = path.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            where = ".".join(parts[: i + 1])
+            raise ValueError(f"cannot set {given!r}: {where!r} is a value ({child!r}), not a "
+                             f"section; set {where}=VALUE instead")
+        node = child
+    node[parts[-1]] = value
+
+
+def _numbers(value: Any, default: Any) -> Any:
+    """``value`` (a config dataclass) as plain data, without the fields that change no number
+    and without the values equal to ``default``'s (every value when ``default`` is None: a
+    section that is off by default)."""
+    if not dataclasses.is_dataclass(value) or (default is not None
+                                                and type(value) is not type(default)):
+        return _plain(value)
+    out = {}
+    for f in dataclasses.fields(value):
+        if not changes_numbers(f):
+            continue
+        mine = getattr(value, f.name)
+        theirs = getattr(default, f.name) if default is not None else dataclasses.MISSING
+        if mine == theirs:
+            continue
+        if dataclasses.is_dataclass(mine) and dataclasses.is_dataclass(theirs):
+            nested = _numbers(mine, theirs)
+            if nested != {}:  # differs only where no number changes
+                out[f.name] = nested
+        elif dataclasses.is_dataclass(mine):  # a section that is off by default, now on
+            out[f.name] = _numbers(mine, None)
+        else:
+            out[f.name] = _plain(mine)
+    return out
+
+
+def _mapping(data: Any) -> Any:
+    """``data`` as given (from_mapping names what is wrong with a non-mapping)."""
+    return dict(data) if isinstance(data, Mapping) else data
 
 
 def _drop_stale_defaults(data: dict[str, Any], keys: Sequence[str]) -> None:

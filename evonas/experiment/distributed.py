@@ -3,10 +3,12 @@
 One evonas experiment spans several processes (hosts, or several processes on one host):
 process 0 (the *leader*) runs the search as a single-process run does, owns the run directory
 and alone reads and writes it; the others (*followers*) hold no search state. Every population
-the leader trains goes through :func:`evonas.train.train_population`, which, while a
-:class:`Session` is serving, first publishes the call (key, genomes, training config, starting
-parameters) through the coordinator's key-value store; each follower runs the same call, and
-the population axis is sharded over the global mesh of every process's devices. Metrics come
+the leader trains goes through the :class:`Session`'s trainer (:meth:`Session.trainer`), which
+first publishes the call (key, genomes, training config, starting parameters, halving schedule)
+through the coordinator's key-value store and then runs :func:`evonas.train.train_population`
+with the session; each follower runs the same call, and the population axis is sharded over the
+global mesh of every process's devices. The session is passed explicitly: to the experiment,
+which hands its trainer to the training evaluator, and to the trainer. Metrics come
 back to every process by an all-gather. Nothing a follower computes depends on its own clock:
 the step times that the ``auto`` plan learns from are the leader's, broadcast (:meth:`Session.
 agree`), so every process makes the same plan and calls the same programs in the same order.
@@ -27,6 +29,7 @@ committed generations are never lost: the leader commits each generation before 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -41,7 +44,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from evonas.train.config import TrainConfig
+from evonas.train import TrainConfig, train_population
+from evonas.train.halving import Halving
 
 _PREFIX = "evonas"
 _EXIT_PEER = 1  # status of a process that ends because a peer is gone
@@ -202,12 +206,7 @@ class Call:
     config: TrainConfig
     start: list[np.ndarray] | None
     keep_params: bool
-
-
-def _config_dict(config: TrainConfig) -> dict[str, Any]:
-    out = dataclasses.asdict(config)
-    out["rungs"] = list(out["rungs"])
-    return out
+    halving: Halving | None = None
 
 
 def _encode(kind: str, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
@@ -271,16 +270,29 @@ class Session:
         self._publish(_encode("experiment", {"config": config}, {}))
 
     def publish_train(self, key: jax.Array, genomes: np.ndarray, config: TrainConfig,
-                      start: Any, keep_params: bool) -> None:
+                      start: Any, keep_params: bool, halving: Halving | None = None) -> None:
         """Announces a ``train_population`` call; the followers run the same one."""
         arrays = {"key": np.asarray(jax.random.key_data(key)),
                   "genomes": np.asarray(genomes, np.int32)}
         leaves = [] if start is None else jax.tree.leaves(start)
         for i, leaf in enumerate(leaves):
             arrays[f"start_{i}"] = np.asarray(leaf)
-        self._publish(_encode("train", {"config": _config_dict(config),
+        schedule = None if halving is None else {"rungs": list(halving.rungs),
+                                                 "eta": halving.eta}
+        self._publish(_encode("train", {"config": dataclasses.asdict(config),
                                         "start": None if start is None else len(leaves),
-                                        "keep_params": bool(keep_params)}, arrays))
+                                        "keep_params": bool(keep_params),
+                                        "halving": schedule}, arrays))
+
+    def trainer(self, key: jax.Array, encoding: Any, genomes: Any, dataset: Any,
+                config: TrainConfig, **options: Any) -> Any:
+        """``train_population`` for the leader: publishes the call, then runs it with the
+        session (the followers run the same call)."""
+        if self.serving:
+            self.publish_train(key, genomes, config, options.get("start"),
+                               options.get("keep_params", False), options.get("halving"))
+            options["session"] = self
+        return train_population(key, encoding, genomes, dataset, config, **options)
 
     def receive(self) -> tuple[str, dict[str, Any], Any]:
         """A follower's next message: ``("experiment", header, None)``, ``("train", header,
@@ -298,12 +310,14 @@ class Session:
         kind, header, arrays = _decode(data)
         if kind != "train":
             return kind, header, None
-        raw = header["config"]
-        config = TrainConfig(**{**raw, "rungs": tuple(raw["rungs"])})
+        config = TrainConfig(**header["config"])
         start = (None if header["start"] is None
                  else [arrays[f"start_{i}"] for i in range(header["start"])])
+        schedule = header.get("halving")
+        halving = None if schedule is None else Halving(tuple(schedule["rungs"]),
+                                                        schedule["eta"])
         call = Call(jax.random.wrap_key_data(arrays["key"]), arrays["genomes"], config, start,
-                    header["keep_params"])
+                    header["keep_params"], halving)
         return kind, header, call
 
     def _await_acks(self) -> None:
@@ -342,7 +356,6 @@ class Session:
         """Ends the multi-process part: the leader tells the followers to stop (``status``:
         ``"done"`` or the error that stopped it), then every process leaves ``jax.distributed``.
         The leader goes on alone (final stage, report) on its own first device."""
-        global _SESSION
         if not self.serving:
             return
         self.serving = False
@@ -362,15 +375,6 @@ class Session:
             jax.distributed.shutdown()
         except Exception:
             pass
-        _SESSION = None
-
-
-_SESSION: Session | None = None
-
-
-def current() -> Session | None:
-    """The serving session of this process, or None (a single-process run)."""
-    return _SESSION if _SESSION is not None and _SESSION.serving else None
 
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None,
@@ -390,9 +394,8 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
         ValueError: bad settings, an unreachable coordinator, a port in use, or processes that
             did not all join within ``timeout`` (one line each; nothing is created).
     """
-    global _SESSION
     check_settings(coordinator, num_processes, process_id, detect, timeout, peer_timeout)
-    if _SESSION is not None:
+    if jax.distributed.is_initialized():
         raise ValueError("this process already takes part in a multi-process run")
     if jax.config.jax_platforms in (None, "", "cpu") or jax.config.jax_platforms.startswith(
             "cpu"):
@@ -430,9 +433,8 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     finally:
         joined.set()
         timer.cancel()
-    _SESSION = Session(jax.process_index(), jax.process_count(),
-                       coordinator or "(detected)", peer_timeout)
-    return _SESSION
+    return Session(jax.process_index(), jax.process_count(), coordinator or "(detected)",
+                   peer_timeout)
 
 
 def population_note(size: int, devices: int) -> str | None:
@@ -467,3 +469,48 @@ def follow(session: Session, train: Callable[[Call], Any],
         else:
             session.close()
             return str(header.get("status", "done"))
+
+
+def join(coordinator: str | None = None, num_processes: int | None = None,
+         process_id: int | None = None, *, detect: bool = False, timeout: float = 60.0,
+         peer_timeout: float = 30.0) -> Session | None:
+    """This process's session when the settings ask for a multi-process run, else None (the
+    settings checked either way).
+
+    Raises:
+        ValueError: as :func:`initialize`.
+    """
+    explicit = (coordinator, num_processes, process_id)
+    check_settings(*explicit, detect, timeout, peer_timeout)
+    if not detect and all(v is None for v in explicit):
+        return None
+    return initialize(*explicit, detect=detect, timeout=timeout, peer_timeout=peer_timeout)
+
+
+@contextlib.contextmanager
+def leading(session: Session | None) -> Any:
+    """Process 0's part of a command: whatever stops it before its search ends stops the others
+    too, with its first line; when it ends, the others are let go."""
+    try:
+        yield
+    except BaseException as err:
+        if session is not None:
+            why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            session.close(f"process 0 stopped: {why}")
+        raise
+    finally:
+        if session is not None:
+            session.close("done")
+
+
+def follow_leader(session: Session, build_trainer: Callable[[dict[str, Any]], Any]) -> None:
+    """A follower's part of a multi-process run: builds the experiment process 0 sends
+    (``build_trainer(config) -> train(call)``) and trains every population it publishes, until
+    its search ends.
+
+    Raises:
+        RuntimeError: process 0 stopped with an error (its first line).
+    """
+    status = follow(session, lambda call: None, build_trainer)
+    if status != "done":
+        raise RuntimeError(f"process 0 stopped the run: {status}")

@@ -1,19 +1,22 @@
 """``Experiment``: the host loop of a search: ask, de-duplicate, evaluate, tell, record, checkpoint.
 
-Determinism and resume: every random number comes from ``search.seed`` by explicit key folding,
-``fold_in(search_key, generation)`` for generation ``g``, so generation ``g``'s keys are the same
-whether or not the process restarted in between. Each generation is committed to the history and
-then checkpointed (the strategy state); a resumed run restores the newest valid checkpoint,
-drops history rows it does not cover and continues, writing exactly the rows an uninterrupted run
-writes. After the search the top k are retrained and the best exported (``evonas.experiment.
-final``), then the report is written.
+Determinism and resume: every random number comes from ``search.seed`` by explicit key folding
+(the streams of :mod:`evonas.streams`), ``fold_in(search_key, generation)`` for generation ``g``,
+so generation ``g``'s keys are the same whether or not the process restarted in between. Each
+generation is committed to the history and then checkpointed (the strategy state); a resumed run
+restores the newest valid checkpoint, drops history rows it does not cover and continues, writing
+exactly the rows an uninterrupted run writes. After the search come the final steps
+(``evonas.experiment.finish``), then the report.
+
+In a multi-process run (``evonas.experiment.distributed``) the session is passed in: process 0
+runs the experiment and owns the run directory, and its training evaluator trains through the
+session's trainer, which shares every population with the other processes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import statistics
 import time
 import warnings
 from collections.abc import Sequence
@@ -24,8 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from evonas import streams
 from evonas.evaluators import TrainingEvaluator
-from evonas.evaluators.oneshot import OneShotEvaluator
+from evonas.experiment import distributed
 from evonas.experiment.callbacks import (
     Callback,
     EarlyStopping,
@@ -36,44 +40,27 @@ from evonas.experiment.callbacks import (
 )
 from evonas.experiment.components import Components, build_components, runner_plan
 from evonas.experiment.config import FINGERPRINT_VERSION, ExperimentConfig
-from evonas.experiment.final import final_key, finisher_for, read_final, run_final
-from evonas.experiment.front import read_front, run_front
+from evonas.experiment.finish import Finish, run_steps, scorer_for
 from evonas.experiment.generation import GenerationEvaluator
-from evonas.objectives import row_value
-from evonas.operators import mutate_one
+from evonas.experiment.loading import check_fingerprint, legacy_fingerprints, run_config
+from evonas.experiment.outcome import (
+    AllFailedError,
+    InfeasibleError,
+    better,
+    check_feasible,
+    check_not_all_failed,
+    failure_hint,
+    reasons_of,
+    summary,
+)
 from evonas.report import write_report
-from evonas.store import NoCheckpointError, ParamStore, RunDir, RunDirError
+from evonas.store import NoCheckpointError, RunDir, RunDirError, RunPaths, read_json
 from evonas.store.run_dir import RunLock
 from evonas.strategies import beliefs, num_objectives
-from evonas.train import distributed, train_population
-from evonas.train.proxies import zero_cost_scores
+from evonas.train import train_population
 
-# Streams folded into the seed's key: one per use, so adding a use never shifts another's.
-_STRATEGY_INIT, _SEARCH, _FRONT = 0, 1, 3  # 2: the final stage's (final.FINAL_KEY)
-_PREFILTER = 7  # folded into a generation's key
-_SUPERNET = 4  # the one-shot supernet
-
-
-def prefilter(key: jax.Array, genomes: jax.Array, parts: Components,
-              config: ExperimentConfig) -> jax.Array:
-    """Screening by a zero-cost proxy: each asked genome competes with ``factor - 1`` of its
-    single-gene mutants; the best by the proxy takes its place (and is what the strategy is
-    told about). Strategies that learn from their own samples rather than the told genomes
-    (the evosax ones) see the fitness of the replacement.
-    """
-    proxy, factor = config.search.prefilter.proxy, config.search.prefilter.factor
-    genomes = jnp.asarray(genomes, jnp.int32)
-    k_mutate, k_score = jax.random.split(key)
-    space = parts.encoding.space
-    candidates = jnp.concatenate(
-        [genomes] + [mutate_one(jax.random.fold_in(k_mutate, j), genomes, space)
-                     for j in range(factor - 1)])
-    scores = zero_cost_scores(k_score, parts.encoding, np.asarray(candidates), parts.dataset,
-                              (proxy,))[proxy]
-    scores = np.where(np.isfinite(scores), scores, -np.inf).reshape(factor, -1)
-    pick = np.argmax(scores, axis=0)  # ties: the asked genome (candidate 0) first
-    return jnp.asarray(np.asarray(candidates).reshape(factor, *genomes.shape)[
-        pick, np.arange(genomes.shape[0])])
+__all__ = ["AllFailedError", "Experiment", "ExperimentResult", "InfeasibleError",
+           "Interrupted", "follow_leader", "run_config"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +76,7 @@ class ExperimentResult:
         report: the report's ``index.html``, or None when ``display.report`` is off.
         front: ``front/front.json`` of a multi-objective run (the retrained Pareto front), or
             None.
-        models_wanted: how many models the final stage was asked for (final.retrain_top_k).
+        models_wanted: how many models the final stage was asked for (final.retrain.top_k).
     """
 
     run_dir: Path
@@ -100,6 +87,16 @@ class ExperimentResult:
     report: Path | None
     front: dict[str, Any] | None = None
     models_wanted: int = 0
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was interrupted (Ctrl-C); ``run_dir`` keeps ``generations`` finished ones
+    (``None``: the directory was removed, nothing had finished)."""
+
+    def __init__(self, run_dir: Path, generations: int | None):
+        super().__init__(f"interrupted: {run_dir}")
+        self.run_dir = run_dir
+        self.generations = generations
 
 
 def default_run_dir(config: ExperimentConfig) -> Path:
@@ -117,134 +114,11 @@ def _parents(state: Any, batch: int) -> np.ndarray:
     return np.asarray(parents, np.int32).reshape(batch, -1)
 
 
-def _summary(fitness: np.ndarray, maximize: bool, seconds: float) -> dict[str, Any]:
-    ok = sorted(float(f) for f in fitness if np.isfinite(f))
-    if not ok:
-        return {"best": None, "median": None, "worst": None, "wall_seconds": seconds}
-    best, worst = (ok[-1], ok[0]) if maximize else (ok[0], ok[-1])
-    return {"best": best, "median": statistics.median(ok), "worst": worst,
-            "wall_seconds": seconds}
-
-
-class InfeasibleError(ValueError):
-    """No architecture of the first generation met the search's constraints."""
-
-
-class AllFailedError(ValueError):
-    """Every architecture evaluated so far failed: the search has nothing to select from."""
-
-
-class Interrupted(KeyboardInterrupt):
-    """The run was interrupted (Ctrl-C); ``run_dir`` keeps ``generations`` finished ones
-    (``None``: the directory was removed, nothing had finished)."""
-
-    def __init__(self, run_dir: Path, generations: int | None):
-        super().__init__(f"interrupted: {run_dir}")
-        self.run_dir = run_dir
-        self.generations = generations
-
-
-def failure_hint(config: ExperimentConfig, reasons: Sequence[str]) -> str:
-    """What to change when evaluations fail for ``reasons``."""
-    text = " ".join(reasons)
-    if "nan" in text or "inf" in text or "non-finite" in text:
-        return (f"the loss diverged: lower train.learning_rate (now "
-                f"{config.train.learning_rate:g}) or check the data")
-    if "constraint" in text:
-        return "loosen search.constraints"
-    return "check the encoding and the evaluator"
-
-
-def _check_not_all_failed(rows: Sequence[dict[str, Any]], generation: int, succeeded: bool,
-                          config: ExperimentConfig, run_dir: Path) -> None:
-    """Stops a search in which every architecture evaluated so far failed.
-
-    Raises:
-        AllFailedError: naming the most common reasons and what to change; the generation is
-            already in the history.
-    """
-    if succeeded or any(not r["failed"] for r in rows):
-        return
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[str(r["reason"])] = counts.get(str(r["reason"]), 0) + 1
-    common = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
-    reasons = "; ".join(f"{why} ({n} of {len(rows)})" for why, n in common)
-    raise AllFailedError(
-        f"every architecture evaluated so far failed (generation {generation}: {reasons}): "
-        f"{failure_hint(config, [why for why, _ in common])}. The search stops with nothing "
-        f"to select; its rows are kept in {run_dir}; start a new run with the change"
-    )
-
-
-def _check_feasible(rows: Sequence[dict[str, Any]], config: ExperimentConfig,
-                    run_dir: Path) -> None:
-    """Stops a search whose first generation has no feasible architecture.
-
-    Infeasible architectures all rank last, so with none feasible a strategy has nothing to
-    select from and would search blindly to the end of the budget. The generation is already in
-    the history (nothing is lost); the message names the constraints and the closest values.
-
-    Raises:
-        InfeasibleError: when every row of the generation failed a constraint.
-    """
-    if any(not r["failed"] or not str(r["reason"] or "").startswith("constraint")
-           for r in rows):
-        return
-    parts = []
-    for c in config.search.parsed_constraints():
-        values = [row_value(r, c.metric) for r in rows]
-        values = [v for v in values if np.isfinite(v)]
-        if values:
-            closest = min(values) if c.operator in ("<=", "<") else max(values)
-            parts.append(f"{c.metric} {c.operator} {c.bound:g} (closest: {closest:g})")
-        else:
-            parts.append(f"{c.metric} {c.operator} {c.bound:g}")
-    reasons = sorted({str(r["reason"]) for r in rows if r["reason"]})[:3]
-    raise InfeasibleError(
-        f"no architecture of the first generation ({len(rows)} evaluated) meets the "
-        f"constraints: {'; '.join(parts)}. The search stops: with every architecture "
-        f"infeasible a strategy has nothing to select. Reasons: {reasons}. The generation is "
-        f"kept in {run_dir}; loosen search.constraints and start a new run"
-    )
-
-
-def _reasons(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
-    """The distinct failure reasons of a generation, most common first (at most 3)."""
-    counts: dict[str, int] = {}
-    for r in rows:
-        if r["failed"] and r["reason"]:
-            counts[str(r["reason"])] = counts.get(str(r["reason"]), 0) + 1
-    return tuple(why for why, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:3])
-
-
-def _better(a: float | None, b: float | None, maximize: bool) -> float | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return max(a, b) if maximize else min(a, b)
-
-
-def run_config(run: RunDir) -> ExperimentConfig:
-    """The experiment of a run directory, from its ``config.yaml``.
-
-    The plug-ins it lists are not loaded (the directory may come from someone else); a name
-    they would have registered fails with a hint to pass ``--plugin``.
-
-    Raises:
-        ValueError: the config does not load.
-    """
-    data = run.config
-    try:
-        return ExperimentConfig.from_dict(data)
-    except ValueError as err:
-        plugins = data.get("plugins") if isinstance(data, dict) else None
-        if plugins and "unknown name" in str(err):
-            raise ValueError(f"{str(err).splitlines()[0]}. This run used the plug-ins "
-                             f"{list(plugins)}, which are never loaded from a run directory: "
-                             "pass them again with --plugin") from None
-        raise
+def base_evaluator(evaluator: Any) -> Any:
+    """The evaluator at the centre of a chain of wrappers."""
+    while hasattr(evaluator, "inner"):
+        evaluator = evaluator.inner
+    return evaluator
 
 
 class Experiment:
@@ -256,18 +130,23 @@ class Experiment:
             from the config).
         run_dir: the run directory; default ``config.run_dir``, else ``runs/<...>-<time>``. An
             existing run of the same experiment is continued.
+        session: this process's part in a multi-process run (``evonas.experiment.distributed``),
+            or None.
     """
 
     def __init__(self, config: ExperimentConfig, *, callbacks: Sequence[Callback] = (),
-                 run_dir: str | os.PathLike | None = None):
+                 run_dir: str | os.PathLike | None = None,
+                 session: distributed.Session | None = None):
         self.config = config
         chosen = run_dir if run_dir is not None else config.run_dir
         self.run_dir = Path(chosen) if chosen is not None else default_run_dir(config)
         self.extra_callbacks = list(callbacks)
+        self.session = session
 
     @classmethod
     def resume(cls, run_dir: str | os.PathLike, *, callbacks: Sequence[Callback] = (),
-               compile_cache_dir: str | None = None) -> Experiment:
+               compile_cache_dir: str | None = None,
+               session: distributed.Session | None = None) -> Experiment:
         """The experiment of an existing run directory, to continue from its last checkpoint.
 
         The directory's ``config.yaml`` may come from someone else, so what it names that would
@@ -278,6 +157,7 @@ class Experiment:
             run_dir: the run directory.
             callbacks: extra callbacks.
             compile_cache_dir: JAX's persistent compilation cache for this process (None: none).
+            session: as for the constructor.
 
         Raises:
             RunDirError: not a run directory, or its config no longer matches its fingerprint.
@@ -286,11 +166,7 @@ class Experiment:
         run = RunDir(run_dir, readonly=True)
         RunLock.check_free(run.path)
         config = run_config(run)
-        if config.fingerprint(run.fingerprint_version) != run.fingerprint:
-            raise RunDirError(
-                f"{run.config_path} no longer matches the run (fingerprint {run.fingerprint}); "
-                "it was edited: restore it or start a new run"
-            )
+        check_fingerprint(run, config)
         stored = config.train.compile_cache_dir
         if stored is not None and stored != compile_cache_dir:
             warnings.warn(f"{run.config_path} sets train.compile_cache_dir={stored!r}; a resumed "
@@ -301,13 +177,22 @@ class Experiment:
         steps = [p for p in run.checkpoints_dir.iterdir() if p.name.isdigit()] \
             if run.checkpoints_dir.is_dir() else []
         started = run.paths.history.is_file() and run.history.count() > 0
+        done = run.history.generations() if started else []
         run.close()
         if not steps and not started:
             raise NoCheckpointError(
                 f"no checkpoint in {run.checkpoints_dir}: nothing to resume; start it again with "
                 f"`evonas run {run.config_path} --run-dir {run.path}`"
             )
-        return cls(config, callbacks=callbacks, run_dir=run_dir)
+        experiment = cls(config, callbacks=callbacks, run_dir=run_dir, session=session)
+        if (run.fingerprint_version < FINGERPRINT_VERSION and config.evaluator.prefilter
+                and experiment._budget_left(len(done), sum(g["evaluations"] for g in done))):
+            raise RunDirError(
+                f"{run.path} screened its genomes with the prefilter of evonas before 0.2, whose "
+                "random draws differ from today's: it can't continue to the rows it would have "
+                "computed. Its committed generations stay readable (evonas report, front); "
+                "start the search again in a new directory")
+        return experiment
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -329,12 +214,12 @@ class Experiment:
         return search.evaluations is None or evaluations < search.evaluations
 
     def run(self) -> ExperimentResult | None:
-        """Runs (or continues) the search, the final retraining and the report.
+        """Runs (or continues) the search, the final steps and the report.
 
-        In a multi-process run (:mod:`evonas.train.distributed`) this is the call of every
-        process: process 0 runs the experiment and owns the run directory; on the others it
-        trains the populations process 0 publishes (taking the experiment from process 0, not
-        from ``config``) and returns None once the search ends.
+        In a multi-process run this is the call of every process: process 0 runs the experiment
+        and owns the run directory; on the others it trains the populations process 0 publishes
+        (taking the experiment from process 0, not from ``config``) and returns None once the
+        search ends.
 
         A run directory this call created is removed again if the run fails (or is
         interrupted) before its first generation is committed, so a corrected command can use
@@ -346,19 +231,19 @@ class Experiment:
                 written. AllFailedError / InfeasibleError: nothing could be selected.
             Interrupted: Ctrl-C; says what the directory keeps.
         """
-        session = distributed.current()
+        session = self.session
         if session is not None and not session.leader:
             follow_leader(session)
             return None
         try:
-            return self._lead(session)
+            return self._lead()
         finally:
             if session is not None:  # an error before the search: the followers stop too
                 session.close("process 0 stopped before its search ended")
 
-    def _lead(self, session: distributed.Session | None) -> ExperimentResult:
-        config = self.config
-        parts = build_components(config)
+    def _lead(self) -> ExperimentResult:
+        config, session = self.config, self.session
+        parts = build_components(config, trainer=None if session is None else session.trainer)
         callbacks = self._callbacks()
         # The plan as the runner resolves it (auto: by platform) is what the directory records
         # and fingerprints: a resume elsewhere runs the same plan, hence the same numbers.
@@ -366,7 +251,7 @@ class Experiment:
         resolved = dataclasses.replace(config, run_dir=os.fspath(self.run_dir), train=train)
         run = RunDir.create(self.run_dir, resolved.to_dict(), resolved.fingerprint(),
                             fingerprint_version=FINGERPRINT_VERSION,
-                            legacy={1: config.fingerprint(1)})
+                            legacy=legacy_fingerprints(resolved))
         if session is not None:
             self._share(session, resolved, parts, run.path)
         try:
@@ -383,10 +268,11 @@ class Experiment:
         does not train populations (a table, one-shot scoring: process 0 alone computes)."""
         session.context = (f"; committed generations are kept in {path}: run `evonas resume "
                            f"{path}` with the same distributed options on every process")
-        if type(parts.evaluator) is not TrainingEvaluator:
-            warnings.warn(f"the {type(parts.evaluator).__name__} trains no populations to "
-                          "share: process 0 runs this experiment alone and the other processes "
-                          "stop", stacklevel=3)
+        base = base_evaluator(parts.evaluator)
+        if type(base) is not TrainingEvaluator:
+            warnings.warn(f"the {type(base).__name__} trains no populations to share: process 0 "
+                          "runs this experiment alone and the other processes stop",
+                          stacklevel=3)
             session.close("done")
             return
         note = distributed.population_note(parts.strategy.batch_size, len(session.devices))
@@ -407,9 +293,8 @@ class Experiment:
 
     def _run(self, run: RunDir, parts: Components, callbacks: list[Callback]
              ) -> ExperimentResult:
-        config = self.config
+        config, session = self.config, self.session
         with run:
-            session = distributed.current()
             try:
                 self._search(run, parts, callbacks)
             except BaseException as err:
@@ -419,91 +304,80 @@ class Experiment:
                 raise
             if session is not None:  # the rest is process 0's alone, on its own devices
                 session.close("done")
-            best_rows = run.history.rows()
-            seed_key = jax.random.key(config.search.seed)
-            finisher = finisher_for(config, parts)
-            final = read_final(run.best_dir)
-            if final is None and config.final.retrain_top_k > 0:
-                final = run_final(final_key(config), config, finisher,
-                                  parts.encoding_options, best_rows, run.best_dir)
-            front = None
-            if config.search.multiobjective:
-                front = read_front(run.paths.front)
-                if front is None:
-                    front = run_front(jax.random.fold_in(seed_key, _FRONT), config, finisher,
-                                      parts.encoding_options, best_rows, run.paths.front)
-            report = None
-            if config.display.report:
-                report = write_report(run.path)["html"]
+            rows = run.history.rows()
+            finish = Finish(config, run.path, rows, *scorer_for(config, parts))
+            final = run_steps(finish)
+            front = read_json(run.paths.front_file) if config.search.multiobjective else None
+            report = write_report(run.path)["html"] if config.display.report else None
             maximize = config.search.objectives[0].maximize
-            ok = [r for r in best_rows if r["fitness"] is not None and not r["failed"]]
+            ok = [r for r in rows if r["fitness"] is not None and not r["failed"]]
             sign = -1.0 if maximize else 1.0
             best = min(ok, key=lambda r: (sign * r["fitness"], r["id"])) if ok else None
-            result = ExperimentResult(run.path, len(run.history.generations()), len(best_rows),
-                                      best, final, report, front, config.final.retrain_top_k)
+            result = ExperimentResult(run.path, len(run.history.generations()), len(rows),
+                                      best, final, report, front, config.final.retrain.top_k)
         for callback in callbacks:
             callback.on_end(dataclasses.asdict(result))
         return result
 
+    def _start(self, run: RunDir, parts: Components) -> tuple[Any, int]:
+        """The strategy state and the next generation: restored from the newest checkpoint,
+        or the strategy's start; the evaluator attached to the run directory."""
+        seed_key = jax.random.key(self.config.search.seed)
+        state = parts.strategy.init(streams.stream(seed_key, "strategy_init"))
+        checkpoint = run.resume(state, missing_ok=True)
+        attach = getattr(parts.evaluator, "attach", None)
+        if attach is not None:
+            attach(RunPaths(run.path), seed_key)
+        if checkpoint is None:
+            return state, 0
+        return checkpoint.state, checkpoint.generation + 1
+
     def _search(self, run: RunDir, parts: Components, callbacks: list[Callback]) -> None:
         """The generations left in the budget, each committed and checkpointed."""
         config, strategy = self.config, parts.strategy
-        seed_key = jax.random.key(config.search.seed)
-        state = strategy.init(jax.random.fold_in(seed_key, _STRATEGY_INIT))
-        checkpoint = run.resume(state, missing_ok=True)
-        generation = 0
-        if checkpoint is not None:
-            state, generation = checkpoint.state, checkpoint.generation + 1
+        state, generation = self._start(run, parts)
         done = run.history.generations()
         for callback in callbacks:
             callback.on_start(run.path, done)
         maximize = config.search.objectives[0].maximize
         best_so_far = None
-        for summary in done:
-            best_so_far = _better(best_so_far, summary["best"], maximize)
-        weights = (ParamStore(run.paths.weights, run.path)
-                   if config.train.inherit is not None and not config.evaluator.tabular
-                   else None)
-        if isinstance(parts.evaluator, OneShotEvaluator) and parts.evaluator.trained is None:
-            parts.evaluator.attach(ParamStore(run.paths.supernet, run.path),
-                                   jax.random.fold_in(seed_key, _SUPERNET))
-        evaluate = GenerationEvaluator(config, parts.encoding, parts.evaluator, weights=weights)
+        for earlier in done:
+            best_so_far = better(best_so_far, earlier["best"], maximize)
+        evaluate = GenerationEvaluator(config, parts.encoding, parts.evaluator,
+                                       estimate_prefix=getattr(strategy, "estimate_prefix", ""))
         multi = num_objectives(strategy) > 1
         succeeded = best_so_far is not None
-        search_key = jax.random.fold_in(seed_key, _SEARCH)
+        search_key = streams.stream(config.search.seed, "search")
         while self._budget_left(generation, run.history.count()):
             if any(c.should_stop() for c in callbacks):
                 break
             start = time.perf_counter()
-            generation_key = jax.random.fold_in(search_key, generation)
-            k_ask, k_eval = jax.random.split(generation_key)
+            k_ask, k_eval, k_tell = streams.generation_keys(search_key, generation)
             evaluate.on_new = lambda asked, new, g=generation: [
                 c.on_evaluate(g, asked, new) for c in callbacks]
             genomes, state = strategy.ask(k_ask, state)
-            if config.search.prefilter.proxy is not None:
-                genomes = prefilter(jax.random.fold_in(generation_key, _PREFILTER), genomes,
-                                    parts, config)
             parents = _parents(state, strategy.batch_size)
             result = evaluate.evaluate(k_eval, np.asarray(genomes), parents, run.history)
             told = result.objectives if multi else result.fitness
-            state = strategy.tell(genomes, jnp.asarray(told), state)
+            state = strategy.tell(k_tell, genomes, jnp.asarray(told), state)
             seconds = time.perf_counter() - start
-            summary = _summary(result.fitness, maximize, seconds)
+            generation_summary = summary(result.fitness, maximize, seconds)
             believed = beliefs(strategy, state)
             if believed is not None:
-                summary["beliefs"] = believed
-            run.commit_generation(generation, result.rows, summary, state)
+                generation_summary["beliefs"] = believed
+            run.commit_generation(generation, result.rows, generation_summary, state)
             if generation == 0 and config.search.constraints:
-                _check_feasible(result.rows, config, run.path)
-            _check_not_all_failed(result.rows, generation, succeeded, config, run.path)
-            succeeded = succeeded or summary["best"] is not None
-            best_so_far = _better(best_so_far, summary["best"], maximize)
+                check_feasible(result.rows, config, run.path)
+            check_not_all_failed(result.rows, generation, succeeded, config, run.path)
+            succeeded = succeeded or generation_summary["best"] is not None
+            best_so_far = better(best_so_far, generation_summary["best"], maximize)
+            reasons = reasons_of(result.rows)
             info = GenerationInfo(
                 generation, config.search.generations, run.history.count(),
-                config.search.evaluations, summary["best"], summary["median"], summary["worst"],
-                best_so_far, result.trained, result.cached, result.failed, seconds,
-                reasons=_reasons(result.rows), hint=failure_hint(config, _reasons(result.rows)),
-            )
+                config.search.evaluations, generation_summary["best"],
+                generation_summary["median"], generation_summary["worst"], best_so_far,
+                result.trained, result.cached, result.failed, seconds, reasons=reasons,
+                hint=failure_hint(config, reasons))
             for callback in callbacks:
                 callback.on_generation(info)
             generation += 1
@@ -517,17 +391,17 @@ def follow_leader(session: distributed.Session) -> None:
         RuntimeError: process 0 stopped with an error (its first line).
     """
     def build(data: dict[str, Any]) -> Any:
-        evaluator = build_components(ExperimentConfig.from_dict(data)).evaluator
-        treedef = jax.tree.structure(evaluator.param_shapes())
+        parts = build_components(ExperimentConfig.from_dict(data))
+        trainer = base_evaluator(parts.evaluator)
+        treedef = jax.tree.structure(trainer.param_shapes())
 
         def train(call: distributed.Call) -> None:
             start = None if call.start is None else jax.tree.unflatten(treedef, call.start)
-            train_population(call.key, evaluator.encoding, call.genomes, evaluator.dataset,
-                             call.config, cache=evaluator.cache, start=start,
-                             keep_params=call.keep_params)
+            train_population(call.key, trainer.encoding, call.genomes, trainer.dataset,
+                             call.config, cache=trainer.cache, start=start,
+                             keep_params=call.keep_params, halving=call.halving,
+                             session=session)
 
         return train
 
-    status = distributed.follow(session, lambda call: None, build)
-    if status != "done":
-        raise RuntimeError(f"process 0 stopped the run: {status}")
+    distributed.follow_leader(session, build)

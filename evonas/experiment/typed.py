@@ -45,6 +45,10 @@ def describe_type(hint: Any) -> str:
         return "any value"
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
+        if len(args) == 2 and type(None) in args and any(dataclasses.is_dataclass(a)
+                                                         for a in args):
+            section = next(a for a in args if a is not type(None))
+            return f"{describe_type(section)}, true (its defaults), or null (off)"
         return " or ".join("null" if a is type(None) else describe_type(a) for a in args)
     if origin is dict:
         return "a mapping"
@@ -70,6 +74,12 @@ def coerce(path: str, value: Any, hint: Any) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
+        if (len(inner) == 1 and dataclasses.is_dataclass(inner[0]) and type(None) in args
+                and isinstance(value, bool)):
+            # A section that can be off: true is the section with its defaults, false is off.
+            return inner[0]() if value else None
+        if len(inner) == 1 and dataclasses.is_dataclass(inner[0]) and isinstance(value, Mapping):
+            return coerce(path, value, inner[0])  # its own checks name the key that is wrong
         if len(inner) == 1:
             try:
                 return coerce(path, value, inner[0])

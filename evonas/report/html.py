@@ -213,6 +213,24 @@ def _front_table(front: Mapping[str, Any] | None) -> str:
     )
 
 
+def _interactive(views: Mapping[str, Any] | None) -> tuple[str, str, str]:
+    """The interactive views' markup, their scripts and the page's Content-Security-Policy
+    (all empty without views)."""
+    if views is None:
+        return "", "", ""
+    plotly_js = interactive.plotly_js().decode("utf-8")
+    app_js = interactive.asset("app.js").decode("utf-8")
+    app = interactive.app_markup() + "\n" + interactive.config_script(views)
+    scripts = f"<script>{plotly_js}</script>\n<script>{app_js}</script>"
+    # plotly.js compiles a few functions at run time ('unsafe-eval'); it and the page's own
+    # script run, nothing else, and nothing may be fetched.
+    policy = ("default-src 'none'; script-src "
+              f"{interactive.script_hash(plotly_js)} {interactive.script_hash(app_js)} "
+              "'unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob:; font-src data:; "
+              "connect-src 'none'; base-uri 'none'; form-action 'none'")
+    return app, scripts, f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
+
+
 def render_html(
     title: str,
     figures: Sequence[tuple[str, bytes]],
@@ -254,19 +272,7 @@ def render_html(
         f"<pre>{html.escape(config_text)}</pre>" if config_text is not None
         else "<p>No config.yaml in this run directory.</p>"
     )
-    app, scripts, policy = "", "", ""
-    if views is not None:
-        plotly_js = interactive.plotly_js().decode("utf-8")
-        app_js = interactive.asset("app.js").decode("utf-8")
-        app = interactive.app_markup() + "\n" + interactive.config_script(views)
-        scripts = f"<script>{plotly_js}</script>\n<script>{app_js}</script>"
-        # plotly.js compiles a few functions at run time ('unsafe-eval'); it and the page's own
-        # script run, nothing else, and nothing may be fetched.
-        policy = ("default-src 'none'; script-src "
-                  f"{interactive.script_hash(plotly_js)} {interactive.script_hash(app_js)} "
-                  "'unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob:; font-src data:; "
-                  "connect-src 'none'; base-uri 'none'; form-action 'none'")
-        policy = f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
+    app, scripts, policy = _interactive(views)
     css = STYLE + (interactive.asset("app.css").decode("utf-8") if views is not None else "")
     return f"""<!DOCTYPE html>
 <html lang="en">

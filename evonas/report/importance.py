@@ -145,13 +145,7 @@ def gene_importance(genomes: Any, values: Any, names: Sequence[str],
     observed = [np.array(sorted(c)) for c in counts]
     variance = float(y.var())
     pd_base = x[np.sort(rng.choice(n, min(n, PD_ROWS), replace=False))]
-    # Every (gene, value) copy of pd_base in one matrix: one predict call per tree.
-    design = np.concatenate([np.repeat(pd_base[None], len(vs), 0) for vs in observed])
-    design = design.copy()
-    offsets = np.cumsum([0] + [len(vs) for vs in observed])
-    for g, vs in enumerate(observed):
-        design[offsets[g]:offsets[g + 1], :, g] = vs[:, None]
-    design = design.reshape(-1, num_genes)
+    design, offsets = _design(pd_base, observed)
 
     importance = np.full((trees, num_genes), np.nan)
     effects = np.full((trees, int(offsets[-1])), np.nan)
@@ -180,16 +174,33 @@ def gene_importance(genomes: Any, values: Any, names: Sequence[str],
     mean = importance[scored].mean(axis=0) if scored.any() else np.zeros(num_genes)
     std = importance[scored].std(axis=0) if scored.any() else np.zeros(num_genes)
     r2 = 1.0 - float(np.nanmean(errors)) / variance if scored.any() else float("nan")
-    genes = []
-    for g in range(num_genes):
-        gene_labels = labels[g] if labels is not None and g < len(labels) else None
-        vals = []
-        for k, v in enumerate(observed[g]):
-            column = effects[:, offsets[g] + k]
-            label = (gene_labels[v] if gene_labels is not None and 0 <= v < len(gene_labels)
-                     else str(int(v)))
-            vals.append(ValueEffect(int(v), str(label), int(counts[g][v]),
-                                    float(column.mean()), float(column.std())))
-        genes.append(GeneScore(g, str(names[g]), float(mean[g]), float(std[g]), tuple(vals)))
+    genes = [GeneScore(g, str(names[g]), float(mean[g]), float(std[g]),
+                       _value_effects(g, observed[g], counts[g], effects, offsets, labels))
+             for g in range(num_genes)]
     genes.sort(key=lambda s: (-s.importance, s.gene))
     return Importance(objective, n, trees, r2, tuple(genes))
+
+
+def _design(pd_base: np.ndarray, observed: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Every (gene, value) copy of ``pd_base`` in one matrix (one predict call per tree), and
+    where each gene's block starts."""
+    design = np.concatenate([np.repeat(pd_base[None], len(vs), 0) for vs in observed]).copy()
+    offsets = np.cumsum([0] + [len(vs) for vs in observed])
+    for g, vs in enumerate(observed):
+        design[offsets[g]:offsets[g + 1], :, g] = vs[:, None]
+    return design.reshape(-1, pd_base.shape[1]), offsets
+
+
+def _value_effects(g: int, observed: np.ndarray, counts: dict[Any, int], effects: np.ndarray,
+                   offsets: np.ndarray, labels: Sequence[Sequence[str] | None] | None
+                   ) -> tuple[ValueEffect, ...]:
+    """Gene ``g``'s values with their partial-dependence effect (mean and spread over trees)."""
+    gene_labels = labels[g] if labels is not None and g < len(labels) else None
+    out = []
+    for k, v in enumerate(observed):
+        column = effects[:, offsets[g] + k]
+        label = (gene_labels[v] if gene_labels is not None and 0 <= v < len(gene_labels)
+                 else str(int(v)))
+        out.append(ValueEffect(int(v), str(label), int(counts[v]), float(column.mean()),
+                               float(column.std())))
+    return tuple(out)

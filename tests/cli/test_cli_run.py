@@ -13,7 +13,7 @@ from evonas.store import RunDir
 from tests.experiment_configs import tiny_dict, write_yaml
 
 # No final stage: these tests are about the command line, not retraining.
-SECTIONS = {"search": {"generations": 2}, "final": {"retrain_top_k": 0}}
+SECTIONS = {"search": {"generations": 2}, "final": {"retrain": {"top_k": 0}}}
 
 
 def _snapshot(run_dir: Path) -> dict[str, tuple[bytes, int]]:
@@ -82,7 +82,7 @@ def test_resume_without_checkpoint_or_run_exits_2(tmp_path, capsys):
 
     config = ExperimentConfig.from_dict(tiny_dict(**SECTIONS))
     empty = RunDir.create(tmp_path / "new", config.to_dict(), config.fingerprint(),
-                          fingerprint_version=2)
+                          fingerprint_version=3)
     empty.close()
     before = _snapshot(tmp_path / "new")
     _fails(capsys, ["resume", str(tmp_path / "new")], "no checkpoint in")

@@ -19,7 +19,7 @@ from tests.experiment_configs import tiny_config, tiny_dict
 def asng_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("asng") / "run"
     config = tiny_config(strategy={"name": "asng", "params": {}},
-                         final={"retrain_top_k": 1, "retrain_steps": 20})
+                         final={"retrain": {"top_k": 1, "steps": 20}})
     Experiment(config, run_dir=run_dir).run()
     return run_dir
 
@@ -68,7 +68,7 @@ def test_believed_values_from_a_foreign_history_are_escaped(asng_run, tmp_path):
 
 def test_a_strategy_without_a_distribution_shows_no_beliefs(tmp_path):
     run_dir = tmp_path / "rea"
-    Experiment(tiny_config(final={"retrain_top_k": 1, "retrain_steps": 20}),
+    Experiment(tiny_config(final={"retrain": {"top_k": 1, "steps": 20}}),
                run_dir=run_dir).run()
     with History(run_dir / "history.sqlite", readonly=True) as history:
         assert all(s["beliefs"] is None for s in history.generations())

@@ -57,16 +57,18 @@ def test_new_sections_keep_the_fingerprint_of_older_run_directories():
 def test_fields_added_since_version_2_keep_its_fingerprints():
     """Version-2 fingerprints as the first evonas to write them computed them (before proxies,
     halving, inheritance and one-shot existed): those directories still resume."""
-    assert ExperimentConfig().fingerprint() == "33655ee78c1736c4"
+    assert ExperimentConfig().fingerprint(2) == "33655ee78c1736c4"
     tabular = ExperimentConfig.from_dict({"encoding": {"name": "nb201"},
                                           "evaluator": {"name": "tabular"}})
-    assert tabular.fingerprint() == "4ecc98005f18d175"
-    for changed in (["train.rungs=[25]"], ["train.inherit=parent"], ["search.proxies=[snip]"],
-                    ["evaluator.name=oneshot"],
+    assert tabular.fingerprint(2) == "4ecc98005f18d175"
+    for changed in (["evaluator.halving.rungs=[25]"], ["evaluator.inherit={}"],
+                    ["evaluator.proxies=[snip]"], ["evaluator.name=oneshot"],
                     ["evaluator.name=oneshot", "evaluator.supernet_steps=100"]):
-        assert ExperimentConfig().with_overrides(changed).fingerprint() not in (
-            "33655ee78c1736c4", ExperimentConfig().with_overrides(changed[:1]).fingerprint()
-            if len(changed) > 1 else None), changed
+        for version in (2, 3):
+            assert ExperimentConfig().with_overrides(changed).fingerprint(version) not in (
+                ExperimentConfig().fingerprint(version),
+                ExperimentConfig().with_overrides(changed[:1]).fingerprint(version)
+                if len(changed) > 1 else None), changed
 
 
 def test_objective_directions_come_from_the_metric_table():
@@ -77,8 +79,8 @@ def test_objective_directions_come_from_the_metric_table():
 
 
 def test_evaluator_section_is_checked():
-    with pytest.raises(ValueError, match=r"evaluator.name must be one of \['training', "
-                       r"'tabular', 'oneshot'\]; got 'table'"):
+    with pytest.raises(ValueError, match=r"evaluator.name: unknown name 'table' \(did you mean "
+                       r"'tabular'\?\).*oneshot.*training"):
         ExperimentConfig().with_overrides(["evaluator.name=table"])
     with pytest.raises(ValueError, match=r"evaluator.noise applies to the tabular evaluator only"):
         ExperimentConfig().with_overrides(["evaluator.noise=1.0"])
@@ -170,8 +172,8 @@ def test_enum_errors_list_the_allowed_values(override, expected):
         "search.evaluations=0",
         "train.batch_size=0",
         "train.steps=0",
-        "final.retrain_steps=0",
-        "final.retrain_top_k=-1",
+        "final.retrain.steps=0",
+        "final.retrain.top_k=-1",
         "dataset.limit=0",
     ],
 )
@@ -189,10 +191,11 @@ def test_other_range_checks():
     repeated = _message(["search.objectives=[{name: val_acc}, {name: val_acc, direction: min}]"])
     assert "repeated: ['val_acc']" in repeated
     assert "'params < lots' must look like" in _message(["search.constraints=[params < lots]"])
-    # A budget by evaluations alone is enough; retrain_top_k=0 switches retraining off.
+    # A budget by evaluations alone is enough; final.retrain.top_k=0 switches retraining off.
     ok = ExperimentConfig().with_overrides(
-        ["search.generations=null", "search.evaluations=100", "final.retrain_top_k=0"])
-    assert (ok.search.generations, ok.search.evaluations, ok.final.retrain_top_k) == (None, 100, 0)
+        ["search.generations=null", "search.evaluations=100", "final.retrain.top_k=0"])
+    assert (ok.search.generations, ok.search.evaluations, ok.final.retrain.top_k) == (
+        None, 100, 0)
 
 
 def test_unknown_names_suggest_the_registered_ones():
@@ -325,26 +328,38 @@ def test_renaming_the_strategy_or_encoding_drops_the_other_ones_defaults():
 
 
 def test_a_section_given_in_part_keeps_the_defaults_other_values():
-    """The embedded default trains 200 steps; ``train: {rungs: ...}`` must not reset that to
-    the class's own default."""
-    config = ExperimentConfig.from_dict({"train": {"rungs": [25, 75], "eta": 3}})
+    """The embedded default trains 200 steps; ``train: {batch_size: ...}`` must not reset that
+    to the class's own default."""
+    config = ExperimentConfig.from_dict({"train": {"batch_size": 64},
+                                         "evaluator": {"halving": {"rungs": [25, 75]}}})
     assert config.train.steps == ExperimentConfig().train.steps == 200
-    assert config.train.rungs == (25, 75)
-    with pytest.raises(ValueError, match=r"^train.rungs \[25, 200\] must be below "
+    assert config.evaluator.halving.rungs == (25, 75) and config.evaluator.halving.eta == 3
+    with pytest.raises(ValueError, match=r"^evaluator.halving.rungs \[25, 200\] must be below "
                                          r"train.steps=200"):
-        ExperimentConfig.from_dict({"train": {"rungs": [25, 200]}})
-    with pytest.raises(ValueError, match=r"^train.eta must be"):
-        ExperimentConfig.from_dict({"train": {"eta": 1}})
+        ExperimentConfig.from_dict({"evaluator": {"halving": {"rungs": [25, 200]}}})
+    with pytest.raises(ValueError, match=r"^evaluator.halving.eta must be"):
+        ExperimentConfig.from_dict({"evaluator": {"halving": {"rungs": [25], "eta": 1}}})
 
 
 @pytest.mark.parametrize("data, message", [
-    ({"search": {"proxies": ["naswot", "jacov"]}},
-     r"^search.proxies must be one of \['naswot', 'synflow', 'grad_norm', 'snip'\]; got 'jacov'"),
-    ({"search": {"prefilter": {"proxy": "jacov"}}}, r"^search.prefilter.proxy .*got 'jacov'"),
-    ({"train": {"eta": 1, "rungs": [50]}}, r"^train.eta must be"),
-    ({"train": {"rungs": [50, 300]}}, r"^train.rungs \[50, 300\] must be below train.steps=200"),
+    ({"evaluator": {"proxies": ["naswot", "jacov"]}},
+     r"^evaluator.proxies must be one of \['naswot', 'synflow', 'grad_norm', 'snip'\]; got "
+     r"'jacov'"),
+    ({"evaluator": {"prefilter": {"proxy": "jacov"}}},
+     r"^evaluator.prefilter.proxy .*got 'jacov'"),
+    ({"evaluator": {"halving": {"eta": 1, "rungs": [50]}}}, r"^evaluator.halving.eta must be"),
+    ({"evaluator": {"halving": {"rungs": [50, 300]}}},
+     r"^evaluator.halving.rungs \[50, 300\] must be below train.steps=200"),
+    ({"evaluator": {"inherit": {"steps": 500}}}, r"^evaluator.inherit.steps"),
+    ({"evaluator": {"inherit": {}, "halving": {"rungs": [50]}}}, r"can't be combined"),
+    # The flat keys of before the sections: mapped, and checked under their new names.
+    ({"search": {"proxies": ["jacov"]}}, r"^evaluator.proxies must be one of"),
+    ({"train": {"rungs": [50, 300]}},
+     r"^evaluator.halving.rungs \[50, 300\] must be below train.steps=200"),
     ({"train": {"inherit": "grandparent"}}, r"^train.inherit .*'parent'.*got 'grandparent'"),
-    ({"train": {"inherit": "parent", "inherit_steps": 500}}, r"^train.inherit_steps"),
+    ({"train": {"inherit": "parent", "inherit_steps": 500}}, r"^evaluator.inherit.steps"),
+    ({"final": {"retrain_top_k": 2, "retrain": {"top_k": 3}}},
+     r"sets both 'final.retrain_top_k' and its new name 'final.retrain.top_k'"),
     ({"evaluator": {"supernet_steps": 100}}, r"^evaluator.supernet_steps applies to the "
                                              r"oneshot evaluator only"),
     ({"evaluator": {"name": "oneshot", "supernet_steps": 0}}, r"^evaluator.supernet_steps"),
@@ -356,11 +371,65 @@ def test_cheap_evaluation_settings_fail_in_one_line(data, message):
 
 
 def test_oneshot_refuses_per_architecture_training_options():
-    from evonas.experiment.components import build_components
-
-    config = ExperimentConfig.from_dict({
-        "encoding": {"name": "mlp", "options": {"max_layers": 1, "widths": [8]}},
-        "dataset": {"name": "digits", "limit": 200},
-        "evaluator": {"name": "oneshot"}, "train": {"inherit": "parent"}})
     with pytest.raises(ValueError, match="oneshot evaluator trains none"):
-        build_components(config)
+        ExperimentConfig.from_dict({
+            "encoding": {"name": "mlp", "options": {"max_layers": 1, "widths": [8]}},
+            "dataset": {"name": "digits", "limit": 200},
+            "evaluator": {"name": "oneshot", "inherit": {}}})
+
+
+# -- the flat keys of before the sections ------------------------------------------------------
+
+
+def test_the_flat_keys_of_before_the_sections_load_under_their_new_names():
+    old = {"train": {"inherit": "parent", "inherit_steps": 40, "rungs": [], "eta": 3},
+           "search": {"proxies": ["naswot"], "prefilter": {"proxy": None, "factor": 4},
+                      "latency": {"batch_size": 2, "repeats": 30, "warmup": 3}},
+           "final": {"retrain_top_k": 2, "retrain_steps": 500, "ensemble": True,
+                     "front_size": 4, "distil": True, "distil_temperature": 2.0,
+                     "distil_alpha": 0.9, "distil_steps": None, "prune": None,
+                     "prune_sparsity": 0.7, "prune_steps": None}}
+    with pytest.warns(FutureWarning, match="final.retrain_top_k -> final.retrain.top_k"):
+        config = ExperimentConfig.from_dict(old)
+    assert config.evaluator.inherit.steps == 40 and config.evaluator.halving is None
+    assert config.evaluator.proxies == ("naswot",) and config.evaluator.prefilter is None
+    assert config.evaluator.latency.batch_size == 2
+    assert config.final.retrain.top_k == 2 and config.final.retrain.steps == 500
+    assert config.final.front.size == 4 and config.final.prune is None
+    assert config.final.distil.temperature == 2.0
+    # The same settings in the sections' layout: the same experiment.
+    new = ExperimentConfig.from_dict({
+        "evaluator": {"inherit": {"steps": 40}, "proxies": ["naswot"],
+                      "latency": {"batch_size": 2}},
+        "final": {"retrain": {"top_k": 2, "steps": 500}, "front": {"size": 4},
+                  "distil": {"temperature": 2.0}}})
+    assert new == config and new.fingerprint() == config.fingerprint()
+    assert new.fingerprint(2) == config.fingerprint(2)
+
+
+def test_old_keys_in_overrides_are_mapped_and_sections_switch_on_by_their_keys():
+    config = ExperimentConfig()
+    with pytest.warns(FutureWarning):
+        mapped = config.with_overrides(["final.retrain_top_k=0", "train.rungs=[50]",
+                                        "final.prune=unstructured"])
+    assert mapped.final.retrain.top_k == 0 and mapped.evaluator.halving.rungs == (50,)
+    assert mapped.final.prune.mode == "unstructured"
+    # A step that is off turns on when one of its keys is set, or with true.
+    on = config.with_overrides(["final.distil.steps=100"])
+    assert on.final.distil.steps == 100 and on.final.distil.temperature == 4.0
+    assert config.with_overrides(["final.distil=true"]).final.distil == type(on.final.distil)()
+    assert config.with_overrides(["final.distil=true", "final.distil=false"]).final.distil is None
+
+
+def test_the_fingerprint_derives_from_the_fields():
+    """Fields that change no number (display, run directory, plug-ins, compilation cache,
+    program bound) are left out; any other change, also a section switched on at its defaults,
+    changes it; a value equal to the default experiment's is the default."""
+    base = ExperimentConfig()
+    for same in (["display.progress=false"], ["run_dir=x"], ["plugins=[p.py]"],
+                 ["train.compile_cache_dir=/tmp/c"], ["train.max_programs=4"],
+                 ["train.steps=200"]):
+        assert base.with_overrides(same).fingerprint() == base.fingerprint(), same
+    for changed in (["train.steps=201"], ["final.distil=true"], ["evaluator.inherit={}"],
+                    ["final.prune.sparsity=0.5"], ["search.seed=1"]):
+        assert base.with_overrides(changed).fingerprint() != base.fingerprint(), changed

@@ -18,8 +18,7 @@ from evonas.store import load_model
 from evonas.train import cross_entropy, distillation_loss
 from tests.experiment_configs import tiny_config, tiny_dict
 
-DISTIL = {"retrain_top_k": 2, "retrain_steps": 60, "distil": True, "distil_temperature": 2.0,
-          "distil_alpha": 0.7}
+DISTIL = {"retrain": {"top_k": 2, "steps": 60}, "distil": {"temperature": 2.0, "alpha": 0.7}}
 
 
 def test_the_loss_is_hintons_and_alpha_zero_is_cross_entropy():
@@ -69,19 +68,20 @@ def test_the_final_stage_distils_the_ensemble_into_the_best(distilled_run):
 def test_the_distilled_student_differs_from_the_student_alone_only_by_the_loss(distilled_run):
     """alpha = 0 is plain cross-entropy: the same key, init and batches give the best's
     parameters exactly."""
-    from evonas.experiment.components import build_model_parts
-    from evonas.experiment.distil import distil_student, teacher_logits
-    from evonas.experiment.final import final_key
+    from evonas.experiment.config import DistilConfig
+    from evonas.experiment.finish import Finish, scorer_for
+    from evonas.experiment.finish.distil import distil_student, teacher_logits
 
     config = tiny_config(final=DISTIL)
-    dataset, encoding, _ = build_model_parts(config)
+    finish = Finish(config, distilled_run, [], *scorer_for(config))
+    dataset, encoding = finish.dataset, finish.encoding
     _, best_vars, info = load_model(distilled_run)
     module, _ = encoding.build(np.asarray(info["genome"], np.int32))
     x = np.concatenate([dataset.x_train, dataset.x_val])
     teacher = teacher_logits([(module, best_vars)], x, 256)
     row = {"genome": info["genome"]}
-    params, _ = distil_student(jax.random.fold_in(final_key(config), 0), config, encoding,
-                               dataset, teacher, row, 60, 2.0, 0.0)
+    params, _ = distil_student(finish, jax.random.fold_in(finish.key, 0), teacher, row, 60,
+                               DistilConfig(2.0, 0.0))
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(best_vars), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
 
@@ -89,18 +89,19 @@ def test_the_distilled_student_differs_from_the_student_alone_only_by_the_loss(d
 def test_the_final_stage_student_starts_from_the_best_retrainings_key(distilled_run):
     """The exported student is what the best's own key (initialisation and batches) gives with
     the kept ensemble as teacher: only the loss differs from the best's retraining."""
-    from evonas.experiment.components import build_model_parts
-    from evonas.experiment.distil import distil_student, member_dirs, teacher_logits
-    from evonas.experiment.final import final_key
+    from evonas.experiment.config import DistilConfig
+    from evonas.experiment.finish import Finish, scorer_for
+    from evonas.experiment.finish.distil import distil_student, member_dirs, teacher_logits
 
     config = tiny_config(final=DISTIL)
-    dataset, encoding, _ = build_model_parts(config)
+    finish = Finish(config, distilled_run, [], *scorer_for(config))
+    dataset = finish.dataset
     members = [load_model(d) for d in member_dirs(distilled_run)]
     x = np.concatenate([dataset.x_train, dataset.x_val])
     teacher = teacher_logits([(m, v) for m, v, _ in members], x, 256)
     row = {"genome": members[0][2]["genome"]}
-    params, _ = distil_student(jax.random.fold_in(final_key(config), 0), config, encoding,
-                               dataset, teacher, row, 60, 2.0, 0.7)
+    params, _ = distil_student(finish, jax.random.fold_in(finish.key, 0), teacher, row, 60,
+                               DistilConfig(2.0, 0.7))
     _, exported, _ = load_model(distilled_run / "distilled")
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(exported), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
@@ -125,8 +126,8 @@ def test_evonas_distil_on_a_finished_run_writes_the_same_kind_of_result(distille
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--temperature", "0"], "temperature=0.0 is not allowed"),
-    (["--alpha", "1.5"], "alpha=1.5 is not allowed; it is the weight"),
+    (["--temperature", "0"], "distillation temperature must be > 0; got 0.0"),
+    (["--alpha", "1.5"], "distillation alpha must be a number in [0, 1]; got 1.5"),
     (["--student", "999"], "student=999 is not an evaluated architecture"),
 ])
 def test_bad_distil_arguments_are_one_line(distilled_run, capsys, argv, message):
@@ -138,11 +139,11 @@ def test_bad_distil_arguments_are_one_line(distilled_run, capsys, argv, message)
 
 
 def test_distilling_without_an_ensemble_is_one_line(tmp_path, capsys):
-    with pytest.raises(ValueError, match="final.distil=true has no ensemble to distil from "
-                       r"\(final.retrain_top_k=1"):
-        ExperimentConfig.from_dict(tiny_dict(final={"retrain_top_k": 1, "distil": True}))
+    with pytest.raises(ValueError, match="final.distil has no ensemble to distil from "
+                       r"\(final.retrain.top_k=1"):
+        ExperimentConfig.from_dict(tiny_dict(final={"retrain": {"top_k": 1}, "distil": True}))
     run_dir = tmp_path / "single"
-    Experiment(tiny_config(final={"retrain_top_k": 1, "retrain_steps": 20}),
+    Experiment(tiny_config(final={"retrain": {"top_k": 1, "steps": 20}}),
                run_dir=run_dir).run()
     code = main(["distil", str(run_dir)])
     err = capsys.readouterr().err

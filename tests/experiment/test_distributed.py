@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from evonas.train import distributed
+from evonas.experiment import distributed
 
 
 @pytest.mark.parametrize("settings, fragment", [
@@ -42,4 +42,4 @@ def test_a_population_that_does_not_divide_says_what_padding_costs():
     assert "padded to 8 (2 discarded copies, 25% of the compute)" in note
     assert "sizes without padding: 4, 8" in note
     assert "sizes without padding: 4" in distributed.population_note(3, 4)
-    assert distributed.current() is None  # a single-process run has no session
+    assert distributed.join() is None  # no settings: a single-process run, no session

@@ -89,7 +89,7 @@ def test_load_model_refuses_parameters_of_another_architecture(finished, tmp_pat
 def test_infeasible_architectures_fail_untrained_and_are_never_best(tmp_path):
     # Only 1-layer MLPs of width 16 fit: 64*16+16 + 16*10+10 = 1210 parameters.
     config = tiny_config(search={"constraints": ["params <= 1300"], "generations": 2},
-                         final={"retrain_top_k": 0})
+                         final={"retrain": {"top_k": 0}})
     result = Experiment(config, run_dir=tmp_path / "r").run()
     rows = evaluations(tmp_path / "r")
     infeasible = [r for r in rows if r[4]]

@@ -33,7 +33,7 @@ def nsga2_run(tmp_path_factory):
     config = tiny_config(
         encoding=WIDE, strategy=NSGA2,
         search={"population_size": 8, "generations": 3, **TWO},
-        final={"retrain_top_k": 1, "retrain_steps": 60, "front_size": 4},
+        final={"retrain": {"top_k": 1, "steps": 60}, "front": {"size": 4}},
         display={"progress": False, "report": True},
     )
     result = Experiment(config, run_dir=run_dir).run()
@@ -182,9 +182,9 @@ def test_measured_latency_is_an_objective_and_a_constraint(tmp_path):
     config = tiny_config(
         strategy=NSGA2,
         search={"objectives": [{"name": "val_acc"}, {"name": "latency", "direction": "min"}],
-                "constraints": ["latency <= 1000"], "generations": 2,
-                "latency": {"repeats": 3, "warmup": 1}},
-        final={"retrain_top_k": 0, "front_size": 0},
+                "constraints": ["latency <= 1000"], "generations": 2},
+        evaluator={"latency": {"repeats": 3, "warmup": 1}},
+        final={"retrain": {"top_k": 0}, "front": {"size": 0}},
     )
     Experiment(config, run_dir=tmp_path / "run").run()
     rows = _rows(tmp_path / "run")
@@ -206,8 +206,8 @@ def test_mnist1d_front_spans_ten_times_the_parameters(tmp_path):
 
     example = Path(__file__).parents[2] / "examples" / "multiobjective.yaml"
     config = ExperimentConfig.from_yaml(example).with_overrides([
-        "search.generations=2", "train.steps=30", "final.retrain_steps=60",
-        "final.front_size=6", "dataset.limit=1000", "display.progress=false",
+        "search.generations=2", "train.steps=30", "final.retrain.steps=60",
+        "final.front.size=6", "dataset.limit=1000", "display.progress=false",
     ])
     result = Experiment(config, run_dir=tmp_path / "run").run()
     members = result.front["members"]

@@ -20,12 +20,12 @@ from tests.experiment_configs import committed_generations, evaluations, tiny_co
 
 EVONAS = [sys.executable, "-m", "evonas.cli"]
 # Four generations of 4 and no final stage: long enough to be killed inside a generation.
-SECTIONS = {"search": {"generations": 4}, "final": {"retrain_top_k": 0}}
+SECTIONS = {"search": {"generations": 4}, "final": {"retrain": {"top_k": 0}}}
 # Cheap evaluation keeps state between generations too (survivors, parents' weights, supernet).
 # A plainly trained run is killed at seeded moments in every stage by tests/test_faults.py.
 METHODS = {
-    "halving": {"train": {"rungs": [5, 10], "eta": 2}},
-    "inherit": {"train": {"inherit": "parent", "inherit_steps": 5}},
+    "halving": {"evaluator": {"halving": {"rungs": [5, 10], "eta": 2}}},
+    "inherit": {"evaluator": {"inherit": {"steps": 5}}},
     "oneshot": {"evaluator": {"name": "oneshot", "supernet_steps": 200},
                 "train": {"steps_per_call": 10}},
 }

@@ -23,7 +23,7 @@ def _config(**search):
                      "params": {"population_size": 8, "sample_size": 3}},
         "search": {"population_size": 8, "generations": 4, "seed": 1,
                    "objectives": [{"name": "test_acc"}], **search},
-        "final": {"retrain_top_k": 3},
+        "final": {"retrain": {"top_k": 3}},
         "display": {"progress": False, "report": False},
     })
 

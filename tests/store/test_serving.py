@@ -36,7 +36,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 def exported(request, tmp_path_factory):
     encoding = ({"name": "conv", "options": {"max_layers": 2, "widths": [4, 8]}}
                 if request.param == "conv" else {})
-    config = tiny_config(final={"retrain_top_k": 1, "retrain_steps": 20},
+    config = tiny_config(final={"retrain": {"top_k": 1, "steps": 20}},
                          **({"encoding": encoding} if encoding else {}))
     if request.param == "conv":
         config = config.with_overrides(["dataset.name=mnist1d", "dataset.limit=300",

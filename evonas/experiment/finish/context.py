@@ -1,0 +1,159 @@
+"""What every step of the final stage shares: the run, its chosen architectures and how they are
+scored.
+
+The top k are ranked by search fitness (validation), never by test accuracy. In a training run
+each chosen architecture is rebuilt as a standalone module (``encoding.build``) and trained by the
+standalone trainer (``evonas.train.train_module``) on the train and validation splits together;
+the test split is touched only here. In a tabular run nothing is trained: the table's truth and
+report columns are read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from evonas import streams
+from evonas.experiment.components import build_model_parts, build_table
+from evonas.experiment.config import ExperimentConfig
+from evonas.store import RunPaths, export_model
+from evonas.train import accuracy, predict_logits, train_module
+
+
+class Retrainer:
+    """Scores a chosen architecture by retraining it on train + validation and testing it.
+
+    ``scorer(key, row, steps) -> (variables, {"test_acc": ...}, test logits)``.
+    """
+
+    trains = True
+
+    def __init__(self, config: ExperimentConfig, encoding: Any, dataset: Any):
+        self.config, self.encoding, self.dataset = config, encoding, dataset
+
+    def __call__(self, key: jax.Array, row: dict[str, Any], steps: int
+                 ) -> tuple[Any, dict[str, float], np.ndarray]:
+        dataset = self.dataset
+        x = np.concatenate([dataset.x_train, dataset.x_val])
+        y = np.concatenate([dataset.y_train, dataset.y_val])
+        module, _ = self.encoding.build(np.asarray(row["genome"], np.int32))
+        params = train_module(key, module, x, y, self.config.train, steps)
+        out = predict_logits(module, params, dataset.x_test, self.config.train.eval_batch_size)
+        return params, {"test_acc": accuracy(out, dataset.y_test)}, out
+
+
+class TableReader:
+    """Scores a chosen architecture of a tabular run by reading the table's truth and
+    report-only columns (``scorer(key, row, steps) -> (None, {column: value}, None)``)."""
+
+    trains = False
+
+    def __init__(self, table: Any):
+        self.table = table
+        self.columns = tuple(dict.fromkeys((table.truth, *table.report)))
+
+    def __call__(self, key: jax.Array, row: dict[str, Any], steps: int
+                 ) -> tuple[None, dict[str, float], None]:
+        genome = jnp.asarray([row["genome"]], jnp.int32)
+        return None, {c: float(self.table.lookup(genome, c)[0]) for c in self.columns}, None
+
+
+Scorer = Retrainer | TableReader
+
+
+def top_k(rows: list[dict[str, Any]], k: int, maximize: bool) -> list[dict[str, Any]]:
+    """The ``k`` best evaluated (not cached, not failed) rows; ties go to the earlier id."""
+    ok = [r for r in rows if not r["failed"] and not r["cached"] and r["fitness"] is not None
+          and math.isfinite(r["fitness"])]
+    sign = -1.0 if maximize else 1.0
+    return sorted(ok, key=lambda r: (sign * r["fitness"], r["id"]))[:k]
+
+
+@dataclasses.dataclass
+class Member:
+    """A chosen architecture as the final stage scored it."""
+
+    rank: int  # 1 = the best by search fitness
+    row: dict[str, Any]
+    params: Any  # the trained variables (None: read from a table)
+    scores: dict[str, float]  # test accuracy, or the table's columns
+    logits: np.ndarray | None = None  # on the test split
+
+
+@dataclasses.dataclass
+class Finish:
+    """The context every final step reads and adds to.
+
+    Attributes:
+        config: the experiment.
+        root: the run directory.
+        rows: the history's rows.
+        scorer: how a chosen architecture is scored (:class:`Retrainer`, :class:`TableReader`).
+        encoding_options: the encoding's resolved options (exported with every model).
+        members: the retrained top k, best first (the ``retrain`` step's).
+        summary: ``best/final.json`` as the steps build it.
+    """
+
+    config: ExperimentConfig
+    root: Path
+    rows: list[dict[str, Any]]
+    scorer: Scorer
+    encoding_options: dict[str, Any]
+    members: list[Member] = dataclasses.field(default_factory=list)
+    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def paths(self) -> RunPaths:
+        return RunPaths(self.root)
+
+    @property
+    def key(self) -> jax.Array:
+        """The final stage's key; rank ``r``'s retraining uses ``fold_in(key, r)``."""
+        return streams.stream(self.config.search.seed, "final")
+
+    @property
+    def encoding(self) -> Any:
+        return getattr(self.scorer, "encoding", None)
+
+    @property
+    def dataset(self) -> Any:
+        return getattr(self.scorer, "dataset", None)
+
+    def export(self, directory: Path, row: dict[str, Any], params: Any,
+               scores: dict[str, float], extra: dict[str, Any] | None = None) -> None:
+        """Exports one architecture of the run with its scores (``architecture.json`` fields:
+        objective, the scores, dataset or benchmark, then ``extra``) into ``directory``."""
+        evaluator = self.config.evaluator
+        source = ({"benchmark": evaluator.benchmark or self.config.encoding.name}
+                  if evaluator.tabular else {"dataset": self.config.dataset.name})
+        export_model(directory, self.config.encoding.name, self.encoding_options, row, params,
+                     {"objective": self.config.search.objectives[0].name, **scores, **source,
+                      **(extra or {})}, root=self.root)
+
+
+def scorer_for(config: ExperimentConfig, parts: Any = None) -> tuple[Scorer, dict[str, Any]]:
+    """How a run scores what it chose, and its encoding's resolved options: from its built
+    ``Components`` when given, else built from the config alone (dataset and encoding, or the
+    table; no strategy)."""
+    if parts is not None:
+        if parts.table is not None:
+            return TableReader(parts.table), {}
+        return Retrainer(config, parts.encoding, parts.dataset), parts.encoding_options
+    if config.evaluator.tabular:
+        return TableReader(build_table(config)), {}
+    dataset, encoding, options = build_model_parts(config)
+    return Retrainer(config, encoding, dataset), options
+
+
+def trained_test_accuracy(finish: Finish, module: Any, variables: Any) -> float:
+    """``module``'s test accuracy with ``variables`` on the run's test split."""
+    dataset = finish.dataset
+    logits = predict_logits(module, variables, dataset.x_test,
+                            finish.config.train.eval_batch_size)
+    return accuracy(logits, dataset.y_test)
