@@ -433,10 +433,15 @@ def _front_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-export", dest="export", action="store_false",
                    help="only choose; do not retrain, test and export to run_dir/budgets/")
-    p.add_argument("--steps", type=int, default=None,
-                   help="retraining steps (default: the run's final.retrain.steps)")
+    _steps_and_json(p, "retraining steps (default: the run's final.retrain.steps)", cmd_front)
+
+
+def _steps_and_json(p: argparse.ArgumentParser, steps: str, command: Any) -> None:
+    """The ``--steps`` and ``--json`` of a command that trains on a finished run, and the
+    command itself."""
+    p.add_argument("--steps", type=int, default=None, help=steps)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_front)
+    p.set_defaults(func=command)
 
 
 def _distil_arguments(p: argparse.ArgumentParser) -> None:
@@ -450,10 +455,7 @@ def _distil_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, default=None,
                    help="weight of the soft targets against the labels (default "
                    f"{_default('DistilConfig', 'alpha')})")
-    p.add_argument("--steps", type=int, default=None,
-                   help="optimiser steps (default: the run's final.retrain.steps)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_distil)
+    _steps_and_json(p, "optimiser steps (default: the run's final.retrain.steps)", cmd_distil)
 
 
 def _prune_arguments(p: argparse.ArgumentParser) -> None:
@@ -466,12 +468,10 @@ def _prune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sparsity", type=float, default=None,
                    help="share of parameters to remove, in (0, 1) (default "
                    f"{_default('PruneConfig', 'sparsity')})")
-    p.add_argument("--steps", type=int, default=None,
-                   help="fine-tuning steps (default: a quarter of final.retrain.steps)")
     p.add_argument("--source", default="best", choices=["best", "distilled"],
                    help="which exported model to prune (default best)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_prune)
+    _steps_and_json(p, "fine-tuning steps (default: a quarter of final.retrain.steps)",
+                    cmd_prune)
 
 
 def _export_arguments(p: argparse.ArgumentParser) -> None:

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from evonas import checks
 from evonas.objectives.constraints import Constraint
 
 
@@ -112,6 +113,21 @@ class Evaluator(Protocol):
             ``failed`` set and NaN fitness, and must not affect the others' results.
         """
         ...
+
+
+def fitness_metric(owner: str, fitness: str, config: Any, exclude: tuple[str, ...] = ()) -> str:
+    """``fitness``, checked against what an evaluator that trains (or scores) measures: the
+    trained metrics, and the test metrics when ``config.evaluate_test``, but ``exclude``.
+
+    Raises:
+        ValueError: another name, listing the allowed ones.
+    """
+    from evonas.objectives import metrics as table
+
+    allowed = [m for m in table.TRAINED_METRICS if m not in exclude]
+    if config.evaluate_test:
+        allowed += list(table.TEST_METRICS)
+    return checks.choice(f"{owner}.fitness", fitness, allowed)
 
 
 def describe_estimate(evaluator: Any) -> str:

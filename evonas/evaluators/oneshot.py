@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from evonas import checks, streams
-from evonas.evaluators.base import Results
+from evonas.evaluators.base import Results, fitness_metric
 from evonas.objectives import metrics as metric_table
 from evonas.store import ParamStore
 from evonas.train import ProgramCache, TrainConfig
@@ -60,10 +60,7 @@ class OneShotEvaluator:
         check_one_shot(encoding)
         config = config if config is not None else TrainConfig()
         checks.positive_int("OneShotEvaluator.supernet_steps", supernet_steps)
-        allowed = [m for m in metric_table.TRAINED_METRICS if m != "train_loss"]
-        if config.evaluate_test:
-            allowed += list(metric_table.TEST_METRICS)
-        checks.choice("OneShotEvaluator.fitness", fitness, allowed)
+        fitness_metric("OneShotEvaluator", fitness, config, exclude=("train_loss",))
         self.encoding = encoding
         self.dataset = dataset
         self.config = config

@@ -67,19 +67,11 @@ BUILTIN_EVALUATORS: dict[str, Factory] = {
     "oneshot": oneshot,
 }
 EVALUATORS = Registry("evaluator", ENTRY_POINT_GROUP, BUILTIN_EVALUATORS)
-
-def register_evaluator(name: str, factory: Factory, *, overwrite: bool = False) -> None:
-    """Makes ``factory(context, **options)`` the base evaluator ``evaluator.name: NAME``.
-
-    A plug-in package may instead (or also) list it under the entry-point group
-    ``evonas.evaluators``.
-    """
-    EVALUATORS.register(name, factory, overwrite=overwrite)
-
-
-def list_evaluators() -> list[str]:
-    """Every base evaluator's name, sorted."""
-    return EVALUATORS.names()
+# ``register_evaluator(name, factory)`` makes ``factory(context, **options)`` the base evaluator
+# ``evaluator: {name: NAME}`` (a plug-in package may instead list it under the entry-point group
+# ``evonas.evaluators``); ``list_evaluators()`` names every one, sorted.
+register_evaluator = EVALUATORS.register
+list_evaluators = EVALUATORS.names
 
 
 def get_evaluator(name: str, context: Context, **options: Any) -> Any:

@@ -10,8 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evonas import checks
-from evonas.evaluators.base import Results
+from evonas.evaluators.base import Results, fitness_metric
 from evonas.genomes.encoding import check_trainable
 from evonas.objectives import metrics as metric_table
 from evonas.train import PopulationResult, ProgramCache, TrainConfig, train_population
@@ -45,10 +44,7 @@ class TrainingEvaluator:
                  trainer: Callable[..., PopulationResult] | None = None):
         check_trainable(encoding, require_build=False)
         config = config if config is not None else TrainConfig()
-        allowed = list(metric_table.TRAINED_METRICS)
-        if config.evaluate_test:
-            allowed += list(metric_table.TEST_METRICS)
-        checks.choice("TrainingEvaluator.fitness", fitness, allowed)
+        fitness_metric("TrainingEvaluator", fitness, config)
         self.encoding = encoding
         self.dataset = dataset
         self.config = config

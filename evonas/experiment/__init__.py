@@ -9,25 +9,21 @@ evosax does when imported) may be imported.
 
 import importlib
 
-_CONFIGS = ("DatasetConfig", "DisplayConfig", "DistilConfig", "EncodingConfig",
-            "EvaluatorConfig", "ExperimentConfig", "FinalConfig", "FrontConfig", "HalvingConfig",
-            "InheritConfig", "LatencyConfig", "ObjectiveConfig", "PrefilterConfig",
-            "PruneConfig", "RetrainConfig", "SearchConfig", "StrategyConfig")
-_WHERE = {
-    **dict.fromkeys(_CONFIGS, "evonas.experiment.config"),
-    "bench": "evonas.experiment.bench",
-    "describe": "evonas.experiment.describe",
-    "read_genome": "evonas.experiment.describe",
-    "STEPS": "evonas.experiment.finish",
-    "front_summary": "evonas.experiment.finish",
-    "parse_budgets": "evonas.experiment.finish",
-    "distil_run": "evonas.experiment.finish",
-    "prune_run": "evonas.experiment.finish",
-    "evaluate_model": "evonas.experiment.finish.export",
-    "Experiment": "evonas.experiment.runner",
-    "ExperimentResult": "evonas.experiment.runner",
-    "InfeasibleError": "evonas.experiment.runner",
+# module -> the names it gives this package
+_MODULES = {
+    "config": ("DatasetConfig", "DisplayConfig", "DistilConfig", "EncodingConfig",
+               "EvaluatorConfig", "ExperimentConfig", "FinalConfig", "FrontConfig",
+               "HalvingConfig", "InheritConfig", "LatencyConfig", "ObjectiveConfig",
+               "PrefilterConfig", "PruneConfig", "RetrainConfig", "SearchConfig",
+               "StrategyConfig"),
+    "bench": ("bench",),
+    "describe": ("describe", "read_genome"),
+    "finish": ("STEPS", "distil_run", "front_summary", "parse_budgets", "prune_run"),
+    "finish.export": ("evaluate_model",),
+    "runner": ("Experiment", "ExperimentResult", "InfeasibleError"),
 }
+_WHERE = {name: f"evonas.experiment.{module}" for module, names in _MODULES.items()
+          for name in names}
 
 
 def __getattr__(name: str):

@@ -70,26 +70,31 @@ _NAMED_DEFAULTS: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 
 
-def _fill_named_defaults(section: Any, name: str) -> None:
-    field, owner, defaults = _NAMED_DEFAULTS[name]
-    if section.name == owner and not getattr(section, field):
-        object.__setattr__(section, field, copy.deepcopy(defaults))
+class _Named:
+    """A section that names a registered thing (``SECTION``) and its free-form settings: checked
+    on construction, and given the default experiment's settings when it names the default
+    experiment's thing with none of its own (:data:`_NAMED_DEFAULTS`)."""
+
+    SECTION: ClassVar[str]
+
+    def __post_init__(self):
+        check_fields(self, self.SECTION)
+        field, owner, defaults = _NAMED_DEFAULTS[self.SECTION]
+        if self.name == owner and not getattr(self, field):
+            object.__setattr__(self, field, copy.deepcopy(defaults))
 
 
 @dataclasses.dataclass(frozen=True)
-class EncodingConfig:
+class EncodingConfig(_Named):
     """Which genome encoding to search, and the options passed to its factory.
 
     ``conv`` with no options gets :data:`DEFAULT_CONV_OPTIONS` (the default experiment's space);
     other encodings with no options get their own defaults.
     """
 
+    SECTION: ClassVar[str] = "encoding"
     name: str = "conv"
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self):
-        check_fields(self, "encoding")
-        _fill_named_defaults(self, "encoding")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,19 +122,16 @@ class DatasetConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class StrategyConfig:
+class StrategyConfig(_Named):
     """The search strategy by registered name, and its hyper-parameters.
 
     ``regularized_evolution`` with no params gets :data:`DEFAULT_STRATEGY_PARAMS`; any other
     strategy with no params gets its own defaults (never another strategy's).
     """
 
+    SECTION: ClassVar[str] = "strategy"
     name: str = "regularized_evolution"
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self):
-        check_fields(self, "strategy")
-        _fill_named_defaults(self, "strategy")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,12 +1,68 @@
-"""Children of selected parents, shared by the genetic algorithm and NSGA-II."""
+"""What the genetic algorithm and NSGA-II share: a whole population per ask, children of
+selected parents by crossover and per-gene mutation."""
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from evonas import checks
 from evonas.genomes.space import GenomeSpace
 from evonas.operators import CROSSOVERS, mutate
+
+
+@dataclasses.dataclass(frozen=True)
+class Generational:
+    """The settings of a generational strategy: ``population_size`` children per ``ask``.
+
+    Attributes:
+        space: the genome space.
+        population_size: individuals per generation (and genomes per ``ask``).
+        crossover: one of ``"uniform"``, ``"one_point"``, ``"two_point"``.
+        crossover_rate: probability that a child recombines two parents (else it copies one).
+        mutation_rate: per-gene mutation probability; ``None`` means ``1 / num_genes``.
+    """
+
+    space: GenomeSpace
+    population_size: int = 32
+    crossover: str = "uniform"
+    crossover_rate: float = 0.9
+    mutation_rate: float | None = None
+
+    def check_variation(self) -> None:
+        """Checks the population size and the variation settings (rates as floats)."""
+        owner = type(self).__name__
+        checks.positive_int(f"{owner}.population_size", self.population_size)
+        if self.crossover not in CROSSOVERS:
+            raise ValueError(
+                f"{owner}: crossover must be one of {sorted(CROSSOVERS)}; got {self.crossover!r}")
+        object.__setattr__(self, "crossover_rate",
+                           checks.rate(f"{owner}.crossover_rate", self.crossover_rate))
+        if self.mutation_rate is not None:
+            object.__setattr__(self, "mutation_rate",
+                               checks.rate(f"{owner}.mutation_rate", self.mutation_rate))
+
+    @property
+    def batch_size(self) -> int:
+        """Every ``ask`` returns a whole generation."""
+        return self.population_size
+
+    @property
+    def effective_mutation_rate(self) -> float:
+        """``mutation_rate``, or ``1 / num_genes`` (one gene per child on average) when unset."""
+        if self.mutation_rate is None:
+            return 1.0 / self.space.num_genes
+        return self.mutation_rate
+
+    def children(self, keys: tuple[jax.Array, jax.Array, jax.Array], winners: jax.Array,
+                 failed: jax.Array, fresh: jax.Array, state: Any) -> tuple[jax.Array, jax.Array]:
+        """:func:`breed` of the state's population with these settings."""
+        return breed(keys, winners, failed, fresh, state.population, state.ids, state.generation,
+                     self.space, self.crossover, self.crossover_rate,
+                     self.effective_mutation_rate)
 
 
 def breed(keys: tuple[jax.Array, jax.Array, jax.Array], winners: jax.Array, failed: jax.Array,

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from evonas import checks
 from evonas.genomes.space import GenomeSpace
 
 
@@ -154,6 +155,14 @@ class StrategyBase:
     the best) and counts the generation, after ``_tell``.
     """
 
+    def __post_init__(self):
+        """Checks the fields every strategy has: ``space``, ``maximize`` and, where it is a
+        field, ``batch_size`` (a subclass's ``__post_init__`` calls this first)."""
+        owner = type(self).__name__
+        check_common(self, owner)
+        if "batch_size" in {f.name for f in dataclasses.fields(self)}:
+            checks.positive_int(f"{owner}.batch_size", self.batch_size)
+
     def initial(self) -> dict[str, jax.Array]:
         """The base's state fields before anything was told."""
         genome, fitness = no_best(self.space, self.maximize)
@@ -204,6 +213,12 @@ class MultiObjectiveBase(StrategyBase):
     ``float32[B, M]`` in the user's units (checked here) and ``_tell(key, genomes, fitness,
     state)`` gets it as it is; the base counts the generation (its state derives from
     :class:`Counted`). Keeping a best is the algorithm's business (there is no single one)."""
+
+    def __post_init__(self):
+        """Checks ``space`` and makes ``maximize`` a tuple of bools, one per objective."""
+        owner = type(self).__name__
+        check_space(self, owner)
+        object.__setattr__(self, "maximize", check_maximize_tuple(self.maximize, owner))
 
     @partial(jax.jit, static_argnums=0)
     def tell(self, key: jax.Array, genomes: jax.Array, fitness: jax.Array, state: Any) -> Any:

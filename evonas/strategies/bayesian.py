@@ -34,7 +34,7 @@ from evonas import checks
 from evonas.genomes.space import GenomeSpace
 from evonas.operators import first_occurrence, mutate_one
 from evonas.strategies import _categorical as cat
-from evonas.strategies.base import State, StrategyBase, check_common
+from evonas.strategies.base import State, StrategyBase
 
 SURROGATES = ("ensemble", "gp")
 ACQUISITIONS = ("its", "ucb")
@@ -97,9 +97,8 @@ class BayesianOptimization(StrategyBase):
     maximize: bool = True
 
     def __post_init__(self):
+        super().__post_init__()
         owner = "BayesianOptimization"
-        check_common(self, owner)
-        checks.positive_int(f"{owner}.batch_size", self.batch_size)
         checks.choice(f"{owner}.surrogate", self.surrogate, SURROGATES)
         checks.choice(f"{owner}.acquisition", self.acquisition, ACQUISITIONS)
         checks.number(f"{owner}.ucb_beta", self.ucb_beta, 0.0)

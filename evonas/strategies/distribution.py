@@ -37,7 +37,7 @@ from flax import struct
 from evonas import checks
 from evonas.genomes.space import GenomeSpace
 from evonas.strategies import _categorical as cat
-from evonas.strategies.base import State, StrategyBase, check_common
+from evonas.strategies.base import State, StrategyBase
 
 METHODS = ("asng", "pbil")
 
@@ -82,8 +82,8 @@ class DistributionSearch(StrategyBase):
     maximize: bool = True
 
     def __post_init__(self):
+        super().__post_init__()
         owner = type(self).__name__
-        check_common(self, owner)
         checks.choice(f"{owner}.method", self.method, METHODS)
         checks.integer(f"{owner}.batch_size", self.batch_size, low=2)
         checks.number(f"{owner}.learning_rate", self.learning_rate, 0.0, 1.0,

@@ -14,10 +14,9 @@ import jax.numpy as jnp
 from flax import struct
 
 from evonas import checks
-from evonas.genomes.space import GenomeSpace
-from evonas.operators import CROSSOVERS, tournament_selection, truncation_selection
-from evonas.strategies._breeding import breed
-from evonas.strategies.base import State, StrategyBase, check_common
+from evonas.operators import tournament_selection, truncation_selection
+from evonas.strategies._breeding import Generational
+from evonas.strategies.base import State, StrategyBase
 
 _OWNER = "GeneticAlgorithm"
 
@@ -36,44 +35,25 @@ class GeneticAlgorithmState(State):
 
 
 @dataclasses.dataclass(frozen=True)
-class GeneticAlgorithm(StrategyBase):
+class GeneticAlgorithm(Generational, StrategyBase):
     """Generational GA: ``population_size`` children per ``ask``, ``num_elites`` survive.
 
-    Args:
-        space: the genome space.
-        population_size: individuals per generation (and genomes per ``ask``).
+    Args: those of :class:`~evonas.strategies._breeding.Generational` (space, population size,
+    crossover, rates), and
+
         tournament_size: contestants per parent tournament (with replacement).
-        crossover: one of ``"uniform"``, ``"one_point"``, ``"two_point"``.
-        crossover_rate: probability that a child recombines two parents (else it copies one).
-        mutation_rate: per-gene mutation probability; ``None`` means ``1 / num_genes``.
         num_elites: best members of the previous population kept unchanged (0 allowed).
         maximize: whether higher fitness is better.
     """
 
-    space: GenomeSpace
-    population_size: int = 32
     tournament_size: int = 3
-    crossover: str = "uniform"
-    crossover_rate: float = 0.9
-    mutation_rate: float | None = None
     num_elites: int = 2
     maximize: bool = True
 
     def __post_init__(self):
-        check_common(self, _OWNER)
-        checks.positive_int(f"{_OWNER}.population_size", self.population_size)
+        super().__post_init__()
+        self.check_variation()
         checks.positive_int(f"{_OWNER}.tournament_size", self.tournament_size)
-        if self.crossover not in CROSSOVERS:
-            raise ValueError(
-                f"{_OWNER}: crossover must be one of {sorted(CROSSOVERS)}; got {self.crossover!r}"
-            )
-        object.__setattr__(
-            self, "crossover_rate", checks.rate(f"{_OWNER}.crossover_rate", self.crossover_rate)
-        )
-        if self.mutation_rate is not None:
-            object.__setattr__(
-                self, "mutation_rate", checks.rate(f"{_OWNER}.mutation_rate", self.mutation_rate)
-            )
         elites = self.num_elites
         if isinstance(elites, bool) or not isinstance(elites, int):
             raise ValueError(f"{_OWNER}: num_elites must be an integer; got {elites!r}")
@@ -82,18 +62,6 @@ class GeneticAlgorithm(StrategyBase):
                 f"{_OWNER}: num_elites must be in 0..{self.population_size - 1} "
                 f"(below population_size); got {elites}"
             )
-
-    @property
-    def batch_size(self) -> int:
-        """Every ``ask`` returns a whole generation."""
-        return self.population_size
-
-    @property
-    def effective_mutation_rate(self) -> float:
-        """``mutation_rate``, or ``1 / num_genes`` (one gene per child on average) when unset."""
-        if self.mutation_rate is None:
-            return 1.0 / self.space.num_genes
-        return self.mutation_rate
 
     def _init(self, key: jax.Array) -> GeneticAlgorithmState:
         """An empty state; the first ``ask`` is random (``key`` is unused)."""
@@ -117,10 +85,8 @@ class GeneticAlgorithm(StrategyBase):
         # A failed parent (possible only if a tournament saw no finite score) is replaced by a
         # random genome, so a failed individual never passes its genes on.
         fresh = self.space.sample(k_random, 2 * n)
-        children, lineage = breed(
-            (k_cross, k_do, k_mutate), parents, jnp.isneginf(state.scores[parents]), fresh,
-            state.population, state.ids, state.generation, self.space, self.crossover,
-            self.crossover_rate, self.effective_mutation_rate)
+        children, lineage = self.children((k_cross, k_do, k_mutate), parents,
+                                          jnp.isneginf(state.scores[parents]), fresh, state)
         return children, state.replace(parents=lineage)
 
     def _tell(self, key: jax.Array, genomes: jax.Array, scores: jax.Array,

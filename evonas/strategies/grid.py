@@ -25,7 +25,7 @@ from flax import struct
 
 from evonas import checks
 from evonas.genomes.space import GenomeSpace
-from evonas.strategies.base import State, StrategyBase, check_common
+from evonas.strategies.base import State, StrategyBase
 
 GRID_MAX = 1_000_000  # genomes; a larger grid is refused unless max_size is raised
 
@@ -58,9 +58,8 @@ class GridSearch(StrategyBase):
     maximize: bool = True
 
     def __post_init__(self):
+        super().__post_init__()
         owner = "GridSearch"
-        check_common(self, owner)
-        checks.positive_int(f"{owner}.batch_size", self.batch_size)
         checks.positive_int(f"{owner}.max_size", self.max_size)
         object.__setattr__(self, "values", _freeze(self.values))
         size = self.size
@@ -201,8 +200,7 @@ class LocalSearch(StrategyBase):
     maximize: bool = True
 
     def __post_init__(self):
-        check_common(self, "LocalSearch")
-        checks.positive_int("LocalSearch.batch_size", self.batch_size)
+        super().__post_init__()
         if self.num_neighbours == 0:
             raise ValueError("LocalSearch: the space has no gene with more than one value, so "
                              "no genome has a neighbour")

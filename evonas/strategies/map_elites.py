@@ -24,7 +24,7 @@ from flax import struct
 from evonas import checks
 from evonas.genomes.space import GenomeSpace
 from evonas.operators import CROSSOVERS, mutate, mutate_one
-from evonas.strategies.base import State, StrategyBase, check_common, from_score, to_score
+from evonas.strategies.base import State, StrategyBase, from_score, to_score
 
 _OWNER = "MapElites"
 
@@ -111,8 +111,7 @@ class MapElites(StrategyBase):
     num_init: int | None = None
 
     def __post_init__(self):
-        check_common(self, _OWNER)
-        checks.positive_int(f"{_OWNER}.batch_size", self.batch_size)
+        super().__post_init__()
         if self.descriptors is None and self.bins is None:
             raise ValueError(
                 f"{_OWNER} needs descriptors and bins: descriptors=fn(genomes int32[B, G]) -> "

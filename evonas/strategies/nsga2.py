@@ -21,23 +21,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from evonas import checks
-from evonas.genomes.space import GenomeSpace
-from evonas.operators import (
-    CROSSOVERS,
-    crowded_tournament,
-    crowding_distance,
-    non_dominated_rank,
-)
-from evonas.strategies._breeding import breed
-from evonas.strategies.base import (
-    Counted,
-    MultiObjectiveBase,
-    check_maximize_tuple,
-    check_space,
-)
-
-_OWNER = "NSGA2"
+from evonas.operators import crowded_tournament, crowding_distance, non_dominated_rank
+from evonas.strategies._breeding import Generational
+from evonas.strategies.base import Counted, MultiObjectiveBase
 
 
 @struct.dataclass
@@ -56,57 +42,25 @@ class NSGA2State(Counted):
 
 
 @dataclasses.dataclass(frozen=True)
-class NSGA2(MultiObjectiveBase):
+class NSGA2(Generational, MultiObjectiveBase):
     """NSGA-II over integer genomes: ``population_size`` children per ``ask``.
 
-    Args:
-        space: the genome space.
-        population_size: individuals per generation (and genomes per ``ask``).
+    Args: those of :class:`~evonas.strategies._breeding.Generational` (space, population size,
+    crossover, rates), and
+
         maximize: one bool per objective: ``True`` where higher is better.
-        crossover: one of ``"uniform"``, ``"one_point"``, ``"two_point"``.
-        crossover_rate: probability that a child recombines two parents (else it copies one).
-        mutation_rate: per-gene mutation probability; ``None`` means ``1 / num_genes``.
     """
 
-    space: GenomeSpace
-    population_size: int = 32
     maximize: tuple[bool, ...] = (True, False)
-    crossover: str = "uniform"
-    crossover_rate: float = 0.9
-    mutation_rate: float | None = None
 
     def __post_init__(self):
-        check_space(self, _OWNER)
-        checks.positive_int(f"{_OWNER}.population_size", self.population_size)
-        object.__setattr__(self, "maximize", check_maximize_tuple(self.maximize, _OWNER))
-        if self.crossover not in CROSSOVERS:
-            raise ValueError(
-                f"{_OWNER}: crossover must be one of {sorted(CROSSOVERS)}; got {self.crossover!r}"
-            )
-        object.__setattr__(
-            self, "crossover_rate", checks.rate(f"{_OWNER}.crossover_rate", self.crossover_rate)
-        )
-        if self.mutation_rate is not None:
-            object.__setattr__(
-                self, "mutation_rate", checks.rate(f"{_OWNER}.mutation_rate", self.mutation_rate)
-            )
-
-    @property
-    def batch_size(self) -> int:
-        """Every ``ask`` returns a whole generation."""
-        return self.population_size
+        super().__post_init__()
+        self.check_variation()
 
     @property
     def num_objectives(self) -> int:
         """``M``, the columns of the fitness ``tell`` takes."""
         return len(self.maximize)
-
-    @property
-    def effective_mutation_rate(self) -> float:
-        """``mutation_rate``, or ``1 / num_genes`` (one gene per child on average) when unset."""
-        if self.mutation_rate is None:
-            return 1.0 / self.space.num_genes
-        return self.mutation_rate
 
     def _init(self, key: jax.Array) -> NSGA2State:
         """An empty population; the first ``ask`` is random (``key`` is unused)."""
@@ -131,11 +85,9 @@ class NSGA2(MultiObjectiveBase):
         # A failed winner (possible only when fewer than N feasible rows exist) is replaced by a
         # random genome, so an infeasible individual never passes its genes on.
         fresh = self.space.sample(k_random, 2 * n)
-        children, lineage = breed(
-            (k_cross, k_do, k_mutate), winners,
-            jnp.any(jnp.isnan(state.objectives[winners]), axis=1), fresh, state.population,
-            state.ids, state.generation, self.space, self.crossover, self.crossover_rate,
-            self.effective_mutation_rate)
+        children, lineage = self.children((k_cross, k_do, k_mutate), winners,
+                                          jnp.any(jnp.isnan(state.objectives[winners]), axis=1),
+                                          fresh, state)
         return children, state.replace(parents=lineage)
 
     def _tell(self, key: jax.Array, genomes: jax.Array, fitness: jax.Array,

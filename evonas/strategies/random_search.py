@@ -11,9 +11,8 @@ import dataclasses
 import jax
 from flax import struct
 
-from evonas import checks
 from evonas.genomes.space import GenomeSpace
-from evonas.strategies.base import State, StrategyBase, check_common
+from evonas.strategies.base import State, StrategyBase
 
 
 @struct.dataclass
@@ -35,10 +34,6 @@ class RandomSearch(StrategyBase):
     space: GenomeSpace
     batch_size: int = 16
     maximize: bool = True
-
-    def __post_init__(self):
-        check_common(self, "RandomSearch")
-        checks.positive_int("RandomSearch.batch_size", self.batch_size)
 
     def _init(self, key: jax.Array) -> RandomSearchState:
         del key

@@ -17,7 +17,7 @@ from flax import struct
 from evonas import checks
 from evonas.genomes.space import GenomeSpace
 from evonas.operators import mutate_one, tournament_contestants, tournament_winners
-from evonas.strategies.base import State, StrategyBase, check_common
+from evonas.strategies.base import State, StrategyBase
 
 _OWNER = "RegularizedEvolution"
 
@@ -61,10 +61,9 @@ class RegularizedEvolution(StrategyBase):
     maximize: bool = True
 
     def __post_init__(self):
-        check_common(self, _OWNER)
+        super().__post_init__()
         checks.positive_int(f"{_OWNER}.population_size", self.population_size)
         checks.positive_int(f"{_OWNER}.sample_size", self.sample_size)
-        checks.positive_int(f"{_OWNER}.batch_size", self.batch_size)
         if self.sample_size > self.population_size:
             raise ValueError(
                 f"{_OWNER}: sample_size must be at most population_size "

@@ -29,7 +29,7 @@ from flax import struct
 from evonas import checks
 from evonas.genomes.space import GenomeSpace
 from evonas.strategies import _categorical as cat
-from evonas.strategies.base import State, StrategyBase, check_common
+from evonas.strategies.base import State, StrategyBase
 
 
 def _rewards(scores: jax.Array, worst: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -81,9 +81,8 @@ class Reinforce(StrategyBase):
     maximize: bool = True
 
     def __post_init__(self):
+        super().__post_init__()
         owner = "Reinforce"
-        check_common(self, owner)
-        checks.positive_int(f"{owner}.batch_size", self.batch_size)
         checks.positive(f"{owner}.learning_rate", self.learning_rate)
         checks.number(f"{owner}.baseline_decay", self.baseline_decay, 0.0, 1.0, open_high=True)
         checks.number(f"{owner}.entropy_weight", self.entropy_weight, 0.0)
@@ -177,9 +176,8 @@ class QLearning(StrategyBase):
     maximize: bool = True
 
     def __post_init__(self):
+        super().__post_init__()
         owner = "QLearning"
-        check_common(self, owner)
-        checks.positive_int(f"{owner}.batch_size", self.batch_size)
         checks.number(f"{owner}.learning_rate", self.learning_rate, 0.0, 1.0, open_low=True)
         checks.number(f"{owner}.discount", self.discount, 0.0, 1.0)
         checks.rate(f"{owner}.epsilon_start", self.epsilon_start)

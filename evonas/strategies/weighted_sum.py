@@ -29,8 +29,6 @@ from evonas.strategies.base import (
     MultiObjectiveBase,
     Strategy,
     adapt,
-    check_maximize_tuple,
-    check_space,
     num_objectives,
 )
 
@@ -75,9 +73,8 @@ class WeightedSum(MultiObjectiveBase):
     maximize: tuple[bool, ...] = (True, False)
 
     def __post_init__(self):
-        check_space(self, _OWNER)
-        maximize = check_maximize_tuple(self.maximize, _OWNER)
-        object.__setattr__(self, "maximize", maximize)
+        super().__post_init__()
+        maximize = self.maximize
         weights = self.weights
         try:
             weights = tuple(float(w) for w in weights)

@@ -151,6 +151,21 @@ def scorer_for(config: ExperimentConfig, parts: Any = None) -> tuple[Scorer, dic
     return Retrainer(config, encoding, dataset), options
 
 
+def settings(section: Any, name: str, **given: Any) -> Any:
+    """A final step's settings for a command on a finished run: the section's defaults with
+    the values ``given`` (None: the default), checked, errors named ``<name> <field>``.
+
+    Raises:
+        ValueError: one line for a setting out of range.
+    """
+    chosen = {k: v for k, v in given.items() if v is not None}
+    try:
+        return dataclasses.replace(section(), **chosen)
+    except ValueError as err:
+        prefix = f"final.{section.__name__.removesuffix('Config').lower()}."
+        raise ValueError(str(err).replace(prefix, f"{name} ")) from None
+
+
 def trained_test_accuracy(finish: Finish, module: Any, variables: Any) -> float:
     """``module``'s test accuracy with ``variables`` on the run's test split."""
     dataset = finish.dataset

@@ -14,7 +14,6 @@ architecture trained alone, so the two differ only by the loss. It is tested, ex
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -24,7 +23,7 @@ import jax
 import numpy as np
 
 from evonas.experiment.config import DistilConfig
-from evonas.experiment.finish.context import Finish, scorer_for
+from evonas.experiment.finish.context import Finish, scorer_for, settings
 from evonas.experiment.loading import run_config
 from evonas.store import RunDir, atomic_write_text, load_model, read_json
 from evonas.store.layout import ARCHITECTURE, BEST, DISTIL_FILE, ENSEMBLE, RunPaths
@@ -119,21 +118,6 @@ def member_dirs(run_dir: str | os.PathLike) -> list[Path]:
     return out
 
 
-def settings(temperature: float | None = None, alpha: float | None = None,
-             steps: int | None = None) -> DistilConfig:
-    """The distillation settings, defaults from :class:`DistilConfig`.
-
-    Raises:
-        ValueError: one line for a setting out of range.
-    """
-    given = {k: v for k, v in (("temperature", temperature), ("alpha", alpha),
-                               ("steps", steps)) if v is not None}
-    try:
-        return dataclasses.replace(DistilConfig(), **given)
-    except ValueError as err:
-        raise ValueError(str(err).replace("final.distil.", "distillation ")) from None
-
-
 def distil_run(run_dir: str | os.PathLike, student: int | None = None,
                temperature: float | None = None, alpha: float | None = None,
                steps: int | None = None) -> dict[str, Any]:
@@ -152,7 +136,8 @@ def distil_run(run_dir: str | os.PathLike, student: int | None = None,
         ValueError: not a finished training run, no ensemble to distil from, an unknown student
             id, or a setting out of range (one line each; nothing is written).
     """
-    chosen = settings(temperature, alpha, steps)
+    chosen = settings(DistilConfig, "distillation", temperature=temperature, alpha=alpha,
+                      steps=steps)
     run = RunDir(run_dir, readonly=True)
     config = run_config(run)
     if config.evaluator.tabular:

@@ -19,7 +19,6 @@ and after, side by side.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from typing import Any
@@ -30,7 +29,12 @@ import numpy as np
 from evonas import streams
 from evonas.evaluators.latency import LatencyMeter
 from evonas.experiment.config import PruneConfig
-from evonas.experiment.finish.context import Finish, scorer_for, trained_test_accuracy
+from evonas.experiment.finish.context import (
+    Finish,
+    scorer_for,
+    settings,
+    trained_test_accuracy,
+)
 from evonas.experiment.loading import run_config
 from evonas.store import RunDir, atomic_write_text, load_model, read_json
 from evonas.store.layout import ARCHITECTURE, PRUNE_FILE, RunPaths
@@ -148,21 +152,6 @@ def prune_and_export(finish: Finish, history_id: int, source: str, genome: Any,
     return summary
 
 
-def settings(mode: str | None = None, sparsity: float | None = None,
-             steps: int | None = None) -> PruneConfig:
-    """The pruning settings, defaults from :class:`PruneConfig`.
-
-    Raises:
-        ValueError: one line for a setting out of range.
-    """
-    given = {k: v for k, v in (("mode", mode), ("sparsity", sparsity), ("steps", steps))
-             if v is not None}
-    try:
-        return dataclasses.replace(PruneConfig(), **given)
-    except ValueError as err:
-        raise ValueError(str(err).replace("final.prune.", "prune ")) from None
-
-
 def prune_run(run_dir: str | os.PathLike, mode: str | None = None,
               sparsity: float | None = None, steps: int | None = None,
               source: str = "best") -> dict[str, Any]:
@@ -181,7 +170,7 @@ def prune_run(run_dir: str | os.PathLike, mode: str | None = None,
         ValueError: not a finished training run, no such exported model, or a setting out of
             range (one line each; nothing is written).
     """
-    chosen = settings(mode, sparsity, steps)
+    chosen = settings(PruneConfig, "prune", mode=mode, sparsity=sparsity, steps=steps)
     if source not in ("best", "distilled"):
         raise ValueError(f"source={source!r} is not allowed; choose 'best' or 'distilled'")
     run = RunDir(run_dir, readonly=True)
