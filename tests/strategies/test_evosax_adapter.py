@@ -135,7 +135,7 @@ def test_nan_never_becomes_best(algorithm, maximize):
             return strategy.tell(jax.random.key(0), genomes, told, state), fitness
 
         state, fitness = jax.lax.scan(step, strategy.init(key), jax.random.split(key, 4))
-        all_failed = strategy.tell(jax.random.key(0), 
+        all_failed = strategy.tell(jax.random.key(0),
             strategy.ask(key, state)[0], jnp.full((8,), jnp.nan), state
         )
         return state, fitness, all_failed

@@ -125,8 +125,8 @@ def test_the_entropy_term_keeps_the_distribution_wider():
         state = strategy.init(jax.random.key(0))
         for i in range(30):
             genomes, state = strategy.ask(jax.random.key(i), state)
-            state = strategy.tell(jax.random.key(0), genomes, jnp.sum(genomes == target, 1).astype(jnp.float32),
-                                  state)
+            fitness = jnp.sum(genomes == target, 1).astype(jnp.float32)
+            state = strategy.tell(jax.random.key(0), genomes, fitness, state)
         entropies[weight] = float(cat.entropy(state.probabilities).sum())
     assert entropies[1.0] > entropies[0.0] + 0.5
     # The entropy gradient is a direction inside the simplex: each gene's row sums to zero.

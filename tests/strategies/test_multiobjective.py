@@ -412,7 +412,8 @@ def test_weighted_sum_is_the_hand_computed_scalarisation_and_nan_propagates():
     assert float(state.inner.best_fitness) == pytest.approx(-4.0)
     np.testing.assert_array_equal(state.best_genome, genomes[1])
     np.testing.assert_allclose(state.best_objectives, [0.5, 10.0])
-    failed = ws.tell(jax.random.key(0), genomes, jnp.full((3, 2), jnp.nan), ws.init(jax.random.key(0)))
+    failed = ws.tell(jax.random.key(0), genomes, jnp.full((3, 2), jnp.nan),
+                     ws.init(jax.random.key(0)))
     assert float(failed.best_score) == -np.inf and float(failed.inner.best_fitness) == -np.inf
 
 
@@ -430,7 +431,8 @@ def test_weighted_sum_drives_the_wrapped_strategy_and_exposes_its_parents():
         np.testing.assert_array_equal(state.parents, inner_state.parents)
         objectives = toy_objectives(genomes)
         state = ws.tell(jax.random.key(0), genomes, objectives, state)
-        inner_state = inner.tell(jax.random.key(0), genomes, objectives[:, 0] - 3.0 * objectives[:, 1], inner_state)
+        inner_state = inner.tell(jax.random.key(0), genomes,
+                                 objectives[:, 0] - 3.0 * objectives[:, 1], inner_state)
     assert (np.asarray(state.parents) >= 0).all()
     assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), state.inner,
                                      inner_state))
