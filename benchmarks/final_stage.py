@@ -42,11 +42,11 @@ def main(argv=None) -> dict:
                         help="config overrides for the run made here (section.key=value)")
     args = parser.parse_args(argv)
 
+    from evonas.data import load_dataset
     from evonas.experiment import Experiment, ExperimentConfig
     from evonas.experiment.components import build_model_parts
-    from evonas.experiment.finish import distil_run
     from evonas.experiment.export import export_for_serving
-    from evonas.experiment.finish import prune_run
+    from evonas.experiment.finish import distil_run, prune_run
     from evonas.experiment.runner import run_config
     from evonas.store import RunDir, load_model, load_serving
     from evonas.train import predict_logits
@@ -90,9 +90,11 @@ def main(argv=None) -> dict:
     export_s = time.perf_counter() - start
     config = run_config(RunDir(run_dir, readonly=True))
     dataset, _, _ = build_model_parts(config)
-    module, variables, _ = load_model(run_dir)
+    module, variables, _ = load_model(run_dir, preprocess=False)
     want = predict_logits(module, variables, dataset.x_test)
-    got = np.asarray(load_serving(path).call(np.asarray(dataset.x_test, np.float32)))
+    raw = load_dataset(config.dataset.name, val_fraction=config.dataset.val_fraction,
+                       seed=config.dataset.seed, limit=config.dataset.limit, normalize=False)
+    got = np.asarray(load_serving(path).call(raw.x_test))  # it standardises raw inputs itself
     out["serving"] = {"file_bytes": path.stat().st_size, "export_s": round(export_s, 2),
                       "test_examples": int(len(dataset.x_test)),
                       "max_abs_logit_difference": float(np.max(np.abs(got - want))),

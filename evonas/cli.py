@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import math
 import os
 import sys
 import warnings
@@ -40,12 +42,15 @@ def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def _jsonable(value: Any) -> Any:
+    """``value`` as strict JSON takes it: arrays as lists, NaN and infinities as null."""
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if hasattr(value, "tolist"):
-        return value.tolist()
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 
@@ -97,11 +102,14 @@ def _print_result(result: Any) -> None:
     from evonas.store import RunPaths
 
     best, final = result.best, result.final
+    if getattr(result, "already_finished", False):
+        print(f"{result.run_dir} had already finished: nothing was computed; its results:")
     print(f"search: {result.generations} generations, {result.evaluations} evaluations")
     if best is not None:
         layers = best["description"].get("layers", "")
-        print(f"best: #{best['id']} fitness {best['fitness']:.4f}, {best['params']} params, "
-              f"genome {best['genome']}")
+        params = f"{best['params']} params, " if best.get("params") is not None else ""
+        print(f"best: #{best['id']} fitness {best['fitness']:.4f}, {params}genome "
+              f"{best['genome']}")
         if layers:
             print(f"  layers: {json.dumps(layers)}")
     if final is not None and "retrain_steps" not in final:  # a tabular run: read, not trained
@@ -123,9 +131,10 @@ def _print_result(result: Any) -> None:
     front = getattr(result, "front", None)
     if front is not None:
         names = [o["name"] for o in front["objectives"]]
+        how = (f"retrained ({front['retrain_steps']} steps, train+val) and tested"
+               if front["retrain_steps"] else "read from the table")
         print(f"Pareto front: {front['front_size']} architectures; {len(front['members'])} "
-              f"retrained ({front['retrain_steps']} steps) and exported to "
-              f"{RunPaths(result.run_dir).front}/<id>:")
+              f"{how}, exported to {RunPaths(result.run_dir).front}/<id>:")
         for m in front["members"]:
             values = ", ".join(f"{n} {_format(float(m['objectives'][n]))}" for n in names)
             tested = f", test accuracy {m['test_acc']:.4f}" if "test_acc" in m else ""
@@ -235,6 +244,11 @@ def _format(value: Any) -> str:
     return str(value)
 
 
+def _float(value: Any) -> float:
+    """A cost as a float (NaN where the row has none)."""
+    return float("nan") if value is None else float(value)
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [list(header)] + [[_format(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
@@ -245,15 +259,20 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def cmd_front(args: argparse.Namespace) -> int:
     from evonas.experiment.finish import front_summary, parse_budgets
     from evonas.experiment.loading import run_config
+    from evonas.report.history import left_out
     from evonas.store import RunDir
 
     run = RunDir(args.run_dir, readonly=True)
     config = run_config(run)
+    skipped: list[str] = []
     with run.history as history:
-        rows = history.rows()
+        rows = history.rows(skipped=skipped)
+    if skipped:
+        warnings.warn(left_out(run.paths.history, skipped), stacklevel=1)
     budgets = [parse_budgets(text) for text in args.budget]
     out = front_summary(rows, config, budgets,
-                        export_to=run.paths.budgets if args.export else None, steps=args.steps)
+                        export_to=run.paths.budgets if args.export else None, steps=args.steps,
+                        legacy_keys=run.fingerprint_version < 3)
     if args.json:
         print(json.dumps(_jsonable({"run_dir": str(run.path), **out})))
         return 0
@@ -263,7 +282,7 @@ def cmd_front(args: argparse.Namespace) -> int:
     costs = [c for c in ("params", "flops") if c not in names]
     print(_table(["id", *names, *costs, "genome"],
                  [[r["id"], *[r["objectives"][n] for n in names],
-                   *[float(r[c]) for c in costs], json.dumps(r["genome"])] for r in table]))
+                   *[_float(r[c]) for c in costs], json.dumps(r["genome"])] for r in table]))
     first = names[0]
     for entry in out.get("budgets", []):
         arch, metric = entry["architecture"], entry["metric"]
@@ -271,7 +290,8 @@ def cmd_front(args: argparse.Namespace) -> int:
             print(f"{metric} <= {entry['bound']:g}: none found: no evaluated "
                   f"architecture is within this budget")
             continue
-        tested = (f", test accuracy {arch['test_acc']:.4f} after retraining, exported "
+        tested = (f", test accuracy {arch['test_acc']:.4f} after retraining "
+                  f"({args.steps or config.final.retrain.steps} steps, train+val), exported "
                   f"to {run.paths.budgets / entry['directory']}" if "test_acc" in arch
                   and "directory" in entry else "")
         print(f"{metric} <= {entry['bound']:g}: #{arch['id']} {first} "
@@ -556,9 +576,31 @@ def _one_line_warning(message: Warning | str, category: type[Warning], *args: An
     return f"evonas: {kind}: {str(message).strip().splitlines()[0]}\n"
 
 
+def _quiet_closed_loops(hook: Any) -> Any:
+    """``hook`` without the "Event loop is closed" errors of tensorstore's I/O callbacks, which
+    arrive after an orbax write failed and its event loop was closed: evonas has reported the
+    failure itself, in one line."""
+    if getattr(hook, "evonas_quiet", False):
+        return hook
+
+    def quiet(unraisable: Any) -> None:
+        value = unraisable.exc_value
+        if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
+            return
+        hook(unraisable)
+
+    quiet.evonas_quiet = True  # type: ignore[attr-defined]
+    return quiet
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``evonas`` console script."""
     warnings.formatwarning = _one_line_warning
+    # orbax logs its internals through absl (a missing metadata file of a step it is writing,
+    # the traceback of each of its threads when a write fails): evonas turns every failed
+    # write into its own one line, which says what to do.
+    logging.getLogger("absl").setLevel(logging.CRITICAL)
+    sys.unraisablehook = _quiet_closed_loops(sys.unraisablehook)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

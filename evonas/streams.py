@@ -7,8 +7,10 @@ never shifts another's numbers and two uses never share one by accident. Three l
 * :data:`GENERATION`: folded into one generation's key, ``fold_in(stream(seed, "search"),
   generation)``, whose ``split`` gives the ``ask`` and ``evaluate`` keys (the whole searches of
   ``evonas.strategies.search`` derive theirs the same way);
-* :data:`FINAL`: folded into the final stage's key; the ``r``-th retrained architecture (from 0)
-  uses ``fold_in(final, r)``, so these ids are past any rank a run retrains in practice.
+* :data:`FINAL`: folded into the final stage's key (pruning's fine-tuning). Run directories
+  written before an architecture's retraining had its own stream (fingerprint version < 3)
+  retrained the ``r``-th of the top k from ``fold_in(final, r)``, a front member from
+  ``fold_in(front, id)`` and a budget's choice from ``fold_in(budgets, id)``; they still do.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ EXPERIMENT: dict[str, int] = {
     "final": 2,  # the final stage: retraining, ensemble, distillation, pruning
     "front": 3,  # a multi-objective run's front: member ``id`` retrains from fold_in(front, id)
     "supernet": 4,  # the one-shot evaluator's supernet
-    "budgets": 5,  # `evonas front --budget`: the choice for a budget retrains from fold_in(., id)
+    "budgets": 5,  # `evonas front --budget` of runs before retrain: fold_in(budgets, id)
+    "retrain": 6,  # architecture ``id`` retrains from fold_in(retrain, id): final, front, budgets
     "satisfiable": 7,  # the check that constraints on analytic costs can be met
 }
 GENERATION: dict[str, int] = {

@@ -197,7 +197,7 @@ def test_a_full_disk_at_a_seeded_point_then_resume(tmp_path, capsys, monkeypatch
     expected = evaluations(tmp_path / "alone")
     full = OSError(errno.ENOSPC, "No space left on device")
     at = int(np.random.default_rng(11).integers(1, 3))  # the generation that hits the full disk
-    import evonas.experiment.finish.export as final
+    import evonas.experiment.finish.context as final  # where the final stage writes its JSON
     import evonas.report.write as report
     import evonas.store.checkpoints as checkpoints
     import evonas.store.row as row_schema

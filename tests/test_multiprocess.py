@@ -25,10 +25,12 @@ import pytest
 from tests.experiment_configs import committed_generations
 
 ROOT = Path(__file__).resolve().parents[1]
+# The final stage on, as users run it: the top 2 retrained, their ensemble, the best exported,
+# the report.
 SETTINGS = ["--set", "search.generations=3", "--set", "search.population_size=4",
             "--set", "train.steps=10", "--set", "train.batch_size=32", "--set",
-            "train.plan=masked", "--set", "dataset.limit=600", "--set", "final.retrain.top_k=0",
-            "--set", "display.report=false", "--set", "display.progress=false",
+            "train.plan=masked", "--set", "dataset.limit=600", "--set", "final.retrain.top_k=2",
+            "--set", "final.retrain.steps=30", "--set", "display.progress=false",
             "--set", "search.seed=3", "--set", "encoding.name=mlp"]
 PEER_TIMEOUT = 4.0
 
@@ -66,6 +68,26 @@ def _rows(run_dir: Path) -> list[dict]:
         return [dict(r) for r in db.execute("SELECT * FROM evaluations ORDER BY id")]
 
 
+def _same_final_stage(run_dir: Path, reference: Path) -> None:
+    """The same final.json (up to float rounding), report, and the same exported model: its
+    predictions on the test inputs agree."""
+    import evonas
+
+    mine = json.loads((run_dir / "best" / "final.json").read_text())
+    theirs = json.loads((reference / "best" / "final.json").read_text())
+    assert [m["id"] for m in mine["models"]] == [m["id"] for m in theirs["models"]]
+    for key in ("best_test_acc", "ensemble_test_acc"):
+        assert np.isclose(mine[key], theirs[key], atol=2e-3), key
+    assert (run_dir / "report" / "index.html").is_file()
+    (module, variables, info), (ref_module, ref_variables, _) = (
+        evonas.load_model(run_dir), evonas.load_model(reference))
+    shape = info["encoding_options"]["input_shape"]
+    x = np.random.default_rng(0).normal(size=(16, *shape)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(module.apply(variables, x)),
+                               np.asarray(ref_module.apply(ref_variables, x)), rtol=1e-4,
+                               atol=1e-4)
+
+
 def _same_rows(a: list[dict], b: list[dict]) -> None:
     assert len(a) == len(b) > 0
     for x, y in zip(a, b):
@@ -86,6 +108,17 @@ def test_two_processes_match_one_and_a_killed_one_resumes_to_the_same_rows(tmp_p
     single = _evonas("run", "--run-dir", str(reference), *SETTINGS, devices=4)
     out, err = single.communicate(timeout=300)
     assert single.returncode == 0, err[-2000:]
+
+    # 2 processes x 2 devices to the end, the final stage on process 0 included.
+    whole = tmp_path / "whole"
+    procs = _processes(["run", "--run-dir", str(whole), *SETTINGS], _free_port())
+    results = [p.communicate(timeout=300) for p in procs]
+    for p, (_out, err) in zip(procs, results):
+        assert p.returncode == 0, err[-2000:]
+        assert "Traceback" not in err, err[-2000:]
+    assert "retrained top 2" in results[0][0] and "process 1 of 2: done" in results[1][0]
+    _same_rows(_rows(whole), _rows(reference))
+    _same_final_stage(whole, reference)
 
     # 2 processes x 2 devices; process 1 is killed once the first generation is committed.
     run_dir = tmp_path / "two"
@@ -119,6 +152,7 @@ def test_two_processes_match_one_and_a_killed_one_resumes_to_the_same_rows(tmp_p
     assert "process 1 of 2: done" in results[1][0]
     assert "search: 3 generations" in results[0][0]
     _same_rows(_rows(run_dir), _rows(reference))
+    _same_final_stage(run_dir, reference)
 
 
 def _one_line(args: list[str], fragment: str, devices: int = 1, timeout: float = 60) -> float:

@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from evonas.report import interactive
-from evonas.report.history import Evaluation, read_snapshot
+from evonas.report.history import Evaluation, left_out, read_snapshot
 from evonas.report.html import STYLE
 from evonas.report.views import (
     best_id,
@@ -114,6 +114,7 @@ class RunView:
         self._summary: dict[str, int] = {}
         self._importance: tuple[int, int, dict[str, Any]] | None = None
         self.error: str | None = None
+        self._skipped: dict[str, None] = {}  # rows left out (evonas would not have written them)
 
     @property
     def name(self) -> str:
@@ -141,13 +142,15 @@ class RunView:
                         self._last_key is not None and snap.before_key != self._last_key):
                     snap = read_snapshot(self.path, since=0, check=False)
                     self._evaluations, self._by_id, self._rows = [], {}, []
-                    self._epoch, reset = self._epoch + 1, True
+                    self._epoch, reset, self._skipped = self._epoch + 1, True, {}
             except ValueError as err:
                 if not self._checked:
                     raise
                 self.error = str(err).splitlines()[0]
                 return
-            self._checked, self.error = True, None
+            self._skipped.update(dict.fromkeys(snap.skipped))
+            self._checked = True
+            self.error = left_out(self.path, list(self._skipped)) if self._skipped else None
             self._generations = snap.generations
             if snap.last_key is not None:
                 self._last_key = snap.last_key

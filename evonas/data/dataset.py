@@ -94,6 +94,17 @@ class Dataset:
             x.setflags(write=False)
             y.setflags(write=False)
 
+    def preprocessing(self) -> dict[str, Any] | None:
+        """What a model trained on this dataset expects done to raw inputs (the values
+        ``load_dataset(..., normalize=False)`` gives): ``{"standardize": {"mean": [...],
+        "std": [...]}}``, per channel (the last axis), or None when the data was not
+        normalised. Exported models record it, and apply it themselves
+        (``evonas.load_model``, the StableHLO program)."""
+        if self.mean is None:
+            return None
+        return {"standardize": {"mean": list(self.mean), "std": list(self.std or ()),
+                                "axis": -1, "computed_on": "train"}}
+
     def info(self) -> dict[str, Any]:
         """A JSON-serialisable summary (sizes, shapes, normalisation) for logs and run configs."""
         normalization: dict[str, Any] | None = None

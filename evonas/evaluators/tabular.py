@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from evonas.benchmarks.table import Table
 from evonas.evaluators.base import Results
+from evonas.genomes.encoding import cost_names
 from evonas.objectives.constraints import parse_constraint
 
 # What evonas.strategies.run_searches takes: (key, genomes) -> (seen, true).
@@ -54,11 +55,10 @@ class TabularEvaluator:
         self.maximize = table.maximize
         self.protocol = table.protocol
         self.estimate = "table"
-        cost = jax.eval_shape(self.encoding.cost, jnp.zeros((self.space.num_genes,), jnp.int32))
-        self.cost_names = tuple(k for k in cost if not k.startswith("executed_"))
+        self.cost_names = cost_names(self.encoding)
         if isinstance(objectives, str):
             objectives = (objectives,)
-        allowed = [*table.costs, *self.cost_names]
+        allowed = list(dict.fromkeys([*table.costs, *self.cost_names]))
         for name in objectives:
             if name not in allowed:
                 raise ValueError(f"TabularEvaluator: unknown objective {name!r}; allowed (the "
@@ -73,7 +73,7 @@ class TabularEvaluator:
         if isinstance(constraints, str):
             constraints = (constraints,)
         self.constraints = tuple(parse_constraint(c) for c in constraints)
-        bounded = [*table.searchable, *self.cost_names]
+        bounded = list(dict.fromkeys([*table.searchable, *self.cost_names]))
         for c in self.constraints:
             if c.metric not in bounded:
                 hidden = " (a report-only column: a search never sees it)" if (
@@ -107,7 +107,7 @@ class TabularEvaluator:
         genomes = jnp.asarray(genomes, jnp.int32)
         rows = table.rows(genomes)
         valid = rows >= 0
-        cost = self.encoding.cost(genomes)
+        cost = jax.vmap(self.encoding.cost)(genomes)  # cost is per genome
         columns = {n: table.lookup(genomes, n, rows) for n in table.searchable}
         values = {**{k: cost[k] for k in self.cost_names}, **columns}
         feasible = valid

@@ -122,14 +122,22 @@ def _multiobjective(evaluator: TabularEvaluator, strategy: str, params: dict[str
     found = np.asarray(trace.true, np.float64)
     counted = np.cumsum(np.asarray(trace.counted), axis=-1)
     reached = int(counted[:, -1].min())
-    gaps = {}
+    gaps: dict[str, float | None] = {}
     for q in (q for q in CHECKPOINTS if q <= min(budget, reached)):
+        if best <= 0.0:  # one feasible architecture, or a front of one point: no volume
+            gaps[str(q)] = None
+            continue
         ends = np.argmax(counted >= q, axis=-1) + 1
         gaps[str(q)] = round(float(np.mean([
             1 - hypervolume(found[r, :ends[r]], reference, maximize) / best
             for r in range(runs)])), 5)
     front = pareto_front(found[0], maximize)
-    _, first = np.unique(np.asarray(trace.genomes[0])[front], axis=0, return_index=True)
+    # One member per architecture: per class of isomorphic genomes when counting unique ones.
+    canonical = _canonical(table.encoding, count)
+    keys = np.asarray(trace.genomes[0])[front]
+    if canonical is not None and len(keys):
+        keys = np.asarray(canonical(jnp.asarray(keys, jnp.int32)))
+    _, first = np.unique(keys, axis=0, return_index=True)
     names = [table.truth, *evaluator.objectives]
     members = sorted(
         ({"genome": np.asarray(trace.genomes[0, i]).tolist(),

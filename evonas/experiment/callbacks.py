@@ -49,11 +49,12 @@ class GenerationInfo:
     seconds: float
     reasons: tuple[str, ...] = ()
     hint: str = ""
+    verb: str = "trained"  # what evaluating a new architecture was: trained, looked up, scored
 
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        out.pop("reasons")
-        out.pop("hint")
+        for shown_only in ("reasons", "hint", "verb"):
+            out.pop(shown_only)
         return out
 
 
@@ -73,6 +74,9 @@ class Callback:
     def should_stop(self) -> bool:
         """Whether the search should end before its budget."""
         return False
+
+    def on_final(self, text: str) -> None:
+        """A step of the final stage started something long (``text`` says what)."""
 
     def on_end(self, summary: dict[str, Any]) -> None:
         """The run ended (search, final retraining and report done)."""
@@ -142,8 +146,14 @@ class Progress(Callback):
         else:
             total = "" if info.generations is None else f"/{info.generations}"
             print(f"generation {info.generation + 1}{total}  evaluations {info.evaluations}  "
-                  f"trained {info.trained}  cached {info.cached}  failed {info.failed}  "
+                  f"{info.verb} {info.trained}  cached {info.cached}  failed {info.failed}  "
                   f"{fields}", file=self.stream, flush=True)
+
+    def on_final(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+        print(f"final stage: {text}", file=self.stream, flush=True)
 
     def _draw(self, info: GenerationInfo, fields: str) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn

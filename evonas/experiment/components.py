@@ -176,9 +176,9 @@ def known_metrics(config: ExperimentConfig, encoding: Any, table: Table | None =
     training run) or the table's fitness and cost columns (a tabular run), and the encoding's
     analytic costs."""
     if table is not None:
-        return (*table.searchable, *cost_names(encoding))
-    return (TRAINED_METRICS + MEASURED_METRICS + tuple(config.evaluator.proxies)
-            + cost_names(encoding))
+        return tuple(dict.fromkeys((*table.searchable, *cost_names(encoding))))
+    return tuple(dict.fromkeys(TRAINED_METRICS + MEASURED_METRICS + tuple(
+        config.evaluator.proxies) + cost_names(encoding)))
 
 
 def check_metrics(config: ExperimentConfig, encoding: Any, table: Table | None = None) -> None:

@@ -27,6 +27,8 @@ from evonas.experiment.typed import check_fields, from_mapping, load_yaml
 from evonas.fields import changes_numbers, setting
 from evonas.objectives import metrics
 from evonas.objectives.constraints import Constraint, parse_constraint
+from evonas.store.atomic import read_small_text
+from evonas.store.configfile import CONFIG_LIMIT
 from evonas.train.config import TrainConfig
 
 DIRECTIONS = ("max", "min")
@@ -584,12 +586,11 @@ class ExperimentConfig:
                 file's directory) before the names are checked. Pass False for a file you did
                 not write (a run directory's ``config.yaml``).
         """
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
         try:
-            data = load_yaml(text)
-        except yaml.YAMLError as err:
-            raise ValueError(f"{os.fspath(path)} is not valid YAML: {err}") from None
+            text = read_small_text(path, CONFIG_LIMIT)
+        except ValueError as err:  # a FIFO, a device, a huge file: never read
+            raise ValueError(f"{err}") from None
+        data = load_yaml(text, os.fspath(path))
         if plugins and isinstance(data, Mapping) and data.get("plugins"):
             from evonas.experiment.plugins import load_plugins
 
@@ -680,10 +681,8 @@ class ExperimentConfig:
                     f"an override must look like section.key=value (e.g. train.steps=500); "
                     f"got {text!r}"
                 )
-            try:
-                value = load_yaml(raw) if raw.strip() else None
-            except yaml.YAMLError:
-                raise ValueError(f"cannot read the value of override {text!r} as YAML") from None
+            value = (load_yaml(raw, f"the value of override {text[:80]!r}") if raw.strip()
+                     else None)
             for path, new in legacy.rename(key.strip(), value):
                 if path != key.strip():
                     renamed.append(key.strip())

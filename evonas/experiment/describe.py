@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from evonas.benchmarks import BENCHMARKS, get_benchmark
-from evonas.genomes import get_encoding, parse_genome
+from evonas.genomes import cost_names, get_encoding, parse_genome
 
 
 def read_genome(encoding_name: str, encoding: Any, text: str) -> np.ndarray:
@@ -35,6 +35,7 @@ def describe(encoding_name: str, text: str, options: Mapping[str, Any] | None = 
         ValueError: an unknown encoding or option, or text no notation reads.
     """
     encoding = get_encoding(encoding_name, **dict(options or {}))
+    cost_names(encoding)  # cost returns one number per name, or one line saying what it did
     genome = read_genome(encoding_name, encoding, text)
     return {
         "encoding": encoding_name,

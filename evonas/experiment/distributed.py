@@ -375,6 +375,26 @@ class Session:
             jax.distributed.shutdown()
         except Exception:
             pass
+        if self.leader:
+            alone()
+
+
+def alone() -> None:
+    """Makes this process a single-process JAX program again, after the multi-process part.
+
+    Leaving ``jax.distributed`` keeps the backend it made, whose devices and process count are
+    every process's, and libraries ask that backend how many processes take part (orbax then
+    waits for the others through a coordinator that is gone, and fails). The leader's final
+    stage is its own: the client is dropped (whatever its shutdown raised) and the backends are
+    cleared, so the next computation starts a backend of this process's devices alone. Arrays
+    of the old backend are not used after this.
+    """
+    from jax._src import distributed as _distributed
+    from jax.extend import backend
+
+    state = _distributed.global_state
+    state.client = state.service = state.preemption_sync_manager = None
+    backend.clear_backends()
 
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None,

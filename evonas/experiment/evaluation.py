@@ -30,10 +30,13 @@ from evonas.objectives.metrics import MEASURED_METRICS, PROXY_METRICS
 Wrap = Callable[[Any, ExperimentConfig, Context], Any]
 
 
-def before_evaluation(config: ExperimentConfig, encoding: Any) -> set[str]:
+def before_evaluation(config: ExperimentConfig, context: Context) -> set[str]:
     """The metrics measured before an architecture is evaluated: its analytic costs, latency and
-    the proxies (constraints on them keep an architecture from being trained)."""
-    return {*cost_names(encoding), *MEASURED_METRICS, *PROXY_METRICS}
+    the proxies (constraints on them keep an architecture from being trained); a column of the
+    run's table is read with the evaluation, not before it."""
+    table = context.table
+    columns = set(table.searchable) if table is not None else set()
+    return {*cost_names(context.encoding), *MEASURED_METRICS, *PROXY_METRICS} - columns
 
 
 def _on(config: ExperimentConfig, names: set[str] | tuple[str, ...]) -> list[Constraint]:
@@ -52,7 +55,7 @@ def _inherit(inner: Any, config: ExperimentConfig, context: Context) -> Any:
 
 def _constraints(inner: Any, config: ExperimentConfig, context: Context) -> Any:
     after = [c for c in config.search.parsed_constraints()
-             if c.metric not in before_evaluation(config, context.encoding)]
+             if c.metric not in before_evaluation(config, context)]
     return Constrain(inner, after) if after else None
 
 
@@ -65,9 +68,12 @@ def _proxies(inner: Any, config: ExperimentConfig, context: Context) -> Any:
 
 
 def _latency(inner: Any, config: ExperimentConfig, context: Context) -> Any:
+    """Measures ``latency`` (ms per batch) on this device, unless the run's table has a column
+    of that name (then it is the table's measurement, read like any other)."""
     wanted = {o.name for o in config.search.objectives} | {
         c.metric for c in config.search.parsed_constraints()}
-    if "latency" not in wanted:
+    table = context.table
+    if "latency" not in wanted or (table is not None and "latency" in table.searchable):
         return None
     section = config.evaluator.latency
     meter = LatencyMeter(context.encoding, section.batch_size, section.repeats, section.warmup)

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from evonas import streams
-from evonas.evaluators import TrainingEvaluator
+from evonas.evaluators import TrainingEvaluator, describe_estimate
 from evonas.experiment import distributed
 from evonas.experiment.callbacks import (
     Callback,
@@ -42,6 +42,7 @@ from evonas.experiment.components import Components, build_components, runner_pl
 from evonas.experiment.config import FINGERPRINT_VERSION, ExperimentConfig
 from evonas.experiment.finish import Finish, run_steps, scorer_for
 from evonas.experiment.generation import GenerationEvaluator
+from evonas.experiment.interrupts import Interrupts
 from evonas.experiment.loading import check_fingerprint, legacy_fingerprints, run_config
 from evonas.experiment.outcome import (
     AllFailedError,
@@ -77,6 +78,7 @@ class ExperimentResult:
         front: ``front/front.json`` of a multi-objective run (the retrained Pareto front), or
             None.
         models_wanted: how many models the final stage was asked for (final.retrain.top_k).
+        already_finished: the run directory held a finished run: nothing was computed.
     """
 
     run_dir: Path
@@ -87,6 +89,7 @@ class ExperimentResult:
     report: Path | None
     front: dict[str, Any] | None = None
     models_wanted: int = 0
+    already_finished: bool = False
 
 
 class Interrupted(KeyboardInterrupt):
@@ -104,6 +107,10 @@ def default_run_dir(config: ExperimentConfig) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     dataset = config.dataset.name.replace(":", "-")
     return Path("runs") / f"{config.encoding.name}-{dataset}-{stamp}"
+
+
+# What evaluating a new architecture was, by how its fitness is estimated, for the progress line.
+_VERBS = {"trained": "trained", "table": "looked up", "oneshot": "scored"}
 
 
 def _parents(state: Any, batch: int) -> np.ndarray:
@@ -142,6 +149,7 @@ class Experiment:
         self.run_dir = Path(chosen) if chosen is not None else default_run_dir(config)
         self.extra_callbacks = list(callbacks)
         self.session = session
+        self.interrupts = Interrupts()
 
     @classmethod
     def resume(cls, run_dir: str | os.PathLike, *, callbacks: Sequence[Callback] = (),
@@ -236,7 +244,8 @@ class Experiment:
             follow_leader(session)
             return None
         try:
-            return self._lead()
+            with self.interrupts:
+                return self._lead()
         finally:
             if session is not None:  # an error before the search: the followers stop too
                 session.close("process 0 stopped before its search ended")
@@ -284,6 +293,8 @@ class Experiment:
         """Removes what :meth:`RunDir.create` made when no generation was committed; returns
         the number of committed generations (None when the directory was removed)."""
         run.close()
+        if not run.is_here():  # moved or replaced while it ran: what is there is not this run's
+            raise run.moved_error() from None
         done = len(RunDir(run.path, readonly=True).history.generations()) if (
             run.paths.history.is_file()) else 0
         if done or not run.created:
@@ -295,6 +306,8 @@ class Experiment:
              ) -> ExperimentResult:
         config, session = self.config, self.session
         with run:
+            finished = run.paths.final.is_file() and not self._budget_left(
+                len(run.history.generations()), run.history.count())
             try:
                 self._search(run, parts, callbacks)
             except BaseException as err:
@@ -305,16 +318,24 @@ class Experiment:
             if session is not None:  # the rest is process 0's alone, on its own devices
                 session.close("done")
             rows = run.history.rows()
-            finish = Finish(config, run.path, rows, *scorer_for(config, parts))
+            def guard() -> None:
+                self.interrupts.check()
+                run.ensure_here()
+
+            finish = Finish(config, run.write_root, rows, *scorer_for(config, parts), guard=guard,
+                            progress=lambda text: [c.on_final(text) for c in callbacks],
+                            legacy_keys=run.fingerprint_version < FINGERPRINT_VERSION)
             final = run_steps(finish)
             front = read_json(run.paths.front_file) if config.search.multiobjective else None
+            guard()
             report = write_report(run.path)["html"] if config.display.report else None
             maximize = config.search.objectives[0].maximize
             ok = [r for r in rows if r["fitness"] is not None and not r["failed"]]
             sign = -1.0 if maximize else 1.0
             best = min(ok, key=lambda r: (sign * r["fitness"], r["id"])) if ok else None
             result = ExperimentResult(run.path, len(run.history.generations()), len(rows),
-                                      best, final, report, front, config.final.retrain.top_k)
+                                      best, final, report, front, config.final.retrain.top_k,
+                                      finished)
         for callback in callbacks:
             callback.on_end(dataclasses.asdict(result))
         return result
@@ -347,8 +368,10 @@ class Experiment:
                                        estimate_prefix=getattr(strategy, "estimate_prefix", ""))
         multi = num_objectives(strategy) > 1
         succeeded = best_so_far is not None
+        verb = _VERBS.get(describe_estimate(parts.evaluator), "evaluated")
         search_key = streams.stream(config.search.seed, "search")
         while self._budget_left(generation, run.history.count()):
+            self.interrupts.check()
             if any(c.should_stop() for c in callbacks):
                 break
             start = time.perf_counter()
@@ -360,6 +383,7 @@ class Experiment:
             result = evaluate.evaluate(k_eval, np.asarray(genomes), parents, run.history)
             told = result.objectives if multi else result.fitness
             state = strategy.tell(k_tell, genomes, jnp.asarray(told), state)
+            self.interrupts.check()
             seconds = time.perf_counter() - start
             generation_summary = summary(result.fitness, maximize, seconds)
             believed = beliefs(strategy, state)
@@ -377,7 +401,7 @@ class Experiment:
                 config.search.evaluations, generation_summary["best"],
                 generation_summary["median"], generation_summary["worst"], best_so_far,
                 result.trained, result.cached, result.failed, seconds, reasons=reasons,
-                hint=failure_hint(config, reasons))
+                hint=failure_hint(config, reasons), verb=verb)
             for callback in callbacks:
                 callback.on_generation(info)
             generation += 1

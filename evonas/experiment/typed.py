@@ -8,33 +8,25 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import yaml
-
 from evonas.checks import did_you_mean
+from evonas.store import configfile
 
 # -- YAML ------------------------------------------------------------------------------------
 
 
-class Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, also reading ``1e-3`` as a float (YAML 1.1 wants ``1.0e-3``)."""
+def load_yaml(text: str, where: str = "the YAML text") -> Any:
+    """Parses YAML text the way config files and ``--set`` values are read (bounded in size and
+    depth: :func:`evonas.store.configfile.load_yaml`).
 
-
-Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def load_yaml(text: str) -> Any:
-    """Parses YAML text the way config files and ``--set`` values are read."""
-    return yaml.load(text, Loader=Loader)  # noqa: S506 (a SafeLoader subclass)
+    Raises:
+        ValueError: not YAML, or not a config's size (one line naming ``where``).
+    """
+    return configfile.load_yaml(text, where)
 
 
 # -- generic checks --------------------------------------------------------------------------

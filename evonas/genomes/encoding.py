@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import jax
@@ -351,16 +351,46 @@ def _problems_of(encoding: Any, require_build: bool) -> tuple[str, ...]:
 def batched_cost(encoding: Any) -> Callable[[Any], dict[str, jax.Array]]:
     """``jit(vmap(encoding.cost))``: the analytic costs of a batch, ``int32[B, G] -> {name:
     float32[B]}``. The one place evonas batches ``cost`` (which is per genome); a caller keeps
-    the function it gets, which compiles once per batch shape."""
+    the function it gets, which compiles once per batch shape.
+
+    Raises:
+        ValueError: ``cost`` does not return one number per name for one genome
+            (:func:`cost_names`).
+    """
+    cost_names(encoding)
     return jax.jit(jax.vmap(encoding.cost))
 
 
 def cost_names(encoding: Any) -> tuple[str, ...]:
     """The analytic costs ``encoding.cost`` reports (``params``, ``flops``, maybe ``depth``),
-    without the supernet's ``executed_*`` counts."""
+    without the supernet's ``executed_*`` counts; ``cost`` traced, never run.
+
+    ``cost(genome)`` takes ONE genome and returns ``{name: scalar}``; evonas vmaps it over a
+    batch wherever it needs a batch's costs. No name is required: ``params`` and ``flops`` fill
+    the history's columns of those names when present.
+
+    Raises:
+        ValueError: one line naming ``<Encoding>.cost`` and what it returned instead.
+    """
     genome = jnp.zeros((encoding.space.num_genes,), jnp.int32)
-    return tuple(k for k in jax.eval_shape(encoding.cost, genome) if not k.startswith(
-        "executed_"))
+    where = f"{type(encoding).__name__}.cost(genome)"
+    try:
+        shapes = jax.eval_shape(encoding.cost, genome)
+    except Exception as err:  # the plug-in's own error, named
+        text = str(err).strip().splitlines()
+        raise ValueError(f"{where} raised {type(err).__name__} on the all-zeros genome "
+                         f"int32[{encoding.space.num_genes}]: {text[0] if text else ''}; it must "
+                         "take one genome and be jit-able") from None
+    if not isinstance(shapes, Mapping) or not all(isinstance(k, str) for k in shapes):
+        raise ValueError(f"{where} returned a {type(shapes).__name__}; it must return a dict "
+                         "{name: number} for one genome")
+    for name, shape in shapes.items():
+        if getattr(shape, "shape", None) != () or not jnp.issubdtype(shape.dtype, jnp.number):
+            raise ValueError(
+                f"{where} returned {name!r} of shape {tuple(getattr(shape, 'shape', ()))} and "
+                f"dtype {getattr(shape, 'dtype', type(shape).__name__)}; each cost must be one "
+                "number for ONE genome (evonas vmaps cost over a batch itself)")
+    return tuple(k for k in shapes if not k.startswith("executed_"))
 
 
 # -- the command-line notation of a genome ----------------------------------------------------

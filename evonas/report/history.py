@@ -12,12 +12,14 @@ import dataclasses
 import json
 import math
 import sqlite3
-from collections.abc import Iterator, Mapping
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from evonas.store.history import check_integrity, connect_readonly
 from evonas.store.layout import RunPaths
+from evonas.store.row import BadRow, check_genome, loads
 
 
 class LazyJSON(Mapping):
@@ -85,8 +87,21 @@ def _json(text: Any, default: Any) -> Any:
         return text
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return default
+
+
+def first_of_each(evaluations: Sequence[Evaluation]) -> list[Evaluation]:
+    """The first evaluation of each architecture (a cached re-evaluation repeats one: a front
+    counts it once)."""
+    seen: set[Any] = set()
+    out = []
+    for e in evaluations:
+        key = e.genome if e.genome is not None else ("id", e.id)
+        if key not in seen:
+            seen.add(key)
+            out.append(e)
+    return out
 
 
 def _number(value: Any) -> float:
@@ -97,11 +112,19 @@ def _number(value: Any) -> float:
 
 
 def _evaluation(row: dict[str, Any]) -> Evaluation:
-    genome = _json(row.get("genome"), None)
-    if not isinstance(genome, list) or not all(isinstance(g, (int, float)) for g in genome):
-        genome = None
+    """A stored row as an :class:`Evaluation`.
+
+    Raises:
+        BadRow: naming the row and what evonas would not have written in it (the reader
+            leaves such a row out and names it).
+    """
+    where = f"history row {row.get('id')}"
+    if not isinstance(row.get("id"), int):
+        raise BadRow(f"{where}: its id is not an integer")
+    genome = None if row.get("genome") is None else check_genome(
+        loads(row["genome"], f"{where} genome"), where)
     parents = _json(row.get("parents"), [])
-    metrics = _json(row.get("metrics"), {})
+    metrics = loads(row.get("metrics") or "{}", f"{where} metrics")
     if not isinstance(parents, list):
         parents = []
     return Evaluation(
@@ -109,7 +132,7 @@ def _evaluation(row: dict[str, Any]) -> Evaluation:
         generation=int(row.get("generation") or 0),
         genome=None if genome is None else tuple(int(g) for g in genome),
         description=LazyJSON(row.get("description")),
-        parents=tuple(int(p) for p in parents if isinstance(p, (int, float))),
+        parents=tuple(p for p in parents if isinstance(p, int) and not isinstance(p, bool)),
         fitness=_number(row.get("fitness")),
         params=_number(row.get("params")),
         flops=_number(row.get("flops")),
@@ -145,14 +168,30 @@ def read_evaluations(run_dir: str | Path) -> list[Evaluation]:
         raise
     finally:
         conn.close()
-    records = []
-    for row in rows:
-        row = dict(row)
-        try:  # a row the store would not have written (edited by hand) is left out
-            records.append(_evaluation(row))
-        except (TypeError, ValueError):
-            continue
+    records, skipped = _evaluations(rows)
+    if skipped:
+        warnings.warn(left_out(path, skipped), stacklevel=2)
     return records
+
+
+def _evaluations(rows: list[Any]) -> tuple[list[Evaluation], list[str]]:
+    """The rows as evaluations, and why each row left out was (one a store would not have
+    written: edited by hand, or from someone else)."""
+    records, skipped = [], []
+    for row in rows:
+        try:
+            records.append(_evaluation(dict(row)))
+        except (BadRow, TypeError, ValueError, OverflowError) as err:
+            skipped.append(str(err) if isinstance(err, BadRow)
+                           else f"history row {dict(row).get('id')}: {err}")
+    return records, skipped
+
+
+def left_out(path: Path, skipped: list[str]) -> str:
+    """One line naming the rows of ``path`` a reader left out (the first three reasons)."""
+    more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return (f"{path}: {len(skipped)} row{'s' if len(skipped) != 1 else ''} evonas would not "
+            f"have written left out ({'; '.join(skipped[:3])}{more})")
 
 
 def read_beliefs(run_dir: str | Path) -> tuple[int, dict[str, dict[str, float]]] | None:
@@ -198,7 +237,8 @@ class Snapshot:
         total: the number of rows in the history.
         before_key: the ``genome_key`` of row ``since - 1`` (None: no such row), to tell a
             reader that already has that row whether it is still the same.
-        last_key: the ``genome_key`` of the last row in ``evaluations`` (None: it is empty).
+        last_key: the ``genome_key`` of the last evaluation read (None: none was).
+        skipped: why each row left out was (rows evonas would not have written).
     """
 
     evaluations: list[Evaluation]
@@ -206,6 +246,7 @@ class Snapshot:
     total: int
     before_key: str | None = None
     last_key: str | None = None
+    skipped: list[str] = dataclasses.field(default_factory=list)
 
 
 def read_snapshot(run_dir: str | Path, since: int = 0, *, check: bool = True,
@@ -255,12 +296,9 @@ def read_snapshot(run_dir: str | Path, since: int = 0, *, check: bool = True,
         raise ValueError(f"can't read the history {path}: {err}; it is damaged") from None
     finally:
         conn.close()
-    records, last = [], None
-    for row in rows:
-        try:  # a row the store would not have written (edited by hand) is left out
-            records.append(_evaluation(dict(row)))
-        except (TypeError, ValueError):
-            continue
-        last = None if row["genome_key"] is None else str(row["genome_key"])
+    records, skipped = _evaluations(rows)
+    kept = {e.id for e in records}
+    keys = [row["genome_key"] for row in rows if row["id"] in kept]
+    last = None if not keys or keys[-1] is None else str(keys[-1])
     return Snapshot(records, generations, int(total),
-                    None if before is None else str(before[0]), last)
+                    None if before is None else str(before[0]), last, skipped)

@@ -137,6 +137,40 @@ def _number(value: Any, digits: int = 4) -> str:
         return "–"
 
 
+def _final_table(final: Mapping[str, Any] | None) -> str:
+    """The run's headline (``best/final.json``): the top k retrained on train + validation and
+    their test accuracy, and the ensemble's; for a tabular run the table's scores of its top k.
+    Every value escaped or formatted as a number."""
+    models = _get(final, "models", None)
+    if not isinstance(models, list) or not models:
+        return ""
+    models = [m for m in models if isinstance(m, Mapping)]
+    if "retrain_steps" in final:
+        rows = "".join(
+            f"<tr><td>{_esc(_get(m, 'rank'))}</td><td>#{_esc(_get(m, 'id'))}</td>"
+            f"<td class=\"num\">{_number(_get(m, 'fitness'))}</td>"
+            f"<td class=\"num\">{_number(_get(m, 'test_acc'))}</td></tr>" for m in models)
+        ensemble = (f"<p>Ensemble of {_esc(_get(final, 'ensemble_size'))} (mean logits): test "
+                    f"accuracy <b>{_number(_get(final, 'ensemble_test_acc'))}</b>.</p>"
+                    if "ensemble_test_acc" in final else "")
+        return (f"<h2>Result: best test accuracy {_number(_get(final, 'best_test_acc'))}</h2>"
+                f"<p>The top {len(models)} by search fitness (validation), retrained for "
+                f"{_esc(_get(final, 'retrain_steps'))} steps on train + validation and tested "
+                "once; the best is exported to <code>best/</code>.</p>"
+                "<table><thead><tr><th>rank</th><th>id</th><th>search fitness</th>"
+                f"<th>test accuracy</th></tr></thead><tbody>{rows}</tbody></table>{ensemble}")
+    names = [k for k in models[0] if k not in ("rank", "id", "genome", "fitness", "params")]
+    head = "".join(f"<th>{_esc(n)}</th>" for n in names)
+    rows = "".join(
+        f"<tr><td>{_esc(_get(m, 'rank'))}</td><td>#{_esc(_get(m, 'id'))}</td>"
+        f"<td class=\"num\">{_number(_get(m, 'fitness'))}</td>"
+        + "".join(f"<td class=\"num\">{_number(_get(m, n))}</td>" for n in names) + "</tr>"
+        for m in models)
+    return (f"<h2>Result: the top {len(models)} read from the table "
+            f"{_esc(_get(final, 'benchmark'))}</h2><table><thead><tr><th>rank</th><th>id</th>"
+            f"<th>search fitness</th>{head}</tr></thead><tbody>{rows}</tbody></table>")
+
+
 def _distil_table(distilled: Mapping[str, Any] | None) -> str:
     """Teacher, student trained alone and student distilled (``distilled/distil.json``), side
     by side; every value escaped or formatted as a number."""
@@ -242,6 +276,7 @@ def render_html(
     distilled: Mapping[str, Any] | None = None,
     pruned: Mapping[str, Any] | None = None,
     views: Mapping[str, Any] | None = None,
+    final: Mapping[str, Any] | None = None,
 ) -> str:
     """The whole report page.
 
@@ -258,6 +293,7 @@ def render_html(
         pruned: ``pruned/prune.json``: the pruned network before and after.
         views: the interactive views' settings and data (``{"mode": "report", "runs":
             [evonas.report.views.run_data(...)]}``); None leaves them out.
+        final: ``best/final.json``: the retrained top k and the ensemble, shown first.
     """
     facts = "".join(
         f"<span><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</span>"
@@ -286,6 +322,7 @@ def render_html(
 <body>
 <h1>evonas report: {html.escape(title)}</h1>
 <p class="summary">{facts}</p>
+{_final_table(final)}
 {app}
 <h2>Top {TOP_K} architectures</h2>
 {_top_table(top)}

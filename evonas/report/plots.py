@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from evonas.objectives import pareto_front
 from evonas.report.genes import Genes, run_genes
-from evonas.report.history import Evaluation
+from evonas.report.history import Evaluation, first_of_each
 from evonas.store.atomic import atomic_write_bytes
 
 DPI = 100
@@ -103,7 +103,7 @@ def fitness_vs_cost(evaluations: Sequence[Evaluation], cost: str,
     The front is the set of architectures that no other beats on fitness without costing more.
     """
     fig = Figure(figsize=(7, 4.5))
-    rows = [e for e in evaluations if e.ok and math.isfinite(getattr(e, cost))]
+    rows = [e for e in first_of_each(evaluations) if e.ok and math.isfinite(getattr(e, cost))]
     if not rows:
         return placeholder(fig, f"no successful evaluation with a known {cost} yet")
     x = np.array([getattr(e, cost) for e in rows], dtype=np.float64)
@@ -127,8 +127,8 @@ def fitness_vs_cost(evaluations: Sequence[Evaluation], cost: str,
     fig.colorbar(points, ax=ax, label="generation")
     ax.set_xlabel(cost)
     ax.set_ylabel("fitness")
-    direction = "max" if maximize else "min"
-    ax.set_title(f"fitness ({direction}) against {cost} (min)")
+    ax.set_title(f"fitness (higher is better) against {cost} (lower is better)" if maximize
+                 else f"fitness (lower is better) against {cost} (lower is better)")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from evonas.objectives import (
     front_rows,
@@ -25,8 +25,10 @@ from evonas.objectives import (
     row_value,
 )
 from evonas.report.genes import Genes, run_genes
-from evonas.report.history import Evaluation
+from evonas.report.history import Evaluation, first_of_each
 from evonas.report.importance import gene_importance
+from evonas.store.atomic import read_small_text
+from evonas.store.configfile import CONFIG_LIMIT, load_yaml
 from evonas.store.layout import RunPaths
 
 _MAX_DEPTH = 12  # nesting kept of a description or metrics value; deeper is cut
@@ -40,12 +42,17 @@ def read_config(run_dir: str | Path) -> tuple[str | None, Any, list[tuple[str, b
     """``config.yaml`` as text and as data, and its objectives as ``(name, maximize)`` (the first
     is the fitness; ``[("fitness", True)]`` when the config names none or can't be read)."""
     path = RunPaths(run_dir).config
-    if not path.is_file():
+    if not path.is_file() and not path.is_symlink():
         return None, None, [("fitness", True)]
-    text = path.read_text(encoding="utf-8", errors="replace")
-    try:
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError:
+    try:  # a run directory may come from someone else: a regular file of bounded size only
+        text: str | None = read_small_text(path, CONFIG_LIMIT)
+    except (OSError, ValueError) as err:
+        warnings.warn(f"the report leaves out {path}: {err}", stacklevel=2)
+        return None, None, [("fitness", True)]
+    try:  # and a config's size of value (no alias bomb, no nesting past a config's)
+        data: Any = load_yaml(text, str(path))
+    except ValueError as err:
+        warnings.warn(f"the report shows {path} as text only: {err}", stacklevel=2)
         data = None
     try:
         objectives = [(str(o["name"]), o.get("direction", "max") != "min")
@@ -122,7 +129,7 @@ def front_json(evaluations: Sequence[Evaluation], objectives: Sequence[tuple[str
         curve = hypervolume_by_generation(rows, objectives)
         return {"axes": [objectives[0][0], objectives[1][0]], "ids": ids,
                 "hypervolume": [[g, _num(h)] for g, h in curve]}
-    ok = [e for e in evaluations if e.ok and math.isfinite(e.params)]
+    ok = [e for e in first_of_each(evaluations) if e.ok and math.isfinite(e.params)]
     if not ok:
         return {"axes": [objectives[0][0], "params"], "ids": [], "hypervolume": []}
     points = np.array([[e.fitness, e.params] for e in ok])

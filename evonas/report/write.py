@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 from evonas.report import drawings, plots
 from evonas.report.genes import run_genes
-from evonas.report.history import read_beliefs, read_snapshot
+from evonas.report.history import left_out, read_beliefs, read_snapshot
 from evonas.report.html import TOP_K, render_html
 from evonas.report.views import read_config, run_data
 from evonas.store.atomic import atomic_write_bytes, atomic_write_text, read_json, safe_dir
@@ -40,7 +41,7 @@ def _tested(front: dict[str, Any] | None) -> dict[int, float]:
     for m in members if isinstance(members, list) else []:
         try:
             out[int(m["id"])] = float(m["test_acc"])
-        except (TypeError, ValueError, KeyError):
+        except (TypeError, ValueError, KeyError, OverflowError):
             continue
     return out
 
@@ -87,6 +88,8 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     maximize = objectives[0][1]
     snapshot = read_snapshot(run, timeout=10.0)  # one read: rows and generations agree
     evaluations = snapshot.evaluations
+    if snapshot.skipped:
+        warnings.warn(left_out(RunPaths(run).history, snapshot.skipped), stacklevel=2)
     genes = run_genes(evaluations, config)
     best = plots.best_of(evaluations, maximize)
     figures = {
@@ -123,10 +126,13 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         "fitness estimated by": _estimates(evaluations),
         "written": written,
     }
+    if snapshot.skipped:
+        summary["rows left out"] = left_out(RunPaths(run).history, snapshot.skipped)
     page = render_html(run.resolve().name, [(caption, images[key]) for key, _, caption in shown],
                        top, summary, config_text, front, read_beliefs(run),
                        read_json(RunPaths(run).distilled / DISTIL_FILE),
-                       read_json(RunPaths(run).pruned / PRUNE_FILE), views)
+                       read_json(RunPaths(run).pruned / PRUNE_FILE), views,
+                       read_json(RunPaths(run).final))
     index = out / REPORT_INDEX
     atomic_write_text(index, page, root)
     paths["html"] = index

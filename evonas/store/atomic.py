@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -171,11 +172,72 @@ def append_text(path: str | os.PathLike, text: str, root: str | os.PathLike | No
         os.close(dfd)
 
 
+# The most a small file of a run directory may hold (config, run.json, final.json, ...): a
+# planted /dev/zero or a huge file is refused before it is read.
+SMALL_FILE_LIMIT = 16 << 20
+
+
+def read_small(path: str | os.PathLike, limit: int = SMALL_FILE_LIMIT) -> bytes:
+    """The bytes of a small regular file of a run directory, never following a link.
+
+    A link, a FIFO, a device or a directory is refused (a FIFO is opened without waiting for a
+    writer), and so is a file larger than ``limit`` bytes, each in one line naming the path.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a regular file, or too large.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        if e.errno == errno.ELOOP or os.path.islink(path):
+            raise ValueError(f"{path} is a symbolic link; evonas reads a run directory's files "
+                             "only when they are regular files") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path} is not a regular file ({_kind(info.st_mode)}); evonas "
+                             "reads a run directory's files only when they are regular files")
+        if info.st_size > limit:
+            raise ValueError(f"{path} holds {info.st_size:,} bytes, more than the "
+                             f"{limit:,} such a file may; it was not written by evonas")
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise ValueError(f"{path} holds more than {limit:,} bytes; it was not written by "
+                             "evonas")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
+def read_small_text(path: str | os.PathLike, limit: int = SMALL_FILE_LIMIT) -> str:
+    """:func:`read_small` as UTF-8 text (undecodable bytes replaced)."""
+    return read_small(path, limit).decode("utf-8", errors="replace")
+
+
 def read_json(path: str | os.PathLike) -> dict[str, Any] | None:
     """A JSON object from ``path``, or None when it is missing or unreadable (a stage whose
-    marker file is not there yet)."""
+    marker file is not there yet, or a file that is not one evonas wrote: a link, a FIFO, a
+    huge file, JSON nested too deep)."""
     try:
-        value = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        value = json.loads(read_small_text(path))
+    except (OSError, ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None

@@ -132,14 +132,25 @@ class Checkpoints:
     Args:
         directory: where the step directories live (created on first use).
         keep: how many of the newest checkpoints to keep; older ones are deleted on save.
+        shown: the directory as messages name it, when ``directory`` is a path that follows
+            the run directory wherever it is moved (``/proc/self/fd/N/checkpoints``).
     """
 
-    def __init__(self, directory: str | os.PathLike, keep: int = 3):
+    def __init__(self, directory: str | os.PathLike, keep: int = 3,
+                 shown: str | os.PathLike | None = None):
         if int(keep) < 1:
             raise ValueError(f"keep must be >= 1 checkpoints; got {keep}")
         self.directory = Path(directory)
+        self.shown = Path(shown) if shown is not None else self.directory
         self.keep = int(keep)
         self._manager: ocp.CheckpointManager | None = None
+
+    def _show(self, path: Path) -> Path:
+        """``path`` below :attr:`directory` as messages name it."""
+        try:
+            return self.shown / path.relative_to(self.directory)
+        except ValueError:
+            return path
 
     @property
     def manager(self) -> ocp.CheckpointManager:
@@ -223,7 +234,7 @@ class Checkpoints:
         )
         if not self.manager.save(generation, args=args, force=True):
             raise RuntimeError(
-                f"orbax declined to save generation {generation} in {self.directory}"
+                f"orbax declined to save generation {generation} in {self.shown}"
             )
         self.manager.wait_until_finished()
 
@@ -232,7 +243,7 @@ class Checkpoints:
         target = self.directory / f"superseded-{generation}-{time.time_ns()}"
         os.replace(self.directory / str(generation), target)
         warnings.warn(
-            f"checkpoint {self.directory / str(generation)} is at or after the generation being "
+            f"checkpoint {self.shown / str(generation)} is at or after the generation being "
             f"saved ({generation}); moved it aside to {target.name}",
             stacklevel=3,
         )
@@ -251,8 +262,9 @@ class Checkpoints:
             ValueError: the checkpoint is half-written, corrupt, or doesn't match ``template``.
         """
         path = self.directory / str(generation)
+        shown = self._show(path)
         if not (path / _COMMIT_MARKER).is_file():
-            raise ValueError(f"checkpoint {path} is half-written: it has no {_COMMIT_MARKER}")
+            raise ValueError(f"checkpoint {shown} is half-written: it has no {_COMMIT_MARKER}")
         abstract = _abstract_data(template)
         args = ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract),
@@ -262,20 +274,20 @@ class Checkpoints:
         try:
             restored = self.manager.restore(generation, args=args)
         except Exception as e:  # orbax and tensorstore raise many types for damaged files
-            raise ValueError(f"checkpoint {path} can't be read: {_first_line(e)}") from None
+            raise ValueError(f"checkpoint {shown} can't be read: {_first_line(e)}") from None
         data, meta = restored["state"], restored["meta"] or {}
         for want, got in zip(jax.tree.leaves(abstract), jax.tree.leaves(data)):
             if (want.shape, np.dtype(want.dtype)) != (np.shape(got), np.asarray(got).dtype):
                 raise ValueError(
-                    f"checkpoint {path} holds a {np.asarray(got).dtype}{list(np.shape(got))} "
+                    f"checkpoint {shown} holds a {np.asarray(got).dtype}{list(np.shape(got))} "
                     f"where the template has {np.dtype(want.dtype)}{list(want.shape)}: it is "
                     "from another configuration"
                 )
         order = None if meta.get("format", 1) >= 2 else _recorded_order(path / "state")
         if meta.get("format", 1) < 2 and order is None:
-            raise ValueError(f"checkpoint {path} is corrupt: its tree metadata can't be read")
+            raise ValueError(f"checkpoint {shown} is corrupt: its tree metadata can't be read")
         if meta.get("generation") != generation or meta.get("checksum") != _checksum(data, order):
-            raise ValueError(f"checkpoint {path} is corrupt: its checksum does not match")
+            raise ValueError(f"checkpoint {shown} is corrupt: its checksum does not match")
         state = jax.tree.map(
             lambda t, x: jax.random.wrap_key_data(jnp.asarray(x), dtype=t.dtype)
             if _is_key(t)
@@ -297,7 +309,7 @@ class Checkpoints:
         generations = self.generations()
         if not generations:
             raise NoCheckpointError(
-                f"no checkpoint in {self.directory}: nothing to resume; start a new run instead"
+                f"no checkpoint in {self.shown}: nothing to resume; start a new run instead"
             )
         problems = []
         for generation in reversed(generations):
@@ -307,7 +319,7 @@ class Checkpoints:
                 problems.append(str(e))
                 warnings.warn(f"{e}; falling back to the previous checkpoint", stacklevel=2)
         raise NoCheckpointError(
-            f"no readable checkpoint in {self.directory} (newest problem: {problems[0]}); "
+            f"no readable checkpoint in {self.shown} (newest problem: {problems[0]}); "
             "start a new run instead"
         )
 

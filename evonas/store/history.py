@@ -80,6 +80,10 @@ def check_integrity(db: sqlite3.Connection, path: str | os.PathLike) -> None:
     """
     try:
         problems = [r[0] for r in db.execute("PRAGMA quick_check(3)").fetchall()]
+    except sqlite3.OperationalError as e:  # an I/O error, a lock: the file may well be whole
+        raise ValueError(
+            f"can't read the history {path} ({_first_line(e)}: a full disk, a file-size limit, "
+            "missing permissions, or a damaged file); evonas changes nothing in it") from None
     except sqlite3.DatabaseError as e:
         problems = [_first_line(e)]
     if problems != ["ok"]:
@@ -88,6 +92,40 @@ def check_integrity(db: sqlite3.Connection, path: str | os.PathLike) -> None:
             "changes nothing in it: restore it from a copy, or start a new run in another "
             "directory"
         )
+
+
+# What evonas creates in a history (and SQLite itself, for its own bookkeeping): anything else,
+# a trigger above all, would run code planted in someone else's run directory.
+_OWN_OBJECTS = {("table", "evaluations"), ("table", "generations"),
+                ("index", "evaluations_genome_key"), ("index", "evaluations_generation")}
+
+
+def harden(db: sqlite3.Connection) -> sqlite3.Connection:
+    """Functions with side effects are never run from the schema of a file evonas did not
+    write (SQLite's ``trusted_schema``, off)."""
+    db.execute("PRAGMA trusted_schema=OFF")
+    return db
+
+
+def check_schema_objects(db: sqlite3.Connection, path: str | os.PathLike) -> None:
+    """The history holds only the tables and indexes evonas creates.
+
+    Raises:
+        ValueError: a trigger, a view or another table or index, named, in one line (the file
+            is left as it is).
+    """
+    try:
+        found = db.execute("SELECT type, name FROM sqlite_master").fetchall()
+    except sqlite3.DatabaseError as e:
+        raise ValueError(f"can't read the history {path}: {_first_line(e)}") from None
+    foreign = [(kind, name) for kind, name in found
+               if (kind, name) not in _OWN_OBJECTS and not str(name).startswith("sqlite_")]
+    if foreign:
+        kind, name = foreign[0]
+        raise ValueError(f"the history {path} holds a {kind} {name!r} that evonas did not "
+                         f"create ({len(foreign)} such object{'s' if len(foreign) > 1 else ''}); "
+                         "evonas runs nothing from a run directory: it changes nothing in the "
+                         "file, restore the history or start a new run")
 
 
 def connect_readonly(path: str | os.PathLike, timeout: float = 30.0) -> sqlite3.Connection:
@@ -104,7 +142,8 @@ def connect_readonly(path: str | os.PathLike, timeout: float = 30.0) -> sqlite3.
     path = Path(path)
     base = path.resolve().as_uri()
     try:
-        db = sqlite3.connect(f"{base}?mode=ro", uri=True, isolation_level=None, timeout=timeout)
+        db = harden(sqlite3.connect(f"{base}?mode=ro", uri=True, isolation_level=None,
+                                    timeout=timeout))
         db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         return db
     except sqlite3.OperationalError:
@@ -117,8 +156,8 @@ def connect_readonly(path: str | os.PathLike, timeout: float = 30.0) -> sqlite3.
         warnings.warn(f"{path} is on a read-only medium with an unmerged write-ahead log "
                       f"({wal.name}): the generations it holds are not shown", stacklevel=2)
     try:
-        db = sqlite3.connect(f"{base}?mode=ro&immutable=1", uri=True, isolation_level=None,
-                             timeout=timeout)
+        db = harden(sqlite3.connect(f"{base}?mode=ro&immutable=1", uri=True,
+                                    isolation_level=None, timeout=timeout))
         db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         return db
     except sqlite3.DatabaseError as e:
@@ -148,12 +187,14 @@ class History:
                 self._db = connect_readonly(self.path)
             else:
                 # isolation_level=None: no implicit transactions; append_generation opens its own.
-                self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+                self._db = harden(sqlite3.connect(self.path, isolation_level=None, timeout=30.0))
+            self._check_integrity()
+            check_schema_objects(self._db, self.path)
+            self._check_schema()
+            if not readonly:  # only a history evonas can read is switched to its modes
                 self._db.execute("PRAGMA journal_mode=WAL")
                 # FULL: a committed generation survives power loss, not only a killed process.
                 self._db.execute("PRAGMA synchronous=FULL")
-            self._check_integrity()
-            self._check_schema()
         except sqlite3.Error as e:
             raise ValueError(
                 f"can't open the history {self.path}: {_first_line(e)}; is it an evonas history "
@@ -165,27 +206,47 @@ class History:
 
     def _check_schema(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        self._columns = COLUMNS
-        self._summary_columns = _SUMMARY_COLUMNS
         if version == 0 and not self.readonly:
+            if self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
+                raise ValueError(f"the history {self.path} is not an evonas history (tables "
+                                 "without a schema version); evonas changes nothing in it")
             self._db.executescript(
                 f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
             )
-        elif version in (1, 2) and not self.readonly:
+            version = SCHEMA_VERSION
+        elif version == 0:
+            raise ValueError(
+                f"the history {self.path} holds no tables: its run committed no generation yet, "
+                f"or the file's write-ahead log ({self.path.name}-wal), which held them, was lost")
+        elif version not in (1, 2, SCHEMA_VERSION):
+            raise ValueError(
+                f"the history {self.path} has schema version {version}; this evonas reads "
+                f"versions 1 to {SCHEMA_VERSION}: use the evonas version that wrote it"
+            )
+        self._columns = tuple(c for c in COLUMNS if version >= 2 or c not in _ADDED_IN_2)
+        self._summary_columns = tuple(c for c in _SUMMARY_COLUMNS
+                                      if version >= 3 or c not in _ADDED_IN_3)
+        self._check_columns()
+        if version < SCHEMA_VERSION and not self.readonly:  # migrated: the new columns NULL
             added = [f"ALTER TABLE evaluations ADD COLUMN {n} {t}"
                      for n, t in _COLUMNS if n in _ADDED_IN_2 and version < 2]
             added += [f"ALTER TABLE generations ADD COLUMN {n} TEXT" for n in _ADDED_IN_3]
             self._db.executescript(f"BEGIN; {'; '.join(added)}; "
                                    f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
-        elif version in (1, 2):
-            if version == 1:
-                self._columns = tuple(c for c in COLUMNS if c not in _ADDED_IN_2)
-            self._summary_columns = tuple(c for c in _SUMMARY_COLUMNS if c not in _ADDED_IN_3)
-        elif version != SCHEMA_VERSION:
-            raise ValueError(
-                f"the history {self.path} has schema version {version}; this evonas reads "
-                f"versions 1 to {SCHEMA_VERSION}: use the evonas version that wrote it"
-            )
+            self._columns, self._summary_columns = COLUMNS, _SUMMARY_COLUMNS
+
+    def _check_columns(self) -> None:
+        """The tables have the columns of their schema version (an edited or foreign file is
+        refused before anything in it changes)."""
+        for table, want in (("evaluations", self._columns),
+                            ("generations", self._summary_columns)):
+            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            missing = [c for c in want if c not in have]
+            if missing:
+                raise ValueError(
+                    f"the history {self.path} is not an evonas history: its {table} table lacks "
+                    f"the column(s) {missing}; evonas changes nothing in it: restore it, or "
+                    "start a new run in another directory")
 
     def close(self) -> None:
         """Closes the connection (committed generations are already on disk); a writer first
@@ -345,16 +406,34 @@ class History:
         return self._read("SELECT COUNT(*) FROM evaluations WHERE generation <= ?",
                           (int(through),))[0][0]
 
-    def rows(self, generation: int | None = None) -> list[dict[str, Any]]:
+    def rows(self, generation: int | None = None, skipped: list[str] | None = None
+             ) -> list[dict[str, Any]]:
         """Evaluation rows in id order (of one generation, if given), as dicts.
 
         JSON columns come back decoded; ``failed`` and ``cached`` as bools.
+
+        Args:
+            generation: only this generation's rows.
+            skipped: where given, a row evonas would not have written (a genome that is not a
+                list of integers, a cell that is not JSON) is left out and named here, as a
+                read-only command should; without it such a row is an error, as a resume needs.
+
+        Raises:
+            ValueError: one line naming the file and the row it cannot read.
         """
         query = f"SELECT {', '.join(self._columns)} FROM evaluations"
         params: tuple[Any, ...] = ()
         if generation is not None:
             query, params = query + " WHERE generation = ?", (int(generation),)
-        return [self._decode(r) for r in self._read(query + " ORDER BY id", params)]
+        out = []
+        for values in self._read(query + " ORDER BY id", params):
+            try:
+                out.append(row_schema.decode(self._columns, tuple(values)))
+            except row_schema.BadRow as err:
+                if skipped is None:
+                    raise self._bad(err) from None
+                skipped.append(str(err))
+        return out
 
     def lookup(self, key: str) -> dict[str, Any] | None:
         """The first trained (not cached) evaluation of the genome with this ``genome_key``.
@@ -383,9 +462,17 @@ class History:
             summary = dict.fromkeys(_SUMMARY_COLUMNS)
             summary.update(zip(self._summary_columns, r))
             if summary["beliefs"] is not None:
-                summary["beliefs"] = json.loads(summary["beliefs"])
+                summary["beliefs"] = row_schema.loads(
+                    summary["beliefs"], f"generation {summary['generation']} beliefs")
             out.append(summary)
         return out
 
     def _decode(self, values: Sequence[Any]) -> dict[str, Any]:
-        return row_schema.decode(self._columns, tuple(values))
+        try:
+            return row_schema.decode(self._columns, tuple(values))
+        except row_schema.BadRow as err:
+            raise self._bad(err) from None
+
+    def _bad(self, err: Exception) -> ValueError:
+        return ValueError(f"can't read the history {self.path}: {err}; evonas writes no such "
+                          "row: restore the file from a copy")

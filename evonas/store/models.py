@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,50 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from evonas.data.preprocessing import with_preprocessing
 from evonas.genomes.registry import get_encoding
-from evonas.store.atomic import atomic_write_text, check_not_link, safe_dir
+from evonas.store.atomic import atomic_write_text, check_not_link, read_small_text, safe_dir
 from evonas.store.checkpoints import this_process_only
 from evonas.store.layout import ARCHITECTURE, BEST, PARAMS
+
+
+def _checkpointer() -> ocp.Checkpointer:
+    """orbax, synchronously and for this process alone: a save that fails raises at once (no
+    thread is left waiting out orbax's timeouts), and no other process is waited for."""
+    return ocp.Checkpointer(ocp.StandardCheckpointHandler(),
+                            multiprocessing_options=this_process_only())
+
+
+def _probe(directory: Path) -> None:
+    """A directory that can't take a file (permissions, a read-only or immutable directory, a
+    full disk) fails here, in one line, before orbax starts writing into it."""
+    probe = directory / f".probe.{secrets.token_hex(8)}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                     0o644)
+        try:
+            os.write(fd, b"\0" * 65536)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, os.path.realpath(directory)) from None
+
+
+def _errno_of(err: Exception) -> int:
+    """The operating system's error number in a tensorstore error (0 when it names none)."""
+    found = re.search(r"os_error_code='?(\d+)", str(err))
+    return int(found.group(1)) if found else 0
+
+
+def _reason(err: Exception) -> str:
+    """A failed write's reason in a few words: the OS error when tensorstore names one."""
+    code = _errno_of(err)
+    if code:
+        return os.strerror(code)
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:160] if text else ''}"
 
 
 def save_params(directory: Path, params: Any) -> None:
@@ -36,9 +78,17 @@ def save_params(directory: Path, params: Any) -> None:
     target = directory / PARAMS
     tmp = directory / f".{PARAMS}.{secrets.token_hex(8)}.tmp"
     check_not_link(target)
-    with ocp.StandardCheckpointer(multiprocessing_options=this_process_only()) as checkpointer:
-        checkpointer.save(tmp.absolute(), jax.tree.map(np.asarray, params))
-        checkpointer.wait_until_finished()
+    _probe(directory)
+    try:
+        with _checkpointer() as checkpointer:
+            checkpointer.save(tmp.absolute(),
+                              args=ocp.args.StandardSave(jax.tree.map(np.asarray, params)))
+    except Exception as err:  # orbax and tensorstore raise many types for a failed write
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise
+        raise OSError(_errno_of(err), f"can't write the parameters: {_reason(err)}",
+                      os.path.realpath(directory)) from None
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)
@@ -97,22 +147,29 @@ def model_dir(path: str | os.PathLike) -> Path:
     return best
 
 
-def load_model(run_dir: str | os.PathLike) -> tuple[Any, Any, dict[str, Any]]:
+def load_model(run_dir: str | os.PathLike, preprocess: bool = True
+               ) -> tuple[Any, Any, dict[str, Any]]:
     """Rebuilds an exported architecture with ``encoding.build`` and loads its parameters.
 
     Args:
         run_dir: a run directory (its ``best/``), or any exported model's directory
             (``front/<id>``, ``budgets/params-20000``).
+        preprocess: the module takes raw inputs (what ``evonas.load_dataset(name,
+            normalize=False)`` gives, or your own data as you gave it) and applies the
+            preprocessing its run trained with (``info["preprocessing"]``: the train split's
+            per-channel mean and std). False: the bare module, which expects inputs already
+            standardised, as the run's ``Dataset`` holds them.
 
     Returns:
         ``(module, variables, info)``: ``module.apply(variables, x)`` gives logits; ``info`` is
-        ``architecture.json`` (genome, description, cost, fitness, test accuracy).
+        ``architecture.json`` (genome, description, cost, fitness, test accuracy,
+        preprocessing).
 
     Raises:
         ValueError: the directory holds no exported model, or one without parameters.
     """
     best = model_dir(run_dir)
-    info = json.loads((best / ARCHITECTURE).read_text())
+    info = json.loads(read_small_text(best / ARCHITECTURE))
     if not (best / PARAMS).is_dir():
         raise ValueError(f"{best} holds an architecture but no {PARAMS}/ (a tabular run trains "
                          "nothing); rebuild it with evonas.get_encoding(info['encoding'])")
@@ -130,14 +187,21 @@ def load_model(run_dir: str | os.PathLike) -> tuple[Any, Any, dict[str, Any]]:
     example = np.zeros((1, *input_shape_of(info, encoding)), np.float32)
     abstract = jax.eval_shape(module.init, jax.random.key(0), example)
     check_not_link(best / PARAMS)
-    with ocp.StandardCheckpointer(multiprocessing_options=this_process_only()) as checkpointer:
+    with _checkpointer() as checkpointer:
         try:
             stored = checkpointer.metadata((best / PARAMS).absolute()).item_metadata
         except Exception as err:  # orbax raises many types for damaged files
             raise ValueError(f"the parameters in {best / PARAMS} can't be read: "
                              f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
         _check_shapes(best / PARAMS, abstract, stored)
-        variables = checkpointer.restore((best / PARAMS).absolute(), abstract)
+        variables = checkpointer.restore((best / PARAMS).absolute(),
+                                         args=ocp.args.StandardRestore(abstract))
+    if preprocess:
+        if "preprocessing" not in info:
+            warnings.warn(f"{best} was exported before evonas recorded preprocessing: its "
+                          "module expects inputs standardised as in its run", stacklevel=2)
+        module = with_preprocessing(module, info.get("preprocessing"),
+                                    f"{best / ARCHITECTURE}")
     return module, variables, info
 
 

@@ -168,13 +168,52 @@ def encode(generation: int, row: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(out)
 
 
+class BadRow(ValueError):
+    """A stored row evonas would not have written (edited by hand, or from someone else)."""
+
+
+def loads(text: Any, where: str) -> Any:
+    """A history cell's JSON text decoded.
+
+    Raises:
+        BadRow: naming ``where`` for text that is not JSON, or nested too deep to read.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise BadRow(f"{where} is JSON nested too deep to read") from None
+    except (TypeError, ValueError) as err:
+        raise BadRow(f"{where} is not JSON ({err})") from None
+
+
+def check_genome(genome: Any, where: str) -> list[int]:
+    """A stored genome as a list of genes (integers that fit in 32 bits).
+
+    Raises:
+        BadRow: naming ``where`` and what it holds instead.
+    """
+    if isinstance(genome, list) and all(
+            isinstance(g, int) and not isinstance(g, bool) and -2**31 <= g < 2**31
+            for g in genome):
+        return genome
+    shown = json.dumps(genome, default=str)[:60] if not isinstance(genome, list) or len(
+        genome) < 1000 else f"a list of {len(genome)}"
+    raise BadRow(f"{where} genome is {shown}; a genome is a list of 32-bit integers")
+
+
 def decode(names: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, Any]:
     """A stored row (``values`` of the columns ``names``) as a mapping of every column: JSON
-    decoded, flags as bools, columns the file lacks (an older schema) None."""
+    decoded, flags as bools, columns the file lacks (an older schema) None.
+
+    Raises:
+        BadRow: one line naming the row and the column it cannot read.
+    """
     row = dict.fromkeys(COLUMNS)
     row.update(zip(names, values))
+    where = f"history row {row['id']}"
     for name in JSON_COLUMNS:
-        row[name] = json.loads(row[name])
+        row[name] = loads(row[name], f"{where} {name}")
+    row["genome"] = check_genome(row["genome"], where)
     for name, kind in KINDS.items():
         if kind == FLAG:
             row[name] = bool(row[name])

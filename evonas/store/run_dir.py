@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -23,10 +24,20 @@ from typing import Any
 
 import yaml
 
-from evonas.store.atomic import atomic_write_text, check_not_link, safe_dir
+from evonas.store.atomic import atomic_write_text, check_not_link, read_small_text, safe_dir
 from evonas.store.checkpoints import Checkpoint, Checkpoints, NoCheckpointError
+from evonas.store.configfile import load_yaml
 from evonas.store.history import History
-from evonas.store.layout import CONFIG, HISTORY, LOCK, METRICS, RUN_INFO, SUBDIRS, RunPaths
+from evonas.store.layout import (
+    CHECKPOINTS,
+    CONFIG,
+    HISTORY,
+    LOCK,
+    METRICS,
+    RUN_INFO,
+    SUBDIRS,
+    RunPaths,
+)
 from evonas.version import __version__
 
 try:
@@ -62,8 +73,14 @@ class RunLock:
     def __init__(self, directory: Path):
         path = Path(directory) / LOCK
         check_not_link(path)
-        self.fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
-                                      0o644)
+        self.path = path
+        self.fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                                      | getattr(os, "O_NONBLOCK", 0), 0o644)
+        if not stat.S_ISREG(os.fstat(self.fd).st_mode):
+            os.close(self.fd)
+            self.fd = None
+            raise RunDirError(f"{path} is not a regular file; the run directory's lock must be "
+                              "one: remove it (no evonas process makes anything else there)")
         if fcntl is None:
             return
         try:
@@ -100,6 +117,18 @@ class RunLock:
         finally:
             os.close(fd)
 
+    def held_here(self) -> bool:
+        """Whether the lock file at the directory's path is still the one this process holds:
+        False once the directory was moved (or replaced) while it was owned."""
+        if self.fd is None:
+            return False
+        try:
+            there = os.stat(self.path, follow_symlinks=False)
+        except OSError:
+            return False
+        held = os.fstat(self.fd)
+        return (there.st_dev, there.st_ino) == (held.st_dev, held.st_ino)
+
     def release(self) -> None:
         """Lets another process own the directory."""
         if self.fd is not None:
@@ -107,6 +136,19 @@ class RunLock:
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
+
+
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_FD_PATHS = os.path.isdir("/proc/self/fd")  # Linux: /proc/self/fd/N is the open directory
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The device and inode of the directory at ``path`` (None: nothing there)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _unwritable(path: Path, error: OSError) -> RunDirError:
@@ -173,13 +215,14 @@ class RunDir:
         info_path = self.path / RUN_INFO
         if not info_path.is_file():
             if not self.path.exists():
-                raise RunDirError(f"no run directory at {self.path}; check the --run-dir path")
+                raise RunDirError(f"no run directory at {self.path}; give the directory a run "
+                                  "wrote (evonas run prints it)")
             raise RunDirError(
-                f"{self.path} is not an evonas run directory (it has no {RUN_INFO}); "
-                "check the --run-dir path"
+                f"{self.path} is not an evonas run directory (it has no {RUN_INFO}); give the "
+                "directory a run wrote (evonas run prints it)"
             )
         try:
-            self.info: dict[str, Any] = json.loads(info_path.read_text())
+            self.info: dict[str, Any] = json.loads(read_small_text(info_path, 1 << 16))
             self.fingerprint: str = self.info["fingerprint"]
             # Run directories from before the version was recorded hold version 1.
             self.fingerprint_version: int = int(self.info.get("fingerprint_version", 1))
@@ -203,6 +246,12 @@ class RunDir:
         self.keep = keep
         self._history: History | None = None
         self._checkpoints: Checkpoints | None = None
+        self._identity = _identity(self.path)
+        # This experiment's fingerprints (run.json's; every version's once opened by create):
+        # a checkpoint holding another was written by another experiment.
+        self.fingerprints: frozenset[str] = frozenset({self.fingerprint})
+        # Held open while the run writes: paths through it follow the directory if it is moved.
+        self._dir_fd = None if readonly else os.open(self.path, os.O_RDONLY | _DIRECTORY)
 
     @classmethod
     def create(
@@ -294,7 +343,9 @@ class RunDir:
                 f"{path} holds another experiment (fingerprint {held[:12]}, this "
                 f"one {fingerprint[:12]}); pick another --run-dir, or resume that run"
             )
-        return cls(path, keep=keep, _lock=lock)
+        run = cls(path, keep=keep, _lock=lock)
+        run.fingerprints = frozenset({run.fingerprint, *expected.values()})
+        return run
 
     # -- layout ----------------------------------------------------------------------------------
 
@@ -323,9 +374,12 @@ class RunDir:
     def config(self) -> dict[str, Any]:
         """The resolved config, read from ``config.yaml``."""
         try:
-            return yaml.safe_load(self.config_path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise RunDirError(f"can't read {self.config_path}: {e}") from None
+            text = read_small_text(self.config_path, 1 << 20)
+            return load_yaml(text, os.fspath(self.config_path)) or {}
+        except OSError as e:
+            raise RunDirError(f"can't read {self.config_path}: {e.strerror or e}") from None
+        except ValueError as e:
+            raise RunDirError(str(e)) from None
 
     @property
     def history(self) -> History:
@@ -340,12 +394,25 @@ class RunDir:
         return self._history
 
     @property
+    def write_root(self) -> Path:
+        """Where this process writes the run's files: a path to the directory it opened, which
+        stays that directory if it is moved or replaced meanwhile (``/proc/self/fd/N`` on
+        Linux; :attr:`path` elsewhere). A write under way when the directory is moved so
+        lands in the run's own directory, never in whatever is at the old path; the next
+        :meth:`ensure_here` then stops the run."""
+        if self._dir_fd is not None and _FD_PATHS:
+            return Path(f"/proc/self/fd/{self._dir_fd}")
+        return self.path
+
+    @property
     def checkpoints(self) -> Checkpoints:
         """The checkpoints (opened on first use)."""
         if self._checkpoints is None:
+            root = self.write_root
             if not self.readonly:
-                safe_dir(self.checkpoints_dir, self.path)
-            self._checkpoints = Checkpoints(self.checkpoints_dir, keep=self.keep)
+                safe_dir(root / CHECKPOINTS, root)
+            self._checkpoints = Checkpoints(root / CHECKPOINTS, keep=self.keep,
+                                            shown=self.checkpoints_dir)
         return self._checkpoints
 
     def discard(self) -> None:
@@ -377,6 +444,9 @@ class RunDir:
         if self._checkpoints is not None:
             self._checkpoints.close()
             self._checkpoints = None
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
 
     def __enter__(self) -> RunDir:
         return self
@@ -406,12 +476,43 @@ class RunDir:
         Raises:
             RunDirError: the run directory can't be written; what was committed stays valid.
         """
+        self.ensure_here()
         self.history.append_generation(generation, rows, summary)
-        extra = {**(extra or {}), "history_rows": self.history.count()}
+        extra = {**(extra or {}), "history_rows": self.history.count(),
+                 "fingerprint": self.fingerprint}
+        self.ensure_here()
         try:
             self.checkpoints.save(generation, state, extra)
-        except OSError as e:
-            raise _unwritable(self.path, e) from None
+        except Exception as e:  # orbax and tensorstore raise many types for a failed write
+            self.ensure_here()  # moved meanwhile: say so, not what the write met
+            if isinstance(e, OSError):
+                raise _unwritable(self.path, e) from None
+            raise
+
+    def ensure_here(self) -> None:
+        """Checks that the directory this process owns is still at its path before a write.
+
+        A run directory moved (or replaced by another) while its run is alive would otherwise
+        get its history in one place and its checkpoints, models and report in another: the
+        run stops instead, and nothing more is written.
+
+        Raises:
+            RunDirError: the directory at the path is not the one this process locked.
+        """
+        if self._lock is not None and not self._lock.held_here():
+            raise self.moved_error()
+
+    def is_here(self) -> bool:
+        """Whether the directory at :attr:`path` is still the one this object opened (also
+        after its lock was released)."""
+        return _identity(self.path) == self._identity
+
+    def moved_error(self) -> RunDirError:
+        """The one line for a run whose directory was moved or replaced while it ran."""
+        return RunDirError(
+            f"the run directory {self.path} was moved or replaced while this run wrote it; "
+            "nothing more is written there: run `evonas resume` on the directory where it is "
+            "now")
 
     def resume(self, template: Any, *, missing_ok: bool = False) -> Checkpoint | None:
         """Restores the newest valid checkpoint and drops history rows that it doesn't cover.
@@ -452,13 +553,20 @@ class RunDir:
                 "alone. Nothing was changed: the history still serves `evonas report` and "
                 "`evonas front`; to search again, start a new run in another directory"
             ) from None
+        held = checkpoint.extra.get("fingerprint")
+        if held is not None and held not in self.fingerprints:
+            raise RunDirError(
+                f"checkpoint {checkpoint.generation} in {self.checkpoints_dir} belongs to another "
+                f"experiment (fingerprint {str(held)[:12]}, this run's {self.fingerprint[:12]}): "
+                "it was written there by another run; nothing was changed")
         expected = checkpoint.extra.get("history_rows")
         have = self.history.count(through=checkpoint.generation)
         if expected is not None and have != expected:
             raise RunDirError(
                 f"the history {self.path / HISTORY} has {have} rows up to generation "
                 f"{checkpoint.generation} but its checkpoint expects {expected}; it was changed "
-                "outside evonas: start a new run"
+                f"outside evonas (a lost write-ahead log, {HISTORY}-wal, loses the generations "
+                "it held): nothing was changed; restore it, or start a new run"
             )
         self.history.truncate_after(checkpoint.generation)
         return checkpoint

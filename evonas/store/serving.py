@@ -91,6 +91,9 @@ def export_serving(path: str | os.PathLike, platforms: Sequence[str] = DEFAULT_P
         "file": SERVING,
         "input_shape": ["batch", *shape],
         "input_dtype": "float32",
+        "input": ("raw: the program applies the preprocessing below itself" if info.get(
+            "preprocessing") else "as the run trained on it (no preprocessing recorded)"),
+        "preprocessing": info.get("preprocessing"),
         "output_shape": ["batch", *(int(d) for d in out.shape[1:])],
         "output": "logits",
         "platforms": list(exported.platforms),

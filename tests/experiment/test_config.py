@@ -252,7 +252,7 @@ def test_with_overrides_parses_yaml_scalars_and_reaches_into_options():
         ("=3", "must look like section.key=value"),
         ("train..steps=3", "must look like section.key=value"),
         ("train.steps.x=1", "'train.steps' is a value (200), not a section"),
-        ("train.steps=[1", "cannot read the value of override"),
+        ("train.steps=[1", "the value of override 'train.steps=[1' is not valid YAML"),
     ],
 )
 def test_malformed_overrides(override, expected):

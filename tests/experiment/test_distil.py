@@ -79,9 +79,9 @@ def test_the_distilled_student_differs_from_the_student_alone_only_by_the_loss(d
     module, _ = encoding.build(np.asarray(info["genome"], np.int32))
     x = np.concatenate([dataset.x_train, dataset.x_val])
     teacher = teacher_logits([(module, best_vars)], x, 256)
-    row = {"genome": info["genome"]}
-    params, _ = distil_student(finish, jax.random.fold_in(finish.key, 0), teacher, row, 60,
-                               DistilConfig(2.0, 0.0))
+    row = {"genome": info["genome"], "id": info["history_id"]}
+    key = finish.retrain_key(row, jax.random.fold_in(finish.key, 0))  # the best's own key
+    params, _ = distil_student(finish, key, teacher, row, 60, DistilConfig(2.0, 0.0))
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(best_vars), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
 
@@ -96,12 +96,12 @@ def test_the_final_stage_student_starts_from_the_best_retrainings_key(distilled_
     config = tiny_config(final=DISTIL)
     finish = Finish(config, distilled_run, [], *scorer_for(config))
     dataset = finish.dataset
-    members = [load_model(d) for d in member_dirs(distilled_run)]
-    x = np.concatenate([dataset.x_train, dataset.x_val])
+    members = [load_model(d, preprocess=False) for d in member_dirs(distilled_run)]
+    x = np.concatenate([dataset.x_train, dataset.x_val])  # standardised, as the run trains
     teacher = teacher_logits([(m, v) for m, v, _ in members], x, 256)
-    row = {"genome": members[0][2]["genome"]}
-    params, _ = distil_student(finish, jax.random.fold_in(finish.key, 0), teacher, row, 60,
-                               DistilConfig(2.0, 0.7))
+    row = {"genome": members[0][2]["genome"], "id": members[0][2]["history_id"]}
+    key = finish.retrain_key(row, jax.random.fold_in(finish.key, 0))  # the best's own key
+    params, _ = distil_student(finish, key, teacher, row, 60, DistilConfig(2.0, 0.7))
     _, exported, _ = load_model(distilled_run / "distilled")
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(exported), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from evonas.cli import main
+from evonas.data import load_dataset
 from evonas.experiment import Experiment
 from evonas.experiment.components import build_model_parts
 from evonas.store import load_model
@@ -53,14 +54,31 @@ def test_the_file_is_written_with_what_a_server_needs(exported):
     assert (run_dir / "best" / "model.stablehlo").stat().st_size > 0
     assert info["input_shape"][0] == "batch" and info["output"] == "logits"
     assert info["platforms"] == ["cpu", "cuda"]
+    standardize = info["preprocessing"]["standardize"]
+    assert len(standardize["mean"]) == len(standardize["std"]) == info["input_shape"][-1]
+    assert info["input"].startswith("raw")
 
 
-def test_a_process_without_evonas_serves_logits_equal_to_load_model(exported, tmp_path):
+def _raw_test_inputs(config):
+    """The test split as the data is, before the run standardised it."""
+    return load_dataset(config.dataset.name, val_fraction=config.dataset.val_fraction,
+                        seed=config.dataset.seed, limit=config.dataset.limit,
+                        normalize=False).x_test
+
+
+def test_a_process_without_evonas_serves_raw_inputs_as_the_run_scored_them(exported, tmp_path):
+    """The program takes the data as it is: on raw inputs it gives the logits the bare module
+    gives on the standardised inputs the run tested with."""
     run_dir, config = exported
     dataset, _, _ = build_model_parts(config)
-    module, variables, _ = load_model(run_dir)
+    module, variables, info = load_model(run_dir, preprocess=False)
     want = predict_logits(module, variables, dataset.x_test)
-    np.save(tmp_path / "x.npy", dataset.x_test)
+    assert np.mean(want.argmax(-1) == dataset.y_test) == pytest.approx(info["test_acc"])
+    raw = _raw_test_inputs(config)
+    assert not np.allclose(raw, dataset.x_test)
+    served, _, _ = load_model(run_dir)  # takes raw inputs too
+    assert np.max(np.abs(predict_logits(served, variables, raw) - want)) < 1e-4
+    np.save(tmp_path / "x.npy", raw)
     proc = subprocess.run(
         [sys.executable, "-c", BLOCKED, str(ROOT / "examples" / "serve_stablehlo.py"),
          str(run_dir / "best" / "model.stablehlo"), "--input", str(tmp_path / "x.npy"),
@@ -69,7 +87,7 @@ def test_a_process_without_evonas_serves_logits_equal_to_load_model(exported, tm
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = np.load(tmp_path / "y.npy")
     assert got.shape == want.shape
-    assert np.max(np.abs(got - want)) < 1e-5
+    assert np.max(np.abs(got - want)) < 1e-4  # standardised in float32 inside the program
     # Any batch size: the batch dimension is symbolic.
     proc = subprocess.run(
         [sys.executable, "-c", BLOCKED, str(ROOT / "examples" / "serve_stablehlo.py"),

@@ -11,7 +11,9 @@ report columns are read.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ import numpy as np
 from evonas import streams
 from evonas.experiment.components import build_model_parts, build_table
 from evonas.experiment.config import ExperimentConfig
-from evonas.store import RunPaths, export_model
+from evonas.store import RunPaths, atomic_write_text, export_model
 from evonas.train import accuracy, predict_logits, train_module
 
 
@@ -98,6 +100,12 @@ class Finish:
         encoding_options: the encoding's resolved options (exported with every model).
         members: the retrained top k, best first (the ``retrain`` step's).
         summary: ``best/final.json`` as the steps build it.
+        guard: called before every write (the run directory's ``ensure_here``: a run whose
+            directory was moved stops instead of writing elsewhere).
+        progress: told what a long step is doing (``"retraining 2/3: #17, 2000 steps"``).
+        legacy_keys: the run recorded a fingerprint before version 3: its architectures
+            retrain from the keys of that time (:mod:`evonas.streams`), so it finishes as it
+            would have.
     """
 
     config: ExperimentConfig
@@ -107,6 +115,11 @@ class Finish:
     encoding_options: dict[str, Any]
     members: list[Member] = dataclasses.field(default_factory=list)
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+    guard: Callable[[], None] = lambda: None
+    progress: Callable[[str], None] = lambda text: None
+    legacy_keys: bool = False
+    _scored: dict[tuple[int, int], tuple[Any, dict[str, float], Any]] = dataclasses.field(
+        default_factory=dict)
 
     @property
     def paths(self) -> RunPaths:
@@ -114,8 +127,29 @@ class Finish:
 
     @property
     def key(self) -> jax.Array:
-        """The final stage's key; rank ``r``'s retraining uses ``fold_in(key, r)``."""
+        """The final stage's key (pruning's fine-tuning draws from it)."""
         return streams.stream(self.config.search.seed, "final")
+
+    def retrain_key(self, row: dict[str, Any], legacy: jax.Array) -> jax.Array:
+        """The key ``row``'s architecture retrains from: its own, ``fold_in(retrain stream,
+        id)``, wherever it is retrained (the top k, the front, a budget, a student alone), so
+        it scores the same everywhere; ``legacy`` in a run of before."""
+        if self.legacy_keys:
+            return legacy
+        return jax.random.fold_in(streams.stream(self.config.search.seed, "retrain"),
+                                  int(row["id"]))
+
+    def score(self, row: dict[str, Any], steps: int, legacy: jax.Array
+              ) -> tuple[Any, dict[str, float], Any]:
+        """``row``'s architecture scored (retrained for ``steps`` and tested, or read from
+        the table), from :meth:`retrain_key`; an architecture retrained before with the same
+        steps in this process is not retrained again (the same key gives the same numbers)."""
+        memo = (int(row["id"]), int(steps))
+        if memo not in self._scored or self.legacy_keys:
+            if self.scorer.trains:
+                self.progress(f"#{row['id']}: {steps} steps on train + validation")
+            self._scored[memo] = self.scorer(self.retrain_key(row, legacy), row, steps)
+        return self._scored[memo]
 
     @property
     def encoding(self) -> Any:
@@ -129,12 +163,21 @@ class Finish:
                scores: dict[str, float], extra: dict[str, Any] | None = None) -> None:
         """Exports one architecture of the run with its scores (``architecture.json`` fields:
         objective, the scores, dataset or benchmark, then ``extra``) into ``directory``."""
+        self.guard()
         evaluator = self.config.evaluator
         source = ({"benchmark": evaluator.benchmark or self.config.encoding.name}
-                  if evaluator.tabular else {"dataset": self.config.dataset.name})
+                  if evaluator.tabular else {"dataset": self.config.dataset.name,
+                                             "preprocessing": self.dataset.preprocessing()})
         export_model(directory, self.config.encoding.name, self.encoding_options, row, params,
                      {"objective": self.config.search.objectives[0].name, **scores, **source,
                       **(extra or {})}, root=self.root)
+
+
+    def write_json(self, path: Path, value: Any) -> None:
+        """Writes ``value`` as JSON to ``path`` inside the run directory, atomically (a step's
+        marker file, written last)."""
+        self.guard()
+        atomic_write_text(path, json.dumps(value, indent=2, default=float) + "\n", self.root)
 
 
 def scorer_for(config: ExperimentConfig, parts: Any = None) -> tuple[Scorer, dict[str, Any]]:

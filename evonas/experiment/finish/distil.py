@@ -25,7 +25,7 @@ import numpy as np
 from evonas.experiment.config import DistilConfig
 from evonas.experiment.finish.context import Finish, scorer_for, settings
 from evonas.experiment.loading import run_config
-from evonas.store import RunDir, atomic_write_text, load_model, read_json
+from evonas.store import RunDir, load_model, read_json
 from evonas.store.layout import ARCHITECTURE, BEST, DISTIL_FILE, ENSEMBLE, RunPaths
 from evonas.store.run_dir import RunLock
 from evonas.train import accuracy, predict_logits, train_module
@@ -48,7 +48,7 @@ class Distil:
         finish.summary["distillation"] = distil_ensemble(
             finish, members, [m.row["id"] for m in finish.members], best.row,
             best.scores["test_acc"], finish.config.final.distil,
-            jax.random.fold_in(finish.key, 0),
+            finish.retrain_key(best.row, jax.random.fold_in(finish.key, 0)),
             teacher_test=finish.summary.get("ensemble_test_acc"))
 
 
@@ -90,7 +90,7 @@ def distil_ensemble(finish: Finish, members: list[tuple[Any, Any]], ids: list[in
         teacher_test = accuracy(teacher_logits(members, dataset.x_test, batch), dataset.y_test)
     alone = recorded_alone
     if alone is None or steps != config.final.retrain.steps:
-        alone = finish.scorer(key, row, steps)[1]["test_acc"]
+        alone = finish.score(row, steps, key)[1]["test_acc"]
     params, distilled = distil_student(finish, key, teacher, row, steps, settings)
     summary = {
         "teacher": {"members": ids, "test_acc": teacher_test},
@@ -102,8 +102,7 @@ def distil_ensemble(finish: Finish, members: list[tuple[Any, Any]], ids: list[in
     finish.export(finish.paths.distilled, row, params,
                   {"test_acc": distilled, "distilled_from": ids,
                    "temperature": summary["temperature"], "alpha": summary["alpha"]})
-    atomic_write_text(finish.paths.distilled / DISTIL_FILE, json.dumps(summary, indent=2) + "\n",
-                      finish.root)
+    finish.write_json(finish.paths.distilled / DISTIL_FILE, summary)
     return summary
 
 
@@ -160,14 +159,16 @@ def distil_run(run_dir: str | os.PathLike, student: int | None = None,
     lock = RunLock(run.path)  # distilled/ is written into the run directory: own it meanwhile
     try:
         scorer, options = scorer_for(config)
-        finish = Finish(config, run.path, list(rows.values()), scorer, options)
-        loaded = [load_model(d) for d in members]
+        finish = Finish(config, run.path, list(rows.values()), scorer, options,
+                        legacy_keys=run.fingerprint_version < 3)
+        loaded = [load_model(d, preprocess=False) for d in members]
         ids = [int(info["history_id"]) for _, _, info in loaded]
         # The student trains with the key its architecture was (or would be) retrained with.
         rank = ids.index(student_id) if student_id in ids else len(ids) + student_id
         alone = next((m["test_acc"] for m in final["models"] if m["id"] == student_id), None)
+        key = finish.retrain_key(rows[student_id], jax.random.fold_in(finish.key, rank))
         summary = distil_ensemble(finish, [(m, v) for m, v, _ in loaded], ids, rows[student_id],
-                                  alone, chosen, jax.random.fold_in(finish.key, rank))
+                                  alone, chosen, key)
     finally:
         lock.release()
     return summary

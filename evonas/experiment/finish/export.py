@@ -4,14 +4,13 @@ skips it)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from evonas.data import load_dataset
 from evonas.experiment.config import ExperimentConfig
 from evonas.experiment.finish.context import Finish
-from evonas.store import RunPaths, atomic_write_text, load_model
+from evonas.store import RunPaths, load_model
 from evonas.store.layout import ARCHITECTURE
 from evonas.train import accuracy, predict_logits
 
@@ -27,13 +26,12 @@ class Export:
     def run(self, finish: Finish) -> None:
         best = finish.members[0]
         finish.export(finish.paths.best, best.row, best.params, best.scores)
-        atomic_write_text(finish.paths.final, json.dumps(finish.summary, indent=2) + "\n",
-                          finish.root)
+        finish.write_json(finish.paths.final, finish.summary)
 
 
 def evaluate_model(run_dir: str | os.PathLike) -> float:
     """The test accuracy of a run's exported model on its run's dataset (as in ``final.json``)."""
-    module, variables, _ = load_model(run_dir)
+    module, variables, _ = load_model(run_dir, preprocess=False)
     root = Path(run_dir)
     root = root.parent if (root / ARCHITECTURE).is_file() else root
     config = ExperimentConfig.from_yaml(RunPaths(root).config, plugins=False)

@@ -12,7 +12,6 @@ network under 20k parameters?" for several budgets at once, and :func:`front_sum
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +29,6 @@ from evonas.objectives import (
     hypervolume_by_generation,
     row_value,
 )
-from evonas.store import atomic_write_text
 from evonas.store.layout import BUDGETS_FILE
 from evonas.store.run_dir import RunLock
 
@@ -78,7 +76,7 @@ class Front:
         second = objectives[1][0] if len(objectives) > 1 else "params"
         members = []
         for row in spread(front, config.final.front.size, second):
-            params, scores, _ = finish.scorer(jax.random.fold_in(key, row["id"]), row, steps)
+            params, scores, _ = finish.score(row, steps, jax.random.fold_in(key, row["id"]))
             finish.export(finish.paths.front / str(row["id"]), row, params, scores)
             members.append({**member(row, objectives), **scores, "directory": str(row["id"])})
         curve = hypervolume_by_generation(finish.rows, objectives)
@@ -90,8 +88,7 @@ class Front:
             "retrain_steps": steps if finish.scorer.trains else 0,
             "members": members,
         }
-        atomic_write_text(finish.paths.front_file, json.dumps(result, indent=2) + "\n",
-                          finish.root)
+        finish.write_json(finish.paths.front_file, result)
 
 
 def parse_budgets(text: str) -> tuple[str, list[float]]:
@@ -144,7 +141,7 @@ def export_within_budgets(finish: Finish,
             entries.append({"metric": metric, "bound": bound, "architecture": None})
             continue
         if row["id"] not in done:
-            params, scores, _ = finish.scorer(jax.random.fold_in(key, row["id"]), row, steps)
+            params, scores, _ = finish.score(row, steps, jax.random.fold_in(key, row["id"]))
             done[row["id"]] = (params, scores)
         params, scores = done[row["id"]]
         name = f"{metric}-{bound:g}"
@@ -152,9 +149,8 @@ def export_within_budgets(finish: Finish,
                       extra={"budget": {"metric": metric, "bound": bound}})
         entries.append({"metric": metric, "bound": bound, "directory": name,
                         "architecture": {**member(row, objectives), **scores}})
-    atomic_write_text(out_dir / BUDGETS_FILE, json.dumps(
-        {"retrain_steps": steps if finish.scorer.trains else 0, "budgets": entries}, indent=2,
-        default=float) + "\n", finish.root)
+    finish.write_json(out_dir / BUDGETS_FILE,
+                      {"retrain_steps": steps if finish.scorer.trains else 0, "budgets": entries})
     return entries
 
 
@@ -164,7 +160,6 @@ def front_table(rows: Sequence[dict[str, Any]], objectives: Sequence[tuple[str, 
     return [member(r, objectives) for r in front_rows(rows, objectives)]
 
 
-
 def recorded_metrics(rows: Sequence[dict[str, Any]]) -> list[str]:
     """Every metric some history row recorded (the names a ``--budget`` may use)."""
     return sorted({k for r in rows for k in (r.get("metrics") or {})} | set(HISTORY_COLUMNS))
@@ -172,7 +167,8 @@ def recorded_metrics(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 def front_summary(rows: Sequence[dict[str, Any]], config: ExperimentConfig,
                   budgets: Sequence[tuple[str, Sequence[float]]] = (),
-                  export_to: Path | None = None, steps: int | None = None) -> dict[str, Any]:
+                  export_to: Path | None = None, steps: int | None = None,
+                  legacy_keys: bool = False) -> dict[str, Any]:
     """A run's Pareto front and, per budget, the best architecture within it: ``evonas front``.
 
     A single-objective run's front is taken against ``params``.
@@ -184,6 +180,7 @@ def front_summary(rows: Sequence[dict[str, Any]], config: ExperimentConfig,
         export_to: where to retrain (or look up), test and export the chosen architectures
             (``run/budgets``); None only chooses them.
         steps: retraining steps (default ``final.retrain.steps``).
+        legacy_keys: the run is of before fingerprint version 3 (:attr:`Finish.legacy_keys`).
 
     Returns:
         ``{"objectives": [...], "front": [members], "budgets": [entries]}`` (no ``budgets`` key
@@ -207,7 +204,8 @@ def front_summary(rows: Sequence[dict[str, Any]], config: ExperimentConfig,
     # Exporting writes into the run directory: own it meanwhile (a live run is refused).
     lock = RunLock(export_to.parent) if export_to is not None and budgets else None
     try:
-        _budget_entries(rows, config, budgets, export_to, steps, objectives, entries)
+        _budget_entries(rows, config, budgets, export_to, steps, objectives, entries,
+                        legacy_keys)
     finally:
         if lock is not None:
             lock.release()
@@ -219,7 +217,7 @@ def front_summary(rows: Sequence[dict[str, Any]], config: ExperimentConfig,
 def _budget_entries(rows: Sequence[dict[str, Any]], config: ExperimentConfig,
                     budgets: Sequence[tuple[str, Sequence[float]]], export_to: Path | None,
                     steps: int | None, objectives: Sequence[tuple[str, bool]],
-                    entries: list[dict[str, Any]]) -> None:
+                    entries: list[dict[str, Any]], legacy_keys: bool) -> None:
     """Appends to ``entries`` the best architecture within each budget (exported to
     ``export_to`` when given)."""
     finish = None
@@ -227,7 +225,8 @@ def _budget_entries(rows: Sequence[dict[str, Any]], config: ExperimentConfig,
         chosen = best_within_budgets(rows, config, metric, bounds)
         if export_to is not None and any(row is not None for _, row in chosen):
             if finish is None:  # loads the data only when needed
-                finish = Finish(config, export_to.parent, list(rows), *scorer_for(config))
+                finish = Finish(config, export_to.parent, list(rows), *scorer_for(config),
+                                legacy_keys=legacy_keys)
             entries += export_within_budgets(finish, chosen, metric,
                                              steps or config.final.retrain.steps)
         else:

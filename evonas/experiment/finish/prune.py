@@ -19,7 +19,6 @@ and after, side by side.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -36,7 +35,7 @@ from evonas.experiment.finish.context import (
     trained_test_accuracy,
 )
 from evonas.experiment.loading import run_config
-from evonas.store import RunDir, atomic_write_text, load_model, read_json
+from evonas.store import RunDir, load_model, read_json
 from evonas.store.layout import ARCHITECTURE, PRUNE_FILE, RunPaths
 from evonas.store.run_dir import RunLock
 from evonas.train import train_module
@@ -57,7 +56,7 @@ class Prune:
         source, params = "best", best.params
         if "distillation" in finish.summary:
             source = "distilled"
-            _, params, _ = load_model(finish.paths.distilled)
+            _, params, _ = load_model(finish.paths.distilled, preprocess=False)
         finish.summary["pruning"] = prune_and_export(finish, best.row["id"], source,
                                                      best.row["genome"], params,
                                                      finish.config.final.prune)
@@ -147,8 +146,7 @@ def prune_and_export(finish: Finish, history_id: int, source: str, genome: Any,
     finish.export(finish.paths.pruned, row, tuned,
                   {"test_acc": after["test_acc"], "pruned_from": str(source),
                    "prune_mode": summary["mode"], "sparsity": summary["sparsity"]})
-    atomic_write_text(finish.paths.pruned / PRUNE_FILE, json.dumps(summary, indent=2) + "\n",
-                      finish.root)
+    finish.write_json(finish.paths.pruned / PRUNE_FILE, summary)
     return summary
 
 
@@ -186,7 +184,7 @@ def prune_run(run_dir: str | os.PathLike, mode: str | None = None,
     try:
         scorer, options = scorer_for(config)
         finish = Finish(config, run.path, [], scorer, options)
-        _, variables, info = load_model(directory)
+        _, variables, info = load_model(directory, preprocess=False)
         summary = prune_and_export(finish, info["history_id"], source, info["genome"],
                                    variables, chosen)
     finally:

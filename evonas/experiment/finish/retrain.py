@@ -25,8 +25,11 @@ class Retrain:
         chosen = top_k(finish.rows, config.final.retrain.top_k, maximize)
         steps = config.final.retrain.steps
         for rank, row in enumerate(chosen):
-            params, scores, logits = finish.scorer(jax.random.fold_in(finish.key, rank), row,
-                                                   steps)
+            if finish.scorer.trains:
+                finish.progress(f"retraining {rank + 1} of {len(chosen)}, the best by search "
+                                "fitness")
+            params, scores, logits = finish.score(row, steps,
+                                                  jax.random.fold_in(finish.key, rank))
             finish.members.append(Member(rank + 1, row, params, scores, logits))
         models = [{"rank": m.rank, "id": m.row["id"], "genome": m.row["genome"],
                    "fitness": m.row["fitness"], "params": m.row["params"], **m.scores}
@@ -50,7 +53,7 @@ class Ensemble:
 
     def wanted(self, finish: Finish) -> bool:
         return (finish.config.final.retrain.ensemble and finish.scorer.trains
-                and bool(finish.members))
+                and len(finish.members) >= 2)
 
     def run(self, finish: Finish) -> None:
         members = finish.members

@@ -309,7 +309,7 @@
     var obj = shown[0].objectives[0];
     plot("ev-scatter", traces, {height: 420, showlegend: shown.length > 1,
       xaxis: {title: {text: pt(label)}, type: logX ? "log" : "linear"},
-      yaxis: {title: {text: pt(obj.name + (obj.maximize ? " (max)" : " (min)"))}}});
+      yaxis: {title: {text: pt(obj.name + (obj.maximize ? " (higher is better)" : " (lower is better)"))}}});
   }
 
   function spread(values) {
@@ -350,9 +350,9 @@
     if (s) { traces.push(s); }
     var xs = traces[0].x;
     var minimized = shown[0].objectives.length > 1 ? !shown[0].objectives[1].maximize : true;
-    plot("ev-front", traces, {height: 400, xaxis: {title: {text: pt(axes[1] + (minimized ? " (min)" : " (max)"))},
+    plot("ev-front", traces, {height: 400, xaxis: {title: {text: pt(axes[1] + (minimized ? " (lower is better)" : " (higher is better)"))},
       type: spread(xs) > 20 ? "log" : "linear"},
-      yaxis: {title: {text: pt(axes[0] + (shown[0].objectives[0].maximize ? " (max)" : " (min)"))}}});
+      yaxis: {title: {text: pt(axes[0] + (shown[0].objectives[0].maximize ? " (higher is better)" : " (lower is better)"))}}});
     var hv = shown.filter(function (r) { return r.front.hypervolume && r.front.hypervolume.length; });
     if (!hv.length) { $("ev-hv").hidden = true; return; }
     $("ev-hv").hidden = false;
@@ -571,7 +571,7 @@
     var row = run && run.byId.get(selected.id);
     if (!row) { clear(node).appendChild(el("p", {}, ["#" + selected.id + " is not in the history (any more)."])); return; }
     var pairs = [["run", run.name], ["generation", row.gen]];
-    run.objectives.forEach(function (o, k) { pairs.push([o.name + (o.maximize ? " (max)" : " (min)"), row.failed ? "–" : fmt(k === 0 ? row.fit : row.obj[k])]); });
+    run.objectives.forEach(function (o, k) { pairs.push([o.name + (o.maximize ? " (higher is better)" : " (lower is better)"), row.failed ? "–" : fmt(k === 0 ? row.fit : row.obj[k])]); });
     pairs.push(["params", fmt(row.params)], ["flops", fmt(row.flops)], ["fitness estimated by", estimate(row)]);
     if (row.failed) { pairs.push(["failed", row.reason || "yes"]); }
     pairs.push(["parents", idLinks(run, row.parents)], ["children", idLinks(run, run.children.get(row.id) || [])]);
