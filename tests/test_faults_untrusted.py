@@ -91,19 +91,22 @@ def test_a_planted_trigger_is_refused_and_never_runs(search_run):
     assert _raw_rows(run_dir) == rows
 
 
-def test_a_foreign_history_is_not_switched_to_wal(tmp_path):
-    run_dir = tmp_path / "foreign"
-    shutil.copytree(ROOT / "tests" / "fixtures" / "run_before_sections", run_dir)
+def test_a_foreign_history_is_not_switched_to_wal(search_run):
+    """A history whose columns are not evonas's is refused, and left exactly as it was: not
+    switched to WAL (which the message promises)."""
+    _, run_dir, _ = search_run
     history = run_dir / "history.sqlite"
-    history.unlink()
     db = sqlite3.connect(history)
-    db.execute("CREATE TABLE evaluations (id INTEGER PRIMARY KEY, something TEXT)")
+    db.execute("PRAGMA journal_mode=DELETE")
+    db.execute("ALTER TABLE evaluations RENAME COLUMN metrics TO measured")
     db.commit()
     db.close()
+    before = history.read_bytes()
     _one_line(_evonas("resume", str(run_dir)), "history")
-    db = sqlite3.connect(history)
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # untouched
+    db = sqlite3.connect(f"file:{history}?mode=ro", uri=True)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     db.close()
+    assert history.read_bytes() == before
 
 
 def test_a_lost_write_ahead_log_is_named_as_such(search_run, tmp_path):

@@ -185,33 +185,50 @@ def test_a_run_needs_no_params_or_flops_and_survives_nan_costs(plugins, tmp_path
 
 
 def test_allowed_objectives_are_listed_once(plugins):
-    from evonas.benchmarks import get_benchmark
+    """A table with a column the encoding's cost also reports (``params``): each name is
+    listed once among what an objective may name."""
+    import evonas
     from evonas.evaluators import TabularEvaluator
+    from evonas.experiment import ExperimentConfig
+    from evonas.experiment.components import known_metrics
 
-    table = get_benchmark("nb201")
+    namespace: dict = {}
+    exec(compile(_page_encoding(), "plugins.md", "exec"), namespace)
+    enc = namespace["Mine"]()
+    genomes, params = _mine_costs(plugins)
+    table = evonas.Table(name="mine", encoding=enc, columns={
+        "val_acc": np.linspace(0.1, 0.9, len(params)), "params": params},
+        fitness="val_acc", costs=("params",))
     with pytest.raises(ValueError) as err:
         TabularEvaluator(table, objectives=("nope",))
-    allowed = str(err.value).split("allowed")[1]
-    names = [n.strip(" '[]:") for n in allowed.split("):")[-1].split(",")]
-    assert len(names) == len(set(names))
+    allowed = str(err.value).rsplit("): ", 1)[1]
+    assert allowed.count("'params'") == 1, allowed
+    config = ExperimentConfig.from_dict({})
+    names = known_metrics(config, enc, table)
+    assert len(names) == len(set(names)) and "params" in names
 
 
 def test_the_report_front_counts_each_architecture_once(tmp_path):
-    """A run that revisits architectures (cached rows) shows a front of distinct ones in the
-    report, as `evonas front` counts them."""
+    """A run that revisits architectures (cached rows): the report's fitness-against-params
+    front counts each architecture once, as ``evonas front`` does."""
     from evonas.experiment import Experiment
+    from evonas.experiment.finish import front_summary
     from evonas.report.history import read_evaluations
-    from evonas.report.views import front_json
+    from evonas.report.plots import fitness_vs_cost
+    from evonas.store import History
     from tests.experiment_configs import tiny_config
 
     run_dir = tmp_path / "run"
-    config = tiny_config(search={"generations": 4}, final={"retrain": {"top_k": 0}})
+    config = tiny_config(search={"generations": 5}, final={"retrain": {"top_k": 0}})
     Experiment(config, run_dir=run_dir).run()
     evaluations = read_evaluations(run_dir)
     assert len({e.genome for e in evaluations}) < len(evaluations)  # it revisited some
-    ids = front_json(evaluations, [("val_acc", True)])["ids"]
-    genomes = [next(e.genome for e in evaluations if e.id == i) for i in ids]
-    assert len(genomes) == len(set(genomes))
+    with History(run_dir / "history.sqlite", readonly=True) as history:
+        table = front_summary(history.rows(), config)["front"]
+    figure = fitness_vs_cost(evaluations, "params")
+    labels = figure.axes[0].get_legend_handles_labels()[1]
+    shown = next(label for label in labels if label.startswith("Pareto front"))
+    assert shown == f"Pareto front ({len(table)})"
 
 
 def test_bench_unique_front_has_no_isomorphic_duplicates():
