@@ -268,7 +268,7 @@ def test_an_export_that_cannot_be_written_fails_in_seconds(tmp_path, capsys, lim
 
 TABULAR = {"encoding": {"name": "nb201", "options": {}}, "dataset": {"name": "digits"},
            "evaluator": {"name": "tabular"},
-           "search": {"generations": 400, "objectives": [{"name": "test_acc"}]},
+           "search": {"generations": 120, "objectives": [{"name": "test_acc"}]},
            "final": {"retrain": {"top_k": 1}}}
 
 

@@ -306,8 +306,10 @@ class Experiment:
              ) -> ExperimentResult:
         config, session = self.config, self.session
         with run:
-            finished = run.paths.final.is_file() and not self._budget_left(
-                len(run.history.generations()), run.history.count())
+            # Finished: the search's budget is spent and the final model, if one is wanted,
+            # is exported (a resume then computes nothing).
+            finished = (run.paths.final.is_file() or config.final.retrain.top_k == 0) and (
+                not self._budget_left(len(run.history.generations()), run.history.count()))
             try:
                 self._search(run, parts, callbacks)
             except BaseException as err:
