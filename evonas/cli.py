@@ -195,6 +195,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides = list(args.set)
         if args.seed is not None:
             overrides.append(f"search.seed={args.seed}")
+        if args.data is not None:
+            from evonas.data.doors import door_of
+
+            door = door_of(args.data)
+            overrides[:0] = [f"dataset.name={door}", f"dataset.path={json.dumps(args.data)}"]
         return config.with_overrides(overrides) if overrides else config
 
     # JAX joins the processes before anything touches a device; the others take the
@@ -409,6 +414,10 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", help="a YAML config (default: the embedded experiment)")
     p.add_argument("--run-dir", help="the run directory (default: runs/<encoding>-<data>-<time>)")
     p.add_argument("--seed", type=int, help="the search seed (same as --set search.seed=N)")
+    p.add_argument("--data", metavar="PATH",
+                   help="your data: an .npz (x_train, y_train, ...), a .csv (--set "
+                        "dataset.label=COLUMN), a folder of class folders of images, or a "
+                        "folder of MNIST-format IDX files")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="a config override, e.g. search.generations=4 (repeatable)",

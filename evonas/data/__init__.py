@@ -5,7 +5,7 @@ Fitness is always measured on the validation split; the test split is for final 
 
 from evonas.data.batches import batch_indices
 from evonas.data.dataset import Dataset
-from evonas.data.load import DATASETS, load_dataset
+from evonas.data.load import DATASETS, DOORS, load_dataset
 from evonas.data.tfds import DatasetNotFoundError
 
-__all__ = ["DATASETS", "Dataset", "DatasetNotFoundError", "batch_indices", "load_dataset"]
+__all__ = ["DATASETS", "DOORS", "Dataset", "DatasetNotFoundError", "batch_indices", "load_dataset"]

@@ -7,7 +7,7 @@ import pathlib
 
 import numpy as np
 
-from evonas.data.dataset import RawData
+from evonas.data.raw import RawData
 from evonas.data.splits import split_indices
 
 TEST_FRACTION = 0.2

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evonas.data.dataset import RawData
+from evonas.data.raw import RawData
 
 CACHE_ENV = "EVONAS_CACHE_DIR"
 _ARRAYS = ("x_train", "y_train", "x_test", "y_test")

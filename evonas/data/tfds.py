@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from evonas.data.dataset import RawData
+from evonas.data.raw import RawData
 from evonas.data.splits import split_indices
 
 TEST_FRACTION = 0.2
@@ -95,20 +95,40 @@ def _check_features(name: str, features: Any) -> None:
         )
 
 
-def _to_arrays(source) -> tuple[np.ndarray, np.ndarray]:
+def _to_arrays(source) -> tuple[np.ndarray, np.ndarray, float]:
     # One example at a time: `__getitems__` would batch reads but is broken under
     # `tfds.testing.mock_data`, and decoding, not reading, dominates the cost anyway.
     examples = [source[i] for i in range(len(source))]
     images = np.stack([np.asarray(e["image"]) for e in examples])
     labels = np.asarray([e["label"] for e in examples], np.int32)
+    scale = 1.0
     if np.issubdtype(images.dtype, np.integer):
-        images = images.astype(np.float32) / float(np.iinfo(images.dtype).max)
+        scale = 1.0 / float(np.iinfo(images.dtype).max)
+        images = images.astype(np.float32) * np.float32(scale)
     else:
         images = images.astype(np.float32)
-    return images, labels
+    return images, labels, scale
 
 
-def load_tfds(name: str, data_dir: str | None = None) -> RawData:
+def _download(tfds, name: str, data_dir: str | None) -> None:
+    """Downloads and prepares ``name`` in ``array_record`` (what evonas reads) once.
+
+    Raises:
+        DatasetNotFoundError: the download or preparation failed (one line, with the cause).
+    """
+    try:
+        builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+        if not builder.is_prepared():
+            builder.download_and_prepare()
+    except Exception as err:  # network, disk, a missing TensorFlow for some sets
+        text = str(err).strip().splitlines()
+        raise DatasetNotFoundError(
+            f"'tfds:{name}' could not be downloaded and prepared in {data_dir or 'TFDS default'}"
+            f" ({type(err).__name__}: {text[0][:160] if text else ''}); prepare it where there is"
+            " internet and copy its directory here, or pass data_dir") from None
+
+
+def load_tfds(name: str, data_dir: str | None = None, download: bool = False) -> RawData:
     """Loads the ``train`` (and ``test``) split of TFDS dataset ``name`` into numpy arrays.
 
     Integer images are scaled to [0, 1]. A set without a ``test`` split gets one carved from
@@ -119,11 +139,13 @@ def load_tfds(name: str, data_dir: str | None = None) -> RawData:
       ValueError: TFDS has no such set, or it is not a fixed-shape image classification set.
     """
     tfds = _import_tfds()
+    if download:
+        _download(tfds, name, data_dir)
     train_source = _source(tfds, name, "train", data_dir)
     info = train_source.dataset_info
     _check_features(name, info.features)
     label = info.features["label"]
-    x_train, y_train = _to_arrays(train_source)
+    x_train, y_train, scale = _to_arrays(train_source)
     # `splits` is empty when TFDS has no split metadata (as under mock_data): then try "test".
     known_splits = set(info.splits.keys())
     if known_splits and "test" not in known_splits:
@@ -136,7 +158,7 @@ def load_tfds(name: str, data_dir: str | None = None) -> RawData:
             f"from train ({TEST_FRACTION:.0%}, stratified, fixed seed)"
         )
     else:
-        x_test, y_test = _to_arrays(_source(tfds, name, "test", data_dir))
+        x_test, y_test, _ = _to_arrays(_source(tfds, name, "test", data_dir))
         note = f"official TFDS 'test' split of {name}"
     names = getattr(label, "names", None)
     return RawData(
@@ -147,4 +169,5 @@ def load_tfds(name: str, data_dir: str | None = None) -> RawData:
         num_classes=int(label.num_classes),
         class_names=tuple(names) if names else None,
         test_note=note,
+        scale=scale,
     )

@@ -221,7 +221,36 @@ def check_satisfiable(config: ExperimentConfig, encoding: Any) -> None:
         )
 
 
-def build_model_parts(config: ExperimentConfig) -> tuple[Dataset, Any, dict[str, Any]]:
+def load_data(config: ExperimentConfig, given: Dataset | None = None) -> Dataset:
+    """The experiment's dataset: ``given`` (data from Python, ``dataset.name: arrays``), else
+    loaded as ``config.dataset`` says; its content checked against ``dataset.digest`` when the
+    config records one (a resumed run).
+
+    Raises:
+        ValueError: the data can't be loaded (one line), or is not the data the run started on.
+    """
+    section = config.dataset
+    if given is not None:
+        if not isinstance(given, Dataset):
+            raise ValueError(f"dataset= must be an evonas.Dataset (Dataset.from_arrays(x, y)); "
+                             f"got {type(given).__name__}")
+        dataset = given
+    else:
+        dataset = load_dataset(section.name, val_fraction=section.val_fraction,
+                               seed=section.seed, limit=section.limit, path=section.path,
+                               label=section.label, image_size=section.image_size,
+                               data_dir=section.data_dir, download=section.download)
+    if section.digest is not None and dataset.digest != section.digest:
+        where = f" at {section.path}" if section.path else ""
+        raise ValueError(
+            f"the data{where} is not the data this run started on (content digest "
+            f"{str(dataset.digest)[:12]}, the run's {section.digest[:12]}): resume it on the "
+            "same data, or start a new run")
+    return dataset
+
+
+def build_model_parts(config: ExperimentConfig, given: Dataset | None = None
+                      ) -> tuple[Dataset, Any, dict[str, Any]]:
     """The dataset, the encoding and its resolved options: what retraining an architecture of
     the experiment needs.
 
@@ -229,8 +258,7 @@ def build_model_parts(config: ExperimentConfig) -> tuple[Dataset, Any, dict[str,
         ValueError: a dataset that can't be loaded, encoding options the factory rejects (naming
             the option and the factory), or an encoding that can't be trained and exported.
     """
-    dataset = load_dataset(config.dataset.name, val_fraction=config.dataset.val_fraction,
-                           seed=config.dataset.seed, limit=config.dataset.limit)
+    dataset = load_data(config, given)
     n = len(dataset.y_train)
     if config.train.batch_size > n:
         raise ValueError(
@@ -251,6 +279,26 @@ def _physical_memory() -> float | None:
         return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def check_data_memory(config: ExperimentConfig, dataset: Dataset) -> None:
+    """The splits are held on every device while a population trains (float32): refuse data
+    larger than ``train.memory_budget_mb`` before anything runs.
+
+    Raises:
+        ValueError: naming the data's size, the budget and what to set.
+    """
+    size = sum(getattr(dataset, f"x_{s}").nbytes + getattr(dataset, f"y_{s}").nbytes
+               for s in ("train", "val", "test"))
+    budget = config.train.memory_budget_mb * 2**20
+    if size > budget:
+        raise ValueError(
+            f"dataset {config.dataset.name!r} takes {size / 2**20:,.0f} MB as float32 "
+            f"({len(dataset.y_train):,} train, {len(dataset.y_val):,} validation and "
+            f"{len(dataset.y_test):,} test examples of shape {list(dataset.input_shape)}), more "
+            f"than train.memory_budget_mb={config.train.memory_budget_mb:g} of each device: "
+            "raise train.memory_budget_mb if the device holds more, set dataset.limit, or "
+            "resize the images (dataset.image_size)")
 
 
 def check_population_memory(config: ExperimentConfig, encoding: Any) -> None:
@@ -295,13 +343,15 @@ def build_table(config: ExperimentConfig) -> Table:
     return table
 
 
-def build_components(config: ExperimentConfig, trainer: Any = None) -> Components:
+def build_components(config: ExperimentConfig, trainer: Any = None,
+                     dataset: Dataset | None = None) -> Components:
     """Loads the dataset (or the table) and builds the encoding, strategy and evaluator.
 
     Args:
         config: the experiment.
         trainer: what trains a population (default ``train_population``; a multi-process run's
             shares each call with the other processes).
+        dataset: data given in Python (``Dataset.from_arrays``) instead of ``config.dataset``.
 
     Raises:
         ValueError: any part the config describes can't be built (with the part's message).
@@ -311,7 +361,8 @@ def build_components(config: ExperimentConfig, trainer: Any = None) -> Component
         table = build_table(config)
         dataset, encoding, options = None, table.encoding, {}
     else:
-        dataset, encoding, options = build_model_parts(config)
+        dataset, encoding, options = build_model_parts(config, dataset)
+        check_data_memory(config, dataset)
         check_population_memory(config, encoding)
         check_proxies("evaluator.proxies", config.evaluator.proxies, encoding)
     check_metrics(config, encoding, table)

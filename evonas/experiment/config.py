@@ -104,16 +104,31 @@ class DatasetConfig:
     """The dataset and its validation split (see ``evonas.data.load_dataset``).
 
     Attributes:
-        name: ``"mnist1d"``, ``"digits"`` or ``"tfds:<name>"``.
+        name: ``"mnist1d"``, ``"digits"``, ``"fashion_mnist"``, ``"tfds:<name>"``, a door to
+            your files (``"npz"``, ``"csv"``, ``"folder"``, ``"idx"``, with ``path``), or
+            ``"arrays"`` (data given in Python: ``Experiment(config, dataset=...)``).
         val_fraction: share of the train split held out for validation (fitness), in (0, 1).
         seed: seed of the validation split.
         limit: keep at most this many train examples; ``None`` keeps all.
+        path: the file or folder a door reads.
+        label: ``csv``: the label column.
+        image_size: ``folder``: ``[height, width]`` every image is resized to.
+        data_dir: where ``tfds:`` sets and ``fashion_mnist`` are (None: their defaults).
+        download: ``tfds:`` sets: download and prepare the set if it is not there yet.
+        digest: the content hash of the data the run started on (filled in by the run, part
+            of its fingerprint: a resume on other data is refused); None: not checked.
     """
 
     name: str = "mnist1d"
     val_fraction: float = 0.1
     seed: int = 0
     limit: int | None = None
+    path: str | None = setting(None, numbers=False)  # where, not what: the digest says what
+    label: str | None = None
+    image_size: tuple[int, ...] | None = None
+    data_dir: str | None = setting(None, numbers=False)
+    download: bool = setting(False, numbers=False)
+    digest: str | None = None
 
     def __post_init__(self):
         check_fields(self, "dataset")
@@ -121,6 +136,23 @@ class DatasetConfig:
             raise ValueError(f"dataset.val_fraction must be in (0, 1); got {self.val_fraction!r}")
         checks.integer("dataset.seed", self.seed, 0, MAX_SEED)
         check_positive("dataset.limit", self.limit)
+        if self.image_size is not None and (len(self.image_size) != 2 or min(
+                self.image_size) < 1):
+            raise ValueError(f"dataset.image_size must be [height, width] of positive sizes; "
+                             f"got {list(self.image_size)}")
+        door = self.name in ("npz", "csv", "folder", "idx")
+        if door and self.path is None:
+            raise ValueError(f"dataset.path is missing: dataset.name {self.name!r} reads a file "
+                             "or folder (dataset: {name: " + self.name + ", path: ...})")
+        if self.path is not None and not door:
+            raise ValueError(f"dataset.path is set but dataset.name {self.name!r} reads no path; "
+                             "use npz, csv, folder or idx (or --data PATH)")
+        if self.label is not None and self.name != "csv":
+            raise ValueError("dataset.label names the label column of a csv; dataset.name is "
+                             f"{self.name!r}")
+        if self.image_size is not None and self.name != "folder":
+            raise ValueError("dataset.image_size resizes the images of a folder; dataset.name "
+                             f"is {self.name!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -610,7 +642,7 @@ class ExperimentConfig:
         # Imported here: the registries pull in the encodings and strategies, which a config
         # that is only being written or compared does not need.
         from evonas.benchmarks import list_benchmarks
-        from evonas.data import DATASETS
+        from evonas.data import DATASETS, DOORS
         from evonas.evaluators import list_evaluators
         from evonas.genomes import list_encodings
         from evonas.strategies import list_strategies
@@ -630,7 +662,8 @@ class ExperimentConfig:
                 "evaluator.benchmark (default: encoding.name)")
             checks.name(where, benchmark, list_benchmarks())
         elif not self.dataset.name.startswith("tfds:"):
-            checks.name("dataset.name", self.dataset.name, DATASETS, ", or 'tfds:<name>'")
+            checks.name("dataset.name", self.dataset.name, (*DATASETS, *DOORS, "arrays"),
+                        ", or 'tfds:<name>'")
 
     # -- writing -----------------------------------------------------------------------------
 

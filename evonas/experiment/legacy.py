@@ -195,6 +195,10 @@ _ADDED_SINCE_V2: dict[str, Any] = {
     "final.distil": False, "final.distil_temperature": 4.0, "final.distil_alpha": 0.9,
     "final.distil_steps": None, "final.prune": None, "final.prune_sparsity": 0.5,
     "final.prune_steps": None,
+    # Your own data and the image pipeline (at their defaults: what those versions ran).
+    "dataset.path": None, "dataset.label": None, "dataset.image_size": None,
+    "dataset.data_dir": None, "dataset.download": False, "dataset.digest": None,
+    "train.augment": None, "train.weight_decay": 0.0, "train.precision": "float32",
 }
 _V1_EXCLUDED = (*_EXCLUDED, "train.plan", "train.memory_budget_mb", "train.steps_per_call",
                 *_ADDED_SINCE_V2)

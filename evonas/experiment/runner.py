@@ -16,6 +16,7 @@ session's trainer, which shares every population with the other processes.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 import warnings
@@ -28,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from evonas import streams
+from evonas.data import Dataset
 from evonas.evaluators import TrainingEvaluator, describe_estimate
 from evonas.experiment import distributed
 from evonas.experiment.callbacks import (
@@ -56,6 +58,7 @@ from evonas.experiment.outcome import (
 )
 from evonas.report import write_report
 from evonas.store import NoCheckpointError, RunDir, RunDirError, RunPaths, read_json
+from evonas.store.atomic import atomic_write_text
 from evonas.store.run_dir import RunLock
 from evonas.strategies import beliefs, num_objectives
 from evonas.train import train_population
@@ -139,12 +142,19 @@ class Experiment:
             existing run of the same experiment is continued.
         session: this process's part in a multi-process run (``evonas.experiment.distributed``),
             or None.
+        dataset: data given in Python (``evonas.Dataset.from_arrays(x, y)``) instead of
+            ``config.dataset``; its content digest is recorded, and a resume takes the same
+            data again (``Experiment.resume(dir, dataset=...)``).
     """
 
     def __init__(self, config: ExperimentConfig, *, callbacks: Sequence[Callback] = (),
                  run_dir: str | os.PathLike | None = None,
-                 session: distributed.Session | None = None):
+                 session: distributed.Session | None = None, dataset: Dataset | None = None):
+        if dataset is not None and config.dataset.name != "arrays":  # the data is the given
+            config = dataclasses.replace(config, dataset=dataclasses.replace(
+                config.dataset, name="arrays", path=None, label=None, image_size=None))
         self.config = config
+        self.dataset = dataset
         chosen = run_dir if run_dir is not None else config.run_dir
         self.run_dir = Path(chosen) if chosen is not None else default_run_dir(config)
         self.extra_callbacks = list(callbacks)
@@ -154,7 +164,8 @@ class Experiment:
     @classmethod
     def resume(cls, run_dir: str | os.PathLike, *, callbacks: Sequence[Callback] = (),
                compile_cache_dir: str | None = None,
-               session: distributed.Session | None = None) -> Experiment:
+               session: distributed.Session | None = None,
+               dataset: Dataset | None = None) -> Experiment:
         """The experiment of an existing run directory, to continue from its last checkpoint.
 
         The directory's ``config.yaml`` may come from someone else, so what it names that would
@@ -166,6 +177,7 @@ class Experiment:
             callbacks: extra callbacks.
             compile_cache_dir: JAX's persistent compilation cache for this process (None: none).
             session: as for the constructor.
+            dataset: the data a run on data given in Python started with.
 
         Raises:
             RunDirError: not a run directory, or its config no longer matches its fingerprint.
@@ -192,7 +204,12 @@ class Experiment:
                 f"no checkpoint in {run.checkpoints_dir}: nothing to resume; start it again with "
                 f"`evonas run {run.config_path} --run-dir {run.path}`"
             )
-        experiment = cls(config, callbacks=callbacks, run_dir=run_dir, session=session)
+        if config.dataset.name == "arrays" and dataset is None:
+            raise ValueError(f"{run.path} searched data given in Python: resume it with "
+                             "Experiment.resume(DIR, dataset=evonas.Dataset.from_arrays(...)) "
+                             "on the same data")
+        experiment = cls(config, callbacks=callbacks, run_dir=run_dir, session=session,
+                         dataset=dataset)
         if (run.fingerprint_version < FINGERPRINT_VERSION and config.evaluator.prefilter
                 and experiment._budget_left(len(done), sum(g["evaluations"] for g in done))):
             raise RunDirError(
@@ -252,24 +269,56 @@ class Experiment:
 
     def _lead(self) -> ExperimentResult:
         config, session = self.config, self.session
-        parts = build_components(config, trainer=None if session is None else session.trainer)
+        if self.dataset is not None and session is not None:
+            raise ValueError("data given in Python can't be shared with other processes: save "
+                             "it (np.savez) and use dataset: {name: npz, path: FILE}")
+        parts = build_components(config, trainer=None if session is None else session.trainer,
+                                 dataset=self.dataset)
         callbacks = self._callbacks()
         # The plan as the runner resolves it (auto: by platform) is what the directory records
         # and fingerprints: a resume elsewhere runs the same plan, hence the same numbers.
         train = dataclasses.replace(config.train, plan=runner_plan(config.train.plan))
-        resolved = dataclasses.replace(config, run_dir=os.fspath(self.run_dir), train=train)
+        dataset = dataclasses.replace(config.dataset, digest=self._digest(parts))
+        resolved = dataclasses.replace(config, run_dir=os.fspath(self.run_dir), train=train,
+                                       dataset=dataset)
         run = RunDir.create(self.run_dir, resolved.to_dict(), resolved.fingerprint(),
                             fingerprint_version=FINGERPRINT_VERSION,
                             legacy=legacy_fingerprints(resolved))
         if session is not None:
             self._share(session, resolved, parts, run.path)
         try:
+            if run.created and parts.dataset is not None:  # what was searched, class names too
+                info = {**parts.dataset.info(), "preprocessing": parts.dataset.preprocessing()}
+                atomic_write_text(run.paths.dataset_info, json.dumps(info, indent=2) + "\n",
+                                  run.path)
             return self._run(run, parts, callbacks)
         except KeyboardInterrupt:
             raise Interrupted(run.path, self._discard_if_empty(run)) from None
         except BaseException:
             self._discard_if_empty(run)
             raise
+
+    def _digest(self, parts: Components) -> str | None:
+        """The data's content digest the run records (and fingerprints): the one an existing
+        run at the directory started with (None for a run of before digests: not checked),
+        else this data's.
+
+        Raises:
+            ValueError: the directory's run started on other data.
+        """
+        have = None if parts.dataset is None else parts.dataset.digest
+        if not RunPaths(self.run_dir).run_info.is_file():
+            return have
+        try:
+            recorded = run_config(RunDir(self.run_dir, readonly=True)).dataset.digest
+        except (ValueError, OSError):
+            return have  # not a run evonas can read: RunDir.create says why
+        if recorded is not None and recorded != have:
+            raise ValueError(
+                f"{self.run_dir} holds a run that started on other data (content digest "
+                f"{recorded[:12]}; this data's {str(have)[:12]}): resume it on the same data, "
+                "or pick another --run-dir")
+        return recorded
 
     def _share(self, session: distributed.Session, resolved: ExperimentConfig,
                parts: Components, path: Path) -> None:

@@ -11,7 +11,10 @@ layers, global average pooling and a dense head. Genes per layer ``i`` (in order
   activation genes are ignored.
 
 With ``residual_i`` on, the layer's input, zero-padded or truncated to ``C_out``, is added to its
-output. A layer that is off is skipped (``C_out = C_in``; its other genes are ignored).
+output. A layer that is off is skipped (``C_out = C_in``; its other genes are ignored). After
+each layer listed in the option ``reductions`` a 2x max pool with stride 2 halves every spatial
+size (fixed positions, as the reduction cells of NASNet: shapes never depend on the genome), so
+deep layers of an image network run at a quarter or a sixteenth of the pixels.
 
 Supernet at some :class:`ConvBounds`: per layer, only the op *kinds* in the bounds are computed
 (conv, dwsep, maxpool, avgpool, keep), at the bounded width; all ``convK`` share one kernel of
@@ -194,6 +197,7 @@ class ConvSupernet(nn.Module):
     activations: tuple[str, ...]
     layers: tuple[ConvLayerBounds, ...]
     conv_impl: str = "auto"
+    reductions: tuple[int, ...] = ()
 
     @nn.compact
     def __call__(self, arch: ConvArch, x: jax.Array) -> jax.Array:
@@ -201,6 +205,8 @@ class ConvSupernet(nn.Module):
         for i, lb in enumerate(self.layers):
             layer_arch = jax.tree.map(lambda a, i=i: a[i], arch)
             h = _LayerBody(lb, self.activations, self.conv_impl, name=f"layer_{i}")(h, layer_arch)
+            if i in self.reductions:
+                h = _layers.downsample(h)
         pooled = _layers.spatial_mean(h)
         last_real = jnp.sum(arch.out_mask[-1])
         kernel = self.param(
@@ -242,16 +248,22 @@ class ConvNet(nn.Module):
     stem_width: int
     layers: tuple[tuple[int, str, int, str | None, bool], ...]
     conv_impl: str = "auto"
+    reductions: tuple[int, ...] = ()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         h = _stem(x, self.stem_width, self.conv_impl)
+        pending = sorted(self.reductions)  # after layer r: before any layer of a larger index
         for index, op, width, act, residual in self.layers:
+            while pending and pending[0] < index:
+                h, pending = _layers.downsample(h), pending[1:]
             kind, k = parse_op(op)
             y = _ExactLayer(kind, k, width, act, self.conv_impl, name=f"layer_{index}")(h)
             if residual:
                 y = y + _layers.fit_channels(h, width)
             h = y
+        for _ in pending:
+            h = _layers.downsample(h)
         pooled = _layers.spatial_mean(h)
         kernel = self.param(
             "head_kernel", nn.initializers.lecun_normal(), (h.shape[-1], self.num_classes)
@@ -308,6 +320,9 @@ class ConvEncoding:
             dense kernels, shifted multiply-adds for depthwise ones: the fastest measured under
             ``vmap`` on CPU), ``"lax"`` (``lax.conv_general_dilated`` for both; try it on
             accelerators) or ``"im2col"`` (patches and einsum for dense kernels).
+        reductions: layer indices after which a 2x max pool with stride 2 halves every
+            spatial size (e.g. ``(1, 3)`` for 28x28 images: layers 2-3 at 14x14, the rest at
+            7x7); ``()``: every layer at the input's resolution.
 
     Costs count parameters and multiply-accumulates (MACs) per example of the stem, the conv-like
     layers and the head; pools, masks and activations are not counted.
@@ -323,6 +338,7 @@ class ConvEncoding:
     activations: tuple[str, ...] = ("relu", "gelu", "silu")
     stem_width: int = 32
     conv_impl: str = "auto"
+    reductions: tuple[int, ...] = ()
 
     name: ClassVar[str] = "conv"
 
@@ -347,9 +363,37 @@ class ConvEncoding:
                 "ConvEncoding.activations", self.activations, _layers.ACTIVATIONS
             ),
             "stem_width": checks.positive_int("ConvEncoding.stem_width", self.stem_width),
+            "reductions": self._check_reductions(shape),
         }
         for field, value in fixed.items():
             object.__setattr__(self, field, value)  # frozen: normalise once, at construction
+
+    def _check_reductions(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        try:
+            chosen = tuple(sorted({int(r) for r in self.reductions}))
+        except (TypeError, ValueError):
+            chosen = (-1,)
+        max_layers = int(self.max_layers)
+        if any(r < 0 or r >= max_layers for r in chosen) or len(chosen) != len(
+                tuple(self.reductions)):
+            raise ValueError(f"ConvEncoding.reductions must be distinct layer indices in 0.."
+                             f"{max_layers - 1}; got {list(self.reductions)}")
+        if min(shape[:-1]) // 2 ** len(chosen) < 1:
+            raise ValueError(f"ConvEncoding.reductions {list(chosen)} halve input_shape "
+                             f"{shape} below one pixel; use at most "
+                             f"{int(math.log2(min(shape[:-1])))} reductions")
+        return chosen
+
+    def areas(self) -> tuple[int, ...]:
+        """The spatial size (pixels, or positions of a sequence) each layer runs at, and, last,
+        the size the head pools."""
+        sizes = list(self.input_shape[:-1])
+        out = []
+        for i in range(self.max_layers):
+            out.append(math.prod(sizes))
+            if i in self.reductions:
+                sizes = [s // 2 for s in sizes]
+        return (*out, math.prod(sizes))
 
     # -- genome space and static facts --------------------------------------------------------
 
@@ -480,7 +524,8 @@ class ConvEncoding:
         """The Flax module at ``bounds`` (``None``: the fully masked supernet)."""
         b = self._check_bounds(bounds)
         return ConvSupernet(
-            self.num_classes, self.stem_width, self.activations, b.layers, self.conv_impl
+            self.num_classes, self.stem_width, self.activations, b.layers, self.conv_impl,
+            self.reductions,
         )
 
     def param_shapes(self, bounds: ConvBounds | None = None) -> dict[str, Any]:
@@ -567,6 +612,8 @@ class ConvEncoding:
             c_out = jnp.asarray(widths_in)[real]
             add = (on == 1) & (residual == 1)
             h = y + jnp.where(add, 1.0, 0.0) * h * (channel < c_out)
+            if i in self.reductions:
+                h = _layers.downsample(h)
         pooled = _layers.spatial_mean(h)
         return pooled @ p["head_kernel"] + p["head_bias"]
 
@@ -594,7 +641,8 @@ class ConvEncoding:
         """The standalone module of ``genome`` and the map from max-bounds supernet variables to
         its variables (host side, for export)."""
         module = ConvNet(
-            self.num_classes, self.stem_width, tuple(self._layers_of(genome)), self.conv_impl
+            self.num_classes, self.stem_width, tuple(self._layers_of(genome)), self.conv_impl,
+            self.reductions,
         )
         bounds = self.bounds(genome)
         return module, lambda params: self.slice_params(params, bounds)
@@ -647,6 +695,7 @@ class ConvEncoding:
         """
         arch = self.decode(genome)
         nd, area = self.spatial_ndim, float(math.prod(self.input_shape[:-1]))
+        layer_area = jnp.asarray(self.areas()[:-1], jnp.float32)
         c_in = jnp.sum(arch.in_mask, axis=1)
         c_out = jnp.sum(arch.out_mask, axis=1)
         is_conv, is_dw = arch.kind[:, _KIND_INDEX["conv"]], arch.kind[:, _KIND_INDEX["dwsep"]]
@@ -659,7 +708,7 @@ class ConvEncoding:
         weights = jnp.sum(conv_w + dw_w)
         params = stem_w + stem_b + weights + jnp.sum((is_conv + is_dw) * c_out)
         params = params + head_w + self.num_classes
-        macs = area * (stem_w + weights) + head_w
+        macs = area * stem_w + jnp.sum(layer_area * (conv_w + dw_w)) + head_w
         ex_params, ex_macs = self._count(self._check_bounds(bounds))
         f32 = lambda v: jnp.asarray(v, jnp.float32)
         return {
@@ -677,18 +726,21 @@ class ConvEncoding:
 
     def _count(self, bounds: ConvBounds) -> tuple[int, int]:
         """Exact (params, MACs per example) of the module at ``bounds``, as Python ints."""
-        nd, area = self.spatial_ndim, math.prod(self.input_shape[:-1])
-        weights, biases = self._stem_counts()
+        nd, areas = self.spatial_ndim, self.areas()
+        stem, biases = self._stem_counts()
+        weights, macs = stem, areas[0] * stem
         c_in = self.stem_width
-        for lb in bounds.layers:
+        for lb, area in zip(bounds.layers, areas):
+            layer = 0
             if "conv" in lb.kinds:
-                weights, biases = weights + lb.conv_k**nd * c_in * lb.width, biases + lb.width
+                layer, biases = layer + lb.conv_k**nd * c_in * lb.width, biases + lb.width
             if "dwsep" in lb.kinds:
-                weights += lb.dw_k**nd * c_in + c_in * lb.width
+                layer += lb.dw_k**nd * c_in + c_in * lb.width
                 biases += lb.width
+            weights, macs = weights + layer, macs + area * layer
             c_in = lb.width
         head = c_in * self.num_classes
-        return weights + biases + head + self.num_classes, area * weights + head
+        return weights + biases + head + self.num_classes, macs + head
 
     def describe(self, genome: Any) -> dict[str, Any]:
         """A readable, JSON-serialisable description (inactive genes are ignored)."""

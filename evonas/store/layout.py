@@ -6,6 +6,7 @@ Layout::
       config.yaml         the fully resolved config, every default written out
       run.json            evonas version and the experiment's fingerprint; written last by create
       .evonas.lock        the owning process's lock and PID
+      dataset.json        the data searched: sizes, class names, preprocessing, content digest
       history.sqlite      every evaluated architecture (see History)
       checkpoints/        the search state after each generation, the last few kept
       metrics.jsonl       one JSON line per generation (progress, for other tools)
@@ -33,6 +34,7 @@ RUN_INFO = "run.json"
 LOCK = ".evonas.lock"  # the owner's OS-level lock (store.run_dir.RunLock)
 HISTORY = "history.sqlite"
 CHECKPOINTS = "checkpoints"
+DATASET_INFO = "dataset.json"  # the data a run searched: sizes, class names, digest, preprocessing
 METRICS = "metrics.jsonl"
 TENSORBOARD = "tensorboard"
 BEST = "best"
@@ -74,6 +76,7 @@ class RunPaths:
 
     config = property(lambda self: self.root / CONFIG)
     run_info = property(lambda self: self.root / RUN_INFO)
+    dataset_info = property(lambda self: self.root / DATASET_INFO)
     history = property(lambda self: self.root / HISTORY)
     checkpoints = property(lambda self: self.root / CHECKPOINTS)
     metrics = property(lambda self: self.root / METRICS)

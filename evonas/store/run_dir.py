@@ -31,6 +31,7 @@ from evonas.store.history import History
 from evonas.store.layout import (
     CHECKPOINTS,
     CONFIG,
+    DATASET_INFO,
     HISTORY,
     LOCK,
     METRICS,
@@ -420,8 +421,8 @@ class RunDir:
         a corrected command can use the directory: evonas's own files and directories only,
         never following a link; anything else in it stays, and so does the directory then."""
         self.close()
-        own = {CONFIG, RUN_INFO, LOCK, METRICS} | {f"{HISTORY}{s}" for s in ("", "-wal", "-shm",
-                                                                            "-journal")}
+        own = {CONFIG, RUN_INFO, LOCK, METRICS, DATASET_INFO} | {
+            f"{HISTORY}{s}" for s in ("", "-wal", "-shm", "-journal")}
         left = False
         for entry in list(self.path.iterdir()):
             if entry.is_symlink() or (entry.name not in own and entry.name not in SUBDIRS):

@@ -94,6 +94,7 @@ def export_serving(path: str | os.PathLike, platforms: Sequence[str] = DEFAULT_P
         "input": ("raw: the program applies the preprocessing below itself" if info.get(
             "preprocessing") else "as the run trained on it (no preprocessing recorded)"),
         "preprocessing": info.get("preprocessing"),
+        "class_names": info.get("class_names"),
         "output_shape": ["batch", *(int(d) for d in out.shape[1:])],
         "output": "logits",
         "platforms": list(exported.platforms),

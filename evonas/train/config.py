@@ -7,12 +7,16 @@ import os
 import re
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import optax
 
 from evonas import checks
 from evonas.fields import setting
+from evonas.train.augment import Augment
 
 OPTIMIZERS = ("adam", "sgd")
+PRECISIONS = ("float32", "bfloat16")
 SCHEDULES = ("constant", "cosine")
 PLANS = ("auto", "masked", "grouped")
 XLA_LEVELS = ("default", "fast")
@@ -92,6 +96,12 @@ class TrainConfig:
             than the supernet at its bounds: the same function and numbers, at the plain model's
             step cost (no arch, masks or activation mixing). ``masked`` never does, so it keeps
             one program whatever the population.
+        augment: the image pipeline inside the training step (:class:`~evonas.train.augment.
+            Augment`: random crop with padding, horizontal flip, cutout), or None (off). The
+            final stage's retraining uses it too.
+        weight_decay: decoupled weight decay (AdamW; SGD adds it to the gradient); 0 is off.
+        precision: ``"float32"``, or ``"bfloat16"``: forward and backward passes in bfloat16
+            with float32 parameters and optimiser state (for GPU and TPU; slower on CPU).
     """
 
     steps: int = 300
@@ -109,6 +119,9 @@ class TrainConfig:
     exact_modules: bool = True
     xla: str = "fast"
     max_programs: int = setting(128, numbers=False)
+    augment: Augment | None = None
+    weight_decay: float = 0.0
+    precision: str = "float32"
 
     def __post_init__(self):
         for field in ("steps", "batch_size", "eval_batch_size", "steps_per_call", "max_programs"):
@@ -122,6 +135,11 @@ class TrainConfig:
         checks.number("TrainConfig.memory_budget_mb", self.memory_budget_mb, 0.0, open_low=True)
         checks.boolean("TrainConfig.evaluate_test", self.evaluate_test)
         checks.boolean("TrainConfig.exact_modules", self.exact_modules)
+        checks.number("TrainConfig.weight_decay", self.weight_decay, 0.0)
+        checks.choice("TrainConfig.precision", self.precision, PRECISIONS)
+        if self.augment is not None and not isinstance(self.augment, Augment):
+            raise ValueError(f"TrainConfig.augment must be an Augment or None; got "
+                             f"{self.augment!r}")
         if self.compile_cache_dir is not None and not isinstance(self.compile_cache_dir, str):
             raise ValueError(f"TrainConfig.compile_cache_dir must be a path string or None; "
                              f"got {self.compile_cache_dir!r}")
@@ -131,7 +149,8 @@ class TrainConfig:
         return ProgramOptions(
             self.steps, self.batch_size, self.optimizer, float(self.learning_rate),
             float(self.momentum), self.schedule, self.eval_batch_size, self.steps_per_call,
-            self.xla,
+            self.xla, self.augment if self.augment is not None and self.augment.active else None,
+            float(self.weight_decay), self.precision,
         )
 
 
@@ -151,6 +170,9 @@ class ProgramOptions:
     eval_batch_size: int
     steps_per_call: int
     xla: str = "default"
+    augment: Augment | None = None
+    weight_decay: float = 0.0
+    precision: str = "float32"
 
     def optimizer_fn(self) -> optax.GradientTransformation:
         """The optax optimiser with its learning-rate schedule."""
@@ -159,5 +181,17 @@ class ProgramOptions:
         else:
             lr = self.learning_rate
         if self.optimizer == "adam":
-            return optax.adam(lr)
-        return optax.sgd(lr, momentum=self.momentum or None)
+            return optax.adamw(lr, weight_decay=self.weight_decay) if self.weight_decay else (
+                optax.adam(lr))
+        sgd = optax.sgd(lr, momentum=self.momentum or None)
+        if self.weight_decay:
+            return optax.chain(optax.add_decayed_weights(self.weight_decay), sgd)
+        return sgd
+
+    def compute(self, tree: Any) -> Any:
+        """``tree``'s floating leaves in the compute precision (parameters and inputs before
+        a forward pass; unchanged in float32)."""
+        if self.precision == "float32":
+            return tree
+        return jax.tree.map(lambda a: a.astype(jnp.bfloat16) if jnp.issubdtype(
+            a.dtype, jnp.floating) else a, tree)

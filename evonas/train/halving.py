@@ -17,7 +17,7 @@ import numpy as np
 
 from evonas import checks
 from evonas.train.cache import ProgramCache
-from evonas.train.jobs import DeviceData, Job, keep, train_steps
+from evonas.train.jobs import DeviceData, Job, keep, member_keys, train_steps
 from evonas.train.plans import round_size
 from evonas.train.programs import GroupSpec, Layout, initial_state
 from evonas.train.sharding import PopulationSharding
@@ -114,7 +114,7 @@ def run_halving(halving: Halving, cache: ProgramCache, jobs: list[list[Job]], in
                                          *[states[int(i)] for i in index])
                 state, seconds = train_steps(cache, spec, sharding.split(state),
                                               sharding.split(genomes[index]), data, start,
-                                              budget)
+                                              budget, member_keys(data, index, sharding))
                 seconds = agree(seconds)
                 loss_sum, confusion = cache.evaluate(spec, state.params,
                                                      sharding.split(genomes[index]),

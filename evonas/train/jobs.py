@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.extend as jex
+import jax.numpy as jnp
 import numpy as np
 
 from evonas.data.batches import batch_indices
@@ -22,6 +23,9 @@ from evonas.train.programs import GroupSpec, Layout, initial_state
 from evonas.train.sharding import PopulationSharding
 
 EXECUTED = ("executed_params", "executed_flops")
+
+
+AUGMENT_STREAM = 0x617567  # fold_in(batch key, this): the image pipeline's draws
 
 
 class DeviceData(NamedTuple):
@@ -35,6 +39,19 @@ class DeviceData(NamedTuple):
     split: jax.Array  # int32[N_eval]: 0 validation, 1 test
     num_splits: int
     example: np.ndarray  # [1, *input_shape], for init shapes
+    augment_key: jax.Array | None = None  # the population's augmentation key (None: off)
+
+
+def member_keys(data: DeviceData, members: np.ndarray, sharding: PopulationSharding
+                ) -> jax.Array | None:
+    """``uint32[n, 2]``: the augmentation key data of the population members ``members``
+    (``fold_in(augment_key, member)``: a member's draws do not depend on its chunk), or None
+    without augmentation."""
+    if data.augment_key is None:
+        return None
+    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(
+        data.augment_key, jnp.asarray(members, jnp.int32))
+    return sharding.split(np.asarray(jax.random.key_data(keys)))
 
 
 def device_data(dataset: Any, config: TrainConfig, sharding: PopulationSharding,
@@ -50,9 +67,12 @@ def device_data(dataset: Any, config: TrainConfig, sharding: PopulationSharding,
         y_eval.append(dataset.y_test)
     split = np.concatenate([np.full(len(y), s, np.int32) for s, y in enumerate(y_eval)])
     put = sharding.replicate
+    augment_key = None
+    if config.augment is not None and config.augment.active:
+        augment_key = jax.random.fold_in(key, AUGMENT_STREAM)  # the batches keep using key
     return DeviceData(put(dataset.x_train), put(dataset.y_train), put(indices),
                        put(np.concatenate(x_eval)), put(np.concatenate(y_eval)), put(split),
-                       len(y_eval), np.asarray(dataset.x_train[:1]))
+                       len(y_eval), np.asarray(dataset.x_train[:1]), augment_key)
 
 
 class ChunkOutput(NamedTuple):
@@ -112,22 +132,25 @@ def keep(kept: Any, job: Job, chunk_init: Any, flat: np.ndarray) -> None:
 
 def run_chunk(cache: ProgramCache, spec: GroupSpec, params: Any, genomes: np.ndarray,
               data: DeviceData, sharding: PopulationSharding, cut: Callable[[Any], Any],
-              agree: Callable[[float], float]) -> ChunkOutput:
+              agree: Callable[[float], float], members: np.ndarray) -> ChunkOutput:
     """Trains and evaluates one chunk from its max-bounds parameters (numpy, ``[n, ...]``),
     cut to the group's module by ``cut``; ``agree`` makes its measured step time every
-    process's (the leader's, in a multi-process run)."""
+    process's (the leader's, in a multi-process run); ``members`` are the chunk's population
+    positions (their augmentation keys)."""
     opts = spec.options
     params = cut(params)
     spec = dataclasses.replace(spec, layout=Layout.of(params))
     state = sharding.split(initial_state(spec, params))
     genomes_d = sharding.split(genomes)
+    keys = member_keys(data, members, sharding)
     starts = list(range(0, opts.steps, opts.steps_per_call))
     state = cache.train(spec, state, genomes_d, data.x_train, data.y_train, data.indices,
-                        starts[0])
+                        starts[0], keys)
     jax.block_until_ready(state)  # the first call compiles: time the rest as steady state
     t = time.perf_counter()
     for t0 in starts[1:]:
-        state = cache.train(spec, state, genomes_d, data.x_train, data.y_train, data.indices, t0)
+        state = cache.train(spec, state, genomes_d, data.x_train, data.y_train, data.indices, t0,
+                            keys)
     jax.block_until_ready(state)
     steps_timed = (len(starts) - 1) * opts.steps_per_call
     step_seconds = (time.perf_counter() - t) / steps_timed if steps_timed else float("nan")
@@ -174,7 +197,10 @@ class CompileAhead:
         state = jax.tree.map(placed, state)
         genomes = jax.ShapeDtypeStruct((len(job.index), num_genes), np.int32,
                                        sharding=sharding.population)
-        cache.compile_train(spec, state, genomes, data.x_train, data.y_train, data.indices, 0)
+        keys = None if data.augment_key is None else jax.ShapeDtypeStruct(
+            (len(job.index), 2), np.uint32, sharding=sharding.population)
+        cache.compile_train(spec, state, genomes, data.x_train, data.y_train, data.indices, 0,
+                            keys)
         cache.compile_evaluate(spec, state.params, genomes, data.x_eval, data.y_eval,
                                data.split, data.num_splits)
 
@@ -202,17 +228,19 @@ class Job(NamedTuple):
 
 
 def train_steps(cache: ProgramCache, spec: GroupSpec, state: Any, genomes_d: Any,
-                 data: DeviceData, start: int, stop: int) -> tuple[Any, float]:
+                 data: DeviceData, start: int, stop: int, keys: Any = None
+                 ) -> tuple[Any, float]:
     """Steps ``start .. stop`` of a chunk (calls of ``steps_per_call``); seconds per step once
-    compiled (NaN when only one call ran)."""
+    compiled (NaN when only one call ran). ``keys``: :func:`member_keys` of the chunk."""
     spc = spec.options.steps_per_call
     starts = list(range(start, stop, spc))
     state = cache.train(spec, state, genomes_d, data.x_train, data.y_train, data.indices,
-                        starts[0])
+                        starts[0], keys)
     jax.block_until_ready(state)
     t = time.perf_counter()
     for t0 in starts[1:]:
-        state = cache.train(spec, state, genomes_d, data.x_train, data.y_train, data.indices, t0)
+        state = cache.train(spec, state, genomes_d, data.x_train, data.y_train, data.indices, t0,
+                            keys)
     jax.block_until_ready(state)
     timed = (len(starts) - 1) * spc
     return state, (time.perf_counter() - t) / timed if timed else float("nan")

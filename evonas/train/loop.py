@@ -181,7 +181,7 @@ def _run_jobs(cache: ProgramCache, plan: _Plan, init: Any, genomes: np.ndarray,
                 ahead.wait(job)
             chunk_params = jax.tree.map(lambda a, i=job.index: a[i], init)
             out = run_chunk(cache, job.spec, chunk_params, genomes[job.index], data, sharding,
-                            job.cut, agree)
+                            job.cut, agree, job.index)
             if kept is not None:
                 keep(kept, job, chunk_params, sharding.gather(out.params))
             cache.seen.add(job.seen)

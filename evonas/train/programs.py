@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from evonas.train.augment import augment
 from evonas.train.config import ProgramOptions
 from evonas.train.step import cross_entropy, descent_step
 
@@ -171,12 +172,17 @@ def initial_state(spec: GroupSpec, params: Any) -> TrainState:
 
 
 def _loss(spec: GroupSpec, params: Any, arch: Any, x: jax.Array, y: jax.Array) -> jax.Array:
-    return cross_entropy(spec.apply(params, arch, x), y)
+    compute = spec.options.compute
+    logits = spec.apply(compute(params), arch, compute(x))
+    return cross_entropy(logits.astype(jnp.float32), y)
 
 
 def _step_one(spec: GroupSpec, state: TrainState, arch: Any, x: jax.Array, y: jax.Array,
-              t: jax.Array) -> TrainState:
-    """One optimiser step of one individual (vmapped by the caller); a no-op once failed."""
+              t: jax.Array, key: jax.Array | None = None) -> TrainState:
+    """One optimiser step of one individual (vmapped by the caller); a no-op once failed.
+    ``key``: this individual's augmentation key of this step (None: no augmentation)."""
+    if key is not None:
+        x = augment(jax.random.wrap_key_data(key), x, spec.options.augment)
     loss, grads, params, opt_state = descent_step(
         spec.options.optimizer_fn(), lambda p: _loss(spec, p, arch, x, y), state.params,
         state.opt_state)
@@ -196,8 +202,14 @@ def _step_one(spec: GroupSpec, state: TrainState, arch: Any, x: jax.Array, y: ja
     )
 
 
+def _fold_data(key_data: jax.Array, t: jax.Array) -> jax.Array:
+    """``fold_in`` on raw key data (``uint32[2]``), as raw key data."""
+    return jax.random.key_data(jax.random.fold_in(jax.random.wrap_key_data(key_data), t))
+
+
 def train_chunk(spec: GroupSpec, state: TrainState, genomes: jax.Array, x_train: jax.Array,
-                y_train: jax.Array, indices: jax.Array, t0: jax.Array) -> TrainState:
+                y_train: jax.Array, indices: jax.Array, t0: jax.Array,
+                keys: jax.Array | None = None) -> TrainState:
     """``steps_per_call`` fully unrolled training steps of a group, from step ``t0``.
 
     Args:
@@ -208,19 +220,26 @@ def train_chunk(spec: GroupSpec, state: TrainState, genomes: jax.Array, x_train:
         indices: ``int32[steps, batch_size]``, the batch indices of every step (shared by all
             individuals).
         t0: the first step of this call (traced, so one program serves every call).
+        keys: ``uint32[n, 2]``, each individual's augmentation key data (None: no
+            augmentation); step ``t`` augments with ``fold_in(key, t)``.
     """
     archs = spec.archs(genomes)
     single = genomes.shape[0] == 1  # a group of one: no vmap (XLA:CPU runs it as the plain model)
+    augmenting = keys is not None and spec.options.augment is not None
     if single:
         state, archs = jax.tree.map(lambda a: a[0], (state, archs))
+        keys = keys[0] if augmenting else None
         step = _step_one
     else:
-        step = jax.vmap(_step_one, in_axes=(None, 0, 0, None, None, None))
+        step = jax.vmap(_step_one, in_axes=(None, 0, 0, None, None, None,
+                                            0 if augmenting else None))
     last = spec.options.steps - 1
+    fold = jax.vmap(_fold_data, in_axes=(0, None)) if not single else _fold_data
     for i in range(spec.options.steps_per_call):  # unrolled on purpose, see the module docstring
         t = t0 + i
         idx = jax.lax.dynamic_index_in_dim(indices, jnp.minimum(t, last), keepdims=False)
-        state = step(spec, state, archs, x_train[idx], y_train[idx], t)
+        step_keys = fold(keys, t) if augmenting else None
+        state = step(spec, state, archs, x_train[idx], y_train[idx], t, step_keys)
     return jax.tree.map(lambda a: a[None], state) if single else state
 
 

@@ -19,7 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from evonas.data.batches import batch_indices
+from evonas.train.augment import augment
 from evonas.train.config import TrainConfig
+from evonas.train.jobs import AUGMENT_STREAM
 from evonas.train.prune import magnitude_masks
 from evonas.train.step import cross_entropy, descent_step, distillation_loss
 
@@ -58,15 +60,20 @@ def train_module(key: jax.Array, module: Any, x: np.ndarray, y: np.ndarray,
     teacher = None if teacher_logits is None else jnp.asarray(teacher_logits, jnp.float32)
 
     def loss(params: Any, xb: jax.Array, yb: jax.Array, tb: jax.Array | None) -> jax.Array:
-        logits = module.apply(params, xb)
+        logits = module.apply(options.compute(params), options.compute(xb)).astype(jnp.float32)
         if tb is None:
             return cross_entropy(logits, yb)
         return distillation_loss(logits, yb, tb, temperature, alpha)
 
+    augment_key = jax.random.fold_in(batch_key, AUGMENT_STREAM)  # as the population's trainer
+
     @jax.jit
     def step(params: Any, opt_state: Any, x: jax.Array, y: jax.Array, t: jax.Array | None,
-             masks: Any, idx: jax.Array) -> tuple[Any, Any]:
-        _, _, params, opt_state = descent_step(optimizer, loss, params, opt_state, x[idx],
+             masks: Any, idx: jax.Array, step: jax.Array) -> tuple[Any, Any]:
+        xb = x[idx]
+        if options.augment is not None:
+            xb = augment(jax.random.fold_in(augment_key, step), xb, options.augment)
+        _, _, params, opt_state = descent_step(optimizer, loss, params, opt_state, xb,
                                                y[idx], None if t is None else t[idx])
         if masks is not None:
             params = jax.tree.map(lambda p, m: p * m, params, masks)
@@ -80,7 +87,7 @@ def train_module(key: jax.Array, module: Any, x: np.ndarray, y: np.ndarray,
         if t in prune_at:
             masks = jax.tree.map(jnp.asarray, magnitude_masks(params, prune_at[t]))
             params = jax.tree.map(lambda p, m: p * m, params, masks)
-        params, opt_state = step(params, opt_state, x, y, teacher, masks, idx)
+        params, opt_state = step(params, opt_state, x, y, teacher, masks, idx, t)
     return params
 
 

@@ -167,7 +167,8 @@ class Finish:
         evaluator = self.config.evaluator
         source = ({"benchmark": evaluator.benchmark or self.config.encoding.name}
                   if evaluator.tabular else {"dataset": self.config.dataset.name,
-                                             "preprocessing": self.dataset.preprocessing()})
+                                             "preprocessing": self.dataset.preprocessing(),
+                                             "class_names": _names(self.dataset)})
         export_model(directory, self.config.encoding.name, self.encoding_options, row, params,
                      {"objective": self.config.search.objectives[0].name, **scores, **source,
                       **(extra or {})}, root=self.root)
@@ -178,6 +179,12 @@ class Finish:
         marker file, written last)."""
         self.guard()
         atomic_write_text(path, json.dumps(value, indent=2, default=float) + "\n", self.root)
+
+
+def _names(dataset: Any) -> list[str]:
+    """The class names of the logits, in order (the labels themselves where none were given)."""
+    names = dataset.class_names
+    return list(names) if names is not None else [str(i) for i in range(dataset.num_classes)]
 
 
 def scorer_for(config: ExperimentConfig, parts: Any = None) -> tuple[Scorer, dict[str, Any]]:
