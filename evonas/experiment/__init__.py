@@ -18,7 +18,9 @@ _MODULES = {
                "StrategyConfig"),
     "bench": ("bench",),
     "describe": ("describe", "read_genome"),
-    "finish": ("STEPS", "distil_run", "front_summary", "parse_budgets", "prune_run"),
+    "classifier": ("Classifier", "search_classifier"),
+    "finish": ("STEPS", "distil_run", "front_summary", "parse_budgets", "prune_run",
+               "retrain_run"),
     "finish.export": ("evaluate_model",),
     "runner": ("Experiment", "ExperimentResult", "InfeasibleError"),
 }

@@ -50,10 +50,11 @@ class GenerationInfo:
     reasons: tuple[str, ...] = ()
     hint: str = ""
     verb: str = "trained"  # what evaluating a new architecture was: trained, looked up, scored
+    seconds_left: float | None = None  # of search.time_budget (None: no time budget)
 
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        for shown_only in ("reasons", "hint", "verb"):
+        for shown_only in ("reasons", "hint", "verb", "seconds_left"):
             out.pop(shown_only)
         return out
 
@@ -120,7 +121,11 @@ class Progress(Callback):
         if info.max_evaluations is not None:
             per_generation = max(1.0, sum(self._evals) / len(self._evals))
             left.append(math.ceil((info.max_evaluations - info.evaluations) / per_generation))
-        return mean * max(0, min(left)) if left else None
+        eta = mean * max(0, min(left)) if left else None
+        if info.seconds_left is not None:  # the generation under way finishes past the budget
+            by_time = mean * math.ceil(max(0.0, info.seconds_left) / max(mean, 1e-9))
+            eta = by_time if eta is None else min(eta, by_time)
+        return eta
 
     # A generation with this many new architectures says it started (it may take minutes).
     ANNOUNCE = 256

@@ -346,8 +346,9 @@ class EvaluatorConfig:
 class SearchConfig:
     """The search budget, seed, objectives and constraints.
 
-    The search stops after ``generations`` generations or ``evaluations`` evaluated
-    architectures, whichever comes first; at least one must be set.
+    The search stops after ``generations`` generations, ``evaluations`` evaluated
+    architectures or ``time_budget`` seconds of generations, whichever comes first; at least one
+    must be set.
 
     Attributes:
         population_size: architectures evaluated per generation (trained at once).
@@ -362,6 +363,10 @@ class SearchConfig:
             training.
         patience: stop early after this many generations without a better best fitness;
             ``None`` never stops early.
+        time_budget: seconds the generations may take together (the final stage comes after);
+            the generation under way finishes. A time budget makes the number of generations
+            depend on the machine: the history records how many ran, and a resume continues
+            while the recorded seconds are under the budget.
     """
 
     population_size: int = 16
@@ -371,18 +376,21 @@ class SearchConfig:
     objectives: tuple[ObjectiveConfig, ...] = (ObjectiveConfig(),)
     constraints: tuple[str, ...] = ()
     patience: int | None = None
+    time_budget: float | None = None
 
     def __post_init__(self):
         check_fields(self, "search")
+        if self.time_budget is not None:
+            checks.number("search.time_budget", self.time_budget, 0.0, open_low=True)
         check_positive("search.patience", self.patience)
         check_positive("search.population_size", self.population_size)
         check_positive("search.generations", self.generations)
         check_positive("search.evaluations", self.evaluations)
         checks.integer("search.seed", self.seed, 0, MAX_SEED)
-        if self.generations is None and self.evaluations is None:
+        if self.generations is None and self.evaluations is None and self.time_budget is None:
             raise ValueError(
-                "search needs a budget: set search.generations or search.evaluations (both are "
-                "null)"
+                "search needs a budget: set search.generations, search.evaluations or "
+                "search.time_budget (all are null)"
             )
         if not self.objectives:
             raise ValueError("search.objectives must list at least one objective; got []")

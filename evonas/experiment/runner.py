@@ -124,6 +124,11 @@ def _parents(state: Any, batch: int) -> np.ndarray:
     return np.asarray(parents, np.int32).reshape(batch, -1)
 
 
+def _seconds(generations: list[dict[str, Any]]) -> float:
+    """The wall seconds the committed generations took together."""
+    return float(sum(g.get("wall_seconds") or 0.0 for g in generations))
+
+
 def base_evaluator(evaluator: Any) -> Any:
     """The evaluator at the centre of a chain of wrappers."""
     while hasattr(evaluator, "inner"):
@@ -211,7 +216,8 @@ class Experiment:
         experiment = cls(config, callbacks=callbacks, run_dir=run_dir, session=session,
                          dataset=dataset)
         if (run.fingerprint_version < FINGERPRINT_VERSION and config.evaluator.prefilter
-                and experiment._budget_left(len(done), sum(g["evaluations"] for g in done))):
+                and experiment._budget_left(len(done), sum(g["evaluations"] for g in done),
+                                            _seconds(done))):
             raise RunDirError(
                 f"{run.path} screened its genomes with the prefilter of evonas before 0.2, whose "
                 "random draws differ from today's: it can't continue to the rows it would have "
@@ -232,9 +238,13 @@ class Experiment:
             callbacks.append(EarlyStopping(search.patience, search.objectives[0].maximize))
         return callbacks + self.extra_callbacks
 
-    def _budget_left(self, generation: int, evaluations: int) -> bool:
+    def _budget_left(self, generation: int, evaluations: int, seconds: float = 0.0) -> bool:
+        """Whether the search may run another generation: ``generation`` generations and
+        ``evaluations`` evaluations done, in ``seconds`` of generations."""
         search = self.config.search
         if search.generations is not None and generation >= search.generations:
+            return False
+        if search.time_budget is not None and seconds >= search.time_budget:
             return False
         return search.evaluations is None or evaluations < search.evaluations
 
@@ -358,7 +368,8 @@ class Experiment:
             # Finished: the search's budget is spent and the final model, if one is wanted,
             # is exported (a resume then computes nothing).
             finished = (run.paths.final.is_file() or config.final.retrain.top_k == 0) and (
-                not self._budget_left(len(run.history.generations()), run.history.count()))
+                not self._budget_left(len(run.history.generations()), run.history.count(),
+                                      _seconds(run.history.generations())))
             try:
                 self._search(run, parts, callbacks)
             except BaseException as err:
@@ -421,7 +432,8 @@ class Experiment:
         succeeded = best_so_far is not None
         verb = _VERBS.get(describe_estimate(parts.evaluator), "evaluated")
         search_key = streams.stream(config.search.seed, "search")
-        while self._budget_left(generation, run.history.count()):
+        while self._budget_left(generation, run.history.count(),
+                                _seconds(run.history.generations())):
             self.interrupts.check()
             if any(c.should_stop() for c in callbacks):
                 break
@@ -452,7 +464,9 @@ class Experiment:
                 config.search.evaluations, generation_summary["best"],
                 generation_summary["median"], generation_summary["worst"], best_so_far,
                 result.trained, result.cached, result.failed, seconds, reasons=reasons,
-                hint=failure_hint(config, reasons), verb=verb)
+                hint=failure_hint(config, reasons), verb=verb,
+                seconds_left=None if config.search.time_budget is None else (
+                    config.search.time_budget - _seconds(run.history.generations())))
             for callback in callbacks:
                 callback.on_generation(info)
             generation += 1

@@ -25,7 +25,7 @@ from evonas.experiment.finish.distil import Distil, distil_run, read_distilled
 from evonas.experiment.finish.export import Export
 from evonas.experiment.finish.front import Front, front_summary, parse_budgets
 from evonas.experiment.finish.prune import Prune, prune_run, read_pruned
-from evonas.experiment.finish.retrain import Ensemble, Retrain
+from evonas.experiment.finish.retrain import Ensemble, Retrain, retrain_run
 from evonas.store import read_json
 
 
@@ -83,6 +83,7 @@ __all__ = [
     "prune_run",
     "read_distilled",
     "read_pruned",
+    "retrain_run",
     "run_steps",
     "scorer_for",
     "top_k",

@@ -4,10 +4,16 @@ in ``ensemble/<rank>/`` for ``evonas distil``."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from typing import Any
+
 import jax
 import numpy as np
 
-from evonas.experiment.finish.context import Finish, Member, top_k
+from evonas.experiment.finish.context import Finish, Member, Retrainer, top_k
+from evonas.store import RunDir, read_json
+from evonas.store.run_dir import RunLock
 from evonas.train import accuracy
 
 
@@ -63,3 +69,49 @@ class Ensemble:
         for m in members[1:]:
             finish.export(finish.paths.ensemble / str(m.rank), m.row, m.params,
                           {"test_acc": m.scores["test_acc"]}, {"rank": m.rank})
+
+
+def retrain_run(run_dir: str | os.PathLike, *, top_k: int = 3, steps: int | None = None,
+                ensemble: bool = True, dataset: Any = None) -> dict[str, Any] | None:
+    """The final stage's retraining, ensemble and export on a finished search, with settings
+    chosen after it (``search_classifier`` sets the steps from the seconds the search took):
+    ``best/``, ``ensemble/`` and ``best/final.json`` as a run with ``final.retrain`` set
+    writes them. ``final.json`` records the steps used.
+
+    Args:
+        run_dir: a run directory whose search is done.
+        top_k: how many of the best by search fitness to retrain (>= 1).
+        steps: retraining steps each (default ``final.retrain.steps``).
+        ensemble: also their ensemble (needs ``top_k >= 2``).
+        dataset: the data of a run on data given in Python.
+
+    Raises:
+        ValueError: a tabular run, no evaluated architecture, or settings out of range.
+    """
+    from evonas.experiment.components import build_model_parts
+    from evonas.experiment.finish import STEPS
+    from evonas.experiment.loading import run_config
+
+    run = RunDir(run_dir, readonly=True)
+    config = run_config(run)
+    if config.evaluator.tabular:
+        raise ValueError(f"{run.path} is a tabular run: nothing to retrain (its final stage "
+                         "reads the table)")
+    retrain = dataclasses.replace(config.final.retrain, top_k=int(top_k),
+                                  steps=int(steps or config.final.retrain.steps),
+                                  ensemble=bool(ensemble))
+    config = dataclasses.replace(config, final=dataclasses.replace(config.final,
+                                                                   retrain=retrain))
+    with run.history as history:
+        rows = history.rows()
+    lock = RunLock(run.path)  # best/ and ensemble/ are written into the run: own it meanwhile
+    try:
+        data, encoding, options = build_model_parts(config, dataset)
+        finish = Finish(config, run.path, rows, Retrainer(config, encoding, data), options,
+                        legacy_keys=run.fingerprint_version < 3)
+        for name in ("retrain", "ensemble", "export"):
+            if STEPS[name].wanted(finish):
+                STEPS[name].run(finish)
+    finally:
+        lock.release()
+    return read_json(run.paths.final)
