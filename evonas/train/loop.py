@@ -39,7 +39,7 @@ from evonas.train.jobs import (
     module_key,
     run_chunk,
 )
-from evonas.train.memory import chunk_size, individual_bytes
+from evonas.train.memory import chunk_size, fit_eval_batch, individual_bytes
 from evonas.train.metrics import confusion_metrics
 from evonas.train.plans import CostModel, PlanCosts, make_plan, round_size
 from evonas.train.programs import GroupSpec
@@ -110,7 +110,8 @@ def _plan(encoding: Any, genomes: np.ndarray, dataset: Any, config: TrainConfig,
           cost_model: CostModel | None) -> _Plan:
     """Groups the population by the plan (a cost model's choice under ``auto``) and cuts each
     group into chunks that fit ``config.memory_budget_mb`` per device."""
-    options = config.program_options()
+    act = cache.activations(encoding, tuple(dataset.x_train.shape[1:]), config.batch_size)
+    options = fit_eval_batch(config.program_options(), act, config.memory_budget_mb)
     spec_of = lambda bounds: GroupSpec(encoding, bounds, options, int(dataset.num_classes))
     executed: dict[Any, dict[str, float]] = {}
 
@@ -129,7 +130,6 @@ def _plan(encoding: Any, genomes: np.ndarray, dataset: Any, config: TrainConfig,
         module_of=module_key(encoding, genomes), exact_modules=config.exact_modules,
     )
     plan, groups, estimate = make_plan(config.plan, encoding, genomes, sharding.count, costs)
-    act = cache.activations(encoding, tuple(dataset.x_train.shape[1:]), config.batch_size)
     max_macs = executed_of(encoding.max_bounds())["executed_flops"]
     jobs = []
     for group in groups:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, NamedTuple
 
@@ -69,8 +70,30 @@ def individual_bytes(params: float, macs: float, max_macs: float, activations: A
     state = _F32 * params * (3 + slots)
     scale = macs / max_macs if max_macs > 0 else 1.0
     train = 2 * activations.saved * options.batch_size
-    evaluate = 3 * activations.largest * options.eval_batch_size
+    evaluate = eval_bytes(activations) * options.eval_batch_size
     return state + scale * max(train, evaluate)
+
+
+def eval_bytes(activations: Activations) -> float:
+    """Bytes per example an evaluation batch may hold at once: a layer's intermediates (a
+    depthwise conv's shifted copies, say: up to a few dozen of the largest), never more than
+    the training step saves."""
+    return min(activations.saved, _LIVE * activations.largest)
+
+
+_LIVE = 32  # intermediates of one layer an evaluation may hold at once, at most
+
+
+def fit_eval_batch(options: ProgramOptions, activations: Activations,
+                   budget_mb: float) -> ProgramOptions:
+    """``options`` with an evaluation batch whose activations take at most half the budget
+    (large images through a wide supernet: 1000 examples at once would not fit); unchanged
+    when ``eval_batch_size`` already fits. The batch size changes no result but the last
+    digits of a summed loss."""
+    fits = int(0.5 * budget_mb * 2**20 // max(eval_bytes(activations), 1.0))
+    if fits >= options.eval_batch_size:
+        return options
+    return dataclasses.replace(options, eval_batch_size=max(1, fits))
 
 
 def chunk_size(budget_mb: float, per_individual: float, devices: int) -> int:

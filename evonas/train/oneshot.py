@@ -37,6 +37,7 @@ from evonas.genomes.encoding import trainable_problems
 from evonas.train.cache import ProgramCache
 from evonas.train.config import TrainConfig
 from evonas.train.metrics import confusion_metrics
+from evonas.train.programs import in_batches
 from evonas.train.step import cross_entropy
 
 Forward = Callable[[Any, jax.Array, jax.Array], jax.Array]
@@ -226,7 +227,7 @@ def score_population(encoding: Any, params: Any, genomes: np.ndarray, dataset: A
     One compiled program per encoding, batch size, number of classes and shapes, reused by every
     generation (the parameters and the data are its arguments, not constants): ``lax.map`` over
     the genomes (one architecture at a time, so the single path's switches run one branch),
-    batches of ``eval_batch_size`` unrolled inside.
+    batches of ``eval_batch_size`` scanned inside (one batch's activations live at a time).
 
     Args:
         cache: where the compiled scorer is kept between calls (the experiment's
@@ -259,16 +260,19 @@ def _scorer(cache: ProgramCache, encoding: Any, eval_batch_size: int, num_classe
     c = num_classes
 
     def score(params: Any, genomes: jax.Array, x: jax.Array, y: jax.Array) -> Any:
+        batches = in_batches((x, y), eval_batch_size)
+
         def one(genome: jax.Array) -> tuple[jax.Array, jax.Array]:
-            loss_sum, confusion = 0.0, jnp.zeros((c, c), jnp.float32)
-            for start in range(0, x.shape[0], eval_batch_size):
-                xb, yb = x[start:start + eval_batch_size], y[start:start + eval_batch_size]
+            def batch(carry: Any, xyw: Any) -> Any:  # one batch live at a time
+                xb, yb, wb = xyw
                 logits = forward(params, genome, xb)
-                loss_sum = loss_sum + jnp.sum(
-                    optax.softmax_cross_entropy_with_integer_labels(logits, yb))
+                losses = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
                 pred = jax.nn.one_hot(jnp.argmax(logits, -1), c)
-                confusion = confusion + jax.nn.one_hot(yb, c).T @ pred
-            return loss_sum, confusion
+                true = jax.nn.one_hot(yb, c) * wb[:, None]
+                return (carry[0] + jnp.sum(losses * wb), carry[1] + true.T @ pred), None
+
+            zeros = (jnp.zeros((), jnp.float32), jnp.zeros((c, c), jnp.float32))
+            return jax.lax.scan(batch, zeros, batches)[0]
 
         return jax.lax.map(one, genomes)
 

@@ -243,6 +243,18 @@ def train_chunk(spec: GroupSpec, state: TrainState, genomes: jax.Array, x_train:
     return jax.tree.map(lambda a: a[None], state) if single else state
 
 
+def in_batches(arrays: tuple[jax.Array, ...], size: int) -> tuple[jax.Array, ...]:
+    """``arrays`` (the same leading length ``N``) padded to a multiple of ``size`` and cut
+    into ``[N // size, size, ...]`` batches for a scan, followed by the batches' weights (1 for
+    an example, 0 for padding)."""
+    n = arrays[0].shape[0]
+    size = min(size, n)
+    pad = -n % size
+    padded = [jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
+              for a in (*arrays, jnp.ones(n, jnp.float32))]
+    return tuple(a.reshape(-1, size, *a.shape[1:]) for a in padded)
+
+
 def evaluate_group(spec: GroupSpec, params: Any, genomes: jax.Array, x: jax.Array, y: jax.Array,
                    split: jax.Array, num_splits: int) -> tuple[jax.Array, jax.Array]:
     """Summed loss and confusion matrices of a group on ``num_splits`` concatenated splits.
@@ -262,15 +274,22 @@ def evaluate_group(spec: GroupSpec, params: Any, genomes: jax.Array, x: jax.Arra
     archs = spec.archs(genomes)
     apply = jax.vmap(spec.apply, in_axes=(0, 0, None))
     c = spec.num_classes
-    loss_sum, confusion = 0.0, 0.0
-    size = spec.options.eval_batch_size
-    for start in range(0, x.shape[0], size):  # static slices: a handful of batches, unrolled
-        xb, yb, sb = x[start:start + size], y[start:start + size], split[start:start + size]
+    # One batch live at a time (a scan, not unrolled slices: XLA would hold every batch's
+    # activations at once).
+    batches = in_batches((x, y, split), spec.options.eval_batch_size)
+
+    def batch(carry, xys):
+        xb, yb, sb, wb = xys
         logits = apply(params, archs, xb)  # [n, b, C]
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, yb[None])
-        onehot_split = jax.nn.one_hot(sb, num_splits)  # [b, S]
-        loss_sum = loss_sum + jnp.einsum("nb,bs->ns", losses, onehot_split)
+        onehot_split = jax.nn.one_hot(sb, num_splits) * wb[:, None]  # [b, S]; padding: 0
         true = jax.nn.one_hot(yb, c)[:, None, :] * onehot_split[:, :, None]  # [b, S, C]
         pred = jax.nn.one_hot(jnp.argmax(logits, -1), c)  # [n, b, C]
-        confusion = confusion + jnp.einsum("bsc,nbd->nscd", true, pred)
+        loss_sum, confusion = carry
+        return (loss_sum + jnp.einsum("nb,bs->ns", losses, onehot_split),
+                confusion + jnp.einsum("bsc,nbd->nscd", true, pred)), None
+
+    n = genomes.shape[0]
+    zeros = (jnp.zeros((n, num_splits), jnp.float32), jnp.zeros((n, num_splits, c, c), jnp.float32))
+    (loss_sum, confusion), _ = jax.lax.scan(batch, zeros, batches)
     return loss_sum, confusion

@@ -186,7 +186,8 @@ def test_non_positive_sizes_are_rejected(override):
 def test_other_range_checks():
     fraction = _message(["dataset.val_fraction=1.5"])
     assert "dataset.val_fraction must be in (0, 1); got 1.5" in fraction
-    assert "set search.generations or search.evaluations" in _message(["search.generations=null"])
+    budget = "set search.generations, search.evaluations or search.time_budget"
+    assert budget in _message(["search.generations=null"])
     assert "at least one objective" in _message(["search.objectives=[]"])
     repeated = _message(["search.objectives=[{name: val_acc}, {name: val_acc, direction: min}]"])
     assert "repeated: ['val_acc']" in repeated
