@@ -61,3 +61,37 @@ def test_the_example_runs_end_to_end_and_the_report_says_how_fitness_was_estimat
     assert summary, "the report's summary names how fitness was estimated"
     for estimate in estimates:
         assert estimate in summary.group(1)
+
+
+@pytest.mark.slow
+def test_the_fashion_mnist_example_searches_real_images_and_exports_a_model_for_raw_pixels(
+        tmp_path):
+    """examples/fashion_mnist.yaml, scaled down: the time-budgeted search on the real images
+    (Debian's dataset-fashion-mnist), the image pipeline, the best retrained and exported with
+    the class names; the exported model takes uint8 pixels as they are in the IDX files."""
+    from evonas.cli import main
+    from evonas.data.doors import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, read_idx
+
+    run_dir = tmp_path / "run"
+    args = ["run", str(ROOT / "examples" / "fashion_mnist.yaml"), "--run-dir", str(run_dir)]
+    for setting in ["search.time_budget=null", "search.generations=1",
+                    "search.population_size=4", "strategy.params.population_size=4",
+                    "strategy.params.sample_size=2", "train.steps=6",
+                    "evaluator.halving.rungs=[2]", "dataset.limit=300",
+                    "encoding.options.max_layers=2", "encoding.options.widths=[8, 16]",
+                    "encoding.options.reductions=[0]", "final.retrain.steps=10",
+                    "display.progress=false"]:
+        args += ["--set", setting]
+    assert main(args) == 0
+    with History(run_dir / "history.sqlite", readonly=True) as history:
+        rows = history.rows()
+    assert len(rows) == 4 and {r["fidelity"] for r in rows} <= {2, 6}
+    module, variables, info = evonas.load_model(run_dir)
+    assert info["class_names"] == list(FASHION_MNIST_CLASSES)
+    images = pathlib.Path(FASHION_MNIST_DIR) / "t10k-images-idx3-ubyte.gz"
+    pixels = read_idx(images)[:64, :, :, None]  # uint8, as in the file: the model scales them
+    assert pixels.dtype == jnp.uint8
+    logits = module.apply(variables, pixels)
+    assert logits.shape == (64, 10) and bool(jnp.all(jnp.isfinite(logits)))
+    final = json.loads((run_dir / "best" / "final.json").read_text())
+    assert 0.0 < final["best_test_acc"] <= 1.0

@@ -133,8 +133,9 @@ class Dataset:
     def from_arrays(cls, x_train: Any, y_train: Any, x_test: Any = None, y_test: Any = None,
                     *, name: str = "arrays", class_names: Any = None, val_fraction: float = 0.1,
                     seed: int = 0, normalize: bool = True, limit: int | None = None) -> Dataset:
-        """Your arrays as a dataset: ``x`` features ``[N, F]``, sequences ``[N, L, C]`` or
-        images ``[N, H, W]`` / ``[N, H, W, C]`` (``uint8`` pixels are scaled to [0, 1]),
+        """Your arrays as a dataset: ``x`` features ``[N, F]``, sequences ``[N, L, C]``
+        (``C <= 4``; a third axis longer than 4 is an image's width) or images ``[N, H, W]`` /
+        ``[N, H, W, C]`` (``uint8`` pixels are scaled to [0, 1]),
         ``y`` labels of any type (mapped to ``0 .. K-1`` in sorted order; their names kept).
         Without ``x_test`` a test split is carved (20 %, stratified, a fixed seed); the
         validation split is carved from the train split with ``seed``, as for every set.

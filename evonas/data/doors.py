@@ -70,7 +70,7 @@ def _features(x: Any, where: str) -> tuple[np.ndarray, float]:
         row = int(np.argwhere(bad)[0][0])
         raise ValueError(f"{where} holds NaN or infinity (first in example {row}); remove or "
                          "impute those values")
-    if out.ndim == 3:  # [N, H, W]: grey images
+    if out.ndim == 3 and out.shape[2] > 4:  # [N, H, W]: grey images; [N, L, C <= 4]: sequences
         out = out[..., None]
     return out, scale
 

@@ -346,7 +346,13 @@ class ConvEncoding:
         ops = checks.choices("ConvEncoding.ops", self.ops)
         parsed = [parse_op(op) for op in ops]
         largest = max([k for _, k in parsed] + [_STEM_KERNEL])
-        shape = checks.input_shape(self.input_shape, (2, 3), "the conv encoding")
+        shape = checks.input_shape(self.input_shape, (1, 2, 3), "the conv encoding")
+        if len(shape) == 1:
+            raise ValueError(
+                f"input_shape {shape} is a vector of features; the conv encoding takes sequences "
+                "[length, channels] or images [height, width, channels]: search vectors (a CSV, "
+                "tabular data) with encoding.name: mlp"
+            )
         if min(shape[:-1]) < largest:
             raise ValueError(
                 f"input_shape {shape} is too small for the conv encoding: every spatial size "

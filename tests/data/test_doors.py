@@ -91,6 +91,14 @@ def test_npz_and_csv_doors(tmp_path):
     (tmp_path / "s.csv").write_text("\n".join(rows[:5] + ["x,1,a"] + rows[5:]) + "\n")
     with pytest.raises(ValueError, match=r"line 6, column 'f1': 'x' is not a number"):
         load_dataset("csv", path=tmp_path / "s.csv", label="species")
+    # A CSV's vectors with the (default) conv encoding: one line that says to use mlp.
+    config = tiny_config(dataset={"name": "csv", "path": str(tmp_path / "t.csv"),
+                                  "label": "species", "limit": None},
+                         encoding={"name": "conv"})
+    with pytest.raises(ValueError, match=r"input_shape \(2,\) is a vector of features.*"
+                                         r"encoding.name: mlp"):
+        evonas.Experiment(config, run_dir=tmp_path / "csv_run").run()
+    assert not (tmp_path / "csv_run").exists()
 
 
 def _write_png(path: Path, array: np.ndarray) -> None:
