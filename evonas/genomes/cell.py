@@ -271,6 +271,18 @@ class CellEncoding:
         genome = jnp.clip(jnp.asarray(genome, jnp.int32), 0, len(OPS) - 1)
         return CellArch(jax.nn.one_hot(genome, len(OPS), dtype=jnp.float32))
 
+    def relax(self, weights: jax.Array) -> CellArch:
+        """The supernet's arch for ``weights`` ``float32[6, 5]``, a distribution over each
+        edge's ops: every edge mixes its ops by their weights (DARTS's mixed op).
+        ``relax(one_hot(genome))`` is ``decode(genome)``; jit-able, differentiable."""
+        return CellArch(jnp.asarray(weights, jnp.float32)[:, :len(OPS)])
+
+    def parameter_free(self, genome: jax.Array) -> jax.Array:
+        """The share of edges whose op has no parameters (none, skip, pooling): what a
+        collapsed differentiable search picks. jit-able."""
+        free = jnp.asarray([not op.startswith("nor_conv") for op in OPS])
+        return jnp.mean(free[jnp.asarray(genome, jnp.int32)].astype(jnp.float32))
+
     # -- shape signatures (the op sets a supernet computes) ------------------------------------
 
     def bounds(self, genome: Any) -> CellBounds:

@@ -466,6 +466,53 @@ class ConvEncoding:
             residual=f32(on & (g[:, 4] == 1)),
         )
 
+    def relax(self, weights: jax.Array) -> ConvArch:
+        """The supernet's arch for ``weights`` ``float32[G, K]``, a distribution over each
+        gene's choices (zeros beyond a gene's cardinality): per layer the kinds mix by the op
+        weights (a layer off is ``keep``), kernels by their taps, widths by their channel
+        masks (carried down the chain as the expected mask), activations by theirs.
+        ``relax(one_hot(genome, K))`` is ``decode(genome)``; jit-able, differentiable in
+        ``weights``."""
+        w = jnp.asarray(weights, jnp.float32).reshape(self.max_layers, 5, -1)
+        table = self._op_table
+        n_ops = len(table)
+        op_kind = jax.nn.one_hot(jnp.asarray([_KIND_INDEX[c] for c, _ in table]), len(KINDS))
+        keep = jax.nn.one_hot(_KIND_INDEX["keep"], len(KINDS))
+
+        def taps_of(kind: str) -> jax.Array:  # [n_ops, K]: each op's taps of ``kind``'s kernel
+            return jnp.stack([_layers.centred_taps(k if c == kind else 0, self._max_k(kind))
+                              for c, k in table])
+
+        p_on = w[:, 0, 1]
+        q = w[:, 1, :n_ops] * p_on[:, None]  # [L, ops]: the layer is on and runs this op
+        kind = q @ op_kind + (1.0 - p_on)[:, None] * keep[None, :]
+        convlike = kind[:, _KIND_INDEX["conv"]] + kind[:, _KIND_INDEX["dwsep"]]
+        channels = jnp.arange(self.max_channels)
+        masks = (channels[None, :] < jnp.asarray(self.widths)[:, None]).astype(jnp.float32)
+        width = w[:, 2, :len(self.widths)] @ masks  # [L, C]
+        real = (channels < self.stem_width).astype(jnp.float32)
+        in_masks, out_masks = [], []
+        for i in range(self.max_layers):
+            in_masks.append(real)
+            real = convlike[i] * width[i] + (1.0 - convlike[i]) * real
+            out_masks.append(real)
+        return ConvArch(
+            kind=kind,
+            conv_taps=q @ taps_of("conv"),
+            dw_taps=q @ taps_of("dwsep"),
+            in_mask=jnp.stack(in_masks),
+            out_mask=jnp.stack(out_masks),
+            activation=w[:, 3, :len(self.activations)] * convlike[:, None],
+            residual=p_on * w[:, 4, 1],
+        )
+
+    def parameter_free(self, genome: jax.Array) -> jax.Array:
+        """The share of layer slots that compute nothing with parameters (off, identity or a
+        pool): what a collapsed differentiable search picks. jit-able."""
+        kind = jnp.argmax(self.decode(genome).kind, axis=-1)
+        convlike = (kind == _KIND_INDEX["conv"]) | (kind == _KIND_INDEX["dwsep"])
+        return 1.0 - jnp.mean(convlike.astype(jnp.float32))
+
     # -- shapes (host side) -------------------------------------------------------------------
 
     def _layers_of(self, genome: Any) -> list[tuple[int, str, int, str | None, bool]]:

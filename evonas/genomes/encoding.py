@@ -207,6 +207,14 @@ class TrainableEncoding(Encoding, Protocol):
     # tree, cut from ``variables``), its analytic params at most ``1 - sparsity`` of the
     # original's where the space's widths allow. ``evonas prune --mode structured`` needs it;
     # magnitude pruning (``--mode unstructured``) works for every encoding.
+    #
+    # Optional: ``relax(weights) -> Arch``, jit-able and differentiable: the supernet's arch for
+    # ``weights`` ``float32[G, K]``, a distribution over each gene's choices (``K`` the largest
+    # cardinality, zeros beyond a gene's own), mixing what the genes select (ops by their
+    # weights, widths by their channel masks); ``relax(one_hot(genome, K))`` must equal
+    # ``decode(genome)``. The differentiable searches (DARTS, GDAS, DrNAS) need it. With it,
+    # ``parameter_free(genome) -> float32`` (the share of choices without parameters) shows
+    # their collapse.
 
 
 # -- checking a trainable encoding ------------------------------------------------------------

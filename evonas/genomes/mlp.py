@@ -196,6 +196,27 @@ class MLPEncoding:
         act = jax.nn.one_hot(g[2::2][: self.max_layers], len(self.activations))
         return MLPArch(on, is_last, width_mask * on[:, None], act * on[:, None])
 
+    def relax(self, weights: jax.Array) -> MLPArch:
+        """The supernet's arch for ``weights`` ``float32[G, K]``, a distribution over each
+        gene's choices (zeros beyond a gene's cardinality): a layer is on with the probability
+        that the depth reaches it, its width mask mixes the widths' masks, its activation mixes
+        the activations. ``relax(one_hot(genome, K))`` is ``decode(genome)``; jit-able,
+        differentiable in ``weights``."""
+        w = jnp.asarray(weights, jnp.float32)
+        n, a = self.max_layers, len(self.activations)
+        depth = w[0, :n]  # depth index d: layers 0 .. d
+        on = jnp.cumsum(depth[::-1])[::-1]  # P(depth index >= l)
+        is_last = depth
+        masks = (jnp.arange(self.max_width)[None, :]
+                 < jnp.asarray(self.widths)[:, None]).astype(jnp.float32)  # [W, max_width]
+        width_mask = w[1::2][:n, :len(self.widths)] @ masks
+        act = w[2::2][:n, :a]
+        return MLPArch(on, is_last, width_mask * on[:, None], act * on[:, None])
+
+    def parameter_free(self, genome: jax.Array) -> jax.Array:
+        """Every layer of an MLP has parameters: 0. jit-able."""
+        return jnp.zeros((), jnp.float32)
+
     # -- shapes (host side) ----------------------------------------------------------------
 
     def _genes(self, genome: Any) -> tuple[tuple[int, ...], tuple[str, ...]]:
