@@ -27,6 +27,7 @@ hours): 93.9 %; EvoCNN: 94.53 % (6.68 M parameters); DENSER: 95.3 %.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -162,10 +163,8 @@ def main(argv=None) -> dict:
 
     # The baseline: the same retraining (steps, batch, optimiser, augmentation, data).
     hand = HandCNN.module()
-    from evonas.data.preprocessing import Standardized  # noqa: F401 (same inputs as evonas's)
-
     base_start = time.perf_counter()
-    retrain_config = config.train.__class__(**{**train.__dict__, "steps": retrain_steps})
+    retrain_config = dataclasses.replace(train, steps=retrain_steps)
     params = train_module(jax.random.key(args.seed), hand, x, y, retrain_config, retrain_steps)
     base_s = time.perf_counter() - base_start
     base_acc = accuracy(predict_logits(hand, params, full.x_test), full.y_test)

@@ -434,37 +434,10 @@ class ConvEncoding:
     # -- decode (jit/vmap-able) ---------------------------------------------------------------
 
     def decode(self, genome: jax.Array) -> ConvArch:
-        """The fixed-shape arch of ``int32[G]`` ``genome``; jit- and vmap-able."""
-        g = jnp.asarray(genome, jnp.int32).reshape(self.max_layers, 5)
-        on = g[:, 0] == 1
-        table = self._op_table
-        op_kind = jnp.asarray([_KIND_INDEX[c] for c, _ in table])[g[:, 1]]
-        op_k = jnp.asarray([k for _, k in table])[g[:, 1]]
-        kind = jnp.where(on, op_kind, _KIND_INDEX["keep"])
-        convlike = (kind == _KIND_INDEX["conv"]) | (kind == _KIND_INDEX["dwsep"])
-        width = jnp.asarray(self.widths)[g[:, 2]]
-        taps = jax.vmap(_layers.centred_taps, in_axes=(0, None))
-        conv_taps = taps(jnp.where(kind == _KIND_INDEX["conv"], op_k, 0), self._max_k("conv"))
-        dw_taps = taps(jnp.where(kind == _KIND_INDEX["dwsep"], op_k, 0), self._max_k("dwsep"))
-        # Channel counts follow the chain: a layer without a conv keeps its input's width.
-        channels = jnp.arange(self.max_channels)
-        real = jnp.asarray(self.stem_width)
-        in_masks, out_masks = [], []
-        for i in range(self.max_layers):
-            in_masks.append(channels < real)
-            real = jnp.where(convlike[i], width[i], real)
-            out_masks.append(channels < real)
-        f32 = lambda a: jnp.asarray(a, jnp.float32)
-        act = jax.nn.one_hot(g[:, 3], len(self.activations)) * f32(convlike)[:, None]
-        return ConvArch(
-            kind=jax.nn.one_hot(kind, len(KINDS)),
-            conv_taps=conv_taps,
-            dw_taps=dw_taps,
-            in_mask=f32(jnp.stack(in_masks)),
-            out_mask=f32(jnp.stack(out_masks)),
-            activation=act,
-            residual=f32(on & (g[:, 4] == 1)),
-        )
+        """The fixed-shape arch of ``int32[G]`` ``genome``; jit- and vmap-able: :meth:`relax`
+        of its one-hot genes (one mechanism for architectures and their mixtures)."""
+        g = jnp.asarray(genome, jnp.int32)
+        return self.relax(jax.nn.one_hot(g, max(self.space.cardinalities)))
 
     def relax(self, weights: jax.Array) -> ConvArch:
         """The supernet's arch for ``weights`` ``float32[G, K]``, a distribution over each

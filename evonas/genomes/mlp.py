@@ -185,16 +185,10 @@ class MLPEncoding:
     # -- decode (jit/vmap-able) ------------------------------------------------------------
 
     def decode(self, genome: jax.Array) -> MLPArch:
-        """The fixed-shape arch of ``int32[G]`` ``genome``; jit- and vmap-able."""
+        """The fixed-shape arch of ``int32[G]`` ``genome``; jit- and vmap-able: :meth:`relax`
+        of its one-hot genes (one mechanism for architectures and their mixtures)."""
         g = jnp.asarray(genome, jnp.int32)
-        layers = jnp.arange(self.max_layers)
-        depth = g[0] + 1
-        on = (layers < depth).astype(jnp.float32)
-        is_last = (layers == depth - 1).astype(jnp.float32)
-        width = jnp.asarray(self.widths, jnp.int32)[g[1::2][: self.max_layers]]
-        width_mask = (jnp.arange(self.max_width)[None, :] < width[:, None]).astype(jnp.float32)
-        act = jax.nn.one_hot(g[2::2][: self.max_layers], len(self.activations))
-        return MLPArch(on, is_last, width_mask * on[:, None], act * on[:, None])
+        return self.relax(jax.nn.one_hot(g, max(self.space.cardinalities)))
 
     def relax(self, weights: jax.Array) -> MLPArch:
         """The supernet's arch for ``weights`` ``float32[G, K]``, a distribution over each
