@@ -26,6 +26,7 @@ EXPERIMENT: dict[str, int] = {
     "budgets": 5,  # `evonas front --budget` of runs before retrain: fold_in(budgets, id)
     "retrain": 6,  # architecture ``id`` retrains from fold_in(retrain, id): final, front, budgets
     "satisfiable": 7,  # the check that constraints on analytic costs can be met
+    "relaxation": 9,  # a differentiable search's halves of the training split
 }
 GENERATION: dict[str, int] = {
     "tell": 8,  # strategy.tell (7 was the zero-cost prefilter's before it screened in ask)

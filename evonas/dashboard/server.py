@@ -45,6 +45,7 @@ from evonas.report.views import (
     best_id,
     details_json,
     front_json,
+    generation_json,
     importance_json,
     progress_json,
     row_json,
@@ -178,8 +179,7 @@ class RunView:
             start = 0 if reset else since
             return {**self._meta, "epoch": self._epoch, "reset": reset,
                     "total": len(self._rows), "rows": self._rows[start:],
-                    "generations": [{"generation": g["generation"],
-                                     "evaluations": g["evaluations"]} for g in self._generations],
+                    "generations": [generation_json(g) for g in self._generations],
                     "front": self._front, "best": self._best, "progress": self._progress,
                     "summary": self._summary,
                     "error": self.error}

@@ -24,6 +24,7 @@ from evonas.objectives.metrics import MEASURED_METRICS, TRAINED_METRICS
 from evonas.strategies import (
     Prefilter,
     Strategy,
+    bind,
     closest_to_feasible,
     get_strategy,
     num_objectives,
@@ -86,7 +87,9 @@ def _batch_field(probe: Any) -> str:
     # Regularized evolution, random search and MAP-Elites take ``batch_size``; the GA, NSGA-II
     # and the evosax algorithms ask a whole ``population_size`` per generation.
     fields = {f.name for f in dataclasses.fields(probe)} if dataclasses.is_dataclass(probe) else ()
-    return "batch_size" if "batch_size" in fields else "population_size"
+    if "batch_size" not in fields and "population_size" in fields:
+        return "population_size"
+    return "batch_size"  # a field, or a wrapper's factory argument (the hybrid's)
 
 
 def descriptor_fn(encoding: Any, names: Any) -> Callable[[jax.Array], jax.Array]:
@@ -370,6 +373,9 @@ def build_components(config: ExperimentConfig, trainer: Any = None,
     strategy = _strategy(config, encoding)
     train = dataclasses.replace(config.train, plan=runner_plan(config.train.plan))
     cache = ProgramCache(train.max_programs)
+    strategy = bind(strategy, encoding=encoding, dataset=dataset, train=train,
+                    generations=config.search.generations, cache=cache,
+                    key=streams.stream(config.search.seed, "relaxation"))
     context = Context(encoding, dataset, table, train, "val_acc", cache, trainer)
     evaluator = build_evaluator(config, context)
     if config.evaluator.prefilter is not None:

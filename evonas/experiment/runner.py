@@ -60,7 +60,7 @@ from evonas.report import write_report
 from evonas.store import NoCheckpointError, RunDir, RunDirError, RunPaths, read_json
 from evonas.store.atomic import atomic_write_text
 from evonas.store.run_dir import RunLock
-from evonas.strategies import beliefs, num_objectives
+from evonas.strategies import beliefs, diagnostics, num_objectives
 from evonas.train import train_population
 
 __all__ = ["AllFailedError", "Experiment", "ExperimentResult", "InfeasibleError",
@@ -452,6 +452,9 @@ class Experiment:
             believed = beliefs(strategy, state)
             if believed is not None:
                 generation_summary["beliefs"] = believed
+            noted = diagnostics(strategy, state)
+            if noted is not None:
+                generation_summary["diagnostics"] = noted
             run.commit_generation(generation, result.rows, generation_summary, state)
             if generation == 0 and config.search.constraints:
                 check_feasible(result.rows, config, run.path)

@@ -233,7 +233,8 @@ class Snapshot:
     Attributes:
         evaluations: the rows with ``id >= since``, ordered by id.
         generations: every committed generation's ``generation``, ``evaluations``,
-            ``wall_seconds`` and ``finished_at``, oldest first.
+            ``wall_seconds``, ``finished_at`` and ``diagnostics`` (what the strategy reported
+            of itself: ``{name: number or None}``, or None), oldest first.
         total: the number of rows in the history.
         before_key: the ``genome_key`` of row ``since - 1`` (None: no such row), to tell a
             reader that already has that row whether it is still the same.
@@ -247,6 +248,27 @@ class Snapshot:
     before_key: str | None = None
     last_key: str | None = None
     skipped: list[str] = dataclasses.field(default_factory=list)
+
+
+_GENERATION_FIELDS = ("generation", "evaluations", "wall_seconds", "finished_at")
+
+
+def _generation(stored: dict[str, Any]) -> dict[str, Any]:
+    """A generation's summary as a reader shows it: its counts and times, and its diagnostics
+    when they are a mapping of names to numbers (anything else, from a file anyone may have
+    written, is left out)."""
+    out = {k: stored.get(k) for k in _GENERATION_FIELDS}
+    out["diagnostics"] = None
+    try:
+        noted = json.loads(stored.get("diagnostics") or "null")
+    except (ValueError, RecursionError):
+        return out
+    if isinstance(noted, dict) and all(
+            isinstance(k, str) and (v is None or (isinstance(v, (int, float))
+                                                  and not isinstance(v, bool)))
+            for k, v in noted.items()):
+        out["diagnostics"] = noted
+    return out
 
 
 def read_snapshot(run_dir: str | Path, since: int = 0, *, check: bool = True,
@@ -283,9 +305,8 @@ def read_snapshot(run_dir: str | Path, since: int = 0, *, check: bool = True,
             total = conn.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
             before = conn.execute("SELECT genome_key FROM evaluations WHERE id = ?",
                                   (int(since) - 1,)).fetchone()
-            generations = [dict(g) for g in conn.execute(
-                "SELECT generation, evaluations, wall_seconds, finished_at FROM generations "
-                "ORDER BY generation").fetchall()]
+            generations = [_generation(dict(g)) for g in conn.execute(
+                "SELECT * FROM generations ORDER BY generation").fetchall()]
         finally:
             conn.execute("COMMIT")
     except sqlite3.OperationalError as err:

@@ -129,6 +129,62 @@ def _beliefs_table(beliefs: tuple[int, Mapping[str, Mapping[str, float]]] | None
             f"<th>distribution</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
+# How a differentiable search's diagnostics are headed in the report (others: their own name).
+_DIAGNOSTIC_NAMES = {"parameter_free": "parameter-free share of the argmax",
+                     "train_loss": "weights' loss", "arch_loss": "architecture's loss",
+                     "phase": "phase (0 first, 1 second strategy)",
+                     "best_so_far": "best so far"}
+
+
+def _diagnostic(value: Any) -> str:
+    """A whole number as it is (epochs, a phase), any other number to four places."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
+            value) and float(value).is_integer():
+        return str(int(value))
+    return _number(value)
+
+
+def _handoff_gain(noted: Sequence[tuple[Any, Mapping[str, Any]]]) -> str:
+    """A hybrid search's two phases compared: the best the first strategy found alone, and
+    what the second added to it."""
+    def best(phase: int) -> float | None:
+        values = [d.get("best_so_far") for _, d in noted if d.get("phase") == phase]
+        values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+        return values[-1] if values else None
+
+    first, final = best(0), best(1)
+    if first is None or final is None:
+        return ""
+    return (f"<p>Hybrid search: the first strategy's best after its generations was "
+            f"{first:.4f}; after the second strategy's, {final:.4f} ({final - first:+.4f}).</p>")
+
+
+def _diagnostics_table(generations: Sequence[Mapping[str, Any]]) -> str:
+    """What the strategy reported of itself per generation (a differentiable search: its
+    epochs, losses and the share of parameter-free choices in its argmax, which rises to 1
+    when DARTS collapses to skip connections); every name and value escaped."""
+    noted = [(g.get("generation"), g["diagnostics"]) for g in generations
+             if isinstance(g.get("diagnostics"), Mapping)]
+    if not noted:
+        return ""
+    names = list(dict.fromkeys(k for _, d in noted for k in d))
+    head = "".join(f"<th>{html.escape(_DIAGNOSTIC_NAMES.get(n, str(n)))}</th>" for n in names)
+    rows = "".join(
+        f"<tr><td>{html.escape(str(g))}</td>"
+        + "".join(f"<td>{_diagnostic(d.get(n))}</td>" for n in names) + "</tr>"
+        for g, d in noted)
+    collapse = ""
+    shares = [d.get("parameter_free") for _, d in noted
+              if isinstance(d.get("parameter_free"), (int, float))]
+    if shares:
+        collapse = (f"<p>Parameter-free choices (skip, none, pooling) make up {shares[-1]:.0%} "
+                    f"of the learned argmax at the end (from {shares[0]:.0%} after the first "
+                    "generation); a share near 100% is the collapse DARTS is known for.</p>")
+    return (f"<h2>What the search reported of itself</h2>{collapse}{_handoff_gain(noted)}"
+            "<table><thead><tr>"
+            f"<th>generation</th>{head}</tr></thead><tbody>{rows}</tbody></table>")
+
+
 def _number(value: Any, digits: int = 4) -> str:
     """A float from a file anyone may have written, formatted, or an escaped dash."""
     try:
@@ -277,6 +333,7 @@ def render_html(
     pruned: Mapping[str, Any] | None = None,
     views: Mapping[str, Any] | None = None,
     final: Mapping[str, Any] | None = None,
+    generations: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The whole report page.
 
@@ -294,6 +351,7 @@ def render_html(
         views: the interactive views' settings and data (``{"mode": "report", "runs":
             [evonas.report.views.run_data(...)]}``); None leaves them out.
         final: ``best/final.json``: the retrained top k and the ensemble, shown first.
+        generations: the history's generation summaries; their ``diagnostics`` are shown.
     """
     facts = "".join(
         f"<span><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</span>"
@@ -330,6 +388,7 @@ def render_html(
 {_distil_table(distilled)}
 {_prune_table(pruned)}
 {_beliefs_table(beliefs)}
+{_diagnostics_table(generations)}
 <h2>Plots</h2>
 {images}
 <h2>Configuration</h2>

@@ -66,6 +66,13 @@ def app_markup() -> str:
 <h2>Progress</h2>
 <div id="ev-progress" class="ev-plot"></div>
 <p id="ev-progress-note" class="ev-note"></p>
+<div id="ev-diagnostics-wrap" hidden>
+<h2>What the search reports of itself</h2>
+<p class="ev-note">Per generation, what the strategy reported: a differentiable search's losses
+and the share of parameter-free choices (skip, none, pooling) in its argmax (a share rising to 1
+is DARTS collapsing); a hybrid's phase and best so far.</p>
+<div id="ev-diagnostics" class="ev-plot"></div>
+</div>
 <h2>Every evaluated architecture</h2>
 <p class="ev-note">Hover a point for its genes; click it for everything about it.</p>
 {_select("ev-x", "x axis:")}

@@ -238,6 +238,17 @@ def run_meta(run_dir: str | Path, evaluations: Sequence[Evaluation]
     return meta, genes, objectives
 
 
+def generation_json(generation: Mapping[str, Any]) -> dict[str, Any]:
+    """A generation as the views show it: its counts, and what the strategy reported of itself
+    (``diagnostics``) when it did."""
+    out = {"generation": plain(generation.get("generation")),
+           "evaluations": plain(generation.get("evaluations"))}
+    noted = generation.get("diagnostics")
+    if isinstance(noted, Mapping) and noted:
+        out["diagnostics"] = {str(k): plain(v) for k, v in noted.items()}
+    return out
+
+
 def run_data(run_dir: str | Path, evaluations: Sequence[Evaluation],
              generations: Sequence[Mapping[str, Any]] = (), *, details: bool = True,
              importance: bool = True, max_rows: int = MAX_ROWS) -> dict[str, Any]:
@@ -261,8 +272,7 @@ def run_data(run_dir: str | Path, evaluations: Sequence[Evaluation],
         **meta,
         "rows": [row_json(e, objectives) for e in evaluations if e.id in shown],
         # Counts only: times differ between a run and the same run resumed, the page must not.
-        "generations": [{"generation": plain(g.get("generation")),
-                         "evaluations": plain(g.get("evaluations"))} for g in generations],
+        "generations": [generation_json(g) for g in generations],
         "front": front, "best": best,
         "progress": progress_json(evaluations, maximize),
         "summary": {**summary_json(evaluations), "shown": len(shown)},

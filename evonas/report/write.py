@@ -132,7 +132,7 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
                        top, summary, config_text, front, read_beliefs(run),
                        read_json(RunPaths(run).distilled / DISTIL_FILE),
                        read_json(RunPaths(run).pruned / PRUNE_FILE), views,
-                       read_json(RunPaths(run).final))
+                       read_json(RunPaths(run).final), snapshot.generations)
     index = out / REPORT_INDEX
     atomic_write_text(index, page, root)
     paths["html"] = index

@@ -30,19 +30,22 @@ import numpy as np
 
 from evonas.store import row as row_schema
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Version 2 added ``fidelity`` and ``estimate`` to evaluations, version 3 ``beliefs`` to
-# generations; an older history is migrated when opened for writing (the new columns are NULL for
-# its rows) and read as it is otherwise.
+# generations, version 4 ``diagnostics`` (what a strategy reports of itself); an older history
+# is migrated when opened for writing (the new columns are NULL for its rows) and read as it is
+# otherwise.
 _ADDED_IN_2 = row_schema.added_in(2)
-_ADDED_IN_3 = ("beliefs",)
+_SUMMARY_ADDED = {"beliefs": 3, "diagnostics": 4}  # generations' JSON columns: the version
 
 # The columns of ``evaluations`` are Row's fields; ``generation`` comes from append_generation.
 _COLUMNS = row_schema.SCHEMA
 COLUMNS: tuple[str, ...] = row_schema.COLUMNS
 ROW_FIELDS: tuple[str, ...] = COLUMNS  # a row's own generation is the one it is appended with
 _REQUIRED_FIELDS = row_schema.REQUIRED
-SUMMARY_FIELDS = ("best", "median", "worst", "wall_seconds", "finished_at", "beliefs")
+SUMMARY_FIELDS = ("best", "median", "worst", "wall_seconds", "finished_at", "beliefs",
+                  "diagnostics")
+_JSON_SUMMARY = tuple(_SUMMARY_ADDED)
 _SUMMARY_COLUMNS = ("generation", "evaluations", *SUMMARY_FIELDS)
 
 _SCHEMA = f"""
@@ -51,7 +54,8 @@ CREATE INDEX IF NOT EXISTS evaluations_genome_key ON evaluations (genome_key);
 CREATE INDEX IF NOT EXISTS evaluations_generation ON evaluations (generation);
 CREATE TABLE IF NOT EXISTS generations (
     generation INTEGER PRIMARY KEY, evaluations INTEGER NOT NULL, best REAL, median REAL,
-    worst REAL, wall_seconds REAL, finished_at TEXT NOT NULL, beliefs TEXT
+    worst REAL, wall_seconds REAL, finished_at TEXT NOT NULL, beliefs TEXT,
+    diagnostics TEXT
 );
 """
 
@@ -218,19 +222,20 @@ class History:
             raise ValueError(
                 f"the history {self.path} holds no tables: its run committed no generation yet, "
                 f"or the file's write-ahead log ({self.path.name}-wal), which held them, was lost")
-        elif version not in (1, 2, SCHEMA_VERSION):
+        elif version not in range(1, SCHEMA_VERSION + 1):
             raise ValueError(
                 f"the history {self.path} has schema version {version}; this evonas reads "
                 f"versions 1 to {SCHEMA_VERSION}: use the evonas version that wrote it"
             )
         self._columns = tuple(c for c in COLUMNS if version >= 2 or c not in _ADDED_IN_2)
         self._summary_columns = tuple(c for c in _SUMMARY_COLUMNS
-                                      if version >= 3 or c not in _ADDED_IN_3)
+                                      if version >= _SUMMARY_ADDED.get(c, 0))
         self._check_columns()
         if version < SCHEMA_VERSION and not self.readonly:  # migrated: the new columns NULL
             added = [f"ALTER TABLE evaluations ADD COLUMN {n} {t}"
                      for n, t in _COLUMNS if n in _ADDED_IN_2 and version < 2]
-            added += [f"ALTER TABLE generations ADD COLUMN {n} TEXT" for n in _ADDED_IN_3]
+            added += [f"ALTER TABLE generations ADD COLUMN {n} TEXT"
+                      for n, since in _SUMMARY_ADDED.items() if version < since]
             self._db.executescript(f"BEGIN; {'; '.join(added)}; "
                                    f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
             self._columns, self._summary_columns = COLUMNS, _SUMMARY_COLUMNS
@@ -277,7 +282,8 @@ class History:
                 ``id``, ``genome`` and ``genome_key`` are required; ids continue the history's
                 (``count()``, ``count() + 1``, ...). The rest default to empty / NULL / false.
             summary: ``best``, ``median``, ``worst`` fitness and ``wall_seconds`` (None allowed),
-                optionally ``finished_at`` (ISO time; default now, UTC) and ``beliefs`` (JSON:
+                optionally ``finished_at`` (ISO time; default now, UTC), ``diagnostics`` (JSON: what
+                the strategy reports of itself) and ``beliefs`` (JSON:
                 what a distribution-based strategy believes after the generation).
 
         Raises:
@@ -370,15 +376,16 @@ class History:
         if unknown or missing:
             raise ValueError(
                 f"generation summary has unknown {unknown} / missing {missing} fields; "
-                f"it takes {list(SUMMARY_FIELDS)} (finished_at and beliefs optional)"
+                f"it takes {list(SUMMARY_FIELDS)} (finished_at, beliefs and diagnostics "
+                "optional)"
             )
         finished = summary.get("finished_at") or datetime.datetime.now(
             datetime.timezone.utc
         ).isoformat(timespec="seconds")
         stats = tuple(row_schema.opt_float(summary[f]) for f in SUMMARY_FIELDS[:4])
-        beliefs = summary.get("beliefs")
-        beliefs = None if beliefs is None else json.dumps(beliefs, allow_nan=False)
-        return (generation, evaluations, *stats, str(finished), beliefs)
+        encoded = tuple(None if summary.get(f) is None else json.dumps(summary[f], allow_nan=False)
+                        for f in _JSON_SUMMARY)
+        return (generation, evaluations, *stats, str(finished), *encoded)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -461,9 +468,10 @@ class History:
         for r in rows:
             summary = dict.fromkeys(_SUMMARY_COLUMNS)
             summary.update(zip(self._summary_columns, r))
-            if summary["beliefs"] is not None:
-                summary["beliefs"] = row_schema.loads(
-                    summary["beliefs"], f"generation {summary['generation']} beliefs")
+            for field in _JSON_SUMMARY:
+                if summary[field] is not None:
+                    summary[field] = row_schema.loads(
+                        summary[field], f"generation {summary['generation']} {field}")
             out.append(summary)
         return out
 

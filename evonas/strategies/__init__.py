@@ -2,7 +2,8 @@
 
 Families: random, grid and local search; evolutionary (regularized evolution, the genetic
 algorithm); model-based (Bayesian optimisation with a neural ensemble or a GP); reinforcement
-(REINFORCE, Q-learning); distribution-based (ASNG, PBIL); multi-objective (NSGA-II, MAP-Elites,
+(REINFORCE, Q-learning); distribution-based (ASNG, PBIL); differentiable (DARTS, GDAS, DrNAS
+on the encoding's relaxed supernet, bound to the data); multi-objective (NSGA-II, MAP-Elites,
 the weighted sum); every evosax algorithm through a continuous relaxation.
 ``evonas.strategies.search`` runs a whole search in one compiled program
 and many of them vmapped over seeds.
@@ -16,6 +17,8 @@ from evonas.strategies.base import (
     StrategyBase,
     adapt,
     beliefs,
+    bind,
+    diagnostics,
     from_score,
     num_objectives,
     to_score,
@@ -25,6 +28,7 @@ from evonas.strategies.distribution import DistributionSearch, DistributionState
 from evonas.strategies.evosax_adapter import EvosaxStrategy, evosax_algorithm_names
 from evonas.strategies.genetic_algorithm import GeneticAlgorithm, GeneticAlgorithmState
 from evonas.strategies.grid import GridSearch, GridSearchState, LocalSearch, LocalSearchState
+from evonas.strategies.handoff import Handoff, HandoffState
 from evonas.strategies.map_elites import MapElites, MapElitesState
 from evonas.strategies.nsga2 import NSGA2, NSGA2State
 from evonas.strategies.prefilter import Prefilter
@@ -47,6 +51,7 @@ from evonas.strategies.reinforcement import (
     Reinforce,
     ReinforceState,
 )
+from evonas.strategies.relaxed import RelaxedSearch, RelaxedState, relaxed
 from evonas.strategies.search import (
     COUNTS,
     EvaluateFn,
@@ -67,6 +72,8 @@ __all__ = [
     "LocalSearchState",
     "LocalSearch",
     "GridSearchState",
+    "Handoff",
+    "HandoffState",
     "GridSearch",
     "DistributionState",
     "DistributionSearch",
@@ -94,11 +101,15 @@ __all__ = [
     "RandomSearchState",
     "RegularizedEvolution",
     "RegularizedEvolutionState",
+    "RelaxedSearch",
+    "RelaxedState",
     "SearchTrace",
     "Strategy",
     "WeightedSum",
     "WeightedSumState",
     "beliefs",
+    "bind",
+    "diagnostics",
     "closest_to_feasible",
     "evosax_algorithm_names",
     "from_score",
@@ -106,6 +117,7 @@ __all__ = [
     "list_strategies",
     "num_objectives",
     "register_strategy",
+    "relaxed",
     "run_searches",
     "search",
     "selected_true",

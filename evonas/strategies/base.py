@@ -367,6 +367,29 @@ def check_told_objectives(strategy: Any, genomes: jax.Array, fitness: jax.Array)
         )
 
 
+def diagnostics(strategy: Any, state: Any) -> dict[str, float | None] | None:
+    """What a strategy reports about its own progress after a generation (a differentiable
+    search: its epochs, losses and the parameter-free share of its argmax), through its optional
+    ``diagnostics(state) -> {name: number or None}``; None for a strategy without it."""
+    report = getattr(strategy, "diagnostics", None)
+    if report is None:
+        return None
+    out = dict(report(state))
+    for name, value in out.items():
+        if value is not None and not isinstance(value, (int, float)):
+            raise ValueError(f"{type(strategy).__name__}.diagnostics(state) must map names to "
+                             f"numbers or None; {name!r} is {value!r}")
+    return out
+
+
+def bind(strategy: Any, **context: Any) -> Any:
+    """``strategy.bind(**context)`` for a strategy that learns on the data itself (a
+    differentiable search: ``encoding``, ``dataset``, ``train``, ``generations``, ``cache``,
+    ``key``), else the strategy as it is."""
+    hook = getattr(strategy, "bind", None)
+    return strategy if hook is None else hook(**context)
+
+
 def beliefs(strategy: Any, state: Any) -> dict[str, dict[str, float]] | None:
     """``{gene name: {value: probability}}`` of a state with ``probabilities`` (``[G, K]``),
     values named as the space names them; None for a strategy without a distribution."""

@@ -8,6 +8,7 @@ algorithm is one ``evosax_NAME`` entry. A strategy factory takes the space first
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping
 from typing import Any
@@ -20,11 +21,13 @@ from evonas.strategies.distribution import DistributionSearch
 from evonas.strategies.evosax_adapter import EvosaxStrategy, evosax_algorithm_names
 from evonas.strategies.genetic_algorithm import GeneticAlgorithm
 from evonas.strategies.grid import GridSearch, LocalSearch
+from evonas.strategies.handoff import Handoff
 from evonas.strategies.map_elites import MapElites
 from evonas.strategies.nsga2 import NSGA2
 from evonas.strategies.random_search import RandomSearch
 from evonas.strategies.regularized_evolution import RegularizedEvolution
 from evonas.strategies.reinforcement import QLearning, Reinforce
+from evonas.strategies.relaxed import relaxed
 from evonas.strategies.weighted_sum import WeightedSum
 
 ENTRY_POINT_GROUP = "evonas.strategies"
@@ -58,6 +61,39 @@ def weighted_sum(space: GenomeSpace, strategy: str = "regularized_evolution",
     return WeightedSum(space, inner, weights=weights, maximize=maximize)
 
 
+def hybrid(space: Any, first: str = "drnas", first_params: dict[str, Any] | None = None,
+           first_generations: int = 3, then: str = "regularized_evolution",
+           then_params: dict[str, Any] | None = None, floor: float = 0.01,
+           batch_size: int = 8, maximize: bool = True) -> Handoff:
+    """:class:`Handoff` of two registered strategies, by name (how a config names it)::
+
+        strategy: {name: hybrid, params: {first: drnas, first_generations: 3,
+                                          then: regularized_evolution,
+                                          then_params: {population_size: 16, sample_size: 4}}}
+    """
+    def build(name: Any, params: Any, where: str) -> Any:
+        if not isinstance(name, str):
+            raise ValueError(f"hybrid: {where} must be a registered strategy name; got {name!r}")
+        if params is not None and not isinstance(params, dict):
+            raise ValueError(f"hybrid: {where}_params must be a mapping; got {params!r}")
+        params = dict(params or {})
+        if "maximize" in params:
+            raise ValueError(f"hybrid: {where}_params must not set maximize (the hybrid's)")
+        probe = get_strategy(name, space, **params)
+        fields = {f.name for f in dataclasses.fields(probe)} if dataclasses.is_dataclass(
+            probe) else set()
+        field = "population_size" if "batch_size" not in fields and (
+            "population_size" in fields) else "batch_size"
+        if params.get(field, batch_size) != batch_size:
+            raise ValueError(f"hybrid: {where}_params.{field}={params[field]} disagrees with "
+                             f"the genomes asked per generation ({batch_size}); remove it")
+        params[field] = batch_size
+        return get_strategy(name, space, maximize=maximize, **params)
+
+    return Handoff(build(first, first_params, "first"), build(then, then_params, "then"),
+                   switch=first_generations, floor=floor)
+
+
 RANDOM: dict[str, Factory] = {"random_search": RandomSearch}
 ENUMERATIVE: dict[str, Factory] = {"grid_search": GridSearch, "local_search": LocalSearch}
 MODEL_BASED: dict[str, Factory] = {"bayesian_optimization": BayesianOptimization}
@@ -66,6 +102,10 @@ DISTRIBUTION: dict[str, Factory] = {
     "asng": functools.partial(DistributionSearch, method="asng"),
     "pbil": functools.partial(DistributionSearch, method="pbil"),
 }
+DIFFERENTIABLE: dict[str, Factory] = {
+    method: functools.partial(relaxed, method=method) for method in ("darts", "gdas", "drnas")
+}
+COMBINED: dict[str, Factory] = {"hybrid": hybrid}
 EVOLUTIONARY: dict[str, Factory] = {
     "regularized_evolution": RegularizedEvolution,
     "genetic_algorithm": GeneticAlgorithm,
@@ -80,8 +120,8 @@ EVOSAX: dict[str, Factory] = {
     for name in evosax_algorithm_names()
 }
 BUILTIN_STRATEGIES: dict[str, Factory] = (RANDOM | ENUMERATIVE | EVOLUTIONARY | MODEL_BASED
-                                          | REINFORCEMENT | DISTRIBUTION | MULTI_OBJECTIVE
-                                          | EVOSAX)
+                                          | REINFORCEMENT | DISTRIBUTION | DIFFERENTIABLE
+                                          | COMBINED | MULTI_OBJECTIVE | EVOSAX)
 
 STRATEGIES = Registry("strategy", ENTRY_POINT_GROUP, BUILTIN_STRATEGIES, plural="strategies")
 

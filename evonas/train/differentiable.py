@@ -198,6 +198,66 @@ def _genes_argmax(probs: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.argmax(jnp.where(mask, probs, -1.0), -1).astype(jnp.int32)
 
 
+class Carry(NamedTuple):
+    """What a differentiable search carries from step to step (and from one call to the next):
+    the supernet's weights and their optimiser state, the architecture parameters ``alpha``
+    (``float32[G, K]``) and theirs."""
+
+    params: Any
+    opt_state: Any
+    alpha: jax.Array
+    arch_state: Any
+
+
+class Epochs(NamedTuple):
+    """What :func:`advance` records per epoch ``E`` it ran."""
+
+    probabilities: jax.Array  # float32[E, G, K]
+    argmax: jax.Array  # int32[E, G]
+    parameter_free: jax.Array  # float32[E]
+    train_loss: jax.Array  # float32[E]
+    val_loss: jax.Array  # float32[E]
+
+
+def halves(key: jax.Array, dataset: Any, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two halves of the training split (a permutation from ``key``) that the weights and
+    the architecture parameters learn on.
+
+    Raises:
+        ValueError: a half holds fewer examples than one batch.
+    """
+    n = len(dataset.y_train) // 2
+    if n < batch_size:
+        raise ValueError(f"a differentiable search trains weights and architecture on halves of "
+                         f"the training split: {n} examples each, fewer than "
+                         f"train.batch_size={batch_size}")
+    order = np.asarray(jax.random.permutation(key, len(dataset.y_train)))
+    return order[:n], order[n:2 * n]
+
+
+def start(key: jax.Array, encoding: Any, dataset: Any, relaxation: Relaxation,
+          train: TrainConfig) -> Carry:
+    """The search's start: the supernet's initial weights (chosen on the host, see
+    ``supernet_init``) from ``key``, uniform architecture parameters, fresh optimisers."""
+    params = jax.tree.map(jnp.asarray, supernet_init(key, encoding, dataset.x_train))
+    alpha = jnp.zeros(gene_mask(encoding.space).shape, jnp.float32)
+    options = train.program_options()
+    return Carry(params, options.optimizer_fn().init(params), alpha,
+                 _arch_optimizer(relaxation).init(alpha))
+
+
+def advance_program(encoding: Any, relaxation: Relaxation, train: TrainConfig, per_epoch: int,
+                    epochs: int, cache: ProgramCache | None = None) -> Any:
+    """The compiled ``(carry, key, first_epoch, x, y, weight_half, arch_half) -> (carry,
+    Epochs)`` that runs ``epochs`` epochs of ``per_epoch`` steps from epoch ``first_epoch`` of
+    a search of ``relaxation.epochs`` epochs (the learning-rate schedule and the temperature
+    run over the whole search). Kept in ``cache`` (compiled once per search)."""
+    options = dataclasses.replace(train, steps=relaxation.epochs * per_epoch).program_options()
+    return (cache or ProgramCache()).program(
+        ("differentiable-advance", encoding, relaxation, options, per_epoch, epochs),
+        lambda: jax.jit(_advance_fn(encoding, relaxation, options, per_epoch, epochs)))
+
+
 def differentiable_search(key: jax.Array, encoding: Any, dataset: Any, relaxation: Relaxation,
                           train: TrainConfig, seeds: int = 1,
                           cache: ProgramCache | None = None) -> RelaxedResult:
@@ -214,47 +274,50 @@ def differentiable_search(key: jax.Array, encoding: Any, dataset: Any, relaxatio
     """
     check_relaxable(encoding)
     checks.positive_int("seeds", seeds)
-    n = len(dataset.y_train) // 2
-    if n < train.batch_size:
-        raise ValueError(f"a differentiable search trains weights and architecture on halves of "
-                         f"the training split: {n} examples each, fewer than "
-                         f"train.batch_size={train.batch_size}")
-    per_epoch = n // train.batch_size
     began = time.perf_counter()
     split_key, seeds_key = jax.random.split(key)
-    order = np.asarray(jax.random.permutation(split_key, len(dataset.y_train)))
-    halves = (order[:n], order[n:2 * n])
-    x = jnp.asarray(dataset.x_train)
-    y = jnp.asarray(dataset.y_train)
+    weight_half, arch_half = halves(split_key, dataset, train.batch_size)
+    per_epoch = len(weight_half) // train.batch_size
     options = dataclasses.replace(train, steps=relaxation.epochs * per_epoch).program_options()
+    advance = _advance_fn(encoding, relaxation, options, per_epoch, relaxation.epochs)
+
+    keys = [jax.random.fold_in(seeds_key, s) for s in range(seeds)]
+    starts_ = [start(jax.random.split(k)[0], encoding, dataset, relaxation, train) for k in keys]
+    carry = jax.tree.map(lambda *leaves: jnp.stack(leaves), *starts_)
     program = (cache or ProgramCache()).program(
         ("differentiable", encoding, relaxation, options, per_epoch),
-        lambda: _program(encoding, relaxation, options, per_epoch))
-    keys = [jax.random.fold_in(seeds_key, s) for s in range(seeds)]
-    # The supernet's initial weights are chosen on the host (see ``supernet_init``).
-    inits = [supernet_init(jax.random.split(k, 4)[0], encoding, dataset.x_train) for k in keys]
-    params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *inits)
-    out = program(jnp.stack(keys), params, x, y, jnp.asarray(halves[0]), jnp.asarray(halves[1]))
-    out = jax.tree.map(np.asarray, out)
-    probs, argmax, free, train_loss, val_loss, alpha, params = out
-    return RelaxedResult(probs, argmax, free, train_loss, val_loss, alpha, params,
+        lambda: jax.jit(jax.vmap(
+            lambda carry, key, x, y, wh, ah: advance(carry, jax.random.split(key)[1], 0, x, y,
+                                                     wh, ah),
+            in_axes=(0, 0, None, None, None, None))))
+    carry, epochs = program(carry, jnp.stack(keys), jnp.asarray(dataset.x_train),
+                            jnp.asarray(dataset.y_train), jnp.asarray(weight_half),
+                            jnp.asarray(arch_half))
+    carry, epochs = jax.tree.map(np.asarray, (carry, epochs))
+    return RelaxedResult(epochs.probabilities, epochs.argmax, epochs.parameter_free,
+                         epochs.train_loss, epochs.val_loss, carry.alpha, carry.params,
                          time.perf_counter() - began)
 
 
-def _program(encoding: Any, relaxation: Relaxation, options: Any, per_epoch: int) -> Any:
-    """The compiled search: ``(keys [S], params [S, ...], x, y, weight_half, arch_half) ->
-    outputs [S, ...]``."""
+def _arch_optimizer(relaxation: Relaxation) -> optax.GradientTransformation:
+    """Adam on the architecture parameters, ``betas = (0.5, 0.999)`` and L2, as in DARTS."""
+    return optax.chain(optax.add_decayed_weights(relaxation.arch_weight_decay),
+                       optax.adam(relaxation.arch_learning_rate, b1=0.5, b2=0.999))
+
+
+def _advance_fn(encoding: Any, relaxation: Relaxation, options: Any, per_epoch: int,
+                epochs: int) -> Any:
+    """``(carry, key, first_epoch, x, y, weight_half, arch_half) -> (carry, Epochs)``: ``epochs``
+    epochs of alternating architecture and weight steps (not compiled)."""
     space = encoding.space
     mask = gene_mask(space)
     supernet = encoding.supernet(encoding.max_bounds())
     optimizer = options.optimizer_fn()
-    arch_optimizer = optax.chain(
-        optax.add_decayed_weights(relaxation.arch_weight_decay),
-        optax.adam(relaxation.arch_learning_rate, b1=0.5, b2=0.999))
+    arch_optimizer = _arch_optimizer(relaxation)
     schedule = (optax.cosine_decay_schedule(options.learning_rate, options.steps)
                 if options.schedule == "cosine" else lambda t: options.learning_rate)
-    epochs = relaxation.epochs
-    start, end = relaxation.temperature
+    total = relaxation.epochs * per_epoch
+    first_temp, last_temp = relaxation.temperature
     free_of = getattr(encoding, "parameter_free", None)
 
     def loss(params: Any, weights: jax.Array, xb: jax.Array, yb: jax.Array) -> jax.Array:
@@ -290,7 +353,7 @@ def _program(encoding: Any, relaxation: Relaxation, options: Any, per_epoch: int
         params, opt_state, alpha, arch_state = carry
         t, key, iw, ia = inputs
         k_arch, k_weight = jax.random.split(key)
-        temperature = start + (end - start) * t / max(epochs * per_epoch - 1, 1)
+        temperature = first_temp + (last_temp - first_temp) * t / max(total - 1, 1)
         lr = schedule(t)
         batch_w, batch_a = (x[iw], y[iw]), (x[ia], y[ia])
         val, grad = arch_grad(alpha, params, k_arch, temperature, batch_a, batch_w, lr)
@@ -301,56 +364,64 @@ def _program(encoding: Any, relaxation: Relaxation, options: Any, per_epoch: int
         train_val, w_grad = jax.value_and_grad(loss)(params, weights, *batch_w)
         updates, opt_state = optimizer.update(w_grad, opt_state, params)
         params = optax.apply_updates(params, updates)
-        return (params, opt_state, alpha, arch_state), (train_val, val)
+        return Carry(params, opt_state, alpha, arch_state), (train_val, val)
 
-    def search(key, params, x, y, weight_half, arch_half):
-        _, k_steps, k_w, k_a = jax.random.split(key, 4)  # the first initialised ``params``
-        alpha = jnp.zeros(mask.shape, jnp.float32)
-        carry = (params, optimizer.init(params), alpha, arch_optimizer.init(alpha))
-        total = epochs * per_epoch
-        iw = weight_half[batch_indices(k_w, weight_half.shape[0], options.batch_size, total)]
-        ia = arch_half[batch_indices(k_a, arch_half.shape[0], options.batch_size, total)]
-        step_keys = jax.random.split(k_steps, total)
-        inputs = (jnp.arange(total), step_keys, iw, ia)
+    def advance(carry, key, first_epoch, x, y, weight_half, arch_half):
+        k_steps, k_w, k_a = jax.random.split(key, 3)
+        steps = epochs * per_epoch
+        iw = weight_half[batch_indices(k_w, weight_half.shape[0], options.batch_size, steps)]
+        ia = arch_half[batch_indices(k_a, arch_half.shape[0], options.batch_size, steps)]
+        inputs = (first_epoch * per_epoch + jnp.arange(steps), jax.random.split(k_steps, steps),
+                  iw, ia)
         inputs = jax.tree.map(lambda a: a.reshape(epochs, per_epoch, *a.shape[1:]), inputs)
 
         def epoch(carry, epoch_inputs):
             carry, (train_l, val_l) = jax.lax.scan(
                 lambda c, i: step(c, i, x, y), carry, epoch_inputs)
-            probs = probabilities(relaxation, carry[2], mask)
+            probs = probabilities(relaxation, carry.alpha, mask)
             genome = _genes_argmax(probs, mask)
             free = (free_of(genome) if free_of is not None else jnp.asarray(jnp.nan))
-            return carry, (probs, genome, jnp.asarray(free, jnp.float32), train_l.mean(),
-                           val_l.mean())
+            return carry, Epochs(probs, genome, jnp.asarray(free, jnp.float32), train_l.mean(),
+                                 val_l.mean())
 
-        carry, (probs, genomes, free, train_l, val_l) = jax.lax.scan(epoch, carry, inputs)
-        return probs, genomes, free, train_l, val_l, carry[2], carry[0]
+        return jax.lax.scan(epoch, Carry(*carry), inputs)
 
-    return jax.jit(jax.vmap(search, in_axes=(0, 0, None, None, None, None)))
+    return advance
+
+
+def draw(relaxation: Relaxation, alpha: jax.Array, space: Any, key: jax.Array,
+         n: int) -> jax.Array:
+    """``int32[n, G]`` architectures drawn from a learned distribution (jit-able): ``darts``
+    and ``gdas`` draw each gene from its softmax; ``drnas`` draws a distribution from each
+    gene's Dirichlet and takes its argmax (architectures from the posterior)."""
+    mask = gene_mask(space)
+    keys = jax.random.split(key, n)
+    if relaxation.method == "drnas":
+        one = lambda k: _genes_argmax(_weights(relaxation, alpha, mask, k, 1.0), mask)
+    else:
+        probs = probabilities(relaxation, alpha, mask)
+        logits = jnp.log(jnp.where(mask, probs, 1e-30))
+        one = lambda k: jax.random.categorical(k, logits, -1).astype(jnp.int32)
+    return jax.vmap(one)(keys)
+
+
+def argmax(relaxation: Relaxation, alpha: jax.Array, space: Any) -> jax.Array:
+    """``int32[G]``: the most probable architecture of a learned distribution."""
+    mask = gene_mask(space)
+    return _genes_argmax(probabilities(relaxation, alpha, mask), mask)
 
 
 def candidates(relaxation: Relaxation, alpha: np.ndarray, space: Any, key: jax.Array,
                k: int) -> np.ndarray:
-    """The argmax of a learned distribution and up to ``k`` distinct samples from it, most
-    probable first: ``int32[<= k + 1, G]``.
-
-    ``darts`` and ``gdas`` sample each gene from its softmax; ``drnas`` samples a distribution
-    from each gene's Dirichlet and takes its argmax (architectures drawn from the posterior).
-    """
-    mask = gene_mask(space)
+    """The argmax of a learned distribution and up to ``k`` distinct samples from it (:func:`draw`),
+    most probable first: ``int32[<= k + 1, G]``."""
     alpha = jnp.asarray(alpha, jnp.float32)
-    probs = probabilities(relaxation, alpha, mask)
-    best = _genes_argmax(probs, mask)
-    keys = jax.random.split(key, 8 * max(k, 1))
-    if relaxation.method == "drnas":
-        draw = lambda kk: _genes_argmax(_weights(relaxation, alpha, mask, kk, 1.0), mask)
-    else:
-        logits = jnp.log(jnp.where(mask, probs, 1e-30))
-        draw = lambda kk: jax.random.categorical(kk, logits, -1).astype(jnp.int32)
-    samples = np.asarray(jax.vmap(draw)(keys))
-    log_p = np.log(np.maximum(np.asarray(probs), 1e-30))
+    best = np.asarray(argmax(relaxation, alpha, space))
+    samples = np.asarray(draw(relaxation, alpha, space, key, 8 * max(k, 1)))
+    log_p = np.log(np.maximum(np.asarray(
+        probabilities(relaxation, alpha, gene_mask(space))), 1e-30))
     score = lambda g: float(np.sum(log_p[np.arange(len(g)), g]))
-    out, seen = [np.asarray(best)], {tuple(np.asarray(best).tolist())}
+    out, seen = [best], {tuple(best.tolist())}
     for g in sorted(samples.tolist(), key=lambda g: -score(np.asarray(g))):
         if len(out) > k:
             break

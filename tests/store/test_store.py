@@ -255,19 +255,21 @@ def _downgrade(path: Path, version: int) -> None:
     db.execute("PRAGMA journal_mode=DELETE")
     for column in dropped:
         db.execute(f"ALTER TABLE evaluations DROP COLUMN {column}")
-    for column in schema._ADDED_IN_3:
-        db.execute(f"ALTER TABLE generations DROP COLUMN {column}")
+    for column, since in schema._SUMMARY_ADDED.items():
+        if version < since:
+            db.execute(f"ALTER TABLE generations DROP COLUMN {column}")
     db.execute(f"PRAGMA user_version={version}")
     db.commit()
     db.close()
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_an_older_history_is_read_as_it_is_and_migrated_when_written(tmp_path, version):
     path = tmp_path / "h.sqlite"
     with History(path) as history:
         history.append_generation(0, [_row(0, fidelity=20, estimate="trained"), _row(1)],
-                                  _summary(beliefs={"op_0": {"0": 0.25, "1": 0.75}}))
+                                  _summary(beliefs={"op_0": {"0": 0.25, "1": 0.75}},
+                                           diagnostics={"parameter_free": 0.5}))
         written = history.rows()
     _downgrade(path, version)
     before = path.read_bytes()
@@ -282,12 +284,14 @@ def test_an_older_history_is_read_as_it_is_and_migrated_when_written(tmp_path, v
         assert {k: v for k, v in row.items() if k not in gone} == \
             {k: v for k, v in original.items() if k not in gone}
         assert all(row[k] is None for k in gone)
-    assert summary["best"] == 0.9 and summary["beliefs"] is None
+    assert summary["best"] == 0.9 and summary["diagnostics"] is None
+    assert summary["beliefs"] == (None if version < 3 else {"op_0": {"0": 0.25, "1": 0.75}})
 
     # A writer (resume) migrates it to the current schema and appends full rows after the old.
     with History(path) as history:
         history.append_generation(1, [_row(2, fidelity=5, estimate="halving")],
-                                  _summary(beliefs={"op_0": {"0": 0.5, "1": 0.5}}))
+                                  _summary(beliefs={"op_0": {"0": 0.5, "1": 0.5}},
+                                           diagnostics={"parameter_free": 0.25}))
         rows = history.rows()
         summaries = history.generations()
     db = sqlite3.connect(path)
@@ -295,7 +299,8 @@ def test_an_older_history_is_read_as_it_is_and_migrated_when_written(tmp_path, v
     db.close()
     assert [r["id"] for r in rows] == [0, 1, 2]
     assert (rows[2]["fidelity"], rows[2]["estimate"]) == (5, "halving")
-    assert [s["beliefs"] for s in summaries] == [None, {"op_0": {"0": 0.5, "1": 0.5}}]
+    assert [s["beliefs"] for s in summaries][1:] == [{"op_0": {"0": 0.5, "1": 0.5}}]
+    assert [s["diagnostics"] for s in summaries] == [None, {"parameter_free": 0.25}]
 
 
 def test_a_history_from_a_newer_evonas_is_refused_unchanged(tmp_path):

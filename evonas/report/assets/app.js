@@ -694,8 +694,26 @@
 
   function renderPerRun() { renderParcoords(); renderImportance(); renderLineage(); }
 
+  function renderDiagnostics() {
+    var run = runs[ui.run] || runs[0];
+    var gens = run ? (run.generations || []).filter(function (g) { return g.diagnostics; }) : [];
+    var wrap = $("ev-diagnostics-wrap");
+    if (!gens.length) { wrap.hidden = true; return; }
+    wrap.hidden = false;
+    var names = [];
+    gens.forEach(function (g) {
+      Object.keys(g.diagnostics).forEach(function (k) { if (k !== "epoch" && names.indexOf(k) < 0) { names.push(k); } });
+    });
+    var traces = names.map(function (k) {
+      return {x: gens.map(function (g) { return g.generation; }),
+              y: gens.map(function (g) { var v = g.diagnostics[k]; return typeof v === "number" ? v : null; }),
+              mode: "lines+markers", type: "scatter", name: k};
+    });
+    plot("ev-diagnostics", traces, {height: 300, xaxis: {title: {text: "generation"}}});
+  }
+
   function renderAll() {
-    renderRuns(); renderRunSelect(); renderProgress(); renderScatter(); renderFront();
+    renderRuns(); renderRunSelect(); renderProgress(); renderDiagnostics(); renderScatter(); renderFront();
     renderPerRun(); renderTable();
     if (selected) { renderDetails(); }
   }
