@@ -47,21 +47,28 @@ METHODS = {
     "inherit": "weight_inheritance.yaml",
     "oneshot": "oneshot.yaml",
     "proxy": "proxy_prefilter.yaml",
+    "darts": "darts.yaml",
+    "gdas": "gdas.yaml",
+    "drnas": "drnas.yaml",
 }
+# Regularized evolution's toy population (the methods that search with it).
+EVOLUTION = ["strategy.params.population_size=4", "strategy.params.sample_size=2"]
 # --quick: every part at toy sizes (seconds, for the tests), numbers meaningless.
 QUICK = {
     "args": {"archs": 4, "truth_steps": 20, "low_steps": [10], "supernet_steps": 20,
              "timed_archs": 2, "repeats": 2, "seeds": 1},
     "set": ["dataset.limit=400", "search.generations=2", "search.population_size=4",
-            "strategy.params.population_size=4", "strategy.params.sample_size=2",
             "train.steps=20", "final.retrain.steps=40"],
     # after each example's own settings: toy budgets that keep its method
-    "methods": {"default": [], "halving": ["evaluator.halving.rungs=[5, 10]",
-                                            "evaluator.halving.eta=2"],
-                "inherit": ["evaluator.inherit.steps=5"],
-                "oneshot": ["evaluator.supernet_steps=20", "train.steps_per_call=5",
+    "methods": {"default": [*EVOLUTION],
+                "halving": [*EVOLUTION, "evaluator.halving.rungs=[5, 10]",
+                            "evaluator.halving.eta=2"],
+                "inherit": [*EVOLUTION, "evaluator.inherit.steps=5"],
+                "oneshot": [*EVOLUTION, "evaluator.supernet_steps=20", "train.steps_per_call=5",
                             "search.generations=3"],
-                "proxy": []},
+                "proxy": [*EVOLUTION],
+                **{m: ["strategy.params.epochs_per_generation=1"]
+                   for m in ("darts", "gdas", "drnas")}},
 }
 
 

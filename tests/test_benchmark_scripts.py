@@ -68,7 +68,7 @@ def test_search_efficiency_ranks_every_estimate_and_times_every_method(capsys):
     # Part 2 runs example YAMLs through `evonas run`; tests/test_cheap_examples.py runs each of
     # them end to end, so one method here shows the benchmark's own machinery.
     # A small mlp space compiles in a fraction of the conv one's time; the machinery is the same.
-    out = bench.main(["--quick", "--methods", "default", "--set", "encoding.name=mlp",
+    out = bench.main(["--quick", "--methods", "default,drnas", "--set", "encoding.name=mlp",
                       "--set", "encoding.options.max_layers=2",
                       "--set", "encoding.options.widths=[16, 32]"])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
@@ -83,8 +83,8 @@ def test_search_efficiency_ranks_every_estimate_and_times_every_method(capsys):
     # Both step times are measured; on this toy two-layer MLP both are under a millisecond and
     # which is faster is noise under a parallel suite (the conv space's ratio is the benchmark's).
     assert 0 < steps["single_path_step_s"] < 1 and 0 < steps["masked_supernet_step_s"] < 1
-    assert set(out["methods"]) == {"default"}
-    for method in ("default",):
+    assert set(out["methods"]) == {"default", "drnas"}
+    for method in ("default", "drnas"):
         runs = out["methods"][method]
         assert len(runs["search_s"]) == 1 and runs["search_s"][0] > 0
         assert 0.0 < runs["retrained_test"][0] <= 1.0
@@ -136,3 +136,19 @@ def test_the_torch_peer_builds_the_encodings_network_at_its_shapes():
         net = peer.build(module, 1, 1)
         assert sum(p.numel() for p in net.parameters()) == flax_count
         assert net(torch.zeros(3, 1, 40)).shape == (3, 10)
+
+
+@pytest.mark.slow
+def test_relaxed_nb201_reports_the_cells_and_their_parameter_free_share(capsys):
+    bench = _load("relaxed_nb201")
+    out = bench.main(["--methods", "darts,drnas", "--epochs", "2", "--train", "400",
+                      "--channels", "4", "--seeds", "2"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
+    for method in ("darts", "drnas"):
+        found = out["methods"][method]
+        assert len(found["cells"]) == 2 and all(c.count("~") == 6 for c in found["cells"])
+        assert all(len(per_seed) == 2 for per_seed in found["parameter_free"])
+        # a share of six edges, and the looked-up accuracy of a real NAS-Bench-201 cell
+        assert all(round(f * 6) == pytest.approx(f * 6, abs=0.01)
+                   for per_seed in found["parameter_free"] for f in per_seed)
+        assert all(10.0 < a < 95.0 for a in found["nb201_test"]["cifar10"])

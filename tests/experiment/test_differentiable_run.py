@@ -221,7 +221,7 @@ def test_the_example_runs_end_to_end(example, tmp_path):
     for setting in ["search.generations=2", "search.population_size=3", "train.steps=20",
                     "final.retrain.steps=40", "final.retrain.top_k=2", "dataset.limit=400",
                     "display.progress=false", "encoding.options.max_layers=2",
-                    "encoding.options.widths=[8, 16]"]:
+                    "encoding.options.widths=[8, 16]", "strategy.params.epochs_per_generation=1"]:
         args += ["--set", setting]
     assert main(args) == 0
     with History(run_dir / "history.sqlite", readonly=True) as history:
