@@ -11,7 +11,7 @@ and seed: the final cell (its NAS-Bench-201 arch string), the share of parameter
 argmax per epoch, and the cell's CIFAR-10 / CIFAR-100 / ImageNet16-120 test accuracy looked up in
 the vendored table (the cell found on Fashion-MNIST, as CIFAR's searches would be scored).
 
-    python benchmarks/relaxed_nb201.py                 # about 10 minutes on a 2-core CPU
+    python benchmarks/relaxed_nb201.py --methods darts,drnas --train 3000 --epochs 15 --seeds 1
 
 Time it alone. The last line printed is one JSON object::
 

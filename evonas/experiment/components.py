@@ -375,7 +375,8 @@ def build_components(config: ExperimentConfig, trainer: Any = None,
     cache = ProgramCache(train.max_programs)
     strategy = bind(strategy, encoding=encoding, dataset=dataset, train=train,
                     generations=config.search.generations, cache=cache,
-                    key=streams.stream(config.search.seed, "relaxation"))
+                    key=streams.stream(config.search.seed, "relaxation"),
+                    evaluations=config.search.evaluations)
     context = Context(encoding, dataset, table, train, "val_acc", cache, trainer)
     evaluator = build_evaluator(config, context)
     if config.evaluator.prefilter is not None:

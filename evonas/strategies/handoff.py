@@ -114,12 +114,19 @@ class Handoff:
             raise ValueError(f"hybrid: first_generations={self.switch} leaves nothing of "
                              f"search.generations={generations} to the second strategy")
         rest = None if generations is None else generations - self.switch
+        evaluations = context.pop("evaluations", None)
+        spent = self.switch * self.batch_size  # the first phase's rows
+        if evaluations is not None and evaluations <= spent - self.batch_size:
+            raise ValueError(f"hybrid: search.evaluations={evaluations} ends the search inside "
+                             f"its first {self.switch} generations of {self.batch_size}")
+        left = None if evaluations is None else evaluations - spent
         first = getattr(self.first, "bind", None)
         then = getattr(self.then, "bind", None)
         return dataclasses.replace(
             self,
             first=self.first if first is None else first(generations=self.switch, **context),
-            then=self.then if then is None else then(generations=rest, **context))
+            then=self.then if then is None else then(generations=rest, evaluations=left,
+                                                     **context))
 
     def init(self, key: jax.Array) -> HandoffState:
         k_first, k_then = jax.random.split(key)

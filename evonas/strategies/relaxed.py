@@ -115,7 +115,8 @@ class RelaxedSearch:
         return ""
 
     def bind(self, encoding: Any, dataset: Any, train: TrainConfig, generations: int | None,
-             cache: ProgramCache | None = None, key: jax.Array | None = None) -> RelaxedSearch:
+             cache: ProgramCache | None = None, key: jax.Array | None = None,
+             evaluations: int | None = None) -> RelaxedSearch:
         """This search on ``encoding``'s supernet and ``dataset``, over ``generations``.
 
         Args:
@@ -125,10 +126,13 @@ class RelaxedSearch:
             generations: the search's generations (they fix the schedules' length).
             cache: where the compiled search is kept.
             key: the key of the halves' permutation (default ``key(0)``).
+            evaluations: the search's budget of history rows (``batch_size`` per generation),
+                if any.
 
         Raises:
             ValueError: one line: no encoding or data (a tabular experiment), no ``relax``
-                hook or categorical gene, unknown generations, halves smaller than a batch.
+                hook or categorical gene, unknown generations, an evaluation budget that ends
+                the search before its epochs, halves smaller than a batch.
         """
         method = self.relaxation.method
         if encoding is None or dataset is None:
@@ -141,6 +145,14 @@ class RelaxedSearch:
         if generations is None:
             raise ValueError(f"strategy {method!r} spreads its epochs over the generations: "
                              "set search.generations (its schedules run over them)")
+        done = None if evaluations is None else -(-int(evaluations) // self.batch_size)
+        if done is not None and done < generations:  # the runner stops at the budget's rows
+            raise ValueError(
+                f"strategy {method!r} plans {generations} generations x "
+                f"{self.epochs_per_generation} epochs, but search.evaluations={evaluations} "
+                f"stops it after {done} generation{'s' if done != 1 else ''} of "
+                f"{self.batch_size}, before its schedules end: set search.evaluations to at "
+                f"least {(generations - 1) * self.batch_size + 1} or lower search.generations")
         relaxation = dataclasses.replace(
             self.relaxation, epochs=int(generations) * self.epochs_per_generation)
         weight_half, arch_half = halves(jax.random.key(0) if key is None else key, dataset,

@@ -174,6 +174,10 @@ def test_a_hybrid_run_reports_both_phases(tmp_path):
      r"encoding and a dataset, not a table"),
     ({"search": {"generations": None, "evaluations": 12}},
      r"strategy 'darts' spreads its epochs over the generations: set search.generations"),
+    ({"search": {"evaluations": 8}},
+     r"strategy 'darts' plans 3 generations x 1 epochs, but search.evaluations=8 stops it "
+     r"after 2 generations of 4, before its schedules end: set search.evaluations to at least "
+     r"9"),
     ({"strategy": {"name": "gdas", "params": {"temperature": [0.0, 1.0]}}},
      r"Relaxation.temperature must be \(start, end\), both > 0"),
     ({"strategy": {"name": "drnas", "params": {"anchor_weight": 0.0}}},
