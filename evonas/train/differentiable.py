@@ -46,6 +46,8 @@ from evonas.train.oneshot import supernet_init
 from evonas.train.step import cross_entropy
 
 METHODS = ("darts", "gdas", "drnas")
+# Unrolled steps per compiled call on the CPU (see ``_chunk``).
+CPU_STEPS_PER_CALL = 4
 ANCHORS = ("l2", "kl")
 
 
@@ -248,14 +250,15 @@ def start(key: jax.Array, encoding: Any, dataset: Any, relaxation: Relaxation,
 
 def advance_program(encoding: Any, relaxation: Relaxation, train: TrainConfig, per_epoch: int,
                     epochs: int, cache: ProgramCache | None = None) -> Any:
-    """The compiled ``(carry, key, first_epoch, x, y, weight_half, arch_half) -> (carry,
-    Epochs)`` that runs ``epochs`` epochs of ``per_epoch`` steps from epoch ``first_epoch`` of
-    a search of ``relaxation.epochs`` epochs (the learning-rate schedule and the temperature
-    run over the whole search). Kept in ``cache`` (compiled once per search)."""
+    """``(carry, key, first_epoch, x, y, weight_half, arch_half) -> (carry, Epochs)``: runs
+    ``epochs`` epochs of ``per_epoch`` steps from epoch ``first_epoch`` of a search of
+    ``relaxation.epochs`` epochs (the learning-rate schedule and the temperature run over the
+    whole search), through programs compiled once per search (:class:`Advance`), kept in
+    ``cache``."""
     options = dataclasses.replace(train, steps=relaxation.epochs * per_epoch).program_options()
     return (cache or ProgramCache()).program(
         ("differentiable-advance", encoding, relaxation, options, per_epoch, epochs),
-        lambda: jax.jit(_advance_fn(encoding, relaxation, options, per_epoch, epochs)))
+        lambda: _advance_fn(encoding, relaxation, options, per_epoch, epochs))
 
 
 def differentiable_search(key: jax.Array, encoding: Any, dataset: Any, relaxation: Relaxation,
@@ -279,18 +282,15 @@ def differentiable_search(key: jax.Array, encoding: Any, dataset: Any, relaxatio
     weight_half, arch_half = halves(split_key, dataset, train.batch_size)
     per_epoch = len(weight_half) // train.batch_size
     options = dataclasses.replace(train, steps=relaxation.epochs * per_epoch).program_options()
-    advance = _advance_fn(encoding, relaxation, options, per_epoch, relaxation.epochs)
-
     keys = [jax.random.fold_in(seeds_key, s) for s in range(seeds)]
-    starts_ = [start(jax.random.split(k)[0], encoding, dataset, relaxation, train) for k in keys]
-    carry = jax.tree.map(lambda *leaves: jnp.stack(leaves), *starts_)
-    program = (cache or ProgramCache()).program(
+    starts = [start(jax.random.split(k)[0], encoding, dataset, relaxation, train) for k in keys]
+    carry = jax.tree.map(lambda *leaves: jnp.stack(leaves), *starts)
+    advance = (cache or ProgramCache()).program(
         ("differentiable", encoding, relaxation, options, per_epoch),
-        lambda: jax.jit(jax.vmap(
-            lambda carry, key, x, y, wh, ah: advance(carry, jax.random.split(key)[1], 0, x, y,
-                                                     wh, ah),
-            in_axes=(0, 0, None, None, None, None))))
-    carry, epochs = program(carry, jnp.stack(keys), jnp.asarray(dataset.x_train),
+        lambda: _advance_fn(encoding, relaxation, options, per_epoch, relaxation.epochs,
+                            seeds=True))
+    run_keys = jnp.stack([jax.random.split(k)[1] for k in keys])
+    carry, epochs = advance(carry, run_keys, 0, jnp.asarray(dataset.x_train),
                             jnp.asarray(dataset.y_train), jnp.asarray(weight_half),
                             jnp.asarray(arch_half))
     carry, epochs = jax.tree.map(np.asarray, (carry, epochs))
@@ -305,10 +305,65 @@ def _arch_optimizer(relaxation: Relaxation) -> optax.GradientTransformation:
                        optax.adam(relaxation.arch_learning_rate, b1=0.5, b2=0.999))
 
 
+def _chunk(per_epoch: int) -> int:
+    """Steps per compiled call: on the CPU the largest divisor of ``per_epoch`` up to
+    :data:`CPU_STEPS_PER_CALL` (XLA:CPU runs a convolution's weight gradient inside a rolled
+    loop tens of times slower than unrolled, and an unrolled program compiles in time
+    proportional to its steps); elsewhere a whole epoch, rolled."""
+    if jax.default_backend() != "cpu":
+        return per_epoch
+    return max(d for d in range(1, min(per_epoch, CPU_STEPS_PER_CALL) + 1) if per_epoch % d == 0)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Advance:
+    """Runs epochs of a differentiable search as a host loop over three compiled programs:
+    ``plan`` (each step's batch indices and keys), ``steps`` (``chunk`` alternating steps,
+    unrolled on the CPU) and ``summary`` (an epoch's distribution, argmax and parameter-free
+    share). With ``seeds`` every array has a leading seed axis (the programs are vmapped)."""
+
+    plan: Any
+    steps: Any
+    summary: Any
+    per_epoch: int
+    epochs: int
+    chunk: int
+    seeds: bool
+
+    def __call__(self, carry, key, first_epoch, x, y, weight_half, arch_half):
+        inputs = self.plan(key, jnp.int32(first_epoch), weight_half, arch_half)
+        axis = 1 if self.seeds else 0
+        stacked = []
+        for e in range(self.epochs):
+            losses = []
+            for c in range(self.per_epoch // self.chunk):
+                lo = e * self.per_epoch + c * self.chunk
+                part = jax.tree.map(
+                    lambda a, lo=lo: jax.lax.slice_in_dim(a, lo, lo + self.chunk, axis=axis),
+                    inputs)
+                carry, loss = self.steps(carry, part, x, y)
+                losses.append(loss)
+            train_l, val_l = (jnp.concatenate([loss[i] for loss in losses], axis=axis)
+                              for i in range(2))
+            probs, genome, free = self.summary(carry)
+            stacked.append(Epochs(probs, genome, free, train_l.mean(axis), val_l.mean(axis)))
+        return carry, jax.tree.map(lambda *a: jnp.stack(a, axis=axis), *stacked)
+
+    def compiles(self) -> int:
+        """Programs compiled so far (3 once the search ran: one each)."""
+        return sum(p._cache_size() for p in (self.plan, self.steps, self.summary))
+
+    # What :class:`ProgramCache` asks of the programs it holds (it counts and clears them).
+    _cache_size = compiles
+
+    def clear_cache(self) -> None:
+        for program in (self.plan, self.steps, self.summary):
+            program.clear_cache()
+
+
 def _advance_fn(encoding: Any, relaxation: Relaxation, options: Any, per_epoch: int,
-                epochs: int) -> Any:
-    """``(carry, key, first_epoch, x, y, weight_half, arch_half) -> (carry, Epochs)``: ``epochs``
-    epochs of alternating architecture and weight steps (not compiled)."""
+                epochs: int, seeds: bool = False) -> Advance:
+    """The :class:`Advance` of ``epochs`` epochs of alternating architecture and weight steps."""
     space = encoding.space
     mask = gene_mask(space)
     supernet = encoding.supernet(encoding.max_bounds())
@@ -366,27 +421,32 @@ def _advance_fn(encoding: Any, relaxation: Relaxation, options: Any, per_epoch: 
         params = optax.apply_updates(params, updates)
         return Carry(params, opt_state, alpha, arch_state), (train_val, val)
 
-    def advance(carry, key, first_epoch, x, y, weight_half, arch_half):
+    def plan(key, first_epoch, weight_half, arch_half):
         k_steps, k_w, k_a = jax.random.split(key, 3)
         steps = epochs * per_epoch
         iw = weight_half[batch_indices(k_w, weight_half.shape[0], options.batch_size, steps)]
         ia = arch_half[batch_indices(k_a, arch_half.shape[0], options.batch_size, steps)]
-        inputs = (first_epoch * per_epoch + jnp.arange(steps), jax.random.split(k_steps, steps),
-                  iw, ia)
-        inputs = jax.tree.map(lambda a: a.reshape(epochs, per_epoch, *a.shape[1:]), inputs)
+        return (first_epoch * per_epoch + jnp.arange(steps), jax.random.split(k_steps, steps),
+                iw, ia)
 
-        def epoch(carry, epoch_inputs):
-            carry, (train_l, val_l) = jax.lax.scan(
-                lambda c, i: step(c, i, x, y), carry, epoch_inputs)
-            probs = probabilities(relaxation, carry.alpha, mask)
-            genome = _genes_argmax(probs, mask)
-            free = (free_of(genome) if free_of is not None else jnp.asarray(jnp.nan))
-            return carry, Epochs(probs, genome, jnp.asarray(free, jnp.float32), train_l.mean(),
-                                 val_l.mean())
+    cpu = jax.default_backend() == "cpu"
 
-        return jax.lax.scan(epoch, Carry(*carry), inputs)
+    def run_steps(carry, inputs, x, y):
+        return jax.lax.scan(lambda c, i: step(c, i, x, y), Carry(*carry), inputs,
+                            unroll=True if cpu else 1)
 
-    return advance
+    def summary(carry):
+        probs = probabilities(relaxation, carry.alpha, mask)
+        genome = _genes_argmax(probs, mask)
+        free = (free_of(genome) if free_of is not None else jnp.asarray(jnp.nan))
+        return probs, genome, jnp.asarray(free, jnp.float32)
+
+    if seeds:
+        plan = jax.vmap(plan, in_axes=(0, None, None, None))
+        run_steps = jax.vmap(run_steps, in_axes=(0, 0, None, None))
+        summary = jax.vmap(summary)
+    return Advance(jax.jit(plan), jax.jit(run_steps), jax.jit(summary), per_epoch, epochs,
+                   _chunk(per_epoch), seeds)
 
 
 def draw(relaxation: Relaxation, alpha: jax.Array, space: Any, key: jax.Array,
