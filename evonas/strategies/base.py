@@ -291,6 +291,15 @@ def from_score(score: jax.Array, maximize: bool) -> jax.Array:
     return score if maximize else -score
 
 
+def told_best(maximize: bool, best_genome: jax.Array, best_fitness: jax.Array,
+              genomes: jax.Array, fitness: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The best so far after ``genomes`` were told ``fitness`` (in the user's direction): what
+    :class:`StrategyBase` keeps, for a strategy that does not derive from it."""
+    genome, score = update_best(best_genome, to_score(best_fitness, maximize),
+                                jnp.asarray(genomes, jnp.int32), to_score(fitness, maximize))
+    return genome, from_score(score, maximize)
+
+
 def no_best(space: GenomeSpace, maximize: bool) -> tuple[jax.Array, jax.Array]:
     """``(best_genome, best_fitness)`` before anything was told: the worst value, in the user's
     direction (``-inf`` when maximising, ``+inf`` when minimising)."""

@@ -30,7 +30,7 @@ from flax import struct
 
 from evonas import checks
 from evonas.strategies import _categorical as cat
-from evonas.strategies.base import State, adapt, from_score, no_best, to_score, update_best
+from evonas.strategies.base import State, adapt, no_best, told_best
 
 
 @struct.dataclass
@@ -185,10 +185,9 @@ class Handoff:
             state = state.replace(first=self.first.tell(key, genomes, fitness, state.first))
         else:
             state = state.replace(then=self.then.tell(key, genomes, fitness, state.then))
-        best, score = update_best(state.best_genome, to_score(state.best_fitness, self.maximize),
-                                  jnp.asarray(genomes, jnp.int32),
-                                  to_score(fitness, self.maximize))
-        return state.replace(best_genome=best, best_fitness=from_score(score, self.maximize),
+        best, best_fitness = told_best(self.maximize, state.best_genome, state.best_fitness,
+                                       genomes, fitness)
+        return state.replace(best_genome=best, best_fitness=best_fitness,
                              generation=state.generation + 1)
 
     def diagnostics(self, state: HandoffState) -> dict[str, float | None]:

@@ -25,7 +25,6 @@ generation resumes the search exactly where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 import jax
@@ -35,7 +34,8 @@ from flax import struct
 
 from evonas import checks
 from evonas.genomes.space import GenomeSpace
-from evonas.strategies.base import State, from_score, no_best, to_score, update_best
+from evonas.strategies import _categorical as cat
+from evonas.strategies.base import State, no_best, told_best
 from evonas.train import ProgramCache
 from evonas.train.config import TrainConfig
 from evonas.train.differentiable import (
@@ -177,9 +177,7 @@ class RelaxedSearch:
         bound = self._bound()
         carry = start(key, bound.encoding, bound.dataset, self.relaxation, bound.train)
         genome, fitness = no_best(self.space, self.maximize)
-        mask = np.arange(carry.alpha.shape[1])[None, :] < np.asarray(
-            self.space.cardinalities)[:, None]
-        uniform = jnp.asarray(mask / mask.sum(1, keepdims=True), jnp.float32)
+        uniform = jnp.asarray(cat.uniform(self.space))
         nan = jnp.float32(jnp.nan)
         return RelaxedState(
             generation=jnp.int32(0), best_genome=genome, best_fitness=fitness,
@@ -216,8 +214,8 @@ class RelaxedSearch:
              state: RelaxedState) -> RelaxedState:
         """Keeps the best so far (the search learns from its gradients, not from fitness)."""
         del key
-        best, best_fitness = _best(self.maximize, state.best_genome, state.best_fitness,
-                                   jnp.asarray(genomes, jnp.int32), jnp.asarray(fitness))
+        best, best_fitness = _told_best(self.maximize, state.best_genome, state.best_fitness,
+                                        genomes, fitness)
         return state.replace(best_genome=best, best_fitness=best_fitness,
                              generation=state.generation + 1)
 
@@ -230,12 +228,7 @@ class RelaxedSearch:
                 "train_loss": value(state.train_loss), "arch_loss": value(state.val_loss)}
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _best(maximize: bool, best: jax.Array, best_fitness: jax.Array, genomes: jax.Array,
-          fitness: jax.Array) -> tuple[jax.Array, jax.Array]:
-    genome, score = update_best(best, to_score(best_fitness, maximize), genomes,
-                                to_score(fitness, maximize))
-    return genome, from_score(score, maximize)
+_told_best = jax.jit(told_best, static_argnums=0)
 
 
 def relaxed(space: GenomeSpace, method: str = "darts", batch_size: int = 8,
