@@ -57,6 +57,7 @@ def main(argv=None) -> dict:
         tmp = tempfile.TemporaryDirectory()
         run_dir = Path(tmp.name) / "default"
         config = ExperimentConfig.from_dict({}).with_overrides(["display.progress=false",
+                                                             "train.compile_cache_dir=null",
                                                              *args.set])
         start = time.perf_counter()
         Experiment(config, run_dir=run_dir).run()

@@ -44,7 +44,8 @@ def main(argv=None) -> int:
                  f"search.population_size={args.population}",
                  f"strategy.params.population_size={args.population}",
                  f"train.steps={args.steps}", "dataset.limit=600", "train.batch_size=64",
-                 "final.retrain.top_k=0", "display.progress=false", "display.report=false"]
+                 "final.retrain.top_k=0", "display.progress=false", "display.report=false",
+                 "train.compile_cache_dir=null"]
     if args.max_programs is not None:
         overrides.append(f"train.max_programs={args.max_programs}")
     config = ExperimentConfig().with_overrides(overrides)

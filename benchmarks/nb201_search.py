@@ -30,6 +30,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import yaml
 
 from evonas.benchmarks.nb201 import DATASETS, load_table
 from evonas.genomes import get_encoding
@@ -220,7 +221,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--reference-runs", type=int, default=None,
                         help="runs of the plain-Python reference (default: runs/10, at least 5)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="ROW.PARAM=VALUE",
+                        help="change one strategy setting of a row, e.g. "
+                        "bayesian_optimization.ensemble_size=3 (repeatable)")
     args = parser.parse_args(argv)
+    for item in args.set:
+        row, _, rest = item.partition(".")
+        param, eq, value = rest.partition("=")
+        if not (row and param and eq):
+            parser.error(f"--set {item!r}: write ROW.PARAM=VALUE")
+        params = VARIANTS[row][1] if row in VARIANTS else SETTINGS.setdefault(row, {})
+        params[param] = yaml.safe_load(value)
     if args.runs < 1 or args.budget < 1:
         parser.error(f"--runs and --budget must be positive; got {args.runs}, {args.budget}")
     if args.noise < 0:
@@ -280,6 +291,7 @@ def main(argv=None) -> dict:
         "reference": {k: (round(v, 3) if isinstance(v, float) else v)
                       for k, v in reference.items()},
         "timings": {k: {kk: round(vv, 4) for kk, vv in v.items()} for k, v in timings.items()},
+        "settings": {k: (VARIANTS[k][1] if k in VARIANTS else SETTINGS.get(k)) for k in timings},
         "results": results,
     }
     print(json.dumps(out))

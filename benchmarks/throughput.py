@@ -12,6 +12,8 @@ Prints one JSON line (the last line)::
      "baseline": {"archs_per_min", "compiles", "wall_s"},
      "plans": {PLAN: {"archs_per_min", "compiles", "executed_over_useful_flops", "peak_rss_mb",
                       "wall_s", "useful_peak_fraction"}},
+     "warm": {PLAN: {"archs_per_min", "compiles", "compile_s", "disk_cache_hits", "wall_s"}}
+              or null,
      "speedup": {PLAN: archs/min over the baseline's}, "best_val_acc": ...,
      "peer": {"torch": {"archs_per_min", "wall_s", "best_val_acc", "threads"} or null,
               "note": ...}, "over_peer": {PLAN: archs/min over the peer's}}
@@ -28,8 +30,12 @@ the baseline's) go to stderr.
 A plan written ``auto:serial`` runs without compiling the chunks to come while one trains
 (``evonas.train.loop.COMPILE_AHEAD``), to measure what that overlap saves.
 
+``--warm`` runs each plan a second time in a new process on the first run's persistent
+compilation cache, as a user's second run of the same experiment would (``"warm"``: its
+compiles, compile seconds and programs loaded from the cache; ``"over_peer_warm"``).
+
 Usage: ``python benchmarks/throughput.py [--population 64] [--steps 300] [--batch-size 128]
-[--plans masked,grouped,auto] [--peer torch] [--no-baseline]``
+[--plans masked,grouped,auto] [--peer torch] [--warm] [--no-baseline]``
 
 On a CPU the fully masked supernet steps at about 130 ms per individual (executing several times
 the useful FLOPs), so ``masked`` at 64 x 300 takes the better part of an hour there; measure it
@@ -132,6 +138,8 @@ def run_plan(args: argparse.Namespace) -> dict:
     return {
         "archs_per_min": 60.0 * len(genomes) / wall,
         "compiles": result.compiles,
+        "compile_s": result.compile_seconds,
+        "disk_cache_hits": result.disk_cache_hits,
         "executed_over_useful_flops": executed / useful,
         "peak_rss_mb": _peak_rss_mb(),
         "wall_s": wall,
@@ -224,18 +232,28 @@ def run_torch(args: argparse.Namespace) -> dict:
     return out
 
 
-def _child(args: argparse.Namespace, what: str) -> dict:
+def _child(args: argparse.Namespace, what: str, cache_dir: str | None = None) -> dict:
+    """Runs ``what`` in a fresh process with the persistent compilation cache at ``cache_dir``
+    (None: a new, empty one, so every compile counts)."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child", what, "--plans", args.plans,
            "--population", str(args.population), "--steps", str(args.steps),
            "--batch-size", str(args.batch_size), "--seed", str(args.seed),
            "--learning-rate", str(args.learning_rate)]
-    with tempfile.TemporaryDirectory() as cache_dir:  # cold persistent cache: compiles count
-        proc = subprocess.run(cmd + ["--cache-dir", cache_dir], capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as cold:
+        proc = subprocess.run(cmd + ["--cache-dir", cache_dir or cold], capture_output=True,
+                              text=True)
     sys.stderr.write(proc.stderr if proc.returncode else "".join(
         line + "\n" for line in proc.stderr.splitlines() if line.startswith("[")))
     if proc.returncode:
         raise SystemExit(f"{what} failed with exit code {proc.returncode}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _cold_and_warm(args: argparse.Namespace, plan: str) -> tuple[dict, dict]:
+    """``plan`` run twice in fresh processes sharing one persistent cache: the first compiles
+    everything, the second is a user's second run of the same experiment."""
+    with tempfile.TemporaryDirectory() as cache_dir:
+        return _child(args, plan, cache_dir), _child(args, plan, cache_dir)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -251,6 +269,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="also train the architectures in PyTorch eager, one after another")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the one-jit-per-architecture baseline")
+    parser.add_argument("--warm", action="store_true",
+                        help="run each plan a second time on the first run's persistent "
+                        "compilation cache (a user's second run) and report both")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -274,7 +295,13 @@ def main(argv: list[str] | None = None) -> None:
     device = f"{jax.devices()[0].platform} ({os.cpu_count()} cores, {platform.machine()})"
     _log(f"matmul peak: {peak / 1e9:.1f} GFLOP/s on {device}")
     baseline = _child(args, "baseline") if args.baseline else None
-    results = {p: _child(args, p) for p in plans}
+    warm = {}
+    if args.warm:
+        results = {}
+        for p in plans:
+            results[p], warm[p] = _cold_and_warm(args, p)
+    else:
+        results = {p: _child(args, p) for p in plans}
     peer, note = None, None
     if args.peer == "torch":
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -300,7 +327,11 @@ def main(argv: list[str] | None = None) -> None:
         "device": device,
         "baseline": (None if baseline is None else
                      {k: baseline[k] for k in ("archs_per_min", "compiles", "wall_s")}),
+        "warm": {p: {k: r[k] for k in ("archs_per_min", "compiles", "compile_s",
+                                       "disk_cache_hits", "wall_s")}
+                 for p, r in warm.items()} or None,
         "plans": {p: {"archs_per_min": r["archs_per_min"], "compiles": r["compiles"],
+                      "compile_s": r["compile_s"],
                       "executed_over_useful_flops": r["executed_over_useful_flops"],
                       "peak_rss_mb": r["peak_rss_mb"], "wall_s": r["wall_s"],
                       "useful_peak_fraction": r["useful_flops_per_s"] / peak}
@@ -313,6 +344,8 @@ def main(argv: list[str] | None = None) -> None:
             "note": note},
         "over_peer": {p: r["archs_per_min"] / peer["archs_per_min"]
                       for p, r in results.items()} if peer else None,
+        "over_peer_warm": {p: r["archs_per_min"] / peer["archs_per_min"]
+                           for p, r in warm.items()} if peer and warm else None,
     }))
 
 

@@ -428,9 +428,10 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
 def _resume_arguments(p: argparse.ArgumentParser) -> None:
     """``evonas resume``'s arguments."""
     p.add_argument("run_dir", help="the run directory")
-    p.add_argument("--compile-cache-dir", default=None, metavar="DIR",
-                   help="JAX's persistent compilation cache (never taken from the run "
-                   "directory's config.yaml, which may come from someone else)")
+    p.add_argument("--compile-cache-dir", default="auto", metavar="DIR",
+                   help="the persistent compilation cache: auto (your cache directory, the "
+                   "default), a directory, or off; never taken from the run directory's "
+                   "config.yaml, which may come from someone else")
     p.set_defaults(func=cmd_resume)
 
 

@@ -26,6 +26,8 @@ EXAMPLES = {
                                  "evaluator.halving.eta=2"], {"trained"}),
     "weight_inheritance.yaml": (["evaluator.inherit.steps=5"], {"trained", "inherited"}),
     "oneshot.yaml": (["evaluator.supernet_steps=20", "train.steps_per_call=5"], {"oneshot"}),
+    "few_shot.yaml": (["evaluator.supernet_steps=20", "evaluator.options.split_steps=10",
+                       "train.steps_per_call=5"], {"fewshot"}),
     "proxy_prefilter.yaml": ([], {"naswot+trained"}),
 }
 
@@ -50,7 +52,7 @@ def test_the_example_runs_end_to_end_and_the_report_says_how_fitness_was_estimat
         assert fidelities == {5, 10, 20}
     elif example == "weight_inheritance.yaml":
         assert fidelities == {5, 20}
-    elif example == "oneshot.yaml":
+    elif example in ("oneshot.yaml", "few_shot.yaml"):
         assert fidelities == {0}
     final = json.loads((run_dir / "best" / "final.json").read_text())
     assert len(final["models"]) == 2 and all(0.0 < m["test_acc"] <= 1.0 for m in final["models"])

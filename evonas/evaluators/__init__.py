@@ -22,7 +22,7 @@ from evonas.evaluators.costs import Costs
 from evonas.evaluators.halving import SuccessiveHalving
 from evonas.evaluators.inherit import Inherit
 from evonas.evaluators.latency import Latency, LatencyMeter, time_call
-from evonas.evaluators.oneshot import OneShotEvaluator
+from evonas.evaluators.oneshot import FewShotEvaluator, OneShotEvaluator
 from evonas.evaluators.proxies import Proxies
 from evonas.evaluators.registry import (
     BUILTIN_EVALUATORS,
@@ -47,6 +47,7 @@ __all__ = [
     "Inherit",
     "Latency",
     "LatencyMeter",
+    "FewShotEvaluator",
     "OneShotEvaluator",
     "Proxies",
     "Results",

@@ -123,3 +123,105 @@ class OneShotEvaluator:
             return {"supernet_steps": self.supernet_steps, "trained": False}
         return {"trained": True, **{k: v for k, v in dataclasses.asdict(self.trained).items()
                                     if k != "params"}}
+
+
+class FewShotEvaluator(OneShotEvaluator):
+    """Scores architectures with few-shot supernets (:mod:`evonas.train.fewshot`): the one-shot
+    supernet, trained as :class:`OneShotEvaluator` trains it, is split on one gene into a
+    sub-supernet per choice, each trained ``split_steps`` more steps from the one-shot weights on
+    its choice's architectures; an architecture is scored by the sub-supernet of its choice.
+
+    Args:
+        split: the gene to split on, or ``"auto"``: the one whose choice moves the one-shot
+            score most (:func:`~evonas.train.fewshot.gene_importance`).
+        split_steps: steps of each sub-supernet.
+        max_choices: ``auto`` only splits genes with at most this many choices.
+        (the rest as :class:`OneShotEvaluator`)
+
+    The split gene and each sub-supernet are kept in the store when trained, so a resumed run
+    trains none again.
+    """
+
+    protocol = "few-shot (single-path sub-supernets, split on one gene)"
+    estimate = "fewshot"
+
+    def __init__(self, encoding: Any, dataset: Any, config: TrainConfig | None = None,
+                 supernet_steps: int = 4000, key: jax.Array | None = None,
+                 fitness: str = "val_acc", store: Any = None,
+                 cache: ProgramCache | None = None, *, split: int | str = "auto",
+                 split_steps: int = 1000, max_choices: int = 8):
+        super().__init__(encoding, dataset, config, supernet_steps, key, fitness, store, cache)
+        checks.positive_int("FewShotEvaluator.split_steps", split_steps)
+        checks.integer("FewShotEvaluator.max_choices", max_choices, 2)
+        cards = np.asarray(encoding.space.cardinalities)
+        if split != "auto":
+            checks.integer("FewShotEvaluator.split", split, 0, len(cards) - 1)
+            if cards[int(split)] < 2:
+                raise ValueError(f"FewShotEvaluator.split: gene {split} has one choice; split "
+                                 f"on a gene with 2 or more, or use split: auto")
+        elif not ((cards >= 2) & (cards <= max_choices)).any():
+            raise ValueError(f"FewShotEvaluator: no gene has 2..{max_choices} choices to split "
+                             f"on (cardinalities {cards.tolist()}); raise max_choices or use "
+                             "the oneshot evaluator")
+        self.split = split
+        self.split_steps = int(split_steps)
+        self.max_choices = int(max_choices)
+        self.gene: int | None = None
+        self.subs: list[Any] | None = None
+        self.split_seconds = 0.0
+
+    def _kept(self, name: str, like: Any) -> Any:
+        return None if self.store is None else self.store.load(name, like)
+
+    def _keep(self, name: str, tree: Any) -> None:
+        if self.store is not None:
+            self.store.save(name, tree)
+
+    def sub_supernets(self) -> tuple[int, list[Any]]:
+        """``(gene, sub-supernets' parameters)``: trains (or loads) them on first use."""
+        if self.subs is None:
+            import time
+
+            from evonas.train.fewshot import gene_importance, split_gene, train_sub_supernets
+
+            params = self.supernet()
+            start = time.perf_counter()
+            k_split, k_subs = jax.random.split(jax.random.fold_in(self.key, 1))
+            kept = self._kept("fewshot_gene", {"gene": np.zeros((), np.int32)})
+            if kept is not None:
+                gene = int(kept["gene"])
+            elif self.split != "auto":
+                gene = int(self.split)
+            else:
+                gene = split_gene(gene_importance(
+                    self.encoding, params, self.dataset, k_split,
+                    eval_batch_size=self.config.eval_batch_size, max_choices=self.max_choices,
+                    cache=self.cache))
+            self._keep("fewshot_gene", {"gene": np.asarray(gene, np.int32)})
+            self.subs = train_sub_supernets(
+                k_subs, self.encoding, self.dataset, self.config, params, gene,
+                self.split_steps, load=lambda k, like: self._kept(f"fewshot_{k}", like),
+                save=lambda k, sub: self._keep(f"fewshot_{k}", sub))
+            self.gene = gene
+            self.split_seconds = time.perf_counter() - start
+        return self.gene, self.subs
+
+    def evaluate(self, key: jax.Array, genomes: jax.Array) -> Results:
+        """Scores ``genomes`` with the sub-supernet of each one's choice of the split gene."""
+        from evonas.train.fewshot import score_few_shot
+
+        gene, subs = self.sub_supernets()
+        genomes = np.asarray(genomes, np.int32)
+        splits = ("val", "test") if self.config.evaluate_test else ("val",)
+        measured = score_few_shot(self.encoding, subs, gene, genomes, self.dataset,
+                                  self.config.eval_batch_size, splits, cache=self.cache)
+        metrics = {k: jnp.asarray(v, jnp.float32) for k, v in measured.items()}
+        fitness = metrics[self.fitness]
+        return Results(fitness=fitness, objectives={self.fitness: fitness}, metrics=metrics,
+                       costs={}, failed=~jnp.isfinite(fitness),
+                       fidelity=jnp.zeros(len(genomes), jnp.int32))
+
+    def describe(self) -> dict[str, Any]:
+        """What the supernets cost, and the gene split on."""
+        return {**super().describe(), "split_gene": self.gene, "split_steps": self.split_steps,
+                "split_seconds": self.split_seconds}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from evonas.evaluators.oneshot import OneShotEvaluator
+from evonas.evaluators.oneshot import FewShotEvaluator, OneShotEvaluator
 from evonas.evaluators.tabular import TabularEvaluator
 from evonas.evaluators.training import TrainingEvaluator
 from evonas.registry import Factory, Registry
@@ -61,10 +61,20 @@ def oneshot(context: Context, supernet_steps: int = 4000) -> OneShotEvaluator:
                             fitness=context.fitness, cache=context.cache)
 
 
+def few_shot(context: Context, supernet_steps: int = 4000, split: int | str = "auto",
+             split_steps: int = 1000, max_choices: int = 8) -> FewShotEvaluator:
+    """Scores every architecture with the sub-supernet of its choice of one gene, each trained
+    on from the one-shot supernet's weights."""
+    return FewShotEvaluator(context.encoding, context.dataset, context.train, supernet_steps,
+                            fitness=context.fitness, cache=context.cache, split=split,
+                            split_steps=split_steps, max_choices=max_choices)
+
+
 BUILTIN_EVALUATORS: dict[str, Factory] = {
     "training": training,
     "tabular": tabular,
     "oneshot": oneshot,
+    "few_shot": few_shot,
 }
 EVALUATORS = Registry("evaluator", ENTRY_POINT_GROUP, BUILTIN_EVALUATORS)
 # ``register_evaluator(name, factory)`` makes ``factory(context, **options)`` the base evaluator

@@ -33,6 +33,9 @@ class GenerationInfo:
         best_so_far: the best fitness of the whole run so far.
         trained, cached, failed: how many rows were trained, reused, failed.
         seconds: wall seconds of the generation.
+        compiles, compile_seconds: XLA programs compiled during it, and the seconds they took
+            (with ``programs_loaded``' loading).
+        programs_loaded: programs loaded from the persistent compilation cache instead.
     """
 
     generation: int
@@ -51,6 +54,9 @@ class GenerationInfo:
     hint: str = ""
     verb: str = "trained"  # what evaluating a new architecture was: trained, looked up, scored
     seconds_left: float | None = None  # of search.time_budget (None: no time budget)
+    compiles: int = 0
+    compile_seconds: float = 0.0
+    programs_loaded: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -146,6 +152,9 @@ class Progress(Callback):
         eta = self._eta(info)
         fields = (f"best {_fmt(info.best_so_far)}  median {_fmt(info.median)}  "
                   f"{rate:.1f} eval/s  left {'?' if eta is None else _duration(eta)}")
+        if info.compiles or info.programs_loaded:
+            fields += (f"  compiled {info.compiles} ({info.compile_seconds:.1f} s)"
+                       + (f", {info.programs_loaded} from cache" if info.programs_loaded else ""))
         if self.stream.isatty():
             self._draw(info, fields)
         else:

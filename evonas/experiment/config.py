@@ -35,7 +35,8 @@ DIRECTIONS = ("max", "min")
 # JAX keys are made from 32 bits of a seed (jax_enable_x64 off): a larger seed would silently
 # repeat a smaller one's search.
 MAX_SEED = 2**32 - 1
-EVALUATORS = ("training", "tabular", "oneshot")  # the built-ins; plug-ins register more
+# the built-ins; plug-ins register more
+EVALUATORS = ("training", "tabular", "oneshot", "few_shot")
 PRUNE_MODES = ("structured", "unstructured")
 # Version 3: derived from the sections (fields that can change a number, values other than the
 # default experiment's); versions 1 and 2 are the flat layout's (evonas.experiment.legacy).
@@ -280,14 +281,17 @@ class EvaluatorConfig:
             ``"oneshot"`` (weight sharing: one supernet trained by uniform single-path sampling
             with the ``train`` section's optimiser, batch size and steps per call; each
             architecture is scored with its weights, untrained; the final stage retrains from
-            scratch as usual).
+            scratch as usual) or ``"few_shot"`` (the one-shot supernet split on one gene into a
+            sub-supernet per choice, each trained on from the one-shot weights; ``options``:
+            ``split`` (a gene, or ``auto``: the one that moves the one-shot score most),
+            ``split_steps`` (1000), ``max_choices`` (8)).
         benchmark: ``tabular``: the registered benchmark (``evonas list``); default the
             encoding's name.
         options: ``tabular``: options of the benchmark's factory (``{dataset: cifar100}``); a
             registered plug-in evaluator: options of its factory.
         noise: ``tabular``: standard deviation of Gaussian noise on the fitness a strategy sees.
-        supernet_steps: ``oneshot``: steps of supernet training (kept in the run directory, so
-            a resumed run does not train it again).
+        supernet_steps: ``oneshot``, ``few_shot``: steps of supernet training (kept in the run
+            directory, so a resumed run does not train it again).
         inherit: ``training``: weight inheritance (``{}`` for the defaults), or null.
         halving: ``training``: successive halving (``{rungs: [100, 200]}``), or null.
         proxies: zero-cost proxies (``naswot``, ``synflow``, ``grad_norm``, ``snip``) to
@@ -317,12 +321,13 @@ class EvaluatorConfig:
         from evonas.train.proxies import check_proxies
 
         object.__setattr__(self, "proxies", check_proxies("evaluator.proxies", self.proxies))
-        if self.name != "oneshot" and self.supernet_steps != 4000:
-            raise ValueError("evaluator.supernet_steps applies to the oneshot evaluator only; "
-                             "remove it or set evaluator.name=oneshot")
-        if self.name in ("training", "oneshot"):  # a plug-in's factory takes the options
+        if self.name not in ("oneshot", "few_shot") and self.supernet_steps != 4000:
+            raise ValueError("evaluator.supernet_steps applies to the oneshot and few_shot "
+                             "evaluators only; remove it or set evaluator.name=oneshot")
+        if self.name in ("training", "oneshot", "few_shot"):  # a plug-in's takes the options
             given = [f for f, default in (("benchmark", None), ("options", {}), ("noise", 0.0))
-                     if getattr(self, f) != default]
+                     if getattr(self, f) != default and not (
+                         f == "options" and self.name == "few_shot")]
             if given:
                 raise ValueError(f"evaluator.{given[0]} applies to the tabular evaluator only; "
                                  f"remove it or set evaluator.name=tabular")
@@ -363,10 +368,12 @@ class SearchConfig:
             training.
         patience: stop early after this many generations without a better best fitness;
             ``None`` never stops early.
-        time_budget: seconds the generations may take together (the final stage comes after);
-            the generation under way finishes. A time budget makes the number of generations
-            depend on the machine: the history records how many ran, and a resume continues
-            while the recorded seconds are under the budget.
+        time_budget: seconds the generations may take together (the final stage comes after).
+            A generation starts only if, taking as long as the last one, it would end within
+            the budget (the first always runs), so the search ends near its budget rather than
+            a generation past it. A time budget makes the number of generations depend on the
+            machine: the history records how many ran and how long each took, and a resume
+            continues by the same rule on the recorded seconds.
     """
 
     population_size: int = 16

@@ -102,6 +102,8 @@ def base_options(config: ExperimentConfig) -> dict[str, Any]:
         return {"noise": section.noise}
     if section.name == "oneshot":
         return {"supernet_steps": section.supernet_steps}
+    if section.name == "few_shot":
+        return {"supernet_steps": section.supernet_steps, **section.options}
     if section.name == "training":
         return {}
     return dict(section.options)  # a plug-in's

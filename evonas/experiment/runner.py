@@ -61,7 +61,7 @@ from evonas.store import NoCheckpointError, RunDir, RunDirError, RunPaths, read_
 from evonas.store.atomic import atomic_write_text
 from evonas.store.run_dir import RunLock
 from evonas.strategies import beliefs, diagnostics, num_objectives
-from evonas.train import train_population
+from evonas.train import CompileCounter, enable_persistent_cache, train_population
 
 __all__ = ["AllFailedError", "Experiment", "ExperimentResult", "InfeasibleError",
            "Interrupted", "follow_leader", "run_config"]
@@ -113,7 +113,7 @@ def default_run_dir(config: ExperimentConfig) -> Path:
 
 
 # What evaluating a new architecture was, by how its fitness is estimated, for the progress line.
-_VERBS = {"trained": "trained", "table": "looked up", "oneshot": "scored"}
+_VERBS = {"trained": "trained", "table": "looked up", "oneshot": "scored", "fewshot": "scored"}
 
 
 def _parents(state: Any, batch: int) -> np.ndarray:
@@ -124,9 +124,10 @@ def _parents(state: Any, batch: int) -> np.ndarray:
     return np.asarray(parents, np.int32).reshape(batch, -1)
 
 
-def _seconds(generations: list[dict[str, Any]]) -> float:
-    """The wall seconds the committed generations took together."""
-    return float(sum(g.get("wall_seconds") or 0.0 for g in generations))
+def _seconds(generations: list[dict[str, Any]]) -> tuple[float, float]:
+    """The wall seconds the committed generations took together, and the last one's."""
+    seconds = [float(g.get("wall_seconds") or 0.0) for g in generations]
+    return float(sum(seconds)), (seconds[-1] if seconds else 0.0)
 
 
 def base_evaluator(evaluator: Any) -> Any:
@@ -168,7 +169,7 @@ class Experiment:
 
     @classmethod
     def resume(cls, run_dir: str | os.PathLike, *, callbacks: Sequence[Callback] = (),
-               compile_cache_dir: str | None = None,
+               compile_cache_dir: str | None = "auto",
                session: distributed.Session | None = None,
                dataset: Dataset | None = None) -> Experiment:
         """The experiment of an existing run directory, to continue from its last checkpoint.
@@ -180,7 +181,8 @@ class Experiment:
         Args:
             run_dir: the run directory.
             callbacks: extra callbacks.
-            compile_cache_dir: JAX's persistent compilation cache for this process (None: none).
+            compile_cache_dir: the persistent compilation cache for this process: ``"auto"``
+                (your cache directory), a directory, or None (none).
             session: as for the constructor.
             dataset: the data a run on data given in Python started with.
 
@@ -217,7 +219,7 @@ class Experiment:
                          dataset=dataset)
         if (run.fingerprint_version < FINGERPRINT_VERSION and config.evaluator.prefilter
                 and experiment._budget_left(len(done), sum(g["evaluations"] for g in done),
-                                            _seconds(done))):
+                                            *_seconds(done))):
             raise RunDirError(
                 f"{run.path} screened its genomes with the prefilter of evonas before 0.2, whose "
                 "random draws differ from today's: it can't continue to the rows it would have "
@@ -238,13 +240,16 @@ class Experiment:
             callbacks.append(EarlyStopping(search.patience, search.objectives[0].maximize))
         return callbacks + self.extra_callbacks
 
-    def _budget_left(self, generation: int, evaluations: int, seconds: float = 0.0) -> bool:
+    def _budget_left(self, generation: int, evaluations: int, seconds: float = 0.0,
+                     last: float = 0.0) -> bool:
         """Whether the search may run another generation: ``generation`` generations and
-        ``evaluations`` evaluations done, in ``seconds`` of generations."""
+        ``evaluations`` evaluations done, in ``seconds`` of generations, the last of which took
+        ``last`` seconds. A time budget starts no generation that would end past it if it took
+        as long as the last one: the search ends near its budget, not a generation after it."""
         search = self.config.search
         if search.generations is not None and generation >= search.generations:
             return False
-        if search.time_budget is not None and seconds >= search.time_budget:
+        if search.time_budget is not None and seconds + last > search.time_budget:
             return False
         return search.evaluations is None or evaluations < search.evaluations
 
@@ -282,6 +287,7 @@ class Experiment:
         if self.dataset is not None and session is not None:
             raise ValueError("data given in Python can't be shared with other processes: save "
                              "it (np.savez) and use dataset: {name: npz, path: FILE}")
+        enable_persistent_cache(config.train.compile_cache_dir)  # before anything compiles
         parts = build_components(config, trainer=None if session is None else session.trainer,
                                  dataset=self.dataset)
         callbacks = self._callbacks()
@@ -369,7 +375,7 @@ class Experiment:
             # is exported (a resume then computes nothing).
             finished = (run.paths.final.is_file() or config.final.retrain.top_k == 0) and (
                 not self._budget_left(len(run.history.generations()), run.history.count(),
-                                      _seconds(run.history.generations())))
+                                      *_seconds(run.history.generations())))
             try:
                 self._search(run, parts, callbacks)
             except BaseException as err:
@@ -433,7 +439,7 @@ class Experiment:
         verb = _VERBS.get(describe_estimate(parts.evaluator), "evaluated")
         search_key = streams.stream(config.search.seed, "search")
         while self._budget_left(generation, run.history.count(),
-                                _seconds(run.history.generations())):
+                                *_seconds(run.history.generations())):
             self.interrupts.check()
             if any(c.should_stop() for c in callbacks):
                 break
@@ -441,11 +447,12 @@ class Experiment:
             k_ask, k_eval, k_tell = streams.generation_keys(search_key, generation)
             evaluate.on_new = lambda asked, new, g=generation: [
                 c.on_evaluate(g, asked, new) for c in callbacks]
-            genomes, state = strategy.ask(k_ask, state)
-            parents = _parents(state, strategy.batch_size)
-            result = evaluate.evaluate(k_eval, np.asarray(genomes), parents, run.history)
-            told = result.objectives if multi else result.fitness
-            state = strategy.tell(k_tell, genomes, jnp.asarray(told), state)
+            with CompileCounter(all_threads=True) as compiled:
+                genomes, state = strategy.ask(k_ask, state)
+                parents = _parents(state, strategy.batch_size)
+                result = evaluate.evaluate(k_eval, np.asarray(genomes), parents, run.history)
+                told = result.objectives if multi else result.fitness
+                state = strategy.tell(k_tell, genomes, jnp.asarray(told), state)
             self.interrupts.check()
             seconds = time.perf_counter() - start
             generation_summary = summary(result.fitness, maximize, seconds)
@@ -469,7 +476,9 @@ class Experiment:
                 result.trained, result.cached, result.failed, seconds, reasons=reasons,
                 hint=failure_hint(config, reasons), verb=verb,
                 seconds_left=None if config.search.time_budget is None else (
-                    config.search.time_budget - _seconds(run.history.generations())))
+                    config.search.time_budget - _seconds(run.history.generations())[0]),
+                compiles=compiled.compiles, compile_seconds=round(compiled.seconds, 3),
+                programs_loaded=compiled.disk_hits)
             for callback in callbacks:
                 callback.on_generation(info)
             generation += 1

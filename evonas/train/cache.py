@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
 import os
+import tempfile
 import threading
 from typing import Any
 
@@ -22,9 +26,14 @@ class CompileCounter:
 
     A program loaded from the persistent compilation cache is counted in ``disk_hits``, not in
     ``compiles``. Usable as a context manager; listeners are removed on exit.
+
+    Args:
+        all_threads: count every thread's compiles (the experiment's per-generation count,
+            which includes the trainer's compiling-ahead thread), not only the creating one's.
     """
 
-    def __init__(self):
+    def __init__(self, all_threads: bool = False):
+        self.all_threads = all_threads
         self.events = 0
         self.disk_hits = 0
         self.by_name: dict[str, int] = {}  # backend compiles (and disk loads) per jitted function
@@ -38,7 +47,8 @@ class CompileCounter:
         return self.events - self.disk_hits
 
     def _on_duration(self, event: str, duration: float, **kwargs: Any) -> None:
-        if event == _BACKEND_COMPILE and threading.get_ident() in self._threads:
+        if event == _BACKEND_COMPILE and (self.all_threads
+                                          or threading.get_ident() in self._threads):
             self.events += 1
             self.seconds += duration
             name = str(kwargs.get("fun_name", "?"))
@@ -46,7 +56,8 @@ class CompileCounter:
             self.seconds_by_name[name] = self.seconds_by_name.get(name, 0.0) + duration
 
     def _on_event(self, event: str, **kwargs: Any) -> None:
-        if event == _DISK_CACHE_HIT and threading.get_ident() in self._threads:
+        if event == _DISK_CACHE_HIT and (self.all_threads
+                                         or threading.get_ident() in self._threads):
             self.disk_hits += 1
 
     def adopt_thread(self) -> None:
@@ -66,20 +77,171 @@ class CompileCounter:
         monitoring.unregister_event_listener(self._on_event)
 
 
-def enable_persistent_cache(path: str) -> None:
-    """Points JAX's persistent compilation cache at ``path``, caching even small, fast programs.
+AUTO = "auto"
+DEFAULT_MAX_BYTES = 2 * 1024**3  # the persistent cache's bound on disk; oldest-used go first
+
+
+def default_cache_dir() -> str:
+    """Where ``compile_cache_dir: auto`` keeps compiled programs: ``$EVONAS_CACHE_DIR``, else
+    the directory JAX was already pointed at (``JAX_COMPILATION_CACHE_DIR``), else
+    ``$XDG_CACHE_HOME/evonas/xla`` (``~/.cache/evonas/xla``). Never inside a run directory:
+    the cache holds native code, and a run directory may come from someone else."""
+    explicit = os.environ.get("EVONAS_CACHE_DIR")
+    if explicit:
+        return explicit
+    if jax.config.jax_compilation_cache_dir:
+        return str(jax.config.jax_compilation_cache_dir)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "evonas", "xla")
+
+
+def resolve_cache_dir(setting: str | None) -> str | None:
+    """``train.compile_cache_dir`` as a directory: ``"auto"`` is :func:`default_cache_dir`,
+    ``None`` (or ``off``) is no persistent cache."""
+    if setting is None or setting is False or setting == "off":
+        return None
+    return default_cache_dir() if setting == AUTO else setting
+
+
+class SignedCache(_jax_cc.CacheInterface):
+    """JAX's persistent compilation cache, each entry bound to its key and checked on read.
+
+    JAX names an entry by a hash of the program, its options, the devices and the versions of
+    jax and XLA, so programs of another shape, machine or version never share a name. Its file
+    store trusts a file under that name, though: a truncated write, a corrupted disk or a file
+    copied under another entry's name would be deserialised and run. Here every entry is stored
+    as ``MAGIC + sha256(MAGIC, key, payload) + payload``; a read that does not match (corrupt,
+    renamed, foreign, written by plain JAX) is a miss, so the program compiles and the entry is
+    rewritten. Writes go to a temporary file and are renamed into place (concurrent processes
+    sharing the directory see a whole entry or none; a rename never follows a link), and the
+    directory is bounded: past ``max_bytes`` the least recently used entries are deleted.
+
+    The check is integrity, not authenticity: anyone who can write the directory can write
+    native code that this process runs, so keep it where only you write (the default, in your
+    cache directory, is created private).
+    """
+
+    SUFFIX = ".evonas-xla"
+    MAGIC = b"evonas-xla-1\n"
+
+    def __init__(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.path = path
+        self._path = path  # what JAX's own messages read
+        self.max_bytes = int(max_bytes)
+        self.hits = 0
+        self.rejected = 0  # entries that did not match their key (deleted, then recompiled)
+        self._lock = threading.Lock()
+
+    def _file(self, key: str) -> str | None:
+        if not key or not all(c.isalnum() or c in "-_." for c in key) or key.startswith("."):
+            return None  # not a name JAX makes: never a path outside the directory
+        return os.path.join(self.path, key + self.SUFFIX)
+
+    def _digest(self, key: str, payload: bytes) -> bytes:
+        return hashlib.sha256(self.MAGIC + key.encode() + b"\0" + payload).digest()
+
+    def get(self, key: str) -> bytes | None:
+        path = self._file(key)
+        if path is None:
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as f:
+            data = f.read()
+        head = len(self.MAGIC)
+        payload = data[head + 32:]
+        if (data[:head] != self.MAGIC
+                or not hmac.compare_digest(data[head:head + 32], self._digest(key, payload))):
+            with self._lock:
+                self.rejected += 1
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recency, for the bound
+        with self._lock:
+            self.hits += 1
+        return payload
+
+    def put(self, key: str, value: bytes) -> None:
+        path = self._file(key)
+        if path is None or len(value) > self.max_bytes:
+            return
+        blob = self.MAGIC + self._digest(key, value) + value
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.path)
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+            os.replace(tmp, path)
+        except OSError:  # a full or read-only disk costs a compile, never the run
+            with contextlib.suppress(OSError, UnboundLocalError):
+                os.unlink(tmp)
+            return
+        self.evict()
+
+    def entries(self) -> list[tuple[float, int, str]]:
+        """``(last used, bytes, path)`` of every entry (links and other files left alone)."""
+        out = []
+        with contextlib.suppress(OSError), os.scandir(self.path) as it:
+            for entry in it:
+                if entry.name.endswith(self.SUFFIX) and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(OSError):
+                        st = entry.stat(follow_symlinks=False)
+                        out.append((st.st_mtime, st.st_size, entry.path))
+        return out
+
+    def evict(self) -> int:
+        """Deletes the least recently used entries while the directory holds more than
+        ``max_bytes`` (down to 80 % of it); returns how many went."""
+        entries = self.entries()
+        total = sum(size for _, size, _ in entries)
+        if total <= self.max_bytes:
+            return 0
+        gone = 0
+        for _, size, path in sorted(entries):
+            if total <= 0.8 * self.max_bytes:
+                break
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                total -= size
+                gone += 1
+        return gone
+
+
+def enable_persistent_cache(path: str | None = AUTO,
+                            max_bytes: int = DEFAULT_MAX_BYTES) -> SignedCache | None:
+    """Keeps every compiled program of this process in a persistent cache at ``path``
+    (``"auto"``: :func:`default_cache_dir`; ``None``: nothing changes), so a second run of the
+    same experiment loads its programs instead of compiling them.
 
     JAX's defaults skip programs that compile in under a second; a population's exact-shape
-    programs are exactly those, and reloading them is what makes the ``grouped`` plan cheap from
-    one run to the next.
+    programs are exactly those, so every program is kept. The store is a :class:`SignedCache`
+    (entries checked against their key, bounded by ``max_bytes``).
+
+    Returns:
+        The cache now in use (None where ``path`` is None).
     """
+    path = resolve_cache_dir(path)
+    if path is None:
+        return None
     path = os.path.abspath(os.path.expanduser(path))
-    os.makedirs(path, exist_ok=True)
+    current = getattr(_jax_cc, "_cache", None)
+    if isinstance(current, SignedCache) and current.path == path:
+        current.max_bytes = int(max_bytes)
+        return current
+    os.makedirs(path, mode=0o700, exist_ok=True)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    if jax.config.jax_compilation_cache_dir != path:
-        jax.config.update("jax_compilation_cache_dir", path)
-        _jax_cc.reset_cache()  # JAX opens its cache once; reopen it at the new path
+    jax.config.update("jax_compilation_cache_dir", path)
+    _jax_cc.reset_cache()  # JAX opens its cache once; open ours at the new path
+    cache = SignedCache(path, max_bytes)
+    with _jax_cc._cache_initialized_mutex:
+        _jax_cc._cache = cache
+        _jax_cc._cache_initialized = True
+    cache.evict()
+    return cache
 
 
 # program name -> (function, static_argnums, donate_argnums)

@@ -81,8 +81,12 @@ class TrainConfig:
             distinct ``bounds``) or ``"auto"`` (a cost model picks, see ``evonas.train.plans``).
         memory_budget_mb: device memory one chunk of the population may use, per device.
         evaluate_test: also measure the test split (for final reports, never for fitness).
-        compile_cache_dir: JAX's persistent compilation cache directory (``None``: leave JAX's
-            setting alone); used by every plan, it is what makes ``grouped`` cheap across runs.
+        compile_cache_dir: the persistent compilation cache: ``"auto"`` (default: your cache
+            directory, see :func:`~evonas.train.cache.default_cache_dir`), a directory, or
+            ``None``/``off`` (none: every run compiles everything). A second run of the same
+            experiment loads its programs from there instead of compiling them; entries are
+            checked against their key and the directory is bounded
+            (:class:`~evonas.train.cache.SignedCache`). Never taken from a run directory.
         xla: XLA compile options of the trainer's programs: ``"fast"`` (default) trades a
             little step speed for much shorter compiles (the once-run programs, init and
             evaluation, at the lowest optimisation level), ``"default"`` leaves XLA's defaults
@@ -115,7 +119,7 @@ class TrainConfig:
     plan: str = "auto"
     memory_budget_mb: float = 2048.0
     evaluate_test: bool = False
-    compile_cache_dir: str | None = setting(None, numbers=False)
+    compile_cache_dir: str | None = setting("auto", numbers=False)
     exact_modules: bool = True
     xla: str = "fast"
     max_programs: int = setting(128, numbers=False)
@@ -140,9 +144,12 @@ class TrainConfig:
         if self.augment is not None and not isinstance(self.augment, Augment):
             raise ValueError(f"TrainConfig.augment must be an Augment or None; got "
                              f"{self.augment!r}")
-        if self.compile_cache_dir is not None and not isinstance(self.compile_cache_dir, str):
-            raise ValueError(f"TrainConfig.compile_cache_dir must be a path string or None; "
-                             f"got {self.compile_cache_dir!r}")
+        if self.compile_cache_dir is False or self.compile_cache_dir == "off":
+            object.__setattr__(self, "compile_cache_dir", None)  # YAML's `off` is False
+        if self.compile_cache_dir is not None and (
+                not isinstance(self.compile_cache_dir, str) or not self.compile_cache_dir):
+            raise ValueError(f"TrainConfig.compile_cache_dir must be 'auto', a directory or null "
+                             f"(off); got {self.compile_cache_dir!r}")
 
     def program_options(self) -> ProgramOptions:
         """The fields that shape compiled programs (and so key their cache)."""

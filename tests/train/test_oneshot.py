@@ -115,3 +115,59 @@ def test_an_encoding_without_a_supernet_is_refused_in_one_line(digits):
                                          r"weight-sharing supernet .* encoding 'mobile'") as info:
         OneShotEvaluator(encoding, digits, CONFIG)
     assert "\n" not in str(info.value)
+
+
+def test_few_shot_splits_on_the_gene_that_moves_the_scores_and_scores_with_its_choice(
+        digits, tmp_path):
+    from evonas.evaluators.oneshot import FewShotEvaluator
+    from evonas.store import ParamStore
+    from evonas.train.fewshot import gene_importance
+
+    store = ParamStore(tmp_path / "supernet", tmp_path)
+    evaluator = FewShotEvaluator(MLP, digits, CONFIG, supernet_steps=40, split_steps=20,
+                                 store=store)
+    genomes = np.asarray(MLP.space.sample(jax.random.key(1), 9))
+    results = evaluator.evaluate(jax.random.key(5), genomes)
+    gene, subs = evaluator.gene, evaluator.subs
+    cards = np.asarray(MLP.space.cardinalities)
+    importance = gene_importance(MLP, evaluator.trained.params, digits,
+                                 jax.random.split(jax.random.fold_in(evaluator.key, 1))[0],
+                                 eval_batch_size=CONFIG.eval_batch_size)
+    assert gene == int(np.nanargmax(importance)) and len(subs) == cards[gene]
+    for sub in subs:  # each trained on from the one-shot weights
+        assert any(not np.array_equal(a, b) for a, b in zip(
+            jax.tree.leaves(sub), jax.tree.leaves(evaluator.trained.params)))
+    for i, genome in enumerate(genomes):  # scored by its own choice's sub-supernet
+        alone = score_population(MLP, subs[genome[gene]], genome[None], digits, 64)
+        assert abs(float(results.fitness[i]) - float(alone["val_acc"][0])) < 1e-6
+    assert evaluator.estimate == "fewshot" and evaluator.describe()["split_gene"] == gene
+
+    # A resumed run loads the split and every sub-supernet: nothing trains again.
+    again = FewShotEvaluator(MLP, digits, CONFIG, supernet_steps=40, split_steps=20,
+                             store=store)
+    import evonas.train.fewshot as fewshot
+
+    def trains(*args, **kwargs):
+        raise AssertionError("a kept split or sub-supernet was computed again")
+
+    real = fewshot.gene_importance, fewshot.batch_indices  # a sub-supernet draws its batches
+    fewshot.gene_importance = fewshot.batch_indices = trains
+    try:
+        np.testing.assert_array_equal(again.evaluate(jax.random.key(5), genomes).fitness,
+                                      results.fitness)
+    finally:
+        fewshot.gene_importance, fewshot.batch_indices = real
+    assert again.trained.resumed_from == 40  # the one-shot supernet came from the store
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"split_steps": 0}, "FewShotEvaluator.split_steps"),
+    ({"split": 99}, "FewShotEvaluator.split"),
+    ({"max_choices": 1}, "FewShotEvaluator.max_choices"),
+])
+def test_few_shot_bad_options_are_one_line(digits, options, message):
+    from evonas.evaluators.oneshot import FewShotEvaluator
+
+    with pytest.raises(ValueError, match=message) as info:
+        FewShotEvaluator(MLP, digits, CONFIG, supernet_steps=40, **options)
+    assert "\n" not in str(info.value)
