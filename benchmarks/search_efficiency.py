@@ -234,10 +234,12 @@ def fidelity(args) -> tuple[dict, dict]:
     for name, (values, seconds) in estimates.items():
         values = _finite(values, -np.inf)  # what can't be scored ranks last
         out[name] = {"kendall": kendall(values, truth), "spearman": spearman(values, truth),
-                     "kendall_top_decile": kendall(values[top], truth[top]),
+                     "kendall_top_decile": (kendall(values[top], truth[top])
+                                            if top.sum() >= 3 else None),
                      "top_decile_archs": int(top.sum()), "seconds": float(seconds)}
         print(f"  {name:10s} tau {out[name]['kendall']:+.3f}  rho {out[name]['spearman']:+.3f}"
-              f"  top-decile tau {out[name]['kendall_top_decile']:+.3f}  {seconds:7.1f} s",
+              f"  top-decile tau {out[name]['kendall_top_decile'] or float('nan'):+.3f}"
+              f"  {seconds:7.1f} s",
               flush=True)
     steps = _step_times(encoding, one_shot.supernet(), genomes[:args.timed_archs], dataset,
                         base.batch_size, args.repeats)

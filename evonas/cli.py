@@ -195,6 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides = list(args.set)
         if args.seed is not None:
             overrides.append(f"search.seed={args.seed}")
+        if args.warm_start is not None:
+            overrides.append(f"search.warm_start={json.dumps(args.warm_start)}")
         if args.data is not None:
             from evonas.data.doors import door_of
 
@@ -418,6 +420,10 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
                    help="your data: an .npz (x_train, y_train, ...), a .csv (--set "
                         "dataset.label=COLUMN), a folder of class folders of images, or a "
                         "folder of MNIST-format IDX files")
+    p.add_argument("--warm-start", metavar="DIR",
+                   help="start from an earlier run of the same search space: its best "
+                   "architectures or its distribution, evaluated again on this run's data (same "
+                   "as --set search.warm_start=DIR)")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="a config override, e.g. search.generations=4 (repeatable)",

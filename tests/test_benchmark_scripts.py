@@ -72,8 +72,9 @@ def test_search_efficiency_ranks_every_estimate_and_times_every_method(capsys):
                       "--set", "encoding.options.max_layers=2",
                       "--set", "encoding.options.widths=[16, 32]"])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
-    assert set(out["fidelity"]) == {"steps_10", "oneshot", "naswot", "synflow", "grad_norm",
-                                    "snip", "params", "flops"}
+    assert set(out["fidelity"]) == {"steps_10", "oneshot", "fewshot", "naswot", "synflow",
+                                    "grad_norm", "snip", "params", "flops"}
+    assert out["supernet"]["few_shot"]["split_gene"] is not None
     for estimate in out["fidelity"].values():
         assert -1.0 <= estimate["kendall"] <= 1.0 and -1.0 <= estimate["spearman"] <= 1.0
         assert estimate["seconds"] > 0
@@ -107,9 +108,13 @@ def test_throughput_compares_a_plan_with_the_pytorch_peer_or_says_why_not(capsys
     bench = _load("throughput")
     peer = _load("torch_peer")
     bench.main(["--population", "2", "--steps", "4", "--batch-size", "16", "--plans", "grouped",
-                "--no-baseline", "--peer", "torch"])
+                "--no-baseline", "--peer", "torch", "--warm"])
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["plans"]["grouped"]["archs_per_min"] > 0 and out["baseline"] is None
+    # A second run on the first one's persistent cache compiles nothing: it loads every program.
+    cold, warm = out["plans"]["grouped"], out["warm"]["grouped"]
+    assert cold["compiles"] > 0 and warm["compiles"] == 0
+    assert warm["disk_cache_hits"] >= cold["compiles"]
     if peer.available():  # the same architectures trained in PyTorch eager, one after another
         torch = out["peer"]["torch"]
         assert torch["archs_per_min"] > 0 and 0.0 <= torch["best_val_acc"] <= 1.0
@@ -152,3 +157,18 @@ def test_relaxed_nb201_reports_the_cells_and_their_parameter_free_share(capsys):
         assert all(round(f * 6) == pytest.approx(f * 6, abs=0.01)
                    for per_seed in found["parameter_free"] for f in per_seed)
         assert all(10.0 < a < 95.0 for a in found["nb201_test"]["cifar10"])
+
+
+@pytest.mark.slow
+def test_warm_start_compares_a_warm_search_with_a_cold_one_on_the_shifted_task(capsys):
+    bench = _load("warm_start")
+    tiny = ["search.population_size=4", "strategy.params.population_size=4",
+            "strategy.params.sample_size=2", "train.steps=10", "final.retrain.steps=20",
+            "encoding.options.max_layers=2", "encoding.options.widths=[8, 16]"]
+    out = bench.main(["--generations", "2", "--seeds", "1",
+                      *[a for s in tiny for a in ("--set", s)]])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
+    assert out["generations"] == {"cold": 2, "warm": 1}
+    for name in ("cold", "warm"):
+        assert out[name]["search_s"][0] > 0 and 0.0 < out[name]["retrained_test"][0] <= 1.0
+    assert out["warm_over_cold_seconds"] > 0 and isinstance(out["goal_met"], bool)

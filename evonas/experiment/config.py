@@ -374,6 +374,11 @@ class SearchConfig:
             a generation past it. A time budget makes the number of generations depend on the
             machine: the history records how many ran and how long each took, and a resume
             continues by the same rule on the recorded seconds.
+        warm_start: the directory of an earlier run of the same search space (finished or
+            not): the search starts from its best architectures, or from its distribution,
+            each re-evaluated on this run's data (:mod:`evonas.experiment.warm_start`). What
+            was taken is kept in the run directory (``warm_start.json``), so a resume does not
+            read the earlier run again.
     """
 
     population_size: int = 16
@@ -384,9 +389,14 @@ class SearchConfig:
     constraints: tuple[str, ...] = ()
     patience: int | None = None
     time_budget: float | None = None
+    warm_start: str | None = None
 
     def __post_init__(self):
         check_fields(self, "search")
+        if self.warm_start is not None and (not isinstance(self.warm_start, str)
+                                            or not self.warm_start.strip()):
+            raise ValueError(f"search.warm_start must be the directory of an earlier run; got "
+                             f"{self.warm_start!r}")
         if self.time_budget is not None:
             checks.number("search.time_budget", self.time_budget, 0.0, open_low=True)
         check_positive("search.patience", self.patience)

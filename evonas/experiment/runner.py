@@ -31,7 +31,7 @@ import numpy as np
 from evonas import streams
 from evonas.data import Dataset
 from evonas.evaluators import TrainingEvaluator, describe_estimate
-from evonas.experiment import distributed
+from evonas.experiment import distributed, warm_start
 from evonas.experiment.callbacks import (
     Callback,
     EarlyStopping,
@@ -290,6 +290,9 @@ class Experiment:
         enable_persistent_cache(config.train.compile_cache_dir)  # before anything compiles
         parts = build_components(config, trainer=None if session is None else session.trainer,
                                  dataset=self.dataset)
+        seed = self._warm_seed(parts)
+        if seed is not None:
+            parts = parts._replace(strategy=warm_start.warm(parts.strategy, seed))
         callbacks = self._callbacks()
         # The plan as the runner resolves it (auto: by platform) is what the directory records
         # and fingerprints: a resume elsewhere runs the same plan, hence the same numbers.
@@ -303,6 +306,8 @@ class Experiment:
         if session is not None:
             self._share(session, resolved, parts, run.path)
         try:
+            if seed is not None and not run.paths.warm_start.exists():
+                warm_start.save_seed(run, seed)
             if run.created and parts.dataset is not None:  # what was searched, class names too
                 info = {**parts.dataset.info(), "preprocessing": parts.dataset.preprocessing()}
                 atomic_write_text(run.paths.dataset_info, json.dumps(info, indent=2) + "\n",
@@ -313,6 +318,19 @@ class Experiment:
         except BaseException:
             self._discard_if_empty(run)
             raise
+
+    def _warm_seed(self, parts: Components) -> warm_start.Seed | None:
+        """What ``search.warm_start`` hands this run: kept in the run directory by its first
+        start (a resume reads that, not the earlier run), else read from the earlier run."""
+        source = self.config.search.warm_start
+        if source is None:
+            return None
+        if RunPaths(self.run_dir).run_info.is_file():
+            kept = warm_start.load_seed(self.run_dir, parts.encoding.space)
+            if kept is not None:
+                return kept
+        return warm_start.read_seed(source, self.config, parts.encoding.space,
+                                    warm_start.how_many(parts.strategy), run_dir=self.run_dir)
 
     def _digest(self, parts: Components) -> str | None:
         """The data's content digest the run records (and fingerprints): the one an existing

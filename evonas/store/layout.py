@@ -21,6 +21,7 @@ Layout::
       report/             plots and index.html
       weights/            weight inheritance: each trained architecture's parameters, by genome key
       supernet/           the one-shot evaluator's trained supernet
+      warm_start.json     what a warm-started run took from the earlier run (search.warm_start)
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ SUPERNET = "supernet"
 ENSEMBLE = "ensemble"
 DISTILLED = "distilled"
 PRUNED = "pruned"
+WARM_START = "warm_start.json"  # the earlier run's genomes and distribution, as first read
 
 # Inside an exported model's directory (best/, front/<id>/, budgets/<metric>-<bound>/).
 ARCHITECTURE = "architecture.json"
@@ -92,4 +94,5 @@ class RunPaths:
     ensemble = property(lambda self: self.root / ENSEMBLE)
     distilled = property(lambda self: self.root / DISTILLED)
     pruned = property(lambda self: self.root / PRUNED)
+    warm_start = property(lambda self: self.root / WARM_START)
     report_index = property(lambda self: self.root / REPORT / REPORT_INDEX)

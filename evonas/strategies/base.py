@@ -391,6 +391,17 @@ def diagnostics(strategy: Any, state: Any) -> dict[str, float | None] | None:
     return out
 
 
+def with_prior(strategy: Any, state: Any, probabilities: Any) -> Any:
+    """``state`` starting from the distribution ``probabilities`` (``float32[G, K]``, rows
+    summing to 1, 0 on padding) through the strategy's optional ``prior(state, probabilities)
+    -> state`` hook (a strategy that keeps a distribution: ASNG, PBIL, REINFORCE, DARTS, GDAS,
+    DrNAS); None for a strategy without it. Used by a hand-over and by a warm start."""
+    hook = getattr(strategy, "prior", None)
+    if hook is None:
+        return None
+    return hook(state, jnp.asarray(probabilities, jnp.float32))
+
+
 def bind(strategy: Any, **context: Any) -> Any:
     """``strategy.bind(**context)`` for a strategy that learns on the data itself (a
     differentiable search: ``encoding``, ``dataset``, ``train``, ``generations``, ``cache``,

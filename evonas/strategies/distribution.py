@@ -115,6 +115,14 @@ class DistributionSearch(StrategyBase):
             accumulation=jnp.zeros_like(probabilities), gamma=jnp.float32(0.0),
             parents=jnp.full((self.batch_size,), -1, jnp.int32))
 
+    def prior(self, state: DistributionState, probabilities: jax.Array) -> DistributionState:
+        """``state`` starting from ``probabilities`` (``float32[G, K]``) instead of the
+        uniform distribution, each probability at least the floor (a warm start, a hand-over)."""
+        floor = jnp.asarray(self.floor)[:, None]
+        mask = jnp.asarray(cat.uniform(self.space)) > 0
+        p = jnp.where(mask, jnp.maximum(jnp.asarray(probabilities, jnp.float32), floor), 0.0)
+        return state.replace(probabilities=p / p.sum(axis=1, keepdims=True))
+
     def _ask(self, key: jax.Array, state: DistributionState
              ) -> tuple[jax.Array, DistributionState]:
         """``batch_size`` genomes drawn independently from the distribution."""

@@ -6,9 +6,10 @@ each gene's choices from gradients in a few cheap generations, and an evolutiona
 over from it. At the handoff the second strategy starts from the first's distribution (its
 state's ``probabilities``), by what it can use:
 
-* a strategy that keeps a distribution itself (ASNG, PBIL: a ``probabilities`` field in its
-  state) takes it as its prior, each probability kept at least ``floor`` (mixed with the
-  uniform distribution) so no value is ruled out;
+* a strategy that keeps a distribution itself (ASNG, PBIL, REINFORCE, DARTS, GDAS, DrNAS: it
+  has the optional ``prior(state, probabilities)`` hook, :func:`evonas.strategies.with_prior`)
+  takes it as its prior, each probability kept at least ``floor`` (mixed with the uniform
+  distribution) so no value is ruled out;
 * any other strategy's initial population is drawn from it: the genomes it asks for at random
   (no parent) in its first ``ceil(population_size / batch_size)`` generations are replaced by
   draws from the distribution, and it is told exactly those (evolution keeps what it is told).
@@ -30,7 +31,7 @@ from flax import struct
 
 from evonas import checks
 from evonas.strategies import _categorical as cat
-from evonas.strategies.base import State, adapt, no_best, told_best
+from evonas.strategies.base import State, adapt, no_best, told_best, with_prior
 
 
 @struct.dataclass
@@ -141,7 +142,7 @@ class Handoff:
     def _phase(self, state: HandoffState) -> int:
         return 0 if int(state.generation) < self.switch else 1
 
-    def prior(self, probabilities: jax.Array) -> jax.Array:
+    def floored(self, probabilities: jax.Array) -> jax.Array:
         """The handed-over distribution with each value's probability at least about
         ``floor`` (mixed with the uniform distribution)."""
         uniform = jnp.asarray(cat.uniform(self.space))
@@ -159,12 +160,13 @@ class Handoff:
                 parents=self._parents(parents))
         then = state.then
         since = int(state.generation) - self.switch
-        if since == 0 and getattr(then, "probabilities", None) is not None:
-            then = then.replace(probabilities=self.prior(state.probabilities))
+        takes_prior = getattr(self.then, "prior", None) is not None
+        if since == 0 and takes_prior:
+            then = with_prior(self.then, then, self.floored(state.probabilities))
         genomes, then = self.then.ask(jax.random.fold_in(key, 0), then)
         parents = self._parents(getattr(then, "parents", None))
-        if since < self.seeded_generations and getattr(then, "probabilities", None) is None:
-            drawn = cat.sample(jax.random.fold_in(key, 1), self.prior(state.probabilities),
+        if since < self.seeded_generations and not takes_prior:
+            drawn = cat.sample(jax.random.fold_in(key, 1), self.floored(state.probabilities),
                                self.batch_size, self.space)
             orphan = jnp.all(parents.reshape(self.batch_size, -1) < 0, axis=1)
             genomes = jnp.where(orphan[:, None], drawn, genomes)

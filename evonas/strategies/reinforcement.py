@@ -91,6 +91,13 @@ class Reinforce(StrategyBase):
     def _optimizer(self) -> optax.GradientTransformation:
         return optax.adam(self.learning_rate)
 
+    def prior(self, state: ReinforceState, probabilities: jax.Array) -> ReinforceState:
+        """``state`` whose policy starts at ``probabilities`` (``float32[G, K]``; a warm start,
+        a hand-over): the logits are their logarithms (padding stays unreachable)."""
+        p = jnp.asarray(probabilities, jnp.float32)
+        return state.replace(logits=jnp.where(p > 0, jnp.log(jnp.maximum(p, 1e-12)),
+                                              state.logits))
+
     def _init(self, key: jax.Array) -> ReinforceState:
         """The uniform policy (``key`` is unused)."""
         del key

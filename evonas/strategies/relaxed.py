@@ -42,9 +42,12 @@ from evonas.train.differentiable import (
     Carry,
     Relaxation,
     advance_program,
+    alpha_for,
     check_relaxable,
     draw,
+    gene_mask,
     halves,
+    probabilities,
     start,
 )
 
@@ -209,6 +212,15 @@ class RelaxedSearch:
             arch_state=carry.arch_state, epoch=state.epoch + self.epochs_per_generation,
             probabilities=epochs.probabilities[-1], parameter_free=epochs.parameter_free[-1],
             train_loss=jnp.mean(epochs.train_loss), val_loss=jnp.mean(epochs.val_loss))
+
+    def prior(self, state: RelaxedState, target: jax.Array) -> RelaxedState:
+        """``state`` whose architecture parameters start at the distribution ``target``
+        (``float32[G, K]``; a warm start): see :func:`~evonas.train.differentiable.alpha_for`.
+        The supernet's weights start as they were."""
+        mask = gene_mask(self.space)
+        alpha = alpha_for(self.relaxation, target, mask)
+        return state.replace(alpha=alpha,
+                             probabilities=probabilities(self.relaxation, alpha, mask))
 
     def tell(self, key: jax.Array, genomes: jax.Array, fitness: jax.Array,
              state: RelaxedState) -> RelaxedState:

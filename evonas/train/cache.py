@@ -82,17 +82,16 @@ DEFAULT_MAX_BYTES = 2 * 1024**3  # the persistent cache's bound on disk; oldest-
 
 
 def default_cache_dir() -> str:
-    """Where ``compile_cache_dir: auto`` keeps compiled programs: ``$EVONAS_CACHE_DIR``, else
-    the directory JAX was already pointed at (``JAX_COMPILATION_CACHE_DIR``), else
-    ``$XDG_CACHE_HOME/evonas/xla`` (``~/.cache/evonas/xla``). Never inside a run directory:
-    the cache holds native code, and a run directory may come from someone else."""
+    """Where ``compile_cache_dir: auto`` keeps compiled programs: ``$EVONAS_CACHE_DIR/xla``,
+    else the directory JAX was already pointed at (``JAX_COMPILATION_CACHE_DIR``), else
+    ``~/.cache/evonas/xla``. Never inside a run directory: the cache holds native code, and a
+    run directory may come from someone else."""
     explicit = os.environ.get("EVONAS_CACHE_DIR")
     if explicit:
-        return explicit
+        return os.path.join(explicit, "xla")
     if jax.config.jax_compilation_cache_dir:
         return str(jax.config.jax_compilation_cache_dir)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "evonas", "xla")
+    return os.path.join(os.path.expanduser("~"), ".cache", "evonas", "xla")
 
 
 def resolve_cache_dir(setting: str | None) -> str | None:

@@ -159,6 +159,18 @@ def probabilities(relaxation: Relaxation, alpha: jax.Array, mask: jax.Array) -> 
     return jax.nn.softmax(jnp.where(mask, alpha, -jnp.inf), axis=-1)
 
 
+def alpha_for(relaxation: Relaxation, target: jax.Array, mask: jax.Array) -> jax.Array:
+    """Architecture parameters whose distribution (:func:`probabilities`) is ``target``
+    (``float32[G, K]``, rows summing to 1 over the mask, every masked entry above 0): its
+    logarithms for ``darts`` and ``gdas``; for ``drnas`` the Dirichlet of mean ``target`` and
+    total concentration K per gene (the uniform prior's), through the inverse of ``elu + 1``."""
+    p = jnp.where(mask, jnp.maximum(jnp.asarray(target, jnp.float32), 1e-12), 1.0)
+    if relaxation.method != "drnas":
+        return jnp.where(mask, jnp.log(p), 0.0)
+    beta = p * jnp.sum(mask, -1, keepdims=True)
+    return jnp.where(mask, jnp.where(beta >= 1.0, beta - 1.0, jnp.log(beta)), 0.0)
+
+
 def _concentration(alpha: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.where(mask, jax.nn.elu(alpha) + 1.0, 0.0)
 

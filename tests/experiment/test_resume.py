@@ -30,6 +30,8 @@ METHODS = {
                 "train": {"steps_per_call": 10}},
     # A differentiable search keeps its supernet, both optimisers and the learned distribution.
     "drnas": {"strategy": {"name": "drnas", "params": {"arch_learning_rate": 0.05}}},
+    # A warm start: its first population is an earlier run's best (the path is filled in).
+    "warm": {"search": {"warm_start": None}},
 }
 
 
@@ -57,6 +59,11 @@ def test_sigkill_at_random_moments_then_resume_gives_identical_rows(tmp_path, me
     sections = {**SECTIONS}
     for name, values in METHODS[method].items():
         sections[name] = {**sections.get(name, {}), **values}
+    if method == "warm":
+        earlier = write_yaml(tmp_path / "earlier.yaml", search={"generations": 2},
+                             final={"retrain": {"top_k": 0}})
+        assert _evonas("run", str(earlier), "--run-dir", str(tmp_path / "earlier")).wait() == 0
+        sections["search"] = {**sections["search"], "warm_start": str(tmp_path / "earlier")}
     config = write_yaml(tmp_path / "tiny.yaml", **sections)
     assert _evonas("run", str(config), "--run-dir", str(tmp_path / "alone")).wait() == 0
     expected = evaluations(tmp_path / "alone")

@@ -68,20 +68,20 @@ def test_auto_is_the_default_and_off_turns_it_off(monkeypatch, tmp_path):
     assert TrainConfig(compile_cache_dir=False).compile_cache_dir is None  # YAML's `off`
     assert TrainConfig(compile_cache_dir="off").compile_cache_dir is None
     monkeypatch.setenv("EVONAS_CACHE_DIR", str(tmp_path / "mine"))
-    assert resolve_cache_dir("auto") == str(tmp_path / "mine") == default_cache_dir()
+    assert resolve_cache_dir("auto") == str(tmp_path / "mine" / "xla") == default_cache_dir()
     assert resolve_cache_dir(None) is None and resolve_cache_dir("/x") == "/x"
     with pytest.raises(ValueError, match="compile_cache_dir must be 'auto', a directory or null"):
         TrainConfig(compile_cache_dir=3)
 
 
 def _run(tmp_path: Path, name: str, cache: Path) -> tuple[list[dict], list[tuple]]:
-    """``evonas run`` of a tiny experiment in a new process on ``cache``: the generations' lines
-    of ``metrics.jsonl`` and the history's rows."""
+    """``evonas run`` of a tiny experiment in a new process with ``EVONAS_CACHE_DIR=cache``:
+    the generations' lines of ``metrics.jsonl`` and the history's rows."""
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_dict(
         train={"plan": "grouped"}, final={"retrain": {"top_k": 0}})))
     env = {**os.environ, "EVONAS_CACHE_DIR": str(cache)}
-    env.pop("JAX_COMPILATION_CACHE_DIR")  # as on a user's machine: nothing set
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)  # as on a user's machine: nothing set
     run_dir = tmp_path / name
     proc = subprocess.run([sys.executable, "-m", "evonas.cli", "run", str(config),
                            "--run-dir", str(run_dir)], env=env, capture_output=True, text=True,
@@ -95,13 +95,13 @@ def _run(tmp_path: Path, name: str, cache: Path) -> tuple[list[dict], list[tuple
 
 
 def test_a_second_run_compiles_nothing_and_bad_entries_are_recompiled(tmp_path):
-    cache = tmp_path / "cache"
-    first, rows = _run(tmp_path, "first", cache)
+    first, rows = _run(tmp_path, "first", tmp_path / "evonas")
+    cache = tmp_path / "evonas" / "xla"
     assert sum(g["compiles"] for g in first) > 0 and (cache.stat().st_mode & 0o777) == 0o700
     entries = sorted(cache.glob("*.evonas-xla"))
     assert entries
 
-    second, again = _run(tmp_path, "second", cache)
+    second, again = _run(tmp_path, "second", tmp_path / "evonas")
     assert again == rows
     assert sum(g["compiles"] for g in second) == 0  # every program came from the cache
     assert sum(g["programs_loaded"] for g in second) >= sum(g["compiles"] for g in first)
@@ -110,6 +110,6 @@ def test_a_second_run_compiles_nothing_and_bad_entries_are_recompiled(tmp_path):
     blobs = [p.read_bytes() for p in entries]
     for i, path in enumerate(entries):
         path.write_bytes(b"\0garbage" * 20 if i % 2 else blobs[(i + 1) % len(blobs)])
-    third, once_more = _run(tmp_path, "third", cache)
+    third, once_more = _run(tmp_path, "third", tmp_path / "evonas")
     assert once_more == rows  # the same numbers: nothing wrong was loaded
     assert sum(g["compiles"] for g in third) > 0  # what did not match was compiled again
