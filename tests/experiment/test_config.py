@@ -362,7 +362,7 @@ def test_a_section_given_in_part_keeps_the_defaults_other_values():
     ({"final": {"retrain_top_k": 2, "retrain": {"top_k": 3}}},
      r"sets both 'final.retrain_top_k' and its new name 'final.retrain.top_k'"),
     ({"evaluator": {"supernet_steps": 100}}, r"^evaluator.supernet_steps applies to the "
-                                             r"oneshot evaluator only"),
+                                             r"oneshot and few_shot evaluators only"),
     ({"evaluator": {"name": "oneshot", "supernet_steps": 0}}, r"^evaluator.supernet_steps"),
 ])
 def test_cheap_evaluation_settings_fail_in_one_line(data, message):
