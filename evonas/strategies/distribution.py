@@ -117,11 +117,8 @@ class DistributionSearch(StrategyBase):
 
     def prior(self, state: DistributionState, probabilities: jax.Array) -> DistributionState:
         """``state`` starting from ``probabilities`` (``float32[G, K]``) instead of the
-        uniform distribution, each probability at least the floor (a warm start, a hand-over)."""
-        floor = jnp.asarray(self.floor)[:, None]
-        mask = jnp.asarray(cat.uniform(self.space)) > 0
-        p = jnp.where(mask, jnp.maximum(jnp.asarray(probabilities, jnp.float32), floor), 0.0)
-        return state.replace(probabilities=p / p.sum(axis=1, keepdims=True))
+        uniform distribution (a warm start, a hand-over; the caller floors it)."""
+        return state.replace(probabilities=jnp.asarray(probabilities, jnp.float32))
 
     def _ask(self, key: jax.Array, state: DistributionState
              ) -> tuple[jax.Array, DistributionState]:

@@ -49,13 +49,7 @@ def test_a_strategy_with_a_distribution_starts_from_the_earlier_one(inner):
     state = warm.init(jax.random.key(0))
     prior = warm.distribution()
     assert prior[0, 0] > 0.7 and np.all(prior[np.asarray(cat.uniform(SPACE)) > 0] > 0.04)
-    believed = np.asarray(state.probabilities)
-    if isinstance(inner, Reinforce):
-        np.testing.assert_allclose(believed, prior, atol=1e-5)
-    else:  # kept above the strategy's own floor as well
-        assert np.all(believed[np.asarray(cat.uniform(SPACE)) > 0] >= np.min(inner.floor[
-            inner.floor > 0]) - 1e-6)
-        assert np.argmax(believed[0]) == 0 and believed[0, 0] > 0.5
+    np.testing.assert_allclose(np.asarray(state.probabilities), prior, atol=1e-5)
     genomes, state = warm.ask(jax.random.key(1), state)
     assert int(state.used) == len(EARLIER)  # it samples its prior: no genome was replaced
     # Without an earlier distribution, the prior is the earlier genomes' value frequencies.
