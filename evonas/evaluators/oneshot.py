@@ -103,14 +103,17 @@ class OneShotEvaluator:
                                           self.supernet_steps, load=self._load, save=self._save)
         return self.trained.params
 
+    def _score(self, genomes: np.ndarray, splits: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Each genome's metrics on ``splits`` with the supernet's weights."""
+        return score_population(self.encoding, self.supernet(), genomes, self.dataset,
+                                self.config.eval_batch_size, splits, cache=self.cache)
+
     def evaluate(self, key: jax.Array, genomes: jax.Array) -> Results:
         """Scores ``genomes`` (``int32[P, G]``) with the supernet's weights; ``key`` is unused
         (scoring is deterministic)."""
-        params = self.supernet()
         genomes = np.asarray(genomes, np.int32)
         splits = ("val", "test") if self.config.evaluate_test else ("val",)
-        measured = score_population(self.encoding, params, genomes, self.dataset,
-                                    self.config.eval_batch_size, splits, cache=self.cache)
+        measured = self._score(genomes, splits)
         metrics = {k: jnp.asarray(v, jnp.float32) for k, v in measured.items()}
         fitness = metrics[self.fitness]
         return Results(fitness=fitness, objectives={self.fitness: fitness}, metrics=metrics,
@@ -206,20 +209,13 @@ class FewShotEvaluator(OneShotEvaluator):
             self.split_seconds = time.perf_counter() - start
         return self.gene, self.subs
 
-    def evaluate(self, key: jax.Array, genomes: jax.Array) -> Results:
-        """Scores ``genomes`` with the sub-supernet of each one's choice of the split gene."""
+    def _score(self, genomes: np.ndarray, splits: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Each genome's metrics with the sub-supernet of its choice of the split gene."""
         from evonas.train.fewshot import score_few_shot
 
         gene, subs = self.sub_supernets()
-        genomes = np.asarray(genomes, np.int32)
-        splits = ("val", "test") if self.config.evaluate_test else ("val",)
-        measured = score_few_shot(self.encoding, subs, gene, genomes, self.dataset,
-                                  self.config.eval_batch_size, splits, cache=self.cache)
-        metrics = {k: jnp.asarray(v, jnp.float32) for k, v in measured.items()}
-        fitness = metrics[self.fitness]
-        return Results(fitness=fitness, objectives={self.fitness: fitness}, metrics=metrics,
-                       costs={}, failed=~jnp.isfinite(fitness),
-                       fidelity=jnp.zeros(len(genomes), jnp.int32))
+        return score_few_shot(self.encoding, subs, gene, genomes, self.dataset,
+                              self.config.eval_batch_size, splits, cache=self.cache)
 
     def describe(self) -> dict[str, Any]:
         """What the supernets cost, and the gene split on."""

@@ -3,6 +3,8 @@ strategies: genes padded to the largest cardinality, with the padding masked out
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,6 +23,14 @@ def uniform(space: GenomeSpace) -> np.ndarray:
     """``float32[G, K]``: each gene's uniform distribution over its values (0 on padding)."""
     mask = valid_mask(space)
     return (mask / mask.sum(1, keepdims=True)).astype(np.float32)
+
+
+def floored(probabilities: Any, space: GenomeSpace, floor: float) -> Any:
+    """``probabilities`` (``[G, K]``) mixed with the uniform distribution so that each value
+    keeps about ``floor`` at least (a hand-over's or a warm start's prior: nothing ruled out)."""
+    width = np.asarray(space.cardinalities, np.float32)[:, None]
+    mix = np.minimum(floor * width, 1.0)
+    return (1.0 - mix) * probabilities + mix * uniform(space)
 
 
 def one_hot(genomes: jax.Array, space: GenomeSpace) -> jax.Array:

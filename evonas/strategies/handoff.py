@@ -145,10 +145,8 @@ class Handoff:
     def floored(self, probabilities: jax.Array) -> jax.Array:
         """The handed-over distribution with each value's probability at least about
         ``floor`` (mixed with the uniform distribution)."""
-        uniform = jnp.asarray(cat.uniform(self.space))
-        width = jnp.asarray(self.space.cardinalities, jnp.float32)[:, None]
-        mix = jnp.minimum(self.floor * width, 1.0)
-        return (1.0 - mix) * jnp.asarray(probabilities) + mix * uniform
+        return jnp.asarray(cat.floored(jnp.asarray(probabilities), self.space, self.floor),
+                           jnp.float32)
 
     def ask(self, key: jax.Array, state: HandoffState) -> tuple[jax.Array, HandoffState]:
         """The first strategy's ask, or the second's (seeded from the distribution)."""

@@ -137,9 +137,7 @@ class WarmStart:
             p = p / p.sum(axis=1, keepdims=True)
         p = np.where(uniform > 0, p, 0.0)
         p = p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
-        width = np.asarray(self.space.cardinalities, np.float32)[:, None]
-        mix = np.minimum(self.floor * width, 1.0)
-        return ((1.0 - mix) * p + mix * uniform).astype(np.float32)
+        return cat.floored(p, self.space, self.floor).astype(np.float32)
 
     def init(self, key: jax.Array) -> WarmState:
         inner = self.inner.init(key)
