@@ -101,6 +101,12 @@ def test_a_warm_run_evaluates_the_earlier_best_again_on_its_own_data(tmp_path):
     # The same seed gives the same search.
     evonas.Experiment(config, run_dir=tmp_path / "again").run()
     assert evaluations(tmp_path / "again") == rows
+    # A resume reads what the run kept, never the earlier run (gone here).
+    import shutil
+
+    shutil.rmtree(source)
+    assert evonas.Experiment.resume(tmp_path / "warm").run().already_finished
+    assert evaluations(tmp_path / "warm") == rows
 
 
 def test_asng_warm_started_from_asng_starts_from_its_beliefs(tmp_path):
