@@ -357,7 +357,8 @@ def test_edited_number_changing_settings_are_refused_on_resume(tmp_path, capsys)
         assert old in original
         config_yaml.write_text(original.replace(old, new))
         _one_line_error(capsys, ["resume", str(run_dir)], "no longer matches the run")
-    config_yaml.write_text(original.replace("compile_cache_dir: null",
+    assert "compile_cache_dir: auto" in original  # the default: your own cache directory
+    config_yaml.write_text(original.replace("compile_cache_dir: auto",
                                             f"compile_cache_dir: {tmp_path / 'cache'}"))
     with pytest.warns(UserWarning, match="does not take it from the run directory"):
         assert main(["resume", str(run_dir)]) == 0
