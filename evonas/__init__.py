@@ -75,6 +75,7 @@ _LAZY = {
     "search_classifier": "evonas.experiment.classifier",
     "Classifier": "evonas.experiment.classifier",
     "prune_run": "evonas.experiment.finish",
+    "finetune_run": "evonas.experiment.finish",
     "write_report": "evonas.report",
 }
 
@@ -127,6 +128,7 @@ __all__ = [
     "check_trainable",
     "distil_run",
     "export_serving",
+    "finetune_run",
     "get_benchmark",
     "get_encoding",
     "get_strategy",

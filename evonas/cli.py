@@ -343,6 +343,25 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from evonas.experiment.finish import finetune_run
+    from evonas.store import RunPaths
+
+    out = finetune_run(args.run_dir, args.data, mode=args.mode, blocks=args.blocks,
+                       steps=args.steps, learning_rate=args.learning_rate,
+                       body_lr_scale=args.body_lr_scale, seed=args.seed, source=args.source)
+    if args.json:
+        print(json.dumps(_jsonable(out)))
+        return 0
+    label = f"last{out['blocks']}" if out["mode"] == "last" else out["mode"]
+    print(f"{out['mode']} fine-tuning of {out['source']} on {out['data']['name']} "
+          f"({len(out['data']['classes'])} classes{', a new head' if out['new_head'] else ''}): "
+          f"{out['steps']} steps, {_format(float(out['trainable_params']))} of "
+          f"{_format(float(out['params']))} parameters trained; test accuracy "
+          f"{out['test_acc']:.4f}; exported to {RunPaths(args.run_dir).finetuned / label}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from evonas.experiment.export import export_for_serving
 
@@ -510,6 +529,32 @@ def _prune_arguments(p: argparse.ArgumentParser) -> None:
                     cmd_prune)
 
 
+def _finetune_arguments(p: argparse.ArgumentParser) -> None:
+    """``evonas finetune``'s arguments."""
+    from evonas.experiment.finish import FINETUNE_MODES
+
+    p.add_argument("run_dir", help="a finished run directory")
+    p.add_argument("--data", required=True, metavar="PATH|NAME",
+                   help="the new data: an .npz, a .csv, a folder of class folders, a folder of "
+                   "IDX files, or a dataset name (fashion_mnist, mnist1d, tfds:<name>)")
+    p.add_argument("--mode", default="full", choices=FINETUNE_MODES,
+                   help="full: every parameter; last: the last --blocks blocks and the head; "
+                   "head: the head alone through the frozen network; probe: a linear probe on "
+                   "frozen features; scratch: the same architecture from scratch, the baseline "
+                   "(default full)")
+    p.add_argument("--blocks", type=int, default=1, help="--mode last: how many blocks train")
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="the head's (default: the run's train.learning_rate)")
+    p.add_argument("--body-lr-scale", type=float, default=0.1,
+                   help="the pretrained parameters' learning rate over the head's (default 0.1)")
+    p.add_argument("--seed", type=int, default=None, help="default: the run's search.seed")
+    p.add_argument("--source", default="best", metavar="MODEL",
+                   help="the exported model inside the run: best (default), distilled, pruned, "
+                   "or a path such as front/12")
+    _steps_and_json(p, "optimiser steps (default: a quarter of final.retrain.steps)",
+                    cmd_finetune)
+
+
 def _export_arguments(p: argparse.ArgumentParser) -> None:
     """``evonas export``'s arguments."""
     p.add_argument("path", help="a run directory (its best/) or an exported model's directory")
@@ -542,6 +587,8 @@ _COMMANDS: tuple[tuple[str, str, bool, Any], ...] = (
      _distil_arguments),
     ("prune", "prune a finished run's best (or distilled) network, fine-tune it "
      "(run_dir/pruned)", False, _prune_arguments),
+    ("finetune", "fine-tune a finished run's network on new data: full, last blocks, head, "
+     "linear probe, or from scratch (run_dir/finetuned/<mode>)", False, _finetune_arguments),
     ("export", "write an exported model as StableHLO for serving (model.stablehlo beside its "
      "params)", False, _export_arguments),
     ("list", "list encodings and strategies", False, _list_arguments),

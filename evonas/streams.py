@@ -33,6 +33,7 @@ GENERATION: dict[str, int] = {
 }
 FINAL: dict[str, int] = {
     "prune": 5,  # the pruned network's fine-tuning
+    "finetune": 6,  # `evonas finetune`: a found network on new data (and its scratch baseline)
 }
 
 

@@ -8,6 +8,7 @@ import pathlib
 import re
 
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import evonas
@@ -97,3 +98,18 @@ def test_the_fashion_mnist_example_searches_real_images_and_exports_a_model_for_
     assert logits.shape == (64, 10) and bool(jnp.all(jnp.isfinite(logits)))
     final = json.loads((run_dir / "best" / "final.json").read_text())
     assert 0.0 < final["best_test_acc"] <= 1.0
+    # fine-tuned to another task of the same images (5 other classes, a new head): the conv
+    # network's head (global pooling, then a kernel) passes the probe's linearity check
+    labels = read_idx(pathlib.Path(FASHION_MNIST_DIR) / "t10k-labels-idx1-ubyte.gz")
+    pick = np.flatnonzero(np.asarray(labels) >= 5)[:400]
+    x_new = np.asarray(read_idx(images))[pick, :, :, None]
+    names = np.asarray(FASHION_MNIST_CLASSES)[np.asarray(labels)[pick]]
+    np.savez(tmp_path / "new.npz", x_train=x_new[:300], y_train=names[:300],
+             x_test=x_new[300:], y_test=names[300:])
+    for mode in ("probe", "last"):
+        assert main(["finetune", str(run_dir), "--data", str(tmp_path / "new.npz"), "--mode",
+                     mode, "--steps", "5"]) == 0
+        tuned = json.loads((run_dir / "finetuned" / {"last": "last1"}.get(mode, mode)
+                            / "finetune.json").read_text())
+        assert tuned["data"]["classes"] == sorted(FASHION_MNIST_CLASSES[5:])  # names, sorted
+        assert tuned["new_head"] and 0.0 <= tuned["test_acc"] <= 1.0

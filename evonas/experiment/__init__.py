@@ -19,8 +19,8 @@ _MODULES = {
     "bench": ("bench",),
     "describe": ("describe", "read_genome"),
     "classifier": ("Classifier", "search_classifier"),
-    "finish": ("STEPS", "distil_run", "front_summary", "parse_budgets", "prune_run",
-               "retrain_run"),
+    "finish": ("STEPS", "distil_run", "finetune_run", "front_summary", "parse_budgets",
+               "prune_run", "retrain_run"),
     "finish.export": ("evaluate_model",),
     "runner": ("Experiment", "ExperimentResult", "InfeasibleError"),
 }

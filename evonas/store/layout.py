@@ -16,6 +16,7 @@ Layout::
       ensemble/           the final ensemble's other members: <rank>/ each (rank 2, 3, ...)
       distilled/          the ensemble distilled into one network (`final.distil`, `evonas distil`)
       pruned/             the deployed network pruned and fine-tuned (`final.prune`, `evonas prune`)
+      finetuned/          `evonas finetune`: <mode>/ each, a found network fine-tuned on new data
       front/              a multi-objective run's retrained front: <id>/ each, front.json
       budgets/            `evonas front --budget`: <metric>-<bound>/ each, budgets.json
       report/             plots and index.html
@@ -47,6 +48,7 @@ SUPERNET = "supernet"
 ENSEMBLE = "ensemble"
 DISTILLED = "distilled"
 PRUNED = "pruned"
+FINETUNED = "finetuned"
 WARM_START = "warm_start.json"  # the earlier run's genomes and distribution, as first read
 
 # Inside an exported model's directory (best/, front/<id>/, budgets/<metric>-<bound>/).
@@ -59,6 +61,7 @@ BUDGETS_FILE = "budgets.json"
 REPORT_INDEX = "index.html"
 DISTIL_FILE = "distil.json"
 PRUNE_FILE = "prune.json"
+FINETUNE_FILE = "finetune.json"
 # Export for serving, inside an exported model's directory.
 SERVING = "model.stablehlo"
 SERVING_INFO = "serving.json"
@@ -94,5 +97,6 @@ class RunPaths:
     ensemble = property(lambda self: self.root / ENSEMBLE)
     distilled = property(lambda self: self.root / DISTILLED)
     pruned = property(lambda self: self.root / PRUNED)
+    finetuned = property(lambda self: self.root / FINETUNED)
     warm_start = property(lambda self: self.root / WARM_START)
     report_index = property(lambda self: self.root / REPORT / REPORT_INDEX)

@@ -29,7 +29,8 @@ from evonas.train.step import cross_entropy, descent_step, distillation_loss
 def train_module(key: jax.Array, module: Any, x: np.ndarray, y: np.ndarray,
                  config: TrainConfig, steps: int, *, teacher_logits: np.ndarray | None = None,
                  temperature: float = 4.0, alpha: float = 0.9, init: Any = None,
-                 sparsity_schedule: tuple[tuple[int, float], ...] | None = None) -> Any:
+                 sparsity_schedule: tuple[tuple[int, float], ...] | None = None,
+                 optimizer: Any = None) -> Any:
     """Trains ``module`` on ``(x, y)`` for ``steps`` steps and returns its variables.
 
     Args:
@@ -47,9 +48,11 @@ def train_module(key: jax.Array, module: Any, x: np.ndarray, y: np.ndarray,
         sparsity_schedule: ``((step, sparsity), ...)``: at each step, the weights are pruned to
             that sparsity by magnitude (:func:`~evonas.train.prune.magnitude_masks`) and kept
             zero after every later update.
+        optimizer: an optax transformation to use instead of ``config``'s (fine-tuning: one
+            learning rate per part of the network, frozen parts ``optax.set_to_zero``).
     """
     options = dataclasses.replace(config, steps=steps).program_options()
-    optimizer = options.optimizer_fn()
+    optimizer = options.optimizer_fn() if optimizer is None else optimizer
     init_key, batch_key = jax.random.split(key)
     batch = min(config.batch_size, len(y))
     indices = batch_indices(batch_key, len(y), batch, steps)

@@ -6,7 +6,8 @@ in the run directory), and may have ``done(finish)`` (already complete in the ru
 step without one is done once ``best/final.json`` exists, which the ``export`` step writes last.
 A resumed run so skips what its directory holds and does what it lacks. Adding a final step is a
 module here and one row in :data:`STEPS`; ``evonas distil``, ``prune`` and ``front`` run the same
-steps' code on a finished run.
+steps' code on a finished run; ``evonas finetune`` (``finetune.py``) trains a found network
+further on new data.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from evonas.experiment.finish.context import (
 )
 from evonas.experiment.finish.distil import Distil, distil_run, read_distilled
 from evonas.experiment.finish.export import Export
+from evonas.experiment.finish.finetune import MODES as FINETUNE_MODES
+from evonas.experiment.finish.finetune import finetune_run, read_finetuned
 from evonas.experiment.finish.front import Front, front_summary, parse_budgets
 from evonas.experiment.finish.prune import Prune, prune_run, read_pruned
 from evonas.experiment.finish.retrain import Ensemble, Retrain, retrain_run
@@ -77,11 +80,14 @@ __all__ = [
     "Retrainer",
     "Step",
     "TableReader",
+    "FINETUNE_MODES",
     "distil_run",
+    "finetune_run",
     "front_summary",
     "parse_budgets",
     "prune_run",
     "read_distilled",
+    "read_finetuned",
     "read_pruned",
     "retrain_run",
     "run_steps",
