@@ -23,6 +23,7 @@ from evonas.train.oneshot import (
 )
 
 _STATE = "state"  # the supernet's kept training state, in the store
+WARM_START = "warm_start"  # an earlier run's supernet parameters (search.warm_start), kept here
 
 
 class OneShotEvaluator:
@@ -33,7 +34,9 @@ class OneShotEvaluator:
     ``supernet_steps`` steps with ``config``'s optimiser, learning rate, batch size and steps
     per call; its state is kept in ``store`` every tenth of the way and at the end, so a run
     killed while or after training it resumes without training it again (and to the same
-    weights).
+    weights). A warm-started run's store holds the earlier run's supernet parameters
+    (:data:`WARM_START`): training starts from them, leaf by leaf where the shapes agree (a head
+    for another number of classes starts fresh).
 
     Args:
         encoding: a trainable encoding with a supernet (``single_path`` makes it fast).
@@ -52,6 +55,7 @@ class OneShotEvaluator:
 
     protocol = "one-shot (single-path supernet)"
     estimate = "oneshot"
+    warm_supernet = True  # a warm-started run hands it the earlier run's supernet
 
     def __init__(self, encoding: Any, dataset: Any, config: TrainConfig | None = None,
                  supernet_steps: int = 4000, key: jax.Array | None = None,
@@ -71,6 +75,7 @@ class OneShotEvaluator:
         self.store = store
         self.cache = cache if cache is not None else ProgramCache(config.max_programs)
         self.trained: SupernetResult | None = None
+        self.warm_leaves: tuple[int, int] | None = None  # (taken from the earlier run, all)
 
     def attach(self, root: Any, key: jax.Array) -> None:
         """Keeps the supernet's state in the run directory ``root``'s ``supernet/`` and trains
@@ -100,8 +105,25 @@ class OneShotEvaluator:
         """The trained supernet's max-bounds parameters (trains, or loads, on first use)."""
         if self.trained is None:
             self.trained = train_supernet(self.key, self.encoding, self.dataset, self.config,
-                                          self.supernet_steps, load=self._load, save=self._save)
+                                          self.supernet_steps, load=self._load, save=self._save,
+                                          init=self._warm)
         return self.trained.params
+
+    def _warm(self, params: Any) -> Any:
+        """``params`` with the leaves of an earlier run's supernet (:data:`WARM_START` in the
+        store) where their paths, shapes and types agree."""
+        earlier = None if self.store is None else self.store.load_arrays(WARM_START)
+        if earlier is None:
+            return params
+        flat, treedef = jax.tree_util.tree_flatten_with_path(params)
+        leaves, taken = [], 0
+        for path, leaf in flat:
+            got = earlier.get("['params']" + jax.tree_util.keystr(path))
+            same = got is not None and got.shape == leaf.shape and got.dtype == leaf.dtype
+            leaves.append(jnp.asarray(got) if same else leaf)
+            taken += same
+        self.warm_leaves = (taken, len(flat))
+        return jax.tree.unflatten(treedef, leaves)
 
     def _score(self, genomes: np.ndarray, splits: tuple[str, ...]) -> dict[str, np.ndarray]:
         """Each genome's metrics on ``splits`` with the supernet's weights."""
@@ -122,10 +144,11 @@ class OneShotEvaluator:
 
     def describe(self) -> dict[str, Any]:
         """What the supernet cost, for logs and benchmarks."""
+        warm = {} if self.warm_leaves is None else {"warm_start_leaves": list(self.warm_leaves)}
         if self.trained is None:
             return {"supernet_steps": self.supernet_steps, "trained": False}
-        return {"trained": True, **{k: v for k, v in dataclasses.asdict(self.trained).items()
-                                    if k != "params"}}
+        return {"trained": True, **warm, **{k: v for k, v in dataclasses.asdict(
+            self.trained).items() if k != "params"}}
 
 
 class FewShotEvaluator(OneShotEvaluator):

@@ -307,6 +307,8 @@ class Experiment:
             self._share(session, resolved, parts, run.path)
         try:
             if seed is not None and not run.paths.warm_start.exists():
+                if getattr(parts.evaluator, "warm_supernet", False):
+                    warm_start.hand_over_supernet(seed, run)  # before the seed: its marker
                 warm_start.save_seed(run, seed)
             if run.created and parts.dataset is not None:  # what was searched, class names too
                 info = {**parts.dataset.info(), "preprocessing": parts.dataset.preprocessing()}

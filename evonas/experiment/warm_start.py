@@ -1,12 +1,14 @@
 """Warm starts (``search.warm_start: DIR``, ``evonas run --warm-start DIR``): what an earlier run
 of the same search space hands a new one, read once and kept in the new run directory.
 
-The earlier run is only read: its best genomes (best first, each architecture once) and the
+The earlier run is only read: its best genomes (best first, each architecture once), the
 distribution of its last generation, where its strategy kept one (ASNG, PBIL, REINFORCE, DARTS,
-GDAS, DrNAS). Its fitness values are not carried over; the new run evaluates the genomes again
-on its own data (:class:`~evonas.strategies.warm_start.WarmStart`). The earlier directory may
-come from someone else: it is opened read-only, nothing in it is executed, and what is taken
-from it is validated against this run's space.
+GDAS, DrNAS), and its one-shot supernet's parameters, where it trained one and this run's
+evaluator trains one too (copied once into this run's ``supernet/``). Its fitness values are
+not carried over; the new run evaluates the genomes again on its own data
+(:class:`~evonas.strategies.warm_start.WarmStart`). The earlier directory may come from someone
+else: it is opened read-only, nothing in it is executed (arrays are read without pickles), and
+what is taken from it is validated against this run's space.
 """
 
 from __future__ import annotations
@@ -126,6 +128,33 @@ def _distribution(beliefs: Any, space: Any) -> np.ndarray | None:
         if abs(out[g].sum() - 1.0) > 1e-3:
             return None
     return out
+
+
+def hand_over_supernet(seed: Seed, run: RunDir) -> bool:
+    """Copies the earlier run's one-shot supernet parameters into this run's ``supernet/`` (as
+    :data:`~evonas.evaluators.oneshot.WARM_START`), once, for a one-shot or few-shot evaluator to
+    start from; returns whether there was one. Only arrays are read (no pickles), and only the
+    parameters, not the optimiser's state.
+
+    Raises:
+        ValueError: the earlier run's supernet file is unreadable (one line).
+    """
+    from evonas.evaluators.oneshot import WARM_START
+    from evonas.store import ParamStore
+
+    mine = ParamStore(run.paths.supernet, run.path)
+    if WARM_START in mine:
+        return True
+    source = Path(os.path.expanduser(seed.source))
+    earlier = ParamStore(RunPaths(source).supernet, source)
+    try:
+        arrays = earlier.load_arrays("state")
+    except ValueError as err:
+        raise ValueError(f"search.warm_start {seed.source!r}: {err}") from None
+    if arrays is None:
+        return False
+    mine.save_arrays(WARM_START, {k: v for k, v in arrays.items() if k.startswith("['params']")})
+    return True
 
 
 def save_seed(run: RunDir, seed: Seed) -> None:

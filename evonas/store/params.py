@@ -52,6 +52,32 @@ class ParamStore:
         np.savez(buffer, **{jax.tree_util.keystr(p): np.asarray(leaf) for p, leaf in leaves})
         atomic_write_bytes(path, buffer.getvalue(), self.root)
 
+    def save_arrays(self, name: str, arrays: dict[str, np.ndarray]) -> None:
+        """Writes named arrays as ``name``, atomically (as :meth:`load_arrays` gives them)."""
+        path = self.path(name)
+        safe_dir(self.directory, self.root)
+        buffer = io.BytesIO()
+        np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+        atomic_write_bytes(path, buffer.getvalue(), self.root)
+
+    def load_arrays(self, name: str) -> dict[str, np.ndarray] | None:
+        """The arrays saved as ``name`` by key (``save`` keys them by their path in the tree:
+        ``"['params']['stem']['kernel']"``), or None when there is none.
+
+        Raises:
+            ValueError: the file is unreadable.
+        """
+        path = self.path(name)
+        if not path.is_file():
+            return None
+        check_not_link(path)
+        try:
+            with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError) as err:
+            raise ValueError(f"can't read the parameters {path}: {err}; the file is "
+                             "damaged") from None
+
     def load(self, name: str, like: Any) -> Any | None:
         """The tree saved as ``name``, in the structure of ``like`` (shapes and dtypes
         checked), or None when there is none.
@@ -60,16 +86,10 @@ class ParamStore:
             ValueError: the file is unreadable or holds other keys, shapes or dtypes.
         """
         path = self.path(name)
-        if not path.is_file():
+        arrays = self.load_arrays(name)
+        if arrays is None:
             return None
-        check_not_link(path)
         flat, treedef = jax.tree_util.tree_flatten_with_path(like)
-        try:
-            with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError) as err:
-            raise ValueError(f"can't read the parameters {path}: {err}; the file is "
-                             "damaged") from None
         want = {jax.tree_util.keystr(p): leaf for p, leaf in flat}
         if set(arrays) != set(want):
             raise ValueError(f"the parameters {path} hold {sorted(arrays)[:4]}..., not the "

@@ -150,7 +150,8 @@ def _supernet_step(forward: Callable[..., jax.Array], optimizer: optax.GradientT
 def train_supernet(key: jax.Array, encoding: Any, dataset: Any, config: TrainConfig,
                    steps: int, *, load: Callable[[Any], SupernetState | None] | None = None,
                    save: Callable[[SupernetState], None] | None = None,
-                   save_every: int | None = None) -> SupernetResult:
+                   save_every: int | None = None,
+                   init: Callable[[Any], Any] | None = None) -> SupernetResult:
     """Trains the supernet of ``encoding`` for ``steps`` uniformly sampled single-path steps.
 
     ``config`` gives the optimiser, learning rate (its schedule runs over ``steps``), batch size
@@ -167,6 +168,8 @@ def train_supernet(key: jax.Array, encoding: Any, dataset: Any, config: TrainCon
         load: returns a kept state (shaped like the argument) or None: resume from it.
         save: keeps a state; called every ``save_every`` steps and at the end.
         save_every: steps between saves (default: a tenth of ``steps``).
+        init: maps the freshly initialised parameters to the ones training starts from (a
+            warm start's earlier supernet); a kept state from ``load`` still wins.
 
     Raises:
         FloatingPointError: the supernet's loss stopped being finite (naming the step).
@@ -181,6 +184,8 @@ def train_supernet(key: jax.Array, encoding: Any, dataset: Any, config: TrainCon
     genomes = encoding.space.sample(sample_key, calls * spc)
     indices = batch_indices(batch_key, len(dataset.y_train), config.batch_size, calls * spc)
     params = supernet_init(init_key, encoding, dataset.x_train)
+    if init is not None:
+        params = init(params)
     state = SupernetState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
     kept = load(state) if load is not None else None
     resumed = 0

@@ -150,3 +150,35 @@ def test_an_unusable_earlier_run_is_refused_in_one_line(tmp_path, capsys):
     RunDir.create(tmp_path / "empty", config.to_dict(), config.fingerprint(),
                   fingerprint_version=3).close()
     assert "no finished generation" in _refused(tmp_path, capsys, tmp_path / "empty")
+
+
+def test_a_one_shot_run_starts_from_the_earlier_supernet(tmp_path):
+    """The earlier run's supernet parameters are copied once into the new run and its supernet
+    trains from them: at a vanishing learning rate it ends where the earlier one ended."""
+    from evonas.evaluators.oneshot import WARM_START
+    from evonas.store import ParamStore
+
+    oneshot = {"evaluator": {"name": "oneshot", "supernet_steps": 40}}
+    source = _source(tmp_path, **oneshot)
+    earlier = ParamStore(source / "supernet", source).load_arrays("state")
+    config = tiny_config(search={"warm_start": str(source), "generations": 1},
+                         evaluator={"name": "oneshot", "supernet_steps": 2},
+                         train={"learning_rate": 1e-12}, final={"retrain": {"top_k": 0}})
+    evonas.Experiment(config, run_dir=tmp_path / "warm").run()
+    store = ParamStore(tmp_path / "warm" / "supernet", tmp_path / "warm")
+    handed, ended = store.load_arrays(WARM_START), store.load_arrays("state")
+    params = [k for k in earlier if k.startswith("['params']")]
+    assert sorted(handed) == sorted(params) and params
+    for k in params:
+        assert np.array_equal(handed[k], earlier[k])
+        np.testing.assert_allclose(ended[k], earlier[k], atol=1e-6)
+    # a cold run of the same config starts elsewhere
+    cold = tiny_config(search={"generations": 1}, evaluator={"name": "oneshot",
+                                                            "supernet_steps": 2},
+                       train={"learning_rate": 1e-12}, final={"retrain": {"top_k": 0}})
+    evonas.Experiment(cold, run_dir=tmp_path / "cold").run()
+    fresh = ParamStore(tmp_path / "cold" / "supernet", tmp_path / "cold").load_arrays("state")
+    assert not all(np.allclose(fresh[k], earlier[k], atol=1e-3) for k in params)
+    # the same seed, the same search; a resume reads what the run kept, never the earlier run
+    evonas.Experiment(config, run_dir=tmp_path / "again").run()
+    assert evaluations(tmp_path / "again") == evaluations(tmp_path / "warm")
