@@ -10,7 +10,7 @@ best; the new task is the other five classes (sandal, shirt, sneaker, bag, ankle
 ``--steps`` steps with the same batch, optimiser, schedule and image pipeline; each is run with
 ``--seeds`` seeds (the new head's initialisation and the batch order).
 
-    python benchmarks/finetune.py                 # about 15 minutes alone on a 2-core CPU
+    python benchmarks/finetune.py                 # about 10 minutes alone on a 2-core CPU
 
 The last line printed is one JSON object: per mode the mean and spread of the test accuracy, the
 trained parameters, the seconds, and the gain over scratch.
@@ -53,7 +53,7 @@ def _split(data_dir, root: Path, new_train: int, seed: int) -> tuple[Path, Path]
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=300, help="fine-tuning steps, every mode")
+    parser.add_argument("--steps", type=int, default=200, help="fine-tuning steps, every mode")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--new-train", type=int, default=1000,
                         help="training images of the new task (5 classes)")
@@ -76,7 +76,7 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         old, new = _split(args.data_dir, root, args.new_train, 0)
-        search_steps = 30 if args.smoke else 150
+        search_steps = 30 if args.smoke else 100
         config = ExperimentConfig.from_dict({
             "dataset": {"name": "npz", "path": str(old), "limit": args.pretrain_limit},
             "encoding": {"name": "conv", "options": {
@@ -88,8 +88,8 @@ def main(argv=None) -> dict:
             "train": {"steps": search_steps, "batch_size": 64 if args.smoke else 128,
                       "learning_rate": 3e-3, "weight_decay": 1e-4,
                       "augment": {"crop": 2, "flip": True}, "compile_cache_dir": None},
-            "search": {"population_size": 2 if args.smoke else 4,
-                       "generations": 1 if args.smoke else 3, "seed": 0,
+            "search": {"population_size": 6, "generations": 1 if args.smoke else 2,
+                       "seed": 0,
                        "constraints": [f"flops <= {args.max_mflops * 1e6:.0f}"]},
             "final": {"retrain": {"top_k": 1, "steps": args.pretrain_steps}},
             "display": {"progress": not args.smoke, "report": False},

@@ -172,3 +172,17 @@ def test_warm_start_compares_a_warm_search_with_a_cold_one_on_the_shifted_task(c
     for name in ("cold", "warm"):
         assert out[name]["search_s"][0] > 0 and 0.0 < out[name]["retrained_test"][0] <= 1.0
     assert out["warm_over_cold_seconds"] > 0 and isinstance(out["goal_met"], bool)
+
+
+@pytest.mark.slow
+def test_finetune_compares_every_mode_with_scratch_on_a_new_fashion_task(capsys):
+    """benchmarks/finetune.py at its smoke size: a search on Fashion-MNIST's first five classes,
+    then every fine-tuning mode and the scratch baseline on the other five."""
+    out = _load("finetune").main(["--smoke"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
+    assert set(out["modes"]) == {"scratch", "full", "last1", "head", "probe"}
+    for name, row in out["modes"].items():
+        assert 0.0 < row["test_acc_mean"] <= 1.0 and row["trainable_params"] > 0
+        assert (name == "scratch") == ("gain_over_scratch" not in row)
+    assert out["modes"]["head"]["trainable_params"] < out["modes"]["full"]["trainable_params"]
+    assert isinstance(out["every_mode_beats_scratch"], bool)
