@@ -530,14 +530,13 @@ def _prune_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _finetune_arguments(p: argparse.ArgumentParser) -> None:
-    """``evonas finetune``'s arguments."""
-    from evonas.experiment.finish import FINETUNE_MODES
-
+    """``evonas finetune``'s arguments (the mode is checked by ``FinetuneSettings``: building
+    the parser imports nothing that could start a JAX backend before ``jax.distributed``)."""
     p.add_argument("run_dir", help="a finished run directory")
     p.add_argument("--data", required=True, metavar="PATH|NAME",
                    help="the new data: an .npz, a .csv, a folder of class folders, a folder of "
                    "IDX files, or a dataset name (fashion_mnist, mnist1d, tfds:<name>)")
-    p.add_argument("--mode", default="full", choices=FINETUNE_MODES,
+    p.add_argument("--mode", default="full",
                    help="full: every parameter; last: the last --blocks blocks and the head; "
                    "head: the head alone through the frozen network; probe: a linear probe on "
                    "frozen features; scratch: the same architecture from scratch, the baseline "

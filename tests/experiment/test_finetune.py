@@ -141,6 +141,7 @@ def test_the_head_is_what_depends_on_the_number_of_classes():
 @pytest.mark.parametrize("argv, message", [
     (["--mode", "last", "--blocks", "9"], "finetune blocks=9: this network has "),
     (["--steps", "0"], "finetune steps must be"),
+    (["--mode", "lottery"], "finetune mode must be one of"),
     (["--body-lr-scale", "0"], "finetune body_lr_scale must be in (0, 1]; got 0.0"),
     (["--source", "pruned"], "has no exported model at 'pruned' to fine-tune"),
     (["--source", "../.."], "has no exported model at '../..' to fine-tune"),
