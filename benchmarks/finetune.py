@@ -55,6 +55,8 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=200, help="fine-tuning steps, every mode")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--body-lr-scale", type=float, default=0.1,
+                        help="full and last: the pretrained parameters' rate over the head's")
     parser.add_argument("--new-train", type=int, default=1000,
                         help="training images of the new task (5 classes)")
     parser.add_argument("--pretrain-limit", type=int, default=12000)
@@ -102,7 +104,8 @@ def main(argv=None) -> dict:
         rows = {}
         for mode, blocks in MODES:
             runs = [finetune_run(run_dir, new, mode=mode, blocks=blocks, steps=args.steps,
-                                 seed=seed) for seed in range(args.seeds)]
+                                 body_lr_scale=args.body_lr_scale, seed=seed)
+                    for seed in range(args.seeds)]
             accs = [r["test_acc"] for r in runs]
             rows[runs[0]["mode"] if mode != "last" else f"last{blocks}"] = {
                 "test_acc_mean": round(statistics.fmean(accs), 4),
@@ -118,6 +121,7 @@ def main(argv=None) -> dict:
                 row["beats_scratch"] = row["test_acc_mean"] > scratch
         out = {
             "benchmark": "finetune", "steps": args.steps, "seeds": args.seeds,
+            "body_lr_scale": args.body_lr_scale,
             "new_task": {"classes": list(NEW), "train_images": args.new_train,
                          "test_images": 5000},
             "source": {"genome": final["models"][0]["genome"],
