@@ -35,6 +35,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cnn_space() -> dict:
+    """The Fashion-MNIST CNN space: ``examples/fashion_mnist.yaml``'s ``encoding`` section."""
+    return yaml.safe_load((ROOT / "examples" / "fashion_mnist.yaml").read_text())["encoding"]
 
 
 class HandCNN:
@@ -122,10 +130,7 @@ def main(argv=None) -> dict:
     limit = 1000 if args.smoke else args.search_limit
     config = ExperimentConfig.from_dict({
         "dataset": {"name": "fashion_mnist", "limit": limit, "data_dir": args.data_dir},
-        "encoding": {"name": "conv", "options": {
-            "max_layers": 6, "widths": [16, 32, 64, 96], "stem_width": 16,
-            "ops": ["conv3", "conv5", "dwsep5", "maxpool3", "identity"],
-            "reductions": [1, 3]}},
+        "encoding": cnn_space(),
         "strategy": {"name": "regularized_evolution",
                      "params": {"population_size": 16, "sample_size": 4}},
         "evaluator": {"halving": {"rungs": [max(1, steps // 3)], "eta": 3}},

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -75,16 +76,16 @@ def main(argv=None) -> dict:
     from evonas.experiment import Experiment, ExperimentConfig
     from evonas.experiment.finish import finetune_run
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from fashion_mnist import cnn_space  # the same space as the Fashion-MNIST benchmark
+
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         old, new = _split(args.data_dir, root, args.new_train, 0)
         search_steps = 30 if args.smoke else 100
         config = ExperimentConfig.from_dict({
             "dataset": {"name": "npz", "path": str(old), "limit": args.pretrain_limit},
-            "encoding": {"name": "conv", "options": {
-                "max_layers": 6, "widths": [16, 32, 64, 96], "stem_width": 16,
-                "ops": ["conv3", "conv5", "dwsep5", "maxpool3", "identity"],
-                "reductions": [1, 3]}},
+            "encoding": cnn_space(),
             "strategy": {"name": "regularized_evolution",
                          "params": {"population_size": 8, "sample_size": 3}},
             "train": {"steps": search_steps, "batch_size": 64 if args.smoke else 128,

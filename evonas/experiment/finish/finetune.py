@@ -129,11 +129,11 @@ def head_paths(name: str, options: Mapping[str, Any], genome: Any) -> set[LeafPa
     return {p for p, s in shapes[0].items() if shapes[1].get(p) != s}
 
 
-def blocks_in_order(module: Any, example: np.ndarray, head: set[LeafPath]) -> list[str]:
+def blocks_in_order(variables: Any, head: set[LeafPath]) -> list[str]:
     """The network's blocks with parameters in the order it creates them (its forward order):
-    the top-level names of ``params`` outside the head (``stem``, ``layer_0``, ...)."""
-    # An eager init keeps creation order (a traced one comes back sorted).
-    variables = module.init(jax.random.key(0), example)
+    the top-level names of ``params`` outside the head (``stem``, ``layer_0``, ...), from the
+    variables of an eager ``init`` (which keeps creation order; a traced one comes back
+    sorted)."""
     heads = {p[1] for p in head if len(p) > 1}
     return [name for name in variables["params"] if name not in heads]
 
@@ -326,11 +326,11 @@ def finetune_model(config: ExperimentConfig, root: Path, info: Mapping[str, Any]
     seed = config.search.seed if settings.seed is None else settings.seed
     key = streams.within_final(streams.stream(seed, "final"), "finetune")
     init_key, train_key, probe_key = jax.random.split(key, 3)
-    fresh = _flat(module.init(init_key, example))
-    blocks = blocks_in_order(module, example, {p for p in fresh if p in head})
-    start = fresh if settings.mode == "scratch" else {
-        p: (a if p in head and new_task else _flat(variables)[p]) for p, a in fresh.items()}
-    start = traverse_util.unflatten_dict(start)
+    initial = module.init(init_key, example)  # eager: in creation order
+    blocks = blocks_in_order(initial, head)
+    fresh, pretrained = _flat(initial), _flat(variables)
+    start = traverse_util.unflatten_dict(fresh if settings.mode == "scratch" else {
+        p: (a if p in head and new_task else pretrained[p]) for p, a in fresh.items()})
     labels = trainable_labels(start, head, blocks, settings.mode, settings.blocks)
     steps = settings.steps or max(1, config.final.retrain.steps // 4)
     lr = float(settings.learning_rate or config.train.learning_rate)
