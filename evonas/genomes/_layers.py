@@ -240,6 +240,32 @@ def spatial_mean(x: jax.Array) -> jax.Array:
     return jnp.einsum("bsc,s->bc", flat, weights)
 
 
+NORMS = ("none", "layer")
+"""Normalisations a layer may apply to its pre-activations: none, or a per-example layer norm
+over every position and the real channels (stateless: no running statistics, so a population
+trains, resumes and exports with parameters only)."""
+
+
+def normalize(z: jax.Array, mask: Any = None, eps: float = 1e-5) -> jax.Array:
+    """``z`` ``[batch, *spatial, C]`` standardised per example over its positions and channels
+    (a layer norm without the affine part; the caller scales and shifts).
+
+    ``mask`` ``float32[C]`` weights the channels the architecture really has (the padding of a
+    supernet's bounded width gets 0; a relaxed mask, fractions): the statistics are those of the
+    real channels only, so a masked supernet normalises exactly as the standalone layer of the
+    real width. Channels outside the mask are not zeroed here. Reductions are contractions
+    with constant vectors (dots on XLA:CPU, as :func:`spatial_mean`).
+    """
+    flat = z.reshape(z.shape[0], -1, z.shape[-1])
+    m = jnp.ones((z.shape[-1],), z.dtype) if mask is None else jnp.asarray(mask, z.dtype)
+    positions = jnp.ones((flat.shape[1],), z.dtype)
+    count = flat.shape[1] * jnp.maximum(jnp.sum(m), 1e-6)
+    mean = jnp.einsum("bsc,s,c->b", flat, positions, m) / count
+    centred = flat - mean[:, None, None]
+    var = jnp.einsum("bsc,s,c->b", centred * centred, positions, m) / count
+    return (centred * jax.lax.rsqrt(var + eps)[:, None, None]).reshape(z.shape)
+
+
 def fit_channels(x: jax.Array, channels: int) -> jax.Array:
     """Zero-pads or truncates the last axis of ``x`` to ``channels`` (static)."""
     have = x.shape[-1]

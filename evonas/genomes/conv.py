@@ -1,7 +1,13 @@
 """The ``conv`` encoding: a chain-structured (macro) CNN over 1-D sequences or 2-D images.
 
 Network: a fixed stem (a k3 conv, ``input channels -> stem_width``, then ReLU), ``max_layers``
-layers, global average pooling and a dense head. Genes per layer ``i`` (in order): ``on_i``,
+layers, global average pooling and a dense head. With the option ``norm="layer"`` every conv
+(the stem's too) normalises its pre-activations per example over all positions and its real
+channels, then scales and shifts them per channel, before the activation (a layer norm:
+stateless, so a population trains and resumes with parameters only). With ``head="flatten"``
+the head reads every position of the last feature map (a dense layer on the flattened map, as
+the small CNNs of image benchmarks have) instead of its global average: position matters to
+the class (a sleeve, a collar), at ``positions x channels x classes`` head weights. Genes per layer ``i`` (in order): ``on_i``,
 ``op_i``, ``width_i``, ``activation_i``, ``residual_i``. An op maps ``C_in -> C_out``:
 
 * ``convK`` (K in 1, 3, 5, 7, 9): a K (or KxK) conv with bias, then the activation;
@@ -130,6 +136,7 @@ class _LayerBody(nn.Module):
     bounds: ConvLayerBounds
     activations: tuple[str, ...]
     conv_impl: str
+    norm: str = "none"
 
     @nn.compact
     def __call__(self, h: jax.Array, arch: ConvArch) -> jax.Array:
@@ -149,6 +156,7 @@ class _LayerBody(nn.Module):
             )
             bias = self.param("conv_bias", nn.initializers.zeros_init(), (c_out,))
             z = _layers.conv(h, kernel * taps[..., None, None], self.conv_impl) + bias
+            z = z if self.norm == "none" else _layers.normalize(z, out_mask)
             pre = z if single or "dwsep" not in b.kinds else sel("conv") * z
         if "dwsep" in b.kinds:
             taps = _tap_mask(arch.dw_taps, b.dw_k, nd)
@@ -158,9 +166,12 @@ class _LayerBody(nn.Module):
             pw = self.param("pw_kernel", _layers.lecun_normal(in_real), (c_in, c_out))
             bias = self.param("pw_bias", nn.initializers.zeros_init(), (c_out,))
             z = _layers.depthwise_conv(h, dw * taps[..., None, None], self.conv_impl) @ pw + bias
+            z = z if self.norm == "none" else _layers.normalize(z, out_mask)
             z = z if single or "conv" not in b.kinds else sel("dwsep") * z
             pre = z if pre is None else pre + z
         out = None
+        if pre is not None and self.norm != "none":
+            pre = _affine(self, pre, c_out)
         if pre is not None:
             active = 1.0 if single else sel("conv") * ("conv" in b.kinds) + sel("dwsep") * (
                 "dwsep" in b.kinds)
@@ -198,33 +209,61 @@ class ConvSupernet(nn.Module):
     layers: tuple[ConvLayerBounds, ...]
     conv_impl: str = "auto"
     reductions: tuple[int, ...] = ()
+    norm: str = "none"
+    head: str = "gap"
 
     @nn.compact
     def __call__(self, arch: ConvArch, x: jax.Array) -> jax.Array:
-        h = _stem(x, self.stem_width, self.conv_impl)
+        h = _stem(x, self.stem_width, self.conv_impl, self.norm)
         for i, lb in enumerate(self.layers):
             layer_arch = jax.tree.map(lambda a, i=i: a[i], arch)
-            h = _LayerBody(lb, self.activations, self.conv_impl, name=f"layer_{i}")(h, layer_arch)
+            h = _LayerBody(lb, self.activations, self.conv_impl, self.norm,
+                           name=f"layer_{i}")(h, layer_arch)
             if i in self.reductions:
                 h = _layers.downsample(h)
-        pooled = _layers.spatial_mean(h)
         last_real = jnp.sum(arch.out_mask[-1])
-        kernel = self.param(
-            "head_kernel", _layers.lecun_normal(last_real), (pooled.shape[-1], self.num_classes)
-        )
-        bias = self.param("head_bias", nn.initializers.zeros_init(), (self.num_classes,))
-        return pooled @ kernel + bias
+        init = lambda positions: _layers.lecun_normal(last_real * positions)
+        return _head(self, h, self.head, self.num_classes, init)
 
 
-def _stem(x: jax.Array, width: int, impl: str) -> jax.Array:
+def _stem(x: jax.Array, width: int, impl: str, norm: str = "none") -> jax.Array:
     """The fixed stem, shared by the supernet and the standalone net (called inside a module)."""
-    module = _StemConv(width, impl, name="stem")
+    module = _StemConv(width, impl, norm, name="stem")
     return module(x)
+
+
+HEADS = ("gap", "flatten")
+
+
+def _head(module: nn.Module, h: jax.Array, kind: str, classes: int,
+          init: Callable[[Any], Any]) -> jax.Array:
+    """Logits from the last feature map ``h`` ``[batch, *spatial, C]``: ``gap`` averages the
+    positions, then a ``[C, classes]`` kernel; ``flatten`` keeps them, a ``[positions, C,
+    classes]`` kernel (the channel axis its own, so a narrower network's kernel is a prefix
+    slice of a wider one's). ``init(fan_in scale)``: the kernel's initialiser for the number
+    of inputs per channel (1, or the positions)."""
+    bias = module.param("head_bias", nn.initializers.zeros_init(), (classes,))
+    if kind == "gap":
+        kernel = module.param("head_kernel", init(1), (h.shape[-1], classes))
+        return _layers.spatial_mean(h) @ kernel + bias
+    flat = h.reshape(h.shape[0], -1, h.shape[-1])
+    kernel = module.param("head_kernel", init(flat.shape[1]),
+                          (flat.shape[1], flat.shape[2], classes))
+    return jnp.einsum("bsc,sck->bk", flat, kernel) + bias
+
+
+def _affine(module: nn.Module, z: jax.Array, channels: int) -> jax.Array:
+    """The per-channel scale and shift after :func:`_layers.normalize` (parameters
+    ``norm_scale`` and ``norm_offset``; ones and zeros at init, as a layer norm's)."""
+    scale = module.param("norm_scale", nn.initializers.ones_init(), (channels,))
+    offset = module.param("norm_offset", nn.initializers.zeros_init(), (channels,))
+    return z * scale + offset
 
 
 class _StemConv(nn.Module):
     width: int
     impl: str
+    norm: str = "none"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -233,6 +272,8 @@ class _StemConv(nn.Module):
         kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
         bias = self.param("bias", nn.initializers.zeros_init(), (self.width,))
         pre = _layers.conv(x, kernel, self.impl) + bias
+        if self.norm != "none":
+            pre = _affine(self, _layers.normalize(pre), self.width)
         _layers.sow_codes(self, "pre", pre)
         return nn.relu(pre)
 
@@ -249,27 +290,27 @@ class ConvNet(nn.Module):
     layers: tuple[tuple[int, str, int, str | None, bool], ...]
     conv_impl: str = "auto"
     reductions: tuple[int, ...] = ()
+    norm: str = "none"
+    head: str = "gap"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        h = _stem(x, self.stem_width, self.conv_impl)
+        h = _stem(x, self.stem_width, self.conv_impl, self.norm)
         pending = sorted(self.reductions)  # after layer r: before any layer of a larger index
         for index, op, width, act, residual in self.layers:
             while pending and pending[0] < index:
                 h, pending = _layers.downsample(h), pending[1:]
             kind, k = parse_op(op)
-            y = _ExactLayer(kind, k, width, act, self.conv_impl, name=f"layer_{index}")(h)
+            y = _ExactLayer(kind, k, width, act, self.conv_impl, self.norm,
+                            name=f"layer_{index}")(h)
             if residual:
                 y = y + _layers.fit_channels(h, width)
             h = y
         for _ in pending:
             h = _layers.downsample(h)
-        pooled = _layers.spatial_mean(h)
-        kernel = self.param(
-            "head_kernel", nn.initializers.lecun_normal(), (h.shape[-1], self.num_classes)
-        )
-        bias = self.param("head_bias", nn.initializers.zeros_init(), (self.num_classes,))
-        return pooled @ kernel + bias
+        init = lambda positions: (nn.initializers.lecun_normal() if positions == 1 else
+                                  nn.initializers.lecun_normal(in_axis=(0, 1), out_axis=2))
+        return _head(self, h, self.head, self.num_classes, init)
 
 
 class _ExactLayer(nn.Module):
@@ -280,6 +321,7 @@ class _ExactLayer(nn.Module):
     width: int
     activation: str | None
     conv_impl: str
+    norm: str = "none"
 
     @nn.compact
     def __call__(self, h: jax.Array) -> jax.Array:
@@ -298,6 +340,8 @@ class _ExactLayer(nn.Module):
             return h
         else:
             return _layers.pool(h, 3, self.kind[:3])
+        if self.norm != "none":
+            z = _affine(self, _layers.normalize(z), self.width)
         _layers.sow_codes(self, "pre", z)
         return _layers.ACTIVATIONS[self.activation](z)
 
@@ -323,6 +367,11 @@ class ConvEncoding:
         reductions: layer indices after which a 2x max pool with stride 2 halves every
             spatial size (e.g. ``(1, 3)`` for 28x28 images: layers 2-3 at 14x14, the rest at
             7x7); ``()``: every layer at the input's resolution.
+        norm: ``"none"`` or ``"layer"``: every conv (and the stem) normalises its
+            pre-activations per example (:func:`_layers.normalize`), then scales and shifts
+            them per channel; a fixed choice of the space, not a gene.
+        head: ``"gap"`` (global average pooling, then a dense layer) or ``"flatten"`` (a
+            dense layer on every position of the last feature map).
 
     Costs count parameters and multiply-accumulates (MACs) per example of the stem, the conv-like
     layers and the head; pools, masks and activations are not counted.
@@ -339,6 +388,8 @@ class ConvEncoding:
     stem_width: int = 32
     conv_impl: str = "auto"
     reductions: tuple[int, ...] = ()
+    norm: str = "none"
+    head: str = "gap"
 
     name: ClassVar[str] = "conv"
 
@@ -359,6 +410,8 @@ class ConvEncoding:
                 f"must be >= {largest}, the largest kernel of ops {ops} and the stem"
             )
         checks.choice("ConvEncoding.conv_impl", self.conv_impl, _layers.CONV_IMPLS)
+        checks.choice("ConvEncoding.norm", self.norm, _layers.NORMS)
+        checks.choice("ConvEncoding.head", self.head, HEADS)
         fixed = {
             "input_shape": shape,
             "num_classes": checks.positive_int("ConvEncoding.num_classes", self.num_classes),
@@ -551,7 +604,7 @@ class ConvEncoding:
         b = self._check_bounds(bounds)
         return ConvSupernet(
             self.num_classes, self.stem_width, self.activations, b.layers, self.conv_impl,
-            self.reductions,
+            self.reductions, self.norm, self.head,
         )
 
     def param_shapes(self, bounds: ConvBounds | None = None) -> dict[str, Any]:
@@ -559,12 +612,15 @@ class ConvEncoding:
         b = self._check_bounds(bounds)
         nd, s = self.spatial_ndim, lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
         c_in = self.input_shape[-1]
+        normed = self.norm != "none"
         params: dict[str, Any] = {
             "stem": {
                 "kernel": s(*(_STEM_KERNEL,) * nd, c_in, self.stem_width),
                 "bias": s(self.stem_width),
             }
         }
+        if normed:
+            params["stem"].update(norm_scale=s(self.stem_width), norm_offset=s(self.stem_width))
         c_in = self.stem_width
         for i, lb in enumerate(b.layers):
             layer = {}
@@ -575,10 +631,12 @@ class ConvEncoding:
                 layer["dw_kernel"] = s(*(lb.dw_k,) * nd, 1, c_in)
                 layer["pw_kernel"] = s(c_in, lb.width)
                 layer["pw_bias"] = s(lb.width)
+            if layer and normed:
+                layer.update(norm_scale=s(lb.width), norm_offset=s(lb.width))
             if layer:
                 params[f"layer_{i}"] = layer
             c_in = lb.width
-        params["head_kernel"] = s(c_in, self.num_classes)
+        params["head_kernel"] = s(*self._head_positions(), c_in, self.num_classes)
         params["head_bias"] = s(self.num_classes)
         return {"params": params}
 
@@ -607,7 +665,8 @@ class ConvEncoding:
         g = jnp.asarray(genome, jnp.int32).reshape(self.max_layers, 5)
         top = self.max_channels
         stem = p["stem"]
-        h = nn.relu(_layers.conv(x, stem["kernel"], self.conv_impl) + stem["bias"])
+        h = self._path_norm(stem, _layers.conv(x, stem["kernel"], self.conv_impl) + stem["bias"])
+        h = nn.relu(h)
         h = _layers.fit_channels(h, top)
         widths_in = sorted({self.stem_width, *self.widths})  # every real input width
         real = jnp.asarray(widths_in.index(self.stem_width))
@@ -640,8 +699,10 @@ class ConvEncoding:
             h = y + jnp.where(add, 1.0, 0.0) * h * (channel < c_out)
             if i in self.reductions:
                 h = _layers.downsample(h)
-        pooled = _layers.spatial_mean(h)
-        return pooled @ p["head_kernel"] + p["head_bias"]
+        if self.head == "gap":
+            return _layers.spatial_mean(h) @ p["head_kernel"] + p["head_bias"]
+        flat = h.reshape(h.shape[0], -1, h.shape[-1])
+        return jnp.einsum("bsc,sck->bk", flat, p["head_kernel"]) + p["head_bias"]
 
     def _path_op(self, layer: Any, kind: str, k: int, cin: int, cout: int,
                  acts: list[Callable[[jax.Array], jax.Array]], h: jax.Array,
@@ -661,14 +722,22 @@ class ConvEncoding:
             dw = dw[(slice(s, s + k),) * nd + (slice(None), slice(0, cin))]
             z = (_layers.depthwise_conv(hi, dw, self.conv_impl) @ layer["pw_kernel"][:cin, :cout]
                  + layer["pw_bias"][:cout])
+        z = self._path_norm(layer, z)
         return _layers.fit_channels(_layers.switch(act, acts, z), self.max_channels)
+
+    def _path_norm(self, layer: Any, z: jax.Array) -> jax.Array:
+        """The normalisation of a single-path op at its real width (nothing when off)."""
+        if self.norm == "none":
+            return z
+        c = z.shape[-1]
+        return (_layers.normalize(z) * layer["norm_scale"][:c] + layer["norm_offset"][:c])
 
     def build(self, genome: Any) -> tuple[ConvNet, Callable[[Any], Any]]:
         """The standalone module of ``genome`` and the map from max-bounds supernet variables to
         its variables (host side, for export)."""
         module = ConvNet(
             self.num_classes, self.stem_width, tuple(self._layers_of(genome)), self.conv_impl,
-            self.reductions,
+            self.reductions, self.norm, self.head,
         )
         bounds = self.bounds(genome)
         return module, lambda params: self.slice_params(params, bounds)
@@ -699,16 +768,18 @@ class ConvEncoding:
                 keep = _pruning.keep_largest(_pruning.unit_norms(kernel), width)
                 out[name] = {"conv_kernel": kernel[..., keep],
                              "conv_bias": np.asarray(p[name]["conv_bias"])[keep]}
+                out[name].update(_kept_norm(p[name], keep))
             elif kind == "dwsep":
                 pointwise = np.asarray(p[name]["pw_kernel"])[channels]
                 keep = _pruning.keep_largest(_pruning.unit_norms(pointwise), width)
                 out[name] = {"dw_kernel": np.asarray(p[name]["dw_kernel"])[..., channels],
                              "pw_kernel": pointwise[:, keep],
                              "pw_bias": np.asarray(p[name]["pw_bias"])[keep]}
+                out[name].update(_kept_norm(p[name], keep))
             else:
                 continue  # pools and identities carry the channels through
             channels = keep
-        out["head_kernel"] = np.asarray(p["head_kernel"])[channels]
+        out["head_kernel"] = np.asarray(p["head_kernel"])[..., channels, :]
         out["head_bias"] = np.asarray(p["head_bias"])
         return smaller, {"params": out}
 
@@ -730,9 +801,10 @@ class ConvEncoding:
         conv_w = is_conv * conv_taps * c_in * c_out
         dw_w = is_dw * (dw_taps * c_in + c_in * c_out)
         stem_w, stem_b = self._stem_counts()
-        head_w = c_out[-1] * self.num_classes
+        head_w = math.prod(self._head_positions()) * c_out[-1] * self.num_classes
         weights = jnp.sum(conv_w + dw_w)
-        params = stem_w + stem_b + weights + jnp.sum((is_conv + is_dw) * c_out)
+        per_channel = 3.0 if self.norm != "none" else 1.0  # bias (+ norm scale and offset)
+        params = stem_w + stem_b + weights + per_channel * jnp.sum((is_conv + is_dw) * c_out)
         params = params + head_w + self.num_classes
         macs = area * stem_w + jnp.sum(layer_area * (conv_w + dw_w)) + head_w
         ex_params, ex_macs = self._count(self._check_bounds(bounds))
@@ -746,9 +818,15 @@ class ConvEncoding:
             "executed_flops": f32(ex_macs),
         }
 
+    def _head_positions(self) -> tuple[int, ...]:
+        """``()`` for a pooled head; ``(positions,)`` of the last feature map for a flat one."""
+        return () if self.head == "gap" else (self.areas()[-1],)
+
     def _stem_counts(self) -> tuple[int, int]:
+        """(weights, per-channel parameters) of the stem."""
         nd = self.spatial_ndim
-        return _STEM_KERNEL**nd * self.input_shape[-1] * self.stem_width, self.stem_width
+        per_channel = self.stem_width * (3 if self.norm != "none" else 1)
+        return _STEM_KERNEL**nd * self.input_shape[-1] * self.stem_width, per_channel
 
     def _count(self, bounds: ConvBounds) -> tuple[int, int]:
         """Exact (params, MACs per example) of the module at ``bounds``, as Python ints."""
@@ -763,9 +841,11 @@ class ConvEncoding:
             if "dwsep" in lb.kinds:
                 layer += lb.dw_k**nd * c_in + c_in * lb.width
                 biases += lb.width
+            if self.norm != "none" and ("conv" in lb.kinds or "dwsep" in lb.kinds):
+                biases += 2 * lb.width  # the norm's scale and offset, shared by both kinds
             weights, macs = weights + layer, macs + area * layer
             c_in = lb.width
-        head = c_in * self.num_classes
+        head = math.prod(self._head_positions()) * c_in * self.num_classes
         return weights + biases + head + self.num_classes, macs + head
 
     def describe(self, genome: Any) -> dict[str, Any]:
@@ -780,7 +860,14 @@ class ConvEncoding:
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "stem": {"op": f"conv{_STEM_KERNEL}", "width": self.stem_width, "activation": "relu"},
+            **({"norm": self.norm} if self.norm != "none" else {}),
+            **({"head": self.head} if self.head != "gap" else {}),
             "layers": layers,
             "params": params,
             "flops": macs,
         }
+
+
+def _kept_norm(layer: Any, keep: np.ndarray) -> dict[str, np.ndarray]:
+    """A pruned layer's norm parameters at its kept channels (none without a norm)."""
+    return {k: np.asarray(layer[k])[keep] for k in ("norm_scale", "norm_offset") if k in layer}

@@ -14,7 +14,7 @@ from sklearn.datasets import load_digits
 
 from evonas.cli import main
 from evonas.experiment import Experiment
-from evonas.experiment.finish.finetune import head_paths
+from evonas.experiment.finish.finetune import check_linear, features_fn, head_paths
 from evonas.genomes import get_encoding
 from evonas.store import load_model
 from evonas.train import accuracy, predict_logits
@@ -136,6 +136,24 @@ def test_the_head_is_what_depends_on_the_number_of_classes():
     genome = get_encoding("mlp", **mlp).space.sample(jax.random.key(0), 1)[0]
     assert head_paths("mlp", mlp, genome) == {("params", "head", "kernel"),
                                               ("params", "head", "bias")}
+
+
+def test_a_flattening_head_is_a_linear_head_for_the_probe():
+    """The probe reads a ``[positions, channels, classes]`` head as ``[features, classes]``: its
+    features times the flattened kernel give the network's logits."""
+    options = {"input_shape": (8, 8, 1), "num_classes": 3, "max_layers": 2, "widths": (4,),
+               "stem_width": 4, "ops": ("conv3",), "reductions": (0,), "head": "flatten"}
+    genome = np.asarray([1, 0, 0, 0, 0] * 2, np.int32)  # two conv3 layers of 4 channels
+    encoding = get_encoding("conv", **options)
+    module, _ = encoding.build(genome)
+    x = np.asarray(jax.random.normal(jax.random.key(0), (5, 8, 8, 1)))
+    variables = module.init(jax.random.key(1), x)
+    variables = jax.tree.map(lambda a: a + 0.1, variables)  # a non-zero bias too
+    head = head_paths("conv", options, genome)
+    assert np.shape(variables["params"]["head_kernel"]) == (16, 4, 3)
+    features = features_fn("conv", options, genome, variables, head)
+    assert features(x).shape == (5, 64)
+    check_linear(features, module, variables, head, x)  # raises if the logits disagree
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -1,6 +1,7 @@
 """The ``conv`` encoding (1-D and 2-D): exactness of every execution shape, gradients, shared
 kernels, init scale and costs."""
 
+import dataclasses
 import math
 
 import jax
@@ -111,6 +112,49 @@ def test_conv_costs_count_the_standalone_module():
     assert float(c["params"]) == stem + 6 + conv3 + 8 + dwsep + 4 + head + 5
 
 
+# The same spaces with layer norms: every conv (and the stem) standardises its pre-activations
+# over the real channels only, so the masked supernet still computes the standalone network.
+# A flattening head: a [positions, channels, classes] kernel, narrower nets a prefix slice.
+ENC1N = dataclasses.replace(ENC1, norm="layer")
+ENC1F = dataclasses.replace(ENC1, head="flatten")
+ENC2N = dataclasses.replace(ENC2, norm="layer", head="flatten")
+
+
+@pytest.mark.parametrize("enc", [ENC1N, ENC1F])
+def test_conv_with_layer_norm_or_flat_head_supernet_build_gradients_and_costs_agree(enc):
+    genomes = np.concatenate([np.asarray(enc.space.sample(jax.random.key(20), 4)),
+                              MIXED1[None]])
+    assert _check_exactness(enc, genomes, X1, jax.random.key(21)) < ATOL
+    _check_gradients(enc, MIXED1, X1, LABELS, jax.random.key(23))
+    _check_costs(enc, genomes, X1, jax.random.key(25))
+
+
+def test_conv_2d_with_layer_norm_and_flat_head():
+    _check_exactness(ENC2N, np.stack([MIXED2]), X2, jax.random.key(22))
+    _check_gradients(ENC2N, MIXED2, X2, LABELS[:2], jax.random.key(24))
+    _check_costs(ENC2N, np.stack([MIXED2]), X2, jax.random.key(27))
+
+
+def test_norm_and_head_costs_and_descriptions():
+    plain = float(ENC1.cost(MIXED1)["params"])
+    # Three numbers per output channel of the stem and each conv-like layer: bias, scale, shift.
+    assert float(ENC1N.cost(MIXED1)["params"]) - plain == 2 * (6 + 8 + 4)
+    # The flat head reads 12 positions of the last 4 channels (no reductions in ENC1).
+    assert float(ENC1F.cost(MIXED1)["params"]) - plain == (12 - 1) * 4 * 5
+    assert float(ENC1F.cost(MIXED1)["flops"]) - float(ENC1.cost(MIXED1)["flops"]) == 11 * 4 * 5
+    assert ENC1N.describe(MIXED1)["norm"] == "layer" and "norm" not in ENC1.describe(MIXED1)
+    assert ENC1F.describe(MIXED1)["head"] == "flatten" and "head" not in ENC1.describe(MIXED1)
+
+
+def test_layer_norm_uses_the_real_channels_only():
+    z = jax.random.normal(jax.random.key(26), (2, 5, 3))
+    padded = jnp.concatenate([z, 7.0 * jnp.ones((2, 5, 2))], axis=-1)
+    got = _layers.normalize(padded, jnp.asarray([1.0, 1.0, 1.0, 0.0, 0.0]))[..., :3]
+    flat = np.asarray(z).reshape(2, -1)
+    want = (flat - flat.mean(1, keepdims=True)) / np.sqrt(flat.var(1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(got, want.reshape(z.shape), atol=1e-5)
+
+
 def test_conv_inactive_genes_are_ignored():
     a = _genome(ENC1, **_layer(0, "maxpool3", 4, "gelu"), op_1="conv7", width_1=8)
     b = _genome(ENC1, **_layer(0, "maxpool3", 8, "relu"), op_1="dwsep5", residual_1=True)
@@ -160,6 +204,8 @@ def test_conv_init_uses_the_real_fan_in():
         ({"ops": ("conv3", "conv4")}, "'conv4'"),
         ({"conv_impl": "fft"}, "conv_impl"),
         ({"stem_width": 0}, "stem_width"),
+        ({"norm": "batch"}, "ConvEncoding.norm"),
+        ({"head": "attention"}, "ConvEncoding.head"),
     ],
 )
 def test_conv_rejects_bad_options(kwargs, needle):

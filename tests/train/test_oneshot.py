@@ -29,6 +29,10 @@ ENCODINGS = {
                           activations=("relu", "silu")), (5, 9, 2)),
     "conv2d": (ConvEncoding(input_shape=(6, 6, 1), max_layers=2, widths=(4, 8), stem_width=4,
                             ops=("conv3", "dwsep3", "avgpool3")), (3, 6, 6, 1)),
+    # Layer norms: the single path normalises each op at its real width, the build likewise.
+    "conv2d-norm": (ConvEncoding(input_shape=(6, 6, 1), max_layers=2, widths=(4, 8),
+                                 stem_width=4, ops=("conv3", "dwsep3", "avgpool3", "identity"),
+                                 norm="layer", head="flatten"), (3, 6, 6, 1)),
     "nb201": (CellEncoding(num_classes=3, input_size=8, channels=4, cells_per_stage=1),
               (4, 8, 8, 3)),
 }

@@ -169,13 +169,14 @@ def finetune_optimizer(base: Any, labels: Any, learning_rate: float, scale: floa
 
 
 def _head_leaves(head: set[LeafPath], variables: Any) -> tuple[LeafPath, LeafPath | None]:
-    """The head's kernel ``[D, K]`` and bias ``[K]`` paths (bias None: a kernel alone).
+    """The head's kernel ``[*D, K]`` (``[features, K]``, or ``[positions, channels, K]`` for a
+    flattening head) and bias ``[K]`` paths (bias None: a kernel alone).
 
     Raises:
-        ValueError: a head that is not one 2-D kernel and at most one 1-D bias.
+        ValueError: a head that is not one kernel and at most one 1-D bias.
     """
     flat = _flat(variables)
-    kernels = [p for p in head if np.ndim(flat[p]) == 2]
+    kernels = [p for p in head if np.ndim(flat[p]) >= 2]
     biases = [p for p in head if np.ndim(flat[p]) == 1]
     if len(kernels) != 1 or len(biases) > 1 or len(kernels) + len(biases) != len(head):
         raise ValueError("finetune mode=probe needs a linear head (one [features, classes] "
@@ -189,11 +190,12 @@ def features_fn(name: str, options: Mapping[str, Any], genome: Any, variables: A
     """``x -> features``: the network built with an identity head (as many classes as the
     head has inputs), the other parameters ``variables``'."""
     kernel, bias = _head_leaves(head, variables)
-    width = int(np.shape(_flat(variables)[kernel])[0])
+    inputs = tuple(np.shape(_flat(variables)[kernel])[:-1])
+    width = int(np.prod(inputs))
     encoding = get_encoding(name, **{**options, "num_classes": width})
     module, _ = encoding.build(np.asarray(genome, np.int32))
     flat = dict(_flat(variables))
-    flat[kernel] = jnp.eye(width, dtype=jnp.float32)
+    flat[kernel] = jnp.eye(width, dtype=jnp.float32).reshape(*inputs, width)
     if bias is not None:
         flat[bias] = jnp.zeros((width,), jnp.float32)
     identity = traverse_util.unflatten_dict(flat)
@@ -212,7 +214,8 @@ def check_linear(features: Any, module: Any, variables: Any, head: set[LeafPath]
     kernel, bias = _head_leaves(head, variables)
     flat = _flat(variables)
     want = np.asarray(module.apply(variables, jnp.asarray(x)))
-    got = features(x) @ np.asarray(flat[kernel]) + (0.0 if bias is None else
+    matrix = np.asarray(flat[kernel]).reshape(-1, np.shape(flat[kernel])[-1])
+    got = features(x) @ matrix + (0.0 if bias is None else
                                                     np.asarray(flat[bias]))
     if not np.allclose(got, want, rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(want).max()))):
         raise ValueError("finetune mode=probe needs a linear head (logits = features @ kernel "
@@ -344,7 +347,7 @@ def finetune_model(config: ExperimentConfig, root: Path, info: Mapping[str, Any]
         kernel, bias = _head_leaves(head, start)
         w, b = fit_probe(probe_key, features(x), y, classes, config.train, steps, lr)
         flat = dict(_flat(start))
-        flat[kernel] = w.astype(flat[kernel].dtype)
+        flat[kernel] = w.reshape(flat[kernel].shape).astype(flat[kernel].dtype)
         if bias is not None:
             flat[bias] = b.astype(flat[bias].dtype)
         tuned = traverse_util.unflatten_dict(flat)
