@@ -7,8 +7,10 @@ channels, then scales and shifts them per channel, before the activation (a laye
 stateless, so a population trains and resumes with parameters only). With ``head="flatten"``
 the head reads every position of the last feature map (a dense layer on the flattened map, as
 the small CNNs of image benchmarks have) instead of its global average: position matters to
-the class (a sleeve, a collar), at ``positions x channels x classes`` head weights. Genes per layer ``i`` (in order): ``on_i``,
-``op_i``, ``width_i``, ``activation_i``, ``residual_i``. An op maps ``C_in -> C_out``:
+the class (a sleeve, a collar), at ``positions x channels x classes`` head weights.
+
+Genes per layer ``i`` (in order): ``on_i``, ``op_i``, ``width_i``, ``activation_i``,
+``residual_i``. An op maps ``C_in -> C_out``:
 
 * ``convK`` (K in 1, 3, 5, 7, 9): a K (or KxK) conv with bias, then the activation;
 * ``dwsepK`` (K in 3, 5, 7): a depthwise K conv on ``C_in`` (no bias), a pointwise
