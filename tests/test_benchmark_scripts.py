@@ -186,3 +186,17 @@ def test_finetune_compares_every_mode_with_scratch_on_a_new_fashion_task(capsys)
         assert (name == "scratch") == ("gain_over_scratch" not in row)
     assert out["modes"]["head"]["trainable_params"] < out["modes"]["full"]["trainable_params"]
     assert isinstance(out["every_mode_beats_scratch"], bool)
+
+
+def test_conv_head_norm_trains_each_variant_of_one_architecture(capsys):
+    bench = _load("conv_head_norm")
+    out = bench.main(["--steps", "3", "--limit", "300"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
+    variants = out["variants"]
+    assert set(variants) == {"gap", "gap+layer_norm", "flatten"}
+    # The flat head reads 49 positions of the last 96 channels: 48 x 960 more weights than
+    # the pooled head's 96 x 10; the layer norm adds a scale and a shift per conv channel.
+    assert variants["flatten"]["params"] - variants["gap"]["params"] == 48 * 96 * 10
+    assert variants["gap+layer_norm"]["params"] - variants["gap"]["params"] == 2 * (
+        16 + 16 + 64 + 16 + 64 + 96)
+    assert all(0.0 <= v["test_acc"] <= 1.0 and v["ms_per_step"] > 0 for v in variants.values())

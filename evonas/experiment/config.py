@@ -38,6 +38,9 @@ MAX_SEED = 2**32 - 1
 # the built-ins; plug-ins register more
 EVALUATORS = ("training", "tabular", "oneshot", "few_shot")
 PRUNE_MODES = ("structured", "unstructured")
+# what ``final.finetune`` / ``evonas finetune`` trains; ``scratch`` is the baseline
+FINETUNE_MODES = ("full", "last", "head", "probe", "scratch")
+FINETUNE_SOURCES = ("best", "distilled", "pruned")
 # Version 3: derived from the sections (fields that can change a number, values other than the
 # default experiment's); versions 1 and 2 are the flat layout's (evonas.experiment.legacy).
 FINGERPRINT_VERSION = 3
@@ -516,6 +519,50 @@ class PruneConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tuning of the deployed network on other data after the search, tested on that
+    data's test split and exported to ``finetuned/<mode>/`` (``finetune.json`` last);
+    ``evonas finetune DIR --data ...`` does the same on a finished run (and another mode).
+
+    Attributes:
+        data: the new data: a path (an ``.npz``, a ``.csv``, a folder of class folders, a
+            folder of IDX files) or a dataset name (``fashion_mnist``, ``tfds:...``).
+        mode: ``full``, ``last`` (the last ``blocks`` blocks and the head), ``head``,
+            ``probe`` (a linear probe on frozen features) or ``scratch`` (the baseline).
+        blocks: ``last``: how many blocks with parameters train.
+        steps: optimiser steps (None: a quarter of ``final.retrain.steps``).
+        learning_rate: the head's (None: ``train.learning_rate``).
+        body_lr_scale: the pretrained parameters' rate over the head's, in (0, 1].
+        source: the network fine-tuned: ``best``, ``distilled`` (with ``final.distil``) or
+            ``pruned`` (with ``final.prune``).
+    """
+
+    data: str = ""
+    mode: str = "full"
+    blocks: int = 1
+    steps: int | None = None
+    learning_rate: float | None = None
+    body_lr_scale: float = 0.1
+    source: str = "best"
+
+    def __post_init__(self):
+        check_fields(self, "final.finetune")
+        if not self.data.strip():
+            raise ValueError("final.finetune.data must name the new data: a path (an .npz, a "
+                             ".csv, a folder of class folders or of IDX files) or a dataset "
+                             "name (fashion_mnist, tfds:NAME); got ''")
+        checks.choice("final.finetune.mode", self.mode, FINETUNE_MODES)
+        checks.positive_int("final.finetune.blocks", self.blocks)
+        check_positive("final.finetune.steps", self.steps)
+        if self.learning_rate is not None:
+            checks.positive("final.finetune.learning_rate", self.learning_rate)
+        if not 0.0 < self.body_lr_scale <= 1.0:
+            raise ValueError(f"final.finetune.body_lr_scale must be in (0, 1]; got "
+                             f"{self.body_lr_scale!r}")
+        checks.choice("final.finetune.source", self.source, FINETUNE_SOURCES)
+
+
+@dataclasses.dataclass(frozen=True)
 class FinalConfig:
     """What happens after the search, step by step (``evonas.experiment.finish``): retraining
     of the best and their ensemble, distillation, pruning, the front of a multi-objective run.
@@ -525,9 +572,17 @@ class FinalConfig:
     front: FrontConfig = FrontConfig()
     distil: DistilConfig | None = None
     prune: PruneConfig | None = None
+    finetune: FinetuneConfig | None = None
 
     def __post_init__(self):
         check_fields(self, "final")
+        needs = {"distilled": ("final.distil", self.distil),
+                 "pruned": ("final.prune", self.prune)}
+        if self.finetune is not None and self.finetune.source in needs:
+            step, section = needs[self.finetune.source]
+            if section is None:
+                raise ValueError(f"final.finetune.source={self.finetune.source} needs {step}, "
+                                 f"which is null; set {step}, or final.finetune.source to best")
         if self.distil is not None and (self.retrain.top_k < 2 or not self.retrain.ensemble):
             raise ValueError(
                 f"final.distil has no ensemble to distil from (final.retrain.top_k="
@@ -592,11 +647,13 @@ class ExperimentConfig:
         for where, steps in (("train.steps", self.train.steps),
                              ("final.retrain.steps", final.retrain.steps),
                              ("final.distil.steps", final.distil and final.distil.steps),
-                             ("final.prune.steps", final.prune and final.prune.steps)):
+                             ("final.prune.steps", final.prune and final.prune.steps),
+                             ("final.finetune.steps", final.finetune and final.finetune.steps)):
             if steps:
                 check_batch_budget(where, steps, self.train.batch_size)
-        if self.evaluator.tabular and (final.distil or final.prune):
-            which = "final.distil" if final.distil else "final.prune"
+        if self.evaluator.tabular and (final.distil or final.prune or final.finetune):
+            which = ("final.distil" if final.distil else "final.prune" if final.prune else
+                     "final.finetune")
             raise ValueError(f"{which} needs trained networks; a tabular run (evaluator.name="
                              f"{self.evaluator.name}) trains none: set {which} to null")
         halving = self.evaluator.halving

@@ -238,6 +238,9 @@ def flatten(sections: Mapping[str, Any]) -> dict[str, Any]:
     final = data.get("final", {})
     retrain, front = final.pop("retrain", {}), final.pop("front", {})
     distil, prune = final.pop("distil", None), final.pop("prune", None)
+    finetune = final.pop("finetune", None)  # added since: only a config that sets it has it
+    if finetune is not None:
+        final["finetune"] = finetune
     final.update(retrain_top_k=retrain.get("top_k"), retrain_steps=retrain.get("steps"),
                  ensemble=retrain.get("ensemble"), front_size=front.get("size"),
                  distil=distil is not None,

@@ -43,6 +43,7 @@ from evonas.experiment.callbacks import (
 from evonas.experiment.components import Components, build_components, runner_plan
 from evonas.experiment.config import FINGERPRINT_VERSION, ExperimentConfig
 from evonas.experiment.finish import Finish, run_steps, scorer_for
+from evonas.experiment.finish.finetune import check_final_data
 from evonas.experiment.generation import GenerationEvaluator
 from evonas.experiment.interrupts import Interrupts
 from evonas.experiment.loading import check_fingerprint, legacy_fingerprints, run_config
@@ -287,6 +288,7 @@ class Experiment:
         if self.dataset is not None and session is not None:
             raise ValueError("data given in Python can't be shared with other processes: save "
                              "it (np.savez) and use dataset: {name: npz, path: FILE}")
+        check_final_data(config)  # the final stage's other data: before anything is created
         enable_persistent_cache(config.train.compile_cache_dir)  # before anything compiles
         parts = build_components(config, trainer=None if session is None else session.trainer,
                                  dataset=self.dataset)

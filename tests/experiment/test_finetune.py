@@ -18,7 +18,7 @@ from evonas.experiment.finish.finetune import check_linear, features_fn, head_pa
 from evonas.genomes import get_encoding
 from evonas.store import load_model
 from evonas.train import accuracy, predict_logits
-from tests.experiment_configs import tiny_config
+from tests.experiment_configs import tiny_config, write_yaml
 
 
 def _npz(path, x, y):
@@ -125,6 +125,48 @@ def test_fine_tuning_is_deterministic(runs, capsys):
         params.append(load_model(run_dir / "finetuned" / "last2", preprocess=False)[1])
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(params[0]),
                                                     jax.tree.leaves(params[1])))
+
+
+def test_the_final_stage_fine_tunes_the_deployed_network_and_resumes_it(runs, tmp_path,
+                                                                         capsys):
+    """``final.finetune`` through ``evonas run`` and ``evonas resume``: the step computes what
+    ``evonas finetune`` computes on the same search, and a resume that finds its result
+    missing does it again, identically."""
+    searched, old, new = runs
+    path = write_yaml(tmp_path / "exp.yaml",
+                      dataset={"name": "npz", "path": str(old), "limit": None},
+                      search={"constraints": ["flops >= 2400"]},
+                      final={"retrain": {"top_k": 1, "steps": 150},
+                             "finetune": {"data": str(new), "mode": "probe", "steps": 40}})
+    run_dir = tmp_path / "run"
+    assert main(["run", str(path), "--run-dir", str(run_dir)]) == 0
+    result = run_dir / "finetuned" / "probe" / "finetune.json"
+    summary = json.loads(result.read_text())
+    assert summary["source"] == "best" and summary["data"]["classes"] == ["5", "6", "7", "8", "9"]
+    capsys.readouterr()
+    _finetune(searched, new, "--mode", "probe", "--steps", "40")  # the same search, by hand
+    assert json.loads(capsys.readouterr().out)["test_acc"] == summary["test_acc"]
+    result.unlink()
+    assert main(["resume", str(run_dir)]) == 0
+    assert json.loads(result.read_text())["test_acc"] == summary["test_acc"]
+
+
+@pytest.mark.parametrize("finetune, message", [
+    ({"data": "/nowhere/new.npz"}, "final.finetune.data: '/nowhere/new.npz' does not exist"),
+    ({"data": "fashon_mnist"}, "fashion_mnist"),
+    ({"data": "x.npz", "source": "distilled"}, "final.finetune.source=distilled needs "
+                                               "final.distil, which is null"),
+    ({"data": "x.npz", "mode": "lottery"}, "final.finetune.mode"),
+    ({"data": ""}, "final.finetune.data must name the new data"),
+])
+def test_a_bad_final_finetune_is_one_line_before_anything_is_created(tmp_path, finetune,
+                                                                      message):
+    run_dir = tmp_path / "run"
+    with pytest.raises(ValueError) as err:
+        config = tiny_config(final={"finetune": finetune})
+        Experiment(config, run_dir=run_dir).run()
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert not run_dir.exists()
 
 
 def test_the_head_is_what_depends_on_the_number_of_classes():

@@ -25,7 +25,7 @@ from evonas.experiment.finish.context import (
 from evonas.experiment.finish.distil import Distil, distil_run, read_distilled
 from evonas.experiment.finish.export import Export
 from evonas.experiment.finish.finetune import MODES as FINETUNE_MODES
-from evonas.experiment.finish.finetune import finetune_run, read_finetuned
+from evonas.experiment.finish.finetune import Finetune, finetune_run, read_finetuned
 from evonas.experiment.finish.front import Front, front_summary, parse_budgets
 from evonas.experiment.finish.prune import Prune, prune_run, read_pruned
 from evonas.experiment.finish.retrain import Ensemble, Retrain, retrain_run
@@ -53,6 +53,7 @@ STEPS: dict[str, Step] = {
     "prune": Prune(),  # the deployed network pruned and fine-tuned
     "export": Export(),  # the best to best/, and final.json last
     "front": Front(),  # a multi-objective run's front (its own front.json)
+    "finetune": Finetune(),  # the deployed network fine-tuned on other data (finetune.json)
 }
 
 
@@ -72,6 +73,7 @@ __all__ = [
     "Distil",
     "Ensemble",
     "Export",
+    "Finetune",
     "Finish",
     "Front",
     "Member",

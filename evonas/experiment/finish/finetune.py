@@ -26,6 +26,9 @@ and the Keras transfer-learning guide do), frozen ones not at all; the run's opt
 batch size, weight decay and image pipeline otherwise. The data is standardised with its own
 train split's statistics, exported with the model.
 
+``final.finetune`` runs it as the final stage's last step (:class:`Finetune`), on the network
+the run deployed (``best``, ``distilled`` or ``pruned``), after the export.
+
 The result goes to ``<run>/finetuned/<mode>/`` (``last2`` for ``last`` with 2 blocks): an
 exported model (``architecture.json`` with the new class names, ``params/``) and
 ``finetune.json`` (written last).
@@ -48,7 +51,7 @@ from flax import traverse_util
 
 from evonas import checks, streams
 from evonas.data import Dataset
-from evonas.experiment.config import DatasetConfig, ExperimentConfig
+from evonas.experiment.config import FINETUNE_MODES, DatasetConfig, ExperimentConfig
 from evonas.experiment.finish.context import Finish, Retrainer, trained_test_accuracy
 from evonas.experiment.loading import run_config
 from evonas.genomes import get_encoding
@@ -59,7 +62,7 @@ from evonas.store.run_dir import RunLock
 from evonas.train import train_module
 from evonas.train.prune import count_params
 
-MODES = ("full", "last", "head", "probe", "scratch")
+MODES = FINETUNE_MODES
 """The fine-tuning modes; ``scratch`` is the baseline the others are measured against."""
 
 LeafPath = tuple[str, ...]
@@ -269,7 +272,9 @@ def _data_config(config: ExperimentConfig, data: Any) -> tuple[ExperimentConfig,
         fields = {**keep, **dict(data)}
     elif isinstance(data, (str, os.PathLike)):
         text = os.fspath(data)
-        if os.path.exists(os.path.expanduser(text)):
+        looks_like_path = not text.startswith("tfds:") and (
+            os.sep in text or "/" in text or text.lower().endswith((".npz", ".csv")))
+        if looks_like_path or os.path.exists(os.path.expanduser(text)):
             from evonas.data.doors import door_of
 
             fields = {**keep, "name": door_of(text), "path": text}
@@ -283,6 +288,23 @@ def _data_config(config: ExperimentConfig, data: Any) -> tuple[ExperimentConfig,
     except TypeError as err:
         raise ValueError(f"finetune data: {err}") from None
     return dataclasses.replace(config, dataset=section), None
+
+
+def check_final_data(config: ExperimentConfig) -> None:
+    """``final.finetune.data`` opens a door (an existing path of a kind evonas reads, or a
+    registered dataset name), checked before a run starts so that a typo fails in one line
+    and not after the search; the data itself is read when the step runs.
+
+    Raises:
+        ValueError: naming ``final.finetune.data``, the value and what is allowed.
+    """
+    chosen = config.final.finetune
+    if chosen is None:
+        return
+    try:
+        _data_config(config, chosen.data)[0].check_names()
+    except ValueError as err:
+        raise ValueError(f"final.finetune.data: {str(err).replace('--data ', '')}") from None
 
 
 def finetune_model(config: ExperimentConfig, root: Path, info: Mapping[str, Any],
@@ -383,6 +405,39 @@ def finetune_model(config: ExperimentConfig, root: Path, info: Mapping[str, Any]
                    "finetune_steps": int(steps)})
     finish.write_json(out / FINETUNE_FILE, summary)
     return summary
+
+
+class Finetune:
+    """``final.finetune``: the deployed network fine-tuned on other data, after the export;
+    done once its ``finetune.json`` exists (a resumed run fine-tunes only then)."""
+
+    name = "finetune"
+
+    @staticmethod
+    def _settings(finish: Finish) -> FinetuneSettings:
+        chosen = finish.config.final.finetune
+        return FinetuneSettings(mode=chosen.mode, blocks=chosen.blocks, steps=chosen.steps,
+                                learning_rate=chosen.learning_rate,
+                                body_lr_scale=chosen.body_lr_scale)
+
+    def wanted(self, finish: Finish) -> bool:
+        chosen = finish.config.final.finetune
+        return (chosen is not None and finish.scorer.trains
+                and (finish.root / chosen.source / ARCHITECTURE).is_file())
+
+    def done(self, finish: Finish) -> bool:
+        if finish.config.final.finetune is None:
+            return True  # nothing asked for
+        return (finish.paths.finetuned / self._settings(finish).label / FINETUNE_FILE).is_file()
+
+    def run(self, finish: Finish) -> None:
+        chosen = finish.config.final.finetune
+        finish.progress(f"fine-tuning {chosen.source} on {chosen.data} ({chosen.mode})")
+        _, variables, info = load_model(finish.root / chosen.source, preprocess=False)
+        info = {**info, "source_dir": chosen.source}
+        settings = self._settings(finish)
+        finetune_model(finish.config, finish.root, info, variables, chosen.data, settings,
+                       finish.paths.finetuned / settings.label)
 
 
 def finetune_run(run_dir: str | os.PathLike, data: Any, mode: str = "full", blocks: int = 1,
