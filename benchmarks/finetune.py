@@ -8,7 +8,9 @@ best; the new task is the other five classes (sandal, shirt, sneaker, bag, ankle
 ``--new-train`` training images, tested on their 5,000 official test images. Every mode of
 ``evonas finetune`` (full, last block, head, linear probe) and the scratch baseline train for
 ``--steps`` steps with the same batch, optimiser, schedule and image pipeline; each is run with
-``--seeds`` seeds (the new head's initialisation and the batch order).
+``--seeds`` seeds (the new head's initialisation and the batch order). The modes that train a
+new head through the network (full, last, head) run twice: with the default start, the head
+fitted as a linear probe first (LP-FT), and with a fresh head (rows ``...-fresh``).
 
     python benchmarks/finetune.py                 # about 10 minutes alone on a 2-core CPU
 
@@ -30,6 +32,8 @@ import numpy as np
 
 OLD, NEW = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
 MODES = (("scratch", 1), ("full", 1), ("last", 1), ("head", 1), ("probe", 1))
+FRESH = ("full", "last", "head")  # also run with a fresh head (--head-init fresh), the baseline
+# of the probe-first start (LP-FT) the default gives them
 
 
 def _split(data_dir, root: Path, new_train: int, seed: int) -> tuple[Path, Path]:
@@ -103,18 +107,23 @@ def main(argv=None) -> dict:
         pretrain_s = time.perf_counter() - start
         final = json.loads((run_dir / "best" / "final.json").read_text())
         rows = {}
-        for mode, blocks in MODES:
+        variants = [(m, b, "auto") for m, b in MODES] + [(m, b, "fresh") for m, b in MODES
+                                                          if m in FRESH]
+        for mode, blocks, init in variants:
             runs = [finetune_run(run_dir, new, mode=mode, blocks=blocks, steps=args.steps,
-                                 body_lr_scale=args.body_lr_scale, seed=seed)
+                                 body_lr_scale=args.body_lr_scale, seed=seed, head_init=init)
                     for seed in range(args.seeds)]
             accs = [r["test_acc"] for r in runs]
-            rows[runs[0]["mode"] if mode != "last" else f"last{blocks}"] = {
+            name = (f"last{blocks}" if mode == "last" else mode) + (
+                "-fresh" if init == "fresh" else "")
+            rows[name] = {
                 "test_acc_mean": round(statistics.fmean(accs), 4),
                 "test_acc_std": round(statistics.pstdev(accs), 4), "test_accs": accs,
+                "head_init": runs[0]["head_init"],
                 "trainable_params": runs[0]["trainable_params"], "params": runs[0]["params"],
                 "seconds_mean": round(statistics.fmean(r["train_seconds"] for r in runs), 2),
             }
-            print(f"{mode}: {rows[list(rows)[-1]]}", flush=True)
+            print(f"{name}: {rows[name]}", flush=True)
         scratch = rows["scratch"]["test_acc_mean"]
         for name, row in rows.items():
             if name != "scratch":

@@ -213,6 +213,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _outcome(Experiment(load(), run_dir=args.run_dir, session=session).run())
 
 
+def cmd_continual(args: argparse.Namespace) -> int:
+    from evonas.experiment.continual import continual
+    from evonas.report.continual import read_chain
+
+    results = continual(args.configs, args.root, overrides=args.set)
+    for result in results:
+        _print_result(result)
+    stages, why = read_chain(results[-1].run_dir)
+    print(f"the chain, oldest first ({len(stages)} runs):")
+    for i, stage in enumerate(stages, start=1):
+        test = "" if stage.test_acc is None else f", retrained test accuracy {stage.test_acc:.4f}"
+        best = "–" if stage.best is None else f"{stage.best:.4f}"
+        print(f"  {i}. {stage.path.name}: {stage.evaluated} architectures in "
+              f"{stage.search_seconds:.1f} s, best {best}{test}, {len(stage.front)} on the front")
+    if why:
+        print(f"  ({why})")
+    failed = [r.run_dir for r in results if r.final is None and r.models_wanted > 0]
+    if failed:
+        print(f"evonas: error: {failed[0]} produced no model: no architecture was evaluated "
+              "successfully", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     from evonas.experiment import Experiment
 
@@ -349,7 +373,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     out = finetune_run(args.run_dir, args.data, mode=args.mode, blocks=args.blocks,
                        steps=args.steps, learning_rate=args.learning_rate,
-                       body_lr_scale=args.body_lr_scale, seed=args.seed, source=args.source)
+                       body_lr_scale=args.body_lr_scale, seed=args.seed, source=args.source,
+                       head_init=args.head_init)
     if args.json:
         print(json.dumps(_jsonable(out)))
         return 0
@@ -450,6 +475,19 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_run)
 
 
+def _continual_arguments(p: argparse.ArgumentParser) -> None:
+    """``evonas continual``'s arguments."""
+    p.add_argument("configs", nargs="+", metavar="CONFIG",
+                   help="two or more YAML experiments of one search space, in order: new data, "
+                   "new objectives or constraints, another strategy")
+    p.add_argument("--root", required=True, metavar="DIR",
+                   help="where the runs go, one per experiment (DIR/<i>-<file name>); run the "
+                   "same command again to continue an interrupted chain")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override for every experiment (repeatable)")
+    p.set_defaults(func=cmd_continual)
+
+
 def _resume_arguments(p: argparse.ArgumentParser) -> None:
     """``evonas resume``'s arguments."""
     p.add_argument("run_dir", help="the run directory")
@@ -546,6 +584,10 @@ def _finetune_arguments(p: argparse.ArgumentParser) -> None:
                    help="the head's (default: the run's train.learning_rate)")
     p.add_argument("--body-lr-scale", type=float, default=0.1,
                    help="the pretrained parameters' learning rate over the head's (default 0.1)")
+    p.add_argument("--head-init", default="auto",
+                   help="how a new head starts in full, last and head: probe (fitted on the "
+                   "frozen features first, LP-FT), fresh, or auto: probe where the head is "
+                   "linear (default)")
     p.add_argument("--seed", type=int, default=None, help="default: the run's search.seed")
     p.add_argument("--source", default="best", metavar="MODEL",
                    help="the exported model inside the run: best (default), distilled, pruned, "
@@ -577,6 +619,9 @@ _COMMANDS: tuple[tuple[str, str, bool, Any], ...] = (
     ("run", "run a search experiment (no config: the default MNIST-1D one)", True,
      _run_arguments),
     ("resume", "continue a run from its last complete generation", True, _resume_arguments),
+    ("continual", "a chain of runs, each warm-started from the one before (new data, "
+     "objectives or budgets); the last report shows how the front moved", False,
+     _continual_arguments),
     ("report", "write a run's plots and HTML page (run_dir/report)", False, _report_arguments),
     ("dashboard", "a live web page of one or more run directories (read-only; this machine "
      "only unless --host says otherwise)", False, _dashboard_arguments),

@@ -518,31 +518,76 @@ class PruneConfig:
         check_positive("final.prune.steps", self.steps)
 
 
+FINETUNE_HEAD_INITS = ("auto", "probe", "fresh")
+
+
 @dataclasses.dataclass(frozen=True)
-class FinetuneConfig:
-    """Fine-tuning of the deployed network on other data after the search, tested on that
-    data's test split and exported to ``finetuned/<mode>/`` (``finetune.json`` last);
-    ``evonas finetune DIR --data ...`` does the same on a finished run (and another mode).
+class FinetuneSettings:
+    """How a found network is fine-tuned (``evonas finetune``; :mod:`evonas.experiment.finish.
+    finetune`).
 
     Attributes:
-        data: the new data: a path (an ``.npz``, a ``.csv``, a folder of class folders, a
-            folder of IDX files) or a dataset name (``fashion_mnist``, ``tfds:...``).
         mode: ``full``, ``last`` (the last ``blocks`` blocks and the head), ``head``,
             ``probe`` (a linear probe on frozen features) or ``scratch`` (the baseline).
-        blocks: ``last``: how many blocks with parameters train.
-        steps: optimiser steps (None: a quarter of ``final.retrain.steps``).
-        learning_rate: the head's (None: ``train.learning_rate``).
-        body_lr_scale: the pretrained parameters' rate over the head's, in (0, 1].
-        source: the network fine-tuned: ``best``, ``distilled`` (with ``final.distil``) or
-            ``pruned`` (with ``final.prune``).
+        blocks: ``last``: how many of the last blocks with parameters train (>= 1).
+        steps: optimiser steps (None: a quarter of the run's ``final.retrain.steps``).
+        learning_rate: the head's (None: the run's ``train.learning_rate``).
+        body_lr_scale: the pretrained parameters' learning rate over the head's, in (0, 1].
+        head_init: how a new head (the data has other classes) starts in ``full``, ``last``
+            and ``head``: ``probe``, a linear probe fitted on the frozen network's features
+            first (LP-FT, Kumar et al. 2022), for a linear head; ``fresh``, a random
+            initialisation; ``auto`` (default), ``probe`` where the head is linear.
+        seed: the fine-tuning's seed (None: the run's ``search.seed``).
     """
 
-    data: str = ""
+    WHERE: ClassVar[str] = "finetune "  # how error messages name a field
+
     mode: str = "full"
     blocks: int = 1
     steps: int | None = None
     learning_rate: float | None = None
     body_lr_scale: float = 0.1
+    head_init: str = "auto"
+    seed: int | None = None
+
+    def __post_init__(self):
+        where = self.WHERE
+        checks.choice(f"{where}mode", self.mode, FINETUNE_MODES)
+        checks.positive_int(f"{where}blocks", self.blocks)
+        if self.steps is not None:
+            checks.positive_int(f"{where}steps", self.steps)
+        if self.learning_rate is not None:
+            checks.positive(f"{where}learning_rate", self.learning_rate)
+        if not 0.0 < float(self.body_lr_scale) <= 1.0:
+            raise ValueError(f"{where}body_lr_scale must be in (0, 1]; got "
+                             f"{self.body_lr_scale!r}")
+        checks.choice(f"{where}head_init", self.head_init, FINETUNE_HEAD_INITS)
+        if self.seed is not None:
+            checks.integer(f"{where}seed", self.seed, low=0)
+
+    @property
+    def label(self) -> str:
+        """The output directory's name: the mode (``last2`` for the last 2 blocks)."""
+        return f"last{self.blocks}" if self.mode == "last" else self.mode
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig(FinetuneSettings):
+    """``final.finetune``: the deployed network fine-tuned on other data after the search,
+    tested on that data's test split and exported to ``finetuned/<mode>/`` (``finetune.json``
+    last); ``evonas finetune DIR --data ...`` does the same on a finished run (and another mode).
+
+    Attributes:
+        data: the new data: a path (an ``.npz``, a ``.csv``, a folder of class folders, a
+            folder of IDX files) or a dataset name (``fashion_mnist``, ``tfds:...``).
+        source: the network fine-tuned: ``best``, ``distilled`` (with ``final.distil``) or
+            ``pruned`` (with ``final.prune``).
+        (the others): :class:`FinetuneSettings`.
+    """
+
+    WHERE: ClassVar[str] = "final.finetune."
+
+    data: str = ""
     source: str = "best"
 
     def __post_init__(self):
@@ -551,14 +596,7 @@ class FinetuneConfig:
             raise ValueError("final.finetune.data must name the new data: a path (an .npz, a "
                              ".csv, a folder of class folders or of IDX files) or a dataset "
                              "name (fashion_mnist, tfds:NAME); got ''")
-        checks.choice("final.finetune.mode", self.mode, FINETUNE_MODES)
-        checks.positive_int("final.finetune.blocks", self.blocks)
-        check_positive("final.finetune.steps", self.steps)
-        if self.learning_rate is not None:
-            checks.positive("final.finetune.learning_rate", self.learning_rate)
-        if not 0.0 < self.body_lr_scale <= 1.0:
-            raise ValueError(f"final.finetune.body_lr_scale must be in (0, 1]; got "
-                             f"{self.body_lr_scale!r}")
+        super().__post_init__()
         checks.choice("final.finetune.source", self.source, FINETUNE_SOURCES)
 
 

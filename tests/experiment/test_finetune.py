@@ -105,12 +105,40 @@ def test_every_mode_trains_what_it_says_and_exports_the_new_classes(runs, capsys
     assert out["probe"]["test_acc"] > 0.6 and out["head"]["test_acc"] > 0.6
 
 
+def test_a_new_head_starts_from_the_linear_probe_unless_asked_fresh(runs, capsys, monkeypatch):
+    """LP-FT: in full, last and head a new head starts from the probe's fit (the same fit as
+    mode=probe, bit for bit), and from a random initialisation with --head-init fresh."""
+    import evonas.experiment.finish.finetune as finetune
+
+    run_dir, _, new = runs
+    _finetune(run_dir, new, "--mode", "probe", "--steps", "30", "--seed", "5")
+    probe = json.loads(capsys.readouterr().out)
+    assert probe["head_init"] == "probe" and probe["probe_steps"] == 30
+    probed = {p: a for p, a in _flat(load_model(run_dir / "finetuned" / "probe",
+                                                preprocess=False)[1]).items() if p[1] == "head"}
+    # training that returns its start, so the exported head is the head training began from
+    monkeypatch.setattr(finetune, "train_module", lambda *a, init, **k: init)
+    starts = {}
+    for init in ("auto", "probe", "fresh"):
+        _finetune(run_dir, new, "--mode", "head", "--steps", "30", "--seed", "5",
+                  "--head-init", init)
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["head_init"] == ("fresh" if init == "fresh" else "probe")
+        assert summary["probe_steps"] == (0 if init == "fresh" else 30)
+        flat = _flat(load_model(run_dir / "finetuned" / "head", preprocess=False)[1])
+        starts[init] = {p: flat[p] for p in probed}
+    for init in ("auto", "probe"):
+        assert all(np.array_equal(starts[init][p], a) for p, a in probed.items())
+    assert not any(np.array_equal(starts["fresh"][p], a) for p, a in probed.items()
+                   if np.ndim(a) == 2)
+
+
 def test_the_same_task_keeps_the_head_and_the_weights_transfer_exactly(runs, capsys):
     run_dir, old, _ = runs
     final = json.loads((run_dir / "best" / "final.json").read_text())
     _finetune(run_dir, old, "--mode", "head", "--steps", "1", "--learning-rate", "1e-12")
     out = json.loads(capsys.readouterr().out)
-    assert out["new_head"] is False
+    assert out["new_head"] is False and out["head_init"] == "pretrained"
     # one step at a vanishing rate: the source network itself, on its own test split
     assert out["test_acc"] == pytest.approx(final["best_test_acc"], abs=1e-9)
 
@@ -157,6 +185,8 @@ def test_the_final_stage_fine_tunes_the_deployed_network_and_resumes_it(runs, tm
     ({"data": "x.npz", "source": "distilled"}, "final.finetune.source=distilled needs "
                                                "final.distil, which is null"),
     ({"data": "x.npz", "mode": "lottery"}, "final.finetune.mode"),
+    ({"data": "x.npz", "head_init": "warm"}, "final.finetune.head_init must be one of"),
+    ({"data": "x.npz", "body_lr_scale": 2}, "final.finetune.body_lr_scale must be in (0, 1]"),
     ({"data": ""}, "final.finetune.data must name the new data"),
 ])
 def test_a_bad_final_finetune_is_one_line_before_anything_is_created(tmp_path, finetune,
@@ -203,6 +233,7 @@ def test_a_flattening_head_is_a_linear_head_for_the_probe():
     (["--steps", "0"], "finetune steps must be"),
     (["--mode", "lottery"], "finetune mode must be one of"),
     (["--body-lr-scale", "0"], "finetune body_lr_scale must be in (0, 1]; got 0.0"),
+    (["--head-init", "warm"], "finetune head_init must be one of"),
     (["--source", "pruned"], "has no exported model at 'pruned' to fine-tune"),
     (["--source", "../.."], "has no exported model at '../..' to fine-tune"),
 ])

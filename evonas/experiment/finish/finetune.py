@@ -49,9 +49,14 @@ import numpy as np
 import optax
 from flax import traverse_util
 
-from evonas import checks, streams
+from evonas import streams
 from evonas.data import Dataset
-from evonas.experiment.config import FINETUNE_MODES, DatasetConfig, ExperimentConfig
+from evonas.experiment.config import (
+    FINETUNE_MODES,
+    DatasetConfig,
+    ExperimentConfig,
+    FinetuneSettings,
+)
 from evonas.experiment.finish.context import Finish, Retrainer, trained_test_accuracy
 from evonas.experiment.loading import run_config
 from evonas.genomes import get_encoding
@@ -66,45 +71,6 @@ MODES = FINETUNE_MODES
 """The fine-tuning modes; ``scratch`` is the baseline the others are measured against."""
 
 LeafPath = tuple[str, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class FinetuneSettings:
-    """How to fine-tune (module docstring).
-
-    Attributes:
-        mode: one of :data:`MODES`.
-        blocks: ``last``: how many of the last blocks with parameters train (>= 1).
-        steps: optimiser steps (None: a quarter of the run's ``final.retrain.steps``).
-        learning_rate: the head's (None: the run's ``train.learning_rate``).
-        body_lr_scale: the pretrained parameters' learning rate over the head's, in (0, 1].
-        seed: the fine-tuning's seed (None: the run's ``search.seed``).
-    """
-
-    mode: str = "full"
-    blocks: int = 1
-    steps: int | None = None
-    learning_rate: float | None = None
-    body_lr_scale: float = 0.1
-    seed: int | None = None
-
-    def __post_init__(self):
-        checks.choice("finetune mode", self.mode, MODES)
-        checks.positive_int("finetune blocks", self.blocks)
-        if self.steps is not None:
-            checks.positive_int("finetune steps", self.steps)
-        if self.learning_rate is not None:
-            checks.positive("finetune learning_rate", self.learning_rate)
-        if not 0.0 < float(self.body_lr_scale) <= 1.0:
-            raise ValueError(f"finetune body_lr_scale must be in (0, 1]; got "
-                             f"{self.body_lr_scale!r}")
-        if self.seed is not None:
-            checks.integer("finetune seed", self.seed, low=0)
-
-    @property
-    def label(self) -> str:
-        """The output directory's name: the mode (``last2`` for the last 2 blocks)."""
-        return f"last{self.blocks}" if self.mode == "last" else self.mode
 
 
 # -- the network's parts -------------------------------------------------------------------
@@ -171,20 +137,20 @@ def finetune_optimizer(base: Any, labels: Any, learning_rate: float, scale: floa
 # -- the probe -----------------------------------------------------------------------------
 
 
-def _head_leaves(head: set[LeafPath], variables: Any) -> tuple[LeafPath, LeafPath | None]:
+def _head_leaves(head: set[LeafPath], variables: Any, who: str = "finetune mode=probe"
+                 ) -> tuple[LeafPath, LeafPath | None]:
     """The head's kernel ``[*D, K]`` (``[features, K]``, or ``[positions, channels, K]`` for a
     flattening head) and bias ``[K]`` paths (bias None: a kernel alone).
 
     Raises:
-        ValueError: a head that is not one kernel and at most one 1-D bias.
+        ValueError: a head that is not one kernel and at most one 1-D bias (``who`` needs one).
     """
     flat = _flat(variables)
     kernels = [p for p in head if np.ndim(flat[p]) >= 2]
     biases = [p for p in head if np.ndim(flat[p]) == 1]
     if len(kernels) != 1 or len(biases) > 1 or len(kernels) + len(biases) != len(head):
-        raise ValueError("finetune mode=probe needs a linear head (one [features, classes] "
-                         f"kernel and a bias); this network's head is {sorted(head)}; use "
-                         "mode=head")
+        raise ValueError(f"{who} needs a linear head (one [features, classes] kernel and a "
+                         f"bias); this network's head is {sorted(head)}; {_instead(who)}")
     return kernels[0], (biases[0] if biases else None)
 
 
@@ -207,22 +173,35 @@ def features_fn(name: str, options: Mapping[str, Any], genome: Any, variables: A
                                      for i in range(0, len(x), 1000)])
 
 
+def _instead(who: str) -> str:
+    return "use head_init=fresh" if "head_init" in who else "use mode=head"
+
+
+def _is_linear(head: set[LeafPath], variables: Any) -> bool:
+    """Whether the head is one kernel and at most one bias (whether a probe can start it)."""
+    try:
+        _head_leaves(head, variables)
+    except ValueError:
+        return False
+    return True
+
+
 def check_linear(features: Any, module: Any, variables: Any, head: set[LeafPath],
-                 x: np.ndarray) -> None:
+                 x: np.ndarray, who: str = "finetune mode=probe") -> None:
     """The network's logits must be its features times the head's kernel plus its bias.
 
     Raises:
         ValueError: they are not (the head is not a plain linear layer): use mode=head.
     """
-    kernel, bias = _head_leaves(head, variables)
+    kernel, bias = _head_leaves(head, variables, who)
     flat = _flat(variables)
     want = np.asarray(module.apply(variables, jnp.asarray(x)))
     matrix = np.asarray(flat[kernel]).reshape(-1, np.shape(flat[kernel])[-1])
     got = features(x) @ matrix + (0.0 if bias is None else
                                                     np.asarray(flat[bias]))
     if not np.allclose(got, want, rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(want).max()))):
-        raise ValueError("finetune mode=probe needs a linear head (logits = features @ kernel "
-                         "+ bias); this network's output is not; use mode=head")
+        raise ValueError(f"{who} needs a linear head (logits = features @ kernel + bias); "
+                         f"this network's output is not; {_instead(who)}")
 
 
 def fit_probe(key: jax.Array, f: np.ndarray, y: np.ndarray, classes: int, config: Any,
@@ -343,8 +322,13 @@ def finetune_model(config: ExperimentConfig, root: Path, info: Mapping[str, Any]
                "the data has other classes than the network's, so it needs a new head")
         raise ValueError(f"finetune: {why}, but no parameter of this {name} network depends "
                          "on the number of classes")
-    if settings.mode == "probe":
-        _head_leaves(head, variables)  # refused before anything trains
+    probing = settings.mode == "probe" or (
+        new_task and settings.mode in ("full", "last", "head") and settings.head_init != "fresh")
+    who = "finetune mode=probe" if settings.mode == "probe" else "finetune head_init=probe"
+    if probing and settings.head_init == "auto" and settings.mode != "probe":
+        probing = _is_linear(head, variables)
+    if probing:
+        _head_leaves(head, variables, who)  # refused before anything trains
     encoding = get_encoding(name, **options)
     module, _ = encoding.build(genome)
     example = np.zeros((1, *shape), np.float32)
@@ -362,17 +346,25 @@ def finetune_model(config: ExperimentConfig, root: Path, info: Mapping[str, Any]
     x = np.concatenate([dataset.x_train, dataset.x_val])
     y = np.concatenate([dataset.y_train, dataset.y_val])
     began = time.perf_counter()
-    if settings.mode == "probe":
+    if probing:  # the probe's fit, as the result (probe) or as the new head's start (LP-FT)
         old_module, _ = get_encoding(name, **old).build(genome)
         features = features_fn(name, old, genome, variables, head)
-        check_linear(features, old_module, variables, head, x[:16])
-        kernel, bias = _head_leaves(head, start)
+        try:
+            check_linear(features, old_module, variables, head, x[:16], who)
+        except ValueError:
+            if settings.head_init != "auto" or settings.mode == "probe":
+                raise
+            probing = False  # auto: a head that is not linear starts fresh
+    if probing:
+        kernel, bias = _head_leaves(head, start, who)
         w, b = fit_probe(probe_key, features(x), y, classes, config.train, steps, lr)
         flat = dict(_flat(start))
         flat[kernel] = w.reshape(flat[kernel].shape).astype(flat[kernel].dtype)
         if bias is not None:
             flat[bias] = b.astype(flat[bias].dtype)
-        tuned = traverse_util.unflatten_dict(flat)
+        start = traverse_util.unflatten_dict(flat)
+    if settings.mode == "probe":
+        tuned = start
     else:
         optimizer = finetune_optimizer(config.train, labels, lr, settings.body_lr_scale, steps)
         tuned = train_module(train_key, module, x, y, config.train, steps, init=start,
@@ -392,6 +384,9 @@ def finetune_model(config: ExperimentConfig, root: Path, info: Mapping[str, Any]
         "data": {"name": config.dataset.name, "path": config.dataset.path,
                  "digest": dataset.digest, "classes": names},
         "new_head": bool(new_task and settings.mode != "scratch"),
+        "head_init": ("fresh" if settings.mode == "scratch" else "probe" if probing else
+                      "fresh" if new_task else "pretrained"),
+        "probe_steps": int(steps) if probing else 0,
         "blocks_in_network": blocks, "params": count_params(tuned),
         "trainable_params": trainable, "test_acc": float(test_acc),
         "train_seconds": round(seconds, 3),
@@ -413,13 +408,6 @@ class Finetune:
 
     name = "finetune"
 
-    @staticmethod
-    def _settings(finish: Finish) -> FinetuneSettings:
-        chosen = finish.config.final.finetune
-        return FinetuneSettings(mode=chosen.mode, blocks=chosen.blocks, steps=chosen.steps,
-                                learning_rate=chosen.learning_rate,
-                                body_lr_scale=chosen.body_lr_scale)
-
     def wanted(self, finish: Finish) -> bool:
         chosen = finish.config.final.finetune
         return (chosen is not None and finish.scorer.trains
@@ -428,22 +416,22 @@ class Finetune:
     def done(self, finish: Finish) -> bool:
         if finish.config.final.finetune is None:
             return True  # nothing asked for
-        return (finish.paths.finetuned / self._settings(finish).label / FINETUNE_FILE).is_file()
+        return (finish.paths.finetuned / finish.config.final.finetune.label
+                / FINETUNE_FILE).is_file()
 
     def run(self, finish: Finish) -> None:
         chosen = finish.config.final.finetune
         finish.progress(f"fine-tuning {chosen.source} on {chosen.data} ({chosen.mode})")
         _, variables, info = load_model(finish.root / chosen.source, preprocess=False)
         info = {**info, "source_dir": chosen.source}
-        settings = self._settings(finish)
-        finetune_model(finish.config, finish.root, info, variables, chosen.data, settings,
-                       finish.paths.finetuned / settings.label)
+        finetune_model(finish.config, finish.root, info, variables, chosen.data, chosen,
+                       finish.paths.finetuned / chosen.label)
 
 
 def finetune_run(run_dir: str | os.PathLike, data: Any, mode: str = "full", blocks: int = 1,
                  steps: int | None = None, learning_rate: float | None = None,
                  body_lr_scale: float = 0.1, seed: int | None = None,
-                 source: str = "best") -> dict[str, Any]:
+                 source: str = "best", head_init: str = "auto") -> dict[str, Any]:
     """``evonas finetune DIR --data ...``: fine-tunes a finished run's exported network on new
     data and exports it to ``DIR/finetuned/<mode>/``.
 
@@ -452,7 +440,8 @@ def finetune_run(run_dir: str | os.PathLike, data: Any, mode: str = "full", bloc
         data: the new data: a path (an ``.npz``, a ``.csv``, a folder), a dataset name
             (``fashion_mnist``, ``tfds:...``), a mapping of ``dataset`` fields, or a
             ``Dataset`` (``evonas.Dataset.from_arrays``).
-        mode, blocks, steps, learning_rate, body_lr_scale, seed: :class:`FinetuneSettings`.
+        mode, blocks, steps, learning_rate, body_lr_scale, seed, head_init:
+            :class:`~evonas.experiment.config.FinetuneSettings`.
         source: the exported model inside the run to start from: ``best`` (default),
             ``distilled``, ``pruned``, or a path relative to the run (``front/12``,
             ``finetuned/head``).
@@ -468,7 +457,7 @@ def finetune_run(run_dir: str | os.PathLike, data: Any, mode: str = "full", bloc
     """
     chosen = FinetuneSettings(mode=mode, blocks=blocks, steps=steps,
                               learning_rate=learning_rate, body_lr_scale=body_lr_scale,
-                              seed=seed)
+                              head_init=head_init, seed=seed)
     run = RunDir(run_dir, readonly=True)
     config = run_config(run)
     if config.evaluator.tabular:
