@@ -46,7 +46,8 @@ class Seed:
     probabilities: np.ndarray | None
 
     def to_json(self) -> str:
-        return json.dumps({"format": FORMAT, "source": self.source,
+        resolved = os.path.abspath(os.path.expanduser(self.source))  # for the report's chain
+        return json.dumps({"format": FORMAT, "source": self.source, "resolved": resolved,
                            "genomes": self.genomes.tolist(),
                            "probabilities": None if self.probabilities is None
                            else self.probabilities.tolist()}, indent=1) + "\n"

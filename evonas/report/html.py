@@ -334,6 +334,7 @@ def render_html(
     views: Mapping[str, Any] | None = None,
     final: Mapping[str, Any] | None = None,
     generations: Sequence[Mapping[str, Any]] = (),
+    sections: Sequence[str] = (),
 ) -> str:
     """The whole report page.
 
@@ -352,6 +353,8 @@ def render_html(
             [evonas.report.views.run_data(...)]}``); None leaves them out.
         final: ``best/final.json``: the retrained top k and the ensemble, shown first.
         generations: the history's generation summaries; their ``diagnostics`` are shown.
+        sections: more sections, as HTML whose every value is escaped already (the chain of
+            warm-started runs, :mod:`evonas.report.continual`), after the final table.
     """
     facts = "".join(
         f"<span><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</span>"
@@ -381,6 +384,7 @@ def render_html(
 <h1>evonas report: {html.escape(title)}</h1>
 <p class="summary">{facts}</p>
 {_final_table(final)}
+{"".join(sections)}
 {app}
 <h2>Top {TOP_K} architectures</h2>
 {_top_table(top)}

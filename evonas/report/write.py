@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import os
 import warnings
 from pathlib import Path
 from typing import Any
 
-from evonas.report import drawings, plots
+from evonas.report import continual, drawings, plots
 from evonas.report.genes import run_genes
 from evonas.report.history import left_out, read_beliefs, read_snapshot
 from evonas.report.html import TOP_K, render_html
@@ -68,7 +69,8 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     Returns:
         The written files by key: ``progress``, ``pareto_params``, ``pareto_flops``, ``genes``,
         ``lineage``, ``architecture`` (PNGs), ``front`` (PNG, runs with two or more
-        objectives) and ``html`` (``index.html``).
+        objectives), ``continual`` (PNG) and ``continual_json`` (runs warm-started from an
+        earlier run: :mod:`evonas.report.continual`) and ``html`` (``index.html``).
 
     Raises:
         ValueError: when ``run_dir`` is not a directory.
@@ -101,14 +103,25 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         "architecture": drawings.architecture(best),
     }
     shown = list(FIGURES)
+    paths = {}
     front = _read_front(run)
     if len(objectives) > 1:
         figures["front"] = plots.front_plot(evaluations, objectives, _tested(front))
         names = " against ".join(n for n, _ in objectives[:2])
         shown.insert(1, ("front", "front.png", f"Pareto front ({names}) over every evaluated "
                          "architecture, and the hypervolume per generation"))
+    chain, why = continual.read_chain(run)
+    sections = []
+    if len(chain) > 1:  # warm-started from an earlier run: how the front moved along the chain
+        rows = continual.chain_rows(chain)
+        figures["continual"] = continual.chain_figure(chain)
+        shown.insert(0, ("continual", "continual.png", "The front of each run of the chain, "
+                         "oldest lightest"))
+        sections.append(continual.chain_section(rows, why))
+        atomic_write_text(out / continual.FILE, json.dumps(
+            {"runs": rows, "note": why}, indent=1) + "\n", root)
+        paths["continual_json"] = out / continual.FILE
     images = {key: plots.render_png(figures[key]) for key, _, _ in shown}
-    paths = {}
     for key, name, _ in shown:
         atomic_write_bytes(out / name, images[key], root)
         paths[key] = out / name
@@ -132,7 +145,7 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
                        top, summary, config_text, front, read_beliefs(run),
                        read_json(RunPaths(run).distilled / DISTIL_FILE),
                        read_json(RunPaths(run).pruned / PRUNE_FILE), views,
-                       read_json(RunPaths(run).final), snapshot.generations)
+                       read_json(RunPaths(run).final), snapshot.generations, sections)
     index = out / REPORT_INDEX
     atomic_write_text(index, page, root)
     paths["html"] = index
