@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
-import json
 import os
 import sqlite3
 import warnings
@@ -383,8 +382,10 @@ class History:
             datetime.timezone.utc
         ).isoformat(timespec="seconds")
         stats = tuple(row_schema.opt_float(summary[f]) for f in SUMMARY_FIELDS[:4])
-        encoded = tuple(None if summary.get(f) is None else json.dumps(summary[f], allow_nan=False)
-                        for f in _JSON_SUMMARY)
+        # NaN and infinity (a diverged estimate, a 0/0 share) are stored as null, not refused:
+        # a generation's numbers are kept even when one of its diagnostics has no value
+        encoded = tuple(None if summary.get(f) is None else row_schema.to_json(
+            summary[f], f"generation {generation}'s {f}") for f in _JSON_SUMMARY)
         return (generation, evaluations, *stats, str(finished), *encoded)
 
     # -- reading ---------------------------------------------------------------------------------

@@ -194,7 +194,8 @@ class RelaxedSearch:
         then the argmax and ``batch_size - 1`` architectures drawn (from ``fold_in(key, 1)``).
 
         Raises:
-            ValueError: the search already ran every epoch its schedules planned.
+            ValueError: the search already ran every epoch its schedules planned, or its
+                supernet's training diverged (a loss or an architecture parameter not finite).
         """
         bound = self._bound()
         if int(state.epoch) >= self.relaxation.epochs:
@@ -204,6 +205,14 @@ class RelaxedSearch:
         carry = Carry(state.params, state.opt_state, state.alpha, state.arch_state)
         carry, epochs = bound.program(carry, jax.random.fold_in(key, 0), state.epoch, bound.x,
                                       bound.y, bound.weight_half, bound.arch_half)
+        finite = [bool(jnp.all(jnp.isfinite(v))) for v in (epochs.train_loss, carry.alpha)]
+        if not all(finite):
+            first, last = int(state.epoch) + 1, int(state.epoch) + self.epochs_per_generation
+            raise ValueError(
+                f"strategy {self.relaxation.method!r}: the supernet's training diverged in "
+                f"epochs {first}-{last} (its {'loss' if not finite[0] else 'architecture'} "
+                "became NaN or infinite); the generations before are kept: lower "
+                "train.learning_rate or strategy.params.arch_learning_rate and start again")
         drawn = draw(self.relaxation, carry.alpha, self.space, jax.random.fold_in(key, 1),
                      self.batch_size - 1)
         genomes = jnp.concatenate([epochs.argmax[-1:], drawn]).astype(jnp.int32)

@@ -215,15 +215,18 @@ def test_an_encoding_without_the_relax_hook_is_refused_in_one_line(tmp_path, cap
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("example", ["darts.yaml", "gdas.yaml", "drnas.yaml"])
+@pytest.mark.parametrize("example", ["darts.yaml", "darts_argmax.yaml", "gdas.yaml",
+                                     "drnas.yaml"])
 def test_the_example_runs_end_to_end(example, tmp_path):
     import evonas
     from evonas.cli import main
 
     run_dir = tmp_path / "run"
     args = ["run", str(ROOT / "examples" / example), "--run-dir", str(run_dir)]
-    for setting in ["search.generations=2", "search.population_size=3", "train.steps=20",
-                    "final.retrain.steps=40", "final.retrain.top_k=2", "dataset.limit=400",
+    top_k = 1 if example == "darts_argmax.yaml" else 2  # it trains the argmax alone
+    population = [] if top_k == 1 else ["search.population_size=3"]
+    for setting in ["search.generations=2", *population, "train.steps=20",
+                    "final.retrain.steps=40", f"final.retrain.top_k={top_k}", "dataset.limit=400",
                     "display.progress=false", "encoding.options.max_layers=2",
                     "encoding.options.widths=[8, 16]", "strategy.params.epochs_per_generation=1"]:
         args += ["--set", setting]
@@ -233,7 +236,25 @@ def test_the_example_runs_end_to_end(example, tmp_path):
     assert [s["diagnostics"]["epoch"] for s in summaries] == [1, 2]
     assert all(0.0 <= s["diagnostics"]["parameter_free"] <= 1.0 for s in summaries)
     final = json.loads((run_dir / "best" / "final.json").read_text())
-    assert len(final["models"]) == 2 and all(0.0 < m["test_acc"] <= 1.0 for m in final["models"])
+    assert len(final["models"]) == top_k
+    assert all(0.0 < m["test_acc"] <= 1.0 for m in final["models"])
     module, variables, _ = evonas.load_model(run_dir)
     assert module.apply(variables, jnp.zeros((2, 40, 1))).shape == (2, 10)
     assert "What the search reported of itself" in (run_dir / "report" / "index.html").read_text()
+
+
+def test_a_diverged_supernet_stops_in_one_line(tmp_path, capsys):
+    """A supernet whose loss or architecture parameters become NaN (here: a learning rate of
+    1e9) ends the search with one line naming the epochs and what to lower, not with the
+    history refusing a NaN."""
+    from evonas.cli import main
+    from tests.experiment_configs import write_yaml
+
+    path = write_yaml(tmp_path / "exp.yaml", **DRNAS)
+    code = main(["run", str(path), "--run-dir", str(tmp_path / "run"), "--set",
+                 "train.learning_rate=1e9"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "strategy 'drnas': the supernet's training diverged in epochs 1-1" in err[0]
+    assert "lower train.learning_rate" in err[0]
+    assert not (tmp_path / "run").exists()  # nothing was committed, so nothing is kept

@@ -303,6 +303,19 @@ def test_an_older_history_is_read_as_it_is_and_migrated_when_written(tmp_path, v
     assert [s["diagnostics"] for s in summaries] == [None, {"parameter_free": 0.25}]
 
 
+def test_a_generation_with_nan_diagnostics_is_kept_with_nulls(tmp_path):
+    """A diagnostic or belief without a value (NaN, infinity) is stored as null: the
+    generation's rows are committed all the same."""
+    with History(tmp_path / "h.sqlite") as history:
+        history.append_generation(0, [_row(0)], _summary(
+            beliefs={"op_0": {"0": float("nan"), "1": 1.0}},
+            diagnostics={"parameter_free": float("nan"), "train_loss": float("inf")}))
+        (summary,) = history.generations()
+        assert len(history.rows()) == 1
+    assert summary["diagnostics"] == {"parameter_free": None, "train_loss": None}
+    assert summary["beliefs"] == {"op_0": {"0": None, "1": 1.0}}
+
+
 def test_a_history_from_a_newer_evonas_is_refused_unchanged(tmp_path):
     path = tmp_path / "h.sqlite"
     with History(path) as history:
