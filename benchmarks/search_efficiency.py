@@ -49,9 +49,30 @@ METHODS = {
     "few_shot": "few_shot.yaml",
     "proxy": "proxy_prefilter.yaml",
     "darts": "darts.yaml",
+    "darts_argmax": "darts_argmax.yaml",
     "gdas": "gdas.yaml",
     "drnas": "drnas.yaml",
 }
+# --space fashion: part 2 on the Fashion-MNIST CNN space (examples/fashion_mnist.yaml's data,
+# space, training and constraint), each method at a fixed budget (--fashion-generations of
+# the default instead of its time budget); every method's own settings otherwise.
+FASHION = "fashion_mnist.yaml"
+
+
+def fashion_overrides(limit: int, retrain_steps: int) -> list[str]:
+    """The Fashion-MNIST example's data, space, training and constraint, as overrides."""
+    import yaml
+
+    example = yaml.safe_load((ROOT / "examples" / FASHION).read_text())
+    train = {k: example["train"][k] for k in ("steps", "batch_size", "learning_rate",
+                                              "weight_decay", "augment")}
+    return ["dataset.name=fashion_mnist", f"dataset.limit={limit}",
+            f"encoding={json.dumps(example['encoding'])}",
+            *(f"train.{k}={json.dumps(v)}" for k, v in train.items()),
+            f"search.constraints={json.dumps(example['search']['constraints'])}",
+            f"final.retrain.steps={retrain_steps}"]
+
+
 # Regularized evolution's toy population (the methods that search with it).
 EVOLUTION = ["strategy.params.population_size=4", "strategy.params.sample_size=2"]
 # --quick: every part at toy sizes (seconds, for the tests), numbers meaningless.
@@ -73,7 +94,9 @@ QUICK = {
                              "search.generations=3"],
                 "proxy": [*EVOLUTION],
                 **{m: ["strategy.params.epochs_per_generation=1"]
-                   for m in ("darts", "gdas", "drnas")}},
+                   for m in ("darts", "darts_argmax", "gdas", "drnas")}},
+    # --space fashion's default (the Fashion example): its halving rung within the toy steps
+    "fashion_default": ["evaluator.halving.rungs=[5]"],
 }
 
 
@@ -274,7 +297,15 @@ def time_to_quality(args) -> dict:
             overrides = [*args.set, *args.method_overrides.get(method, []),
                          f"search.seed={seed}", "final.retrain.top_k=1",
                          "display.progress=false", "display.report=false", *args.method_set]
-            config = _config(overrides, METHODS[method])
+            example = METHODS[method]
+            if args.space == "fashion":
+                overrides = [*args.space_set, *overrides]
+                if method == "default":  # the Fashion-MNIST example itself, at a fixed budget
+                    example = FASHION
+                    overrides = [*overrides, "search.time_budget=null",
+                                 f"search.generations={args.fashion_generations}",
+                                 *(QUICK["fashion_default"] if args.quick else [])]
+            config = _config(overrides, example)
             with tempfile.TemporaryDirectory() as tmp:
                 path, run_dir = Path(tmp) / "config.yaml", Path(tmp) / "run"
                 path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -317,6 +348,14 @@ def main(argv=None) -> dict:
                         help="a config override for both parts (repeatable)")
     parser.add_argument("--method-set", action="append", default=[],
                         help="a config override for part 2 only, after the method's own")
+    parser.add_argument("--space", choices=("mnist1d", "fashion"), default="mnist1d",
+                        help="part 2's space and data: the default conv space on MNIST-1D, or "
+                        "the Fashion-MNIST CNN space of examples/fashion_mnist.yaml")
+    parser.add_argument("--fashion-limit", type=int, default=6000,
+                        help="--space fashion: training images")
+    parser.add_argument("--fashion-generations", type=int, default=3,
+                        help="--space fashion: the default method's generations of 8")
+    parser.add_argument("--fashion-retrain-steps", type=int, default=1500)
     parser.add_argument("--quick", action="store_true",
                         help="toy sizes: checks that everything runs, numbers meaningless")
     args = parser.parse_args(argv)
@@ -333,7 +372,12 @@ def main(argv=None) -> dict:
     if args.truth_steps is None:
         args.truth_steps = _config(args.set).final.retrain.steps
     parts = args.parts.split(",")
-    out: dict = {"benchmark": "search_efficiency"}
+    args.space_set = []
+    if args.space == "fashion":
+        if "fidelity" in parts:
+            parser.error("--space fashion measures part 2 only: add --parts methods")
+        args.space_set = fashion_overrides(args.fashion_limit, args.fashion_retrain_steps)
+    out: dict = {"benchmark": "search_efficiency", "space": args.space}
     began = time.perf_counter()
     if "fidelity" in parts:
         out["fidelity"], extra = fidelity(args)

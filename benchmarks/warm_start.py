@@ -62,6 +62,8 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--generations", type=int, default=6,
                         help="the cold search's generations (the warm one runs half)")
+    parser.add_argument("--warm-generations", type=int, default=None,
+                        help="the warm search's generations (default: half --generations)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every run (e.g. for a quick check)")
@@ -74,8 +76,9 @@ def main(argv=None) -> dict:
     base = ExperimentConfig.from_dict({}).with_overrides([
         "display.progress=false", "display.report=false", "train.compile_cache_dir=null",
         "final.retrain.top_k=1", *args.set])
+    warm_generations = args.warm_generations or args.generations // 2
     out: dict = {"benchmark": "warm_start", "generations": {"cold": args.generations,
-                                                            "warm": args.generations // 2}}
+                                                            "warm": warm_generations}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         start = time.perf_counter()
@@ -87,7 +90,7 @@ def main(argv=None) -> dict:
         for seed in range(args.seeds):
             cold = base.with_overrides([f"search.seed={seed}",
                                         f"search.generations={args.generations}"])
-            warm = cold.with_overrides([f"search.generations={args.generations // 2}",
+            warm = cold.with_overrides([f"search.generations={warm_generations}",
                                         f"search.warm_start={json.dumps(str(tmp / 'earlier'))}"])
             for name, config in (("cold", cold), ("warm", warm)):
                 result = _run(config, tmp / f"{name}-{seed}", shifted)

@@ -91,6 +91,26 @@ def test_search_efficiency_ranks_every_estimate_and_times_every_method(capsys):
         assert 0.0 < runs["retrained_test"][0] <= 1.0
 
 
+@pytest.mark.slow
+def test_search_efficiency_compares_methods_on_the_fashion_cnn_space(capsys, monkeypatch):
+    """Part 2 on the Fashion-MNIST CNN space (--space fashion): the Fashion example itself as
+    the default, and a relaxed method on the same data, space and constraint."""
+    # The `evonas run` processes compile at XLA's default backend optimisation level: at the
+    # suite's level 0 (conftest.py), and only there, this relaxed 2-D supernet's loss turns NaN
+    # within its first steps at these toy sizes (not yet explained; the search then stops in
+    # one line, tests/experiment/test_differentiable_run.py).
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false")
+    bench = _load("search_efficiency")
+    out = bench.main(["--quick", "--parts", "methods", "--space", "fashion", "--methods",
+                      "default,darts_argmax", "--set", "dataset.limit=300",
+                      "--set", "encoding.options.max_layers=4",
+                      "--set", "encoding.options.widths=[8, 16]",
+                      "--fashion-generations", "1", "--fashion-retrain-steps", "10"])
+    assert out["space"] == "fashion" and set(out["methods"]) == {"default", "darts_argmax"}
+    for runs in out["methods"].values():
+        assert runs["search_s"][0] > 0 and 0.0 < runs["retrained_test"][0] <= 1.0
+
+
 def test_rank_correlations_match_their_definitions():
     bench = _load("search_efficiency")
     a = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
@@ -180,10 +200,14 @@ def test_finetune_compares_every_mode_with_scratch_on_a_new_fashion_task(capsys)
     then every fine-tuning mode and the scratch baseline on the other five."""
     out = _load("finetune").main(["--smoke"])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
-    assert set(out["modes"]) == {"scratch", "full", "last1", "head", "probe"}
+    assert set(out["modes"]) == {"scratch", "full", "last1", "head", "probe", "full-fresh",
+                                 "last1-fresh", "head-fresh"}
     for name, row in out["modes"].items():
         assert 0.0 < row["test_acc_mean"] <= 1.0 and row["trainable_params"] > 0
         assert (name == "scratch") == ("gain_over_scratch" not in row)
+        # a new head starts from the probe's fit unless the row asks it fresh (LP-FT)
+        assert row["head_init"] == ("fresh" if name == "scratch" or name.endswith("-fresh")
+                                    else "probe")
     assert out["modes"]["head"]["trainable_params"] < out["modes"]["full"]["trainable_params"]
     assert isinstance(out["every_mode_beats_scratch"], bool)
 
