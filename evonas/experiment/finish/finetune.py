@@ -177,15 +177,6 @@ def _instead(who: str) -> str:
     return "use head_init=fresh" if "head_init" in who else "use mode=head"
 
 
-def _is_linear(head: set[LeafPath], variables: Any) -> bool:
-    """Whether the head is one kernel and at most one bias (whether a probe can start it)."""
-    try:
-        _head_leaves(head, variables)
-    except ValueError:
-        return False
-    return True
-
-
 def check_linear(features: Any, module: Any, variables: Any, head: set[LeafPath],
                  x: np.ndarray, who: str = "finetune mode=probe") -> None:
     """The network's logits must be its features times the head's kernel plus its bias.
@@ -322,12 +313,13 @@ def finetune_model(config: ExperimentConfig, root: Path, info: Mapping[str, Any]
                "the data has other classes than the network's, so it needs a new head")
         raise ValueError(f"finetune: {why}, but no parameter of this {name} network depends "
                          "on the number of classes")
+    # the probe's fit: the result (probe), or a new head's start (LP-FT); strict where asked
+    # for by name, else (head_init=auto) only where the head turns out linear
     probing = settings.mode == "probe" or (
         new_task and settings.mode in ("full", "last", "head") and settings.head_init != "fresh")
+    strict = settings.mode == "probe" or settings.head_init == "probe"
     who = "finetune mode=probe" if settings.mode == "probe" else "finetune head_init=probe"
-    if probing and settings.head_init == "auto" and settings.mode != "probe":
-        probing = _is_linear(head, variables)
-    if probing:
+    if probing and strict:
         _head_leaves(head, variables, who)  # refused before anything trains
     encoding = get_encoding(name, **options)
     module, _ = encoding.build(genome)
@@ -346,13 +338,13 @@ def finetune_model(config: ExperimentConfig, root: Path, info: Mapping[str, Any]
     x = np.concatenate([dataset.x_train, dataset.x_val])
     y = np.concatenate([dataset.y_train, dataset.y_val])
     began = time.perf_counter()
-    if probing:  # the probe's fit, as the result (probe) or as the new head's start (LP-FT)
+    if probing:
         old_module, _ = get_encoding(name, **old).build(genome)
-        features = features_fn(name, old, genome, variables, head)
         try:
+            features = features_fn(name, old, genome, variables, head)
             check_linear(features, old_module, variables, head, x[:16], who)
         except ValueError:
-            if settings.head_init != "auto" or settings.mode == "probe":
+            if strict:
                 raise
             probing = False  # auto: a head that is not linear starts fresh
     if probing:
