@@ -55,9 +55,13 @@ SETTINGS = {
     "random_search": {"batch_size": 20},
     "regularized_evolution": {"population_size": 20, "sample_size": 5, "batch_size": 10},
     "genetic_algorithm": {"population_size": 20, "tournament_size": 3, "num_elites": 2},
-    # Small batches give the surrogate more rounds within the first 100 evaluations; a 64-row
-    # buffer and 10 warm-started steps per tell keep 1,500 vmapped searches affordable here.
-    "bayesian_optimization": {"batch_size": 5, "history_size": 64, "train_steps": 10},
+    # Small batches give the surrogate more rounds within the first 100 evaluations. The
+    # surrogate is small: 3 members of one hidden layer of 32, trained 10 warm-started steps per
+    # tell on the best 32 evaluated; the acquisition mutates the incumbents. Measured against
+    # 5 members of [32, 32] on 64 rows: 6.5x cheaper at the same regret@100 within its standard
+    # error (docs/benchmarks.md).
+    "bayesian_optimization": {"batch_size": 5, "history_size": 32, "train_steps": 10,
+                              "ensemble_size": 3, "hidden": [32]},
     "reinforce": {"batch_size": 10, "learning_rate": 0.1},
     "q_learning": {"batch_size": 10, "epsilon_generations": 50},
     "asng": {"batch_size": 10},
