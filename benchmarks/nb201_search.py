@@ -41,6 +41,7 @@ from evonas.strategies import (
     selected_true,
     summarize,
 )
+from evonas.strategies.search import at_counts
 
 CHECKPOINTS = (100, 300, 1000)
 EVOSAX_DEFAULT = ("CMA_ES", "Sep_CMA_ES", "Open_ES", "SNES", "SimpleGA", "DiffusionEvolution")
@@ -58,7 +59,7 @@ SETTINGS = {
     # Small batches give the surrogate more rounds within the first 100 evaluations. The
     # surrogate is small: 3 members of one hidden layer of 32, trained 10 warm-started steps per
     # tell on the best 32 evaluated; the acquisition mutates the incumbents. Measured against
-    # 5 members of [32, 32] on 64 rows: 6.5x cheaper at the same regret@100 within its standard
+    # 5 members of [32, 32] on 64 rows: 5.6-6.5x cheaper at the same regret@100 within its standard
     # error (docs/benchmarks.md).
     "bayesian_optimization": {"batch_size": 5, "history_size": 32, "train_steps": 10,
                               "ensemble_size": 3, "hidden": [32]},
@@ -121,10 +122,15 @@ def run_compiled(compiled, args, table, runs, budget):
     trace = jax.block_until_ready(compiled(*args))
     run_s = time.perf_counter() - start
     selected = selected_true(np.asarray(trace.observed), np.asarray(trace.true))  # [R, D, Q]
-    results = {
-        dataset: summarize(selected[:, d], float(np.max(table.test_acc[d])), CHECKPOINTS)
-        for d, dataset in enumerate(DATASETS)
-    }
+    results = {}
+    for d, dataset in enumerate(DATASETS):
+        optimum = float(np.max(table.test_acc[d]))
+        results[dataset] = summarize(selected[:, d], optimum, CHECKPOINTS)
+        # The standard error of each mean regret, to tell a difference from the runs' noise.
+        by_count = at_counts(selected[:, d], np.ones(selected.shape[::2], bool), CHECKPOINTS)
+        results[dataset]["regret_se"] = {
+            str(q): (round(float((optimum - v).std(ddof=1) / np.sqrt(runs)), 4)
+                     if runs > 1 else None) for q, v in by_count.items()}
     return results, run_s
 
 
