@@ -6,6 +6,7 @@ Private to ``evonas.genomes``: the encodings' public API is what they re-export.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -194,13 +195,19 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, impl: str = "auto") -> jax.A
             dimension_numbers=(spec, spec[1:-1] + "IO", spec),
             feature_group_count=x.shape[-1],
         )
-    taps = [x]
-    for axis in range(1, nd + 1):
-        taps = [w for t in taps for w in _shifted(t, axis, kernel.shape[axis - 1], 0.0)]
+    # One pad, then every tap a slice of it: XLA fuses the slices and the multiply-adds into
+    # one loop. Padding each axis in turn (a pad of slices of a pad) materialised every tap:
+    # 4-10x slower forward on a 2-core CPU (5x5 taps, 28x28x32 and 14x14x64, batch 128), same
+    # numbers (benchmarks/image_step.py).
+    taps_shape = kernel.shape[:nd]
+    xp = jnp.pad(x, [(0, 0)] + [((k - 1) // 2,) * 2 for k in taps_shape] + [(0, 0)])
     weights = kernel.reshape(-1, kernel.shape[-1])
-    out = taps[0] * weights[0]
-    for t, w in zip(taps[1:], weights[1:]):
-        out = out + t * w
+    out = None
+    for i, offsets in enumerate(itertools.product(*(range(k) for k in taps_shape))):
+        tap = jax.lax.slice(xp, (0, *offsets, 0),
+                            (x.shape[0], *(o + n for o, n in zip(offsets, x.shape[1:-1])),
+                             x.shape[-1]))
+        out = tap * weights[i] if out is None else out + tap * weights[i]
     return out
 
 
