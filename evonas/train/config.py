@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from typing import Any
@@ -40,21 +41,59 @@ _FAST_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
+# Which ops XLA:CPU hands to the YNNPACK library, under ``"fast"``, for every program: dots
+# only. jaxlib 0.10.2 also hands it every convolution by default, and its 2-D convolution
+# weight gradient is the slow part of an image training step on a CPU: measured on the
+# project's 2-core CPU, batch 128, 28x28x32 -> 32 3x3, 137 ms against 20 ms for XLA's own
+# convolution, whose forward pass was no slower. ``benchmarks/image_step.py`` times whole
+# training steps both ways (2-D and 1-D networks). The numbers are the same run to run, not
+# the same last bits as the library's convolutions.
+_LIBRARY_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+
+
 def compiler_options(program: str, xla: str) -> dict[str, Any] | None:
     """The ``jax.jit(compiler_options=...)`` of one trainer program under ``TrainConfig.xla``.
 
     ``"default"``: XLA's defaults. ``"fast"``: XLA:CPU's legacy loop emitters everywhere, the
     programs that run once per call or group (``init_population``, ``evaluate_group``) at
     backend optimisation level 0 without LLVM's expensive passes, and the training step (run
-    every step) at level 1 (see the measurements above ``_FAST_OPTIONS``). On accelerators the
-    CPU-only options are ignored by name; use ``"default"`` there. An option the process's
-    ``XLA_FLAGS`` sets itself (``--xla_backend_optimization_level=0``, say) is left to it: the
-    user's flags win over these choices.
+    every step) at level 1 (see the measurements above ``_FAST_OPTIONS``); on a CPU whose
+    jaxlib takes it, convolutions in XLA's own kernels rather than a library's (see
+    ``_LIBRARY_OPTIONS``). On accelerators the CPU-only options are ignored by name; use
+    ``"default"`` there. An option the process's ``XLA_FLAGS`` sets itself
+    (``--xla_backend_optimization_level=0``, say) is left to it: the user's flags win over these
+    choices.
     """
     if xla == "default":
         return None
     chosen = _user_xla_flags()
-    return {k: v for k, v in _FAST_OPTIONS[program].items() if k not in chosen}
+    options = {k: v for k, v in _FAST_OPTIONS[program].items() if k not in chosen}
+    return {**options, **(library_options(xla) or {})}
+
+
+def library_options(xla: str) -> dict[str, Any] | None:
+    """The part of :func:`compiler_options` that picks which ops run in a library rather than
+    XLA's own kernels (``_LIBRARY_OPTIONS`` under ``"fast"``, where this jaxlib takes it), or
+    None; the standalone trainer's step uses it too."""
+    if xla == "default" or not _library_options_taken():
+        return None
+    chosen = _user_xla_flags()
+    return {k: v for k, v in _LIBRARY_OPTIONS.items() if k not in chosen} or None
+
+
+@functools.cache
+def _library_options_taken() -> bool:
+    """Whether this process's default backend is a CPU whose XLA takes ``_LIBRARY_OPTIONS``: an
+    option another jaxlib lacks or spells differently is left out rather than failing every
+    compile."""
+    if jax.default_backend() != "cpu":
+        return False
+    try:
+        jax.jit(lambda a: a @ a, compiler_options=_LIBRARY_OPTIONS).lower(
+            jax.ShapeDtypeStruct((2, 2), jnp.float32)).compile()
+    except Exception:  # noqa: BLE001 - any refusal means: not this jaxlib
+        return False
+    return True
 
 
 def _user_xla_flags() -> set[str]:

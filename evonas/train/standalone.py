@@ -12,6 +12,7 @@ program (measured: 200 ms against 7 ms a step for a 3-layer 1-D CNN, batch 128).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -20,7 +21,7 @@ import numpy as np
 
 from evonas.data.batches import batch_indices
 from evonas.train.augment import augment
-from evonas.train.config import TrainConfig
+from evonas.train.config import TrainConfig, library_options
 from evonas.train.jobs import AUGMENT_STREAM
 from evonas.train.prune import magnitude_masks
 from evonas.train.step import cross_entropy, descent_step, distillation_loss
@@ -70,7 +71,9 @@ def train_module(key: jax.Array, module: Any, x: np.ndarray, y: np.ndarray,
 
     augment_key = jax.random.fold_in(batch_key, AUGMENT_STREAM)  # as the population's trainer
 
-    @jax.jit
+    # XLA's defaults, but convolutions in XLA's own kernels as in the population trainer
+    # (``library_options``; ``xla: default`` leaves all of XLA's defaults).
+    @functools.partial(jax.jit, compiler_options=library_options(config.xla))
     def step(params: Any, opt_state: Any, x: jax.Array, y: jax.Array, t: jax.Array | None,
              masks: Any, idx: jax.Array, step: jax.Array) -> tuple[Any, Any]:
         xb = x[idx]

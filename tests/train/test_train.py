@@ -204,17 +204,57 @@ def test_the_program_cache_is_bounded():
         np.testing.assert_array_equal(again.metrics[name], first.metrics[name])
 
 
+LIBRARY = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+
+
 def test_xla_options_the_user_sets_in_xla_flags_win(monkeypatch):
-    from evonas.train.config import compiler_options
+    from evonas.train.config import compiler_options, library_options
 
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
     assert compiler_options("train_chunk", "fast") == {
-        "xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
+        "xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False, **LIBRARY}
     assert compiler_options("train_chunk", "default") is None
-    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0 --foo=1")
+    assert library_options("fast") == LIBRARY and library_options("default") is None
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0 --foo=1 "
+                       "--xla_cpu_experimental_ynn_fusion_type=dot")
     assert compiler_options("train_chunk", "fast") == {"xla_cpu_use_fusion_emitters": False}
     assert compiler_options("init_population", "fast") == {
         "xla_llvm_disable_expensive_passes": True, "xla_cpu_use_fusion_emitters": False}
+    assert library_options("fast") is None
+
+
+def test_convolutions_compile_to_xla_kernels_and_a_jaxlib_without_the_option_is_left_alone(
+        monkeypatch):
+    """Under ``fast`` a 2-D convolution's weight gradient runs in XLA's own kernel, not handed
+    to the YNNPACK library as this jaxlib does by default (5-7x slower there on a CPU); a
+    jaxlib that refuses the option compiles without it instead of failing every program."""
+    from evonas.train import config
+
+    def gradient(x, w):
+        y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jnp.sum(y ** 2)
+
+    # 32 channels: this jaxlib keeps smaller convolutions (8 or 16 channels) in its own kernels
+    args = (jnp.ones((2, 28, 28, 32)), jnp.ones((3, 3, 32, 32)))
+
+    def hlo(options):
+        fun = jax.jit(jax.grad(gradient, 1), compiler_options=options)
+        return fun.lower(*args).compile().as_text()
+
+    assert "ynn_fusion" in hlo(None)  # the premise: this jaxlib hands convolutions over
+    fast = hlo(config.compiler_options("train_chunk", "fast"))
+    assert "ynn_fusion" not in fast and "convolution(" in fast
+    standalone = hlo(config.library_options("fast"))
+    assert "ynn_fusion" not in standalone and "convolution(" in standalone
+
+    monkeypatch.setattr(config, "_LIBRARY_OPTIONS", {"xla_cpu_no_such_option": "1"})
+    config._library_options_taken.cache_clear()
+    try:
+        assert config.library_options("fast") is None
+        assert "xla_cpu_no_such_option" not in config.compiler_options("train_chunk", "fast")
+    finally:
+        config._library_options_taken.cache_clear()
 
 
 def test_the_image_pipeline_is_deterministic_per_member_and_plan_independent():

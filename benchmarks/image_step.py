@@ -1,0 +1,206 @@
+"""What two kernel choices gain in a training step on a CPU.
+
+First, which ops XLA:CPU hands to the YNNPACK library: this jaxlib's default (dots and
+convolutions) against dots only, convolutions in XLA's own kernels
+(``evonas.train.config._LIBRARY_OPTIONS``, what ``TrainConfig.xla="fast"`` sets). The same
+jitted AdamW step (the trainer's loss; crops and flips on images) is timed both ways in
+alternating rounds in one process, so drift on a shared machine hits both alike, on the
+hand-designed CNN of ``fashion_mnist.py`` and the architecture its fourth run found (both
+Fashion-MNIST, 28x28) and on a 1-D CNN of the ``conv`` space on MNIST-1D (40 positions).
+
+Second, a 5x5 depthwise convolution computed as slices of one padded input against the
+per-axis padding evonas used before (same numbers), forward and forward + backward.
+
+    python benchmarks/image_step.py           # about 5 minutes alone on 2 cores
+
+The last line printed is one JSON object: per network the median milliseconds per step with
+each choice, their ratio and the first compile's seconds; per depthwise shape the milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+# fashion_mnist.py's fourth run (benchmarks/results/fashion_mnist-cpu-60min-4.json)
+RUN4 = [0, 3, 2, 2, 0, 1, 0, 0, 2, 1, 1, 1, 2, 2, 0, 1, 2, 1, 0, 1, 1, 2, 2, 0, 0, 1, 4, 3, 0, 0]
+
+
+def networks(smoke: bool) -> dict:
+    """name -> (Flax module, train x, train y, image augmentation or None)."""
+    from fashion_mnist import HandCNN, cnn_space
+
+    from evonas.data import load_dataset
+    from evonas.genomes import get_encoding
+    from evonas.train.augment import Augment
+
+    out = {}
+    limit = 512 if smoke else 8192
+    fashion = load_dataset("fashion_mnist")
+    x, y = fashion.x_train[:limit], fashion.y_train[:limit]
+    options = {**cnn_space()["options"], "input_shape": x.shape[1:], "num_classes": 10}
+    run4, _ = get_encoding("conv", **options).build(np.asarray(RUN4, np.int32))
+    pipeline = Augment(crop=2, flip=True)
+    out["hand_cnn_fashion"] = (HandCNN.module(), x, y, pipeline)
+    out["run4_fashion"] = (run4, x, y, pipeline)
+    mnist1d = load_dataset("mnist1d")
+    encoding = get_encoding("conv", input_shape=mnist1d.x_train.shape[1:], num_classes=10)
+    import jax
+
+    # the throughput benchmark's kind of network: random genomes of the default 1-D space
+    genomes = np.asarray(encoding.space.sample(jax.random.key(0), 8))
+    genome = max(genomes, key=lambda g: float(encoding.cost(g)["flops"]))  # the largest of 8
+    module, _ = encoding.build(genome)
+    out["conv1d_mnist1d"] = (module, mnist1d.x_train[:limit], mnist1d.y_train[:limit], None)
+    return out
+
+
+def step_program(module, x, y, pipeline, options):
+    import jax
+
+    from evonas.train import TrainConfig
+    from evonas.train.augment import augment
+    from evonas.train.step import cross_entropy, descent_step
+
+    config = TrainConfig(steps=10_000, learning_rate=3e-3, weight_decay=1e-4, augment=pipeline)
+    optimizer = config.program_options().optimizer_fn()
+
+    def loss(params, xb, yb, _):
+        return cross_entropy(module.apply(params, xb), yb)
+
+    @jax.jit
+    def step(params, opt_state, idx, t):
+        xb = x[idx]
+        if pipeline is not None:
+            xb = augment(jax.random.fold_in(jax.random.key(1), t), xb, pipeline)
+        _, _, params, opt_state = descent_step(optimizer, loss, params, opt_state, xb, y[idx],
+                                               None)
+        return params, opt_state
+
+    fun = jax.jit(step.__wrapped__, compiler_options=options)
+    params = module.init(jax.random.key(0), x[:1])
+    return fun, params, optimizer.init(params)
+
+
+def depthwise_per_axis(x, kernel):
+    """The depthwise convolution as evonas computed it before: each spatial axis padded in turn
+    and its taps sliced (the baseline of :func:`depthwise_layers`)."""
+    from evonas.genomes._layers import _shifted
+
+    nd = kernel.ndim - 2
+    taps = [x]
+    for axis in range(1, nd + 1):
+        taps = [w for t in taps for w in _shifted(t, axis, kernel.shape[axis - 1], 0.0)]
+    weights = kernel.reshape(-1, kernel.shape[-1])
+    out = taps[0] * weights[0]
+    for t, w in zip(taps[1:], weights[1:]):
+        out = out + t * w
+    return out
+
+
+def depthwise_layers(rounds: int, steps: int) -> dict:
+    """One 5x5 depthwise layer (batch 128), forward and forward + backward, under the trainer's
+    step options: the per-axis baseline against ``evonas.genomes._layers.depthwise_conv``."""
+    import jax
+    import jax.numpy as jnp
+
+    from evonas.genomes._layers import depthwise_conv
+    from evonas.train.config import compiler_options
+
+    options = compiler_options("train_chunk", "fast")
+    out = {}
+    for shape in ((128, 28, 28, 32), (128, 14, 14, 64)):
+        x = jax.random.normal(jax.random.key(0), shape)
+        w = jax.random.normal(jax.random.key(1), (5, 5, 1, shape[-1]))
+        row = {}
+        for name, fn in (("per_axis", depthwise_per_axis), ("one_pad", depthwise_conv)):
+            forward = jax.jit(fn, compiler_options=options)
+            both = jax.jit(jax.grad(lambda x, w, fn=fn: jnp.sum(jnp.tanh(fn(x, w))), (0, 1)),
+                           compiler_options=options)
+            timings = {}
+            for part, fun in (("forward", forward), ("forward_backward", both)):
+                jax.block_until_ready(fun(x, w))
+                ms = []
+                for _ in range(rounds):
+                    start = time.perf_counter()
+                    for _ in range(steps):
+                        result = fun(x, w)
+                    jax.block_until_ready(result)
+                    ms.append((time.perf_counter() - start) / steps * 1e3)
+                timings[part + "_ms"] = round(float(np.median(ms)), 2)
+            row[name] = timings
+        same = bool(jnp.array_equal(depthwise_per_axis(x, w), depthwise_conv(x, w)))
+        row["same_forward_numbers"] = same
+        key = "x".join(map(str, shape[1:]))
+        print(f"depthwise 5x5 {key}: {row}", file=sys.stderr, flush=True)
+        out[key] = row
+    return out
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (numbers meaningless)")
+    args = parser.parse_args(argv)
+
+    import jax
+    import jax.numpy as jnp
+
+    from evonas.train.config import _LIBRARY_OPTIONS, _library_options_taken
+
+    if not _library_options_taken():
+        raise SystemExit("this jaxlib (or backend) does not take the library option; nothing "
+                         "to compare")
+    rounds, steps = (2, 2) if args.smoke else (args.rounds, args.steps)
+    result = {}
+    for name, (module, x, y, pipeline) in networks(args.smoke).items():
+        x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y)
+        batch = 128
+        runs = {}
+        for choice, options in (("jaxlib_default", None), ("xla_convs", dict(_LIBRARY_OPTIONS))):
+            fun, params, state = step_program(module, x, y, pipeline, options)
+            idx = jnp.arange(batch)
+            start = time.perf_counter()
+            params, state = fun(params, state, idx, 0)
+            jax.block_until_ready(params)
+            runs[choice] = {"fun": fun, "params": params, "state": state, "ms": [],
+                            "compile_s": round(time.perf_counter() - start, 2)}
+        for r in range(rounds):
+            order = ("jaxlib_default", "xla_convs")
+            for choice in order if r % 2 == 0 else order[::-1]:
+                run = runs[choice]
+                start = time.perf_counter()
+                for t in range(steps):
+                    idx = (jnp.arange(batch) + batch * t) % len(y)
+                    run["params"], run["state"] = run["fun"](run["params"], run["state"], idx,
+                                                             t)
+                jax.block_until_ready(run["params"])
+                run["ms"].append((time.perf_counter() - start) / steps * 1e3)
+        row = {choice: {"ms_per_step": round(float(np.median(run["ms"])), 2),
+                        "rounds_ms": [round(m, 1) for m in run["ms"]],
+                        "compile_s": run["compile_s"]} for choice, run in runs.items()}
+        row["speedup"] = round(row["jaxlib_default"]["ms_per_step"]
+                               / row["xla_convs"]["ms_per_step"], 2)
+        print(f"{name}: jaxlib's default {row['jaxlib_default']['ms_per_step']} ms, XLA's "
+              f"convolutions {row['xla_convs']['ms_per_step']} ms a step ({row['speedup']}x)",
+              file=sys.stderr, flush=True)
+        result[name] = row
+    out_layers = depthwise_layers(rounds, steps)
+    out = {"benchmark": "image_step", "device": f"{jax.devices()[0].platform}",
+           "batch_size": 128, "rounds": rounds, "steps_per_round": steps, "networks": result,
+           "depthwise": out_layers}
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()
