@@ -12,6 +12,8 @@ Second, a 5x5 depthwise convolution computed as slices of one padded input again
 per-axis padding evonas used before (same numbers), forward and forward + backward.
 
     python benchmarks/image_step.py           # about 5 minutes alone on 2 cores
+    python benchmarks/image_step.py --search  # and one generation of a Fashion-MNIST search,
+                                              # both ways in fresh processes (+10 minutes)
 
 The last line printed is one JSON object: per network the median milliseconds per step with
 each choice, their ratio and the first compile's seconds; per depthwise shape the milliseconds.
@@ -145,12 +147,76 @@ def depthwise_layers(rounds: int, steps: int) -> dict:
     return out
 
 
+# jaxlib 0.10.2's own choice, which XLA_FLAGS restores (the user's flags win over evonas's)
+JAXLIB_DEFAULT_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type="
+                        "individual_dot,individual_convolution")
+
+
+def search_once(steps: int, population: int, limit: int) -> dict:
+    """One generation of random search over ``examples/fashion_mnist.yaml``'s space, through
+    ``Experiment`` (the population trainer, its compiles and its evaluation): wall seconds."""
+    import tempfile
+
+    from fashion_mnist import cnn_space
+
+    from evonas.experiment import Experiment, ExperimentConfig
+
+    config = ExperimentConfig.from_dict({
+        "dataset": {"name": "fashion_mnist", "limit": limit},
+        "encoding": cnn_space(),
+        "strategy": {"name": "random_search"},
+        "train": {"steps": steps, "batch_size": 128, "compile_cache_dir": None,
+                  "learning_rate": 3e-3, "augment": {"crop": 2, "flip": True}},
+        "search": {"population_size": population, "generations": 1, "seed": 0,
+                   "constraints": ["flops <= 12000000"]},
+        "final": {"retrain": {"top_k": 0}},
+        "display": {"progress": False, "report": False},
+    })
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Experiment(config, run_dir=Path(tmp) / "run").run()
+    return {"wall_s": round(time.perf_counter() - start, 1),
+            "best_val_acc": round(float(result.best["fitness"]), 4)}
+
+
+def search_both(smoke: bool) -> dict:
+    """:func:`search_once` in two fresh processes, this jaxlib's default kernels first (restored
+    through ``XLA_FLAGS``) and then evonas's choice."""
+    import os
+    import subprocess
+
+    sizes = ["--search-steps", "10", "--search-population", "2", "--search-limit", "512"] \
+        if smoke else []
+    out = {}
+    for choice, flags in (("jaxlib_default", JAXLIB_DEFAULT_FLAGS), ("xla_convs", "")):
+        env = dict(os.environ)
+        env["XLA_FLAGS"] = " ".join(f for f in (env.get("XLA_FLAGS", ""), flags) if f)
+        if not env["XLA_FLAGS"]:
+            del env["XLA_FLAGS"]
+        done = subprocess.run([sys.executable, __file__, "--search-one", *sizes], env=env,
+                              capture_output=True, text=True, check=True)
+        out[choice] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"search ({choice}): {out[choice]}", file=sys.stderr, flush=True)
+    out["speedup"] = round(out["jaxlib_default"]["wall_s"] / out["xla_convs"]["wall_s"], 2)
+    return out
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (numbers meaningless)")
+    parser.add_argument("--search", action="store_true",
+                        help="also time one generation of a Fashion-MNIST search both ways")
+    parser.add_argument("--search-one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--search-steps", type=int, default=100)
+    parser.add_argument("--search-population", type=int, default=8)
+    parser.add_argument("--search-limit", type=int, default=3000)
     args = parser.parse_args(argv)
+    if args.search_one:
+        out = search_once(args.search_steps, args.search_population, args.search_limit)
+        print(json.dumps(out))
+        return out
 
     import jax
     import jax.numpy as jnp
@@ -195,9 +261,10 @@ def main(argv=None) -> dict:
               file=sys.stderr, flush=True)
         result[name] = row
     out_layers = depthwise_layers(rounds, steps)
+    searched = search_both(args.smoke) if args.search else None
     out = {"benchmark": "image_step", "device": f"{jax.devices()[0].platform}",
            "batch_size": 128, "rounds": rounds, "steps_per_round": steps, "networks": result,
-           "depthwise": out_layers}
+           "depthwise": out_layers, "search": searched}
     print(json.dumps(out))
     return out
 
