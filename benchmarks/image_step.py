@@ -185,7 +185,7 @@ def search_both(smoke: bool) -> dict:
     import os
     import subprocess
 
-    sizes = ["--search-steps", "10", "--search-population", "2", "--search-limit", "512"] \
+    sizes = ["--search-steps", "5", "--search-population", "2", "--search-limit", "256"] \
         if smoke else []
     out = {}
     for choice, flags in (("jaxlib_default", JAXLIB_DEFAULT_FLAGS), ("xla_convs", "")):
@@ -226,7 +226,7 @@ def main(argv=None) -> dict:
     if not _library_options_taken():
         raise SystemExit("this jaxlib (or backend) does not take the library option; nothing "
                          "to compare")
-    rounds, steps = (2, 2) if args.smoke else (args.rounds, args.steps)
+    rounds, steps = (1, 1) if args.smoke else (args.rounds, args.steps)
     result = {}
     for name, (module, x, y, pipeline) in networks(args.smoke).items():
         x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y)

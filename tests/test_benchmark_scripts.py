@@ -255,3 +255,22 @@ def test_conv_head_norm_trains_each_variant_of_one_architecture(capsys):
     assert variants["gap+layer_norm"]["params"] - variants["gap"]["params"] == 2 * (
         16 + 16 + 64 + 16 + 64 + 96)
     assert all(0.0 <= v["test_acc"] <= 1.0 and v["ms_per_step"] > 0 for v in variants.values())
+
+
+@pytest.mark.slow
+def test_image_step_times_each_kernel_choice_and_a_search_both_ways(capsys):
+    bench = _load("image_step")
+    out = bench.main(["--smoke", "--search"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
+    assert set(out["networks"]) == {"hand_cnn_fashion", "run4_fashion", "conv1d_mnist1d"}
+    for row in out["networks"].values():
+        ms = {choice: row[choice]["ms_per_step"] for choice in ("jaxlib_default", "xla_convs")}
+        assert all(v > 0 for v in ms.values())
+        assert row["speedup"] == round(ms["jaxlib_default"] / ms["xla_convs"], 2)
+    for row in out["depthwise"].values():  # the one-pad depthwise computes the same numbers
+        assert row["same_forward_numbers"] is True
+    search = out["search"]  # two fresh processes, the same seeded search
+    assert search["jaxlib_default"]["best_val_acc"] == pytest.approx(
+        search["xla_convs"]["best_val_acc"], abs=0.05)
+    assert search["speedup"] == round(search["jaxlib_default"]["wall_s"]
+                                      / search["xla_convs"]["wall_s"], 2)
