@@ -128,9 +128,11 @@ class TrainConfig:
             (:class:`~evonas.train.cache.SignedCache`). Never taken from a run directory.
         xla: XLA compile options of the trainer's programs: ``"fast"`` (default) trades a
             little step speed for much shorter compiles (the once-run programs, init and
-            evaluation, at the lowest optimisation level), ``"default"`` leaves XLA's defaults
-            (see :func:`compiler_options`). Compiles dominate short CPU runs; measured on the
-            project's 2-core CPU with ``benchmarks/throughput.py``.
+            evaluation, at the lowest optimisation level) and, on a CPU, keeps convolutions in
+            XLA's own kernels (faster image steps than jaxlib's library default);
+            ``"default"`` leaves XLA's defaults (see :func:`compiler_options`). Compiles
+            dominate short CPU runs; measured on the project's 2-core CPU with
+            ``benchmarks/throughput.py`` and ``benchmarks/image_step.py``.
         max_programs: the most compiled programs a trainer's cache keeps between calls; past
             it the cache starts over (memory stays bounded over a long search; a shape met again
             compiles again, to the same program and numbers).
