@@ -10,6 +10,7 @@ experiment (latencies left out: a measurement, not a number the seed fixes).
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sqlite3
@@ -34,6 +35,25 @@ def _rows(run_dir: Path) -> list[dict]:
     for row in rows:
         row.pop("train_seconds")  # wall time
     return rows
+
+
+def _same(got, want) -> bool:
+    """Equal, except that floats (also inside JSON text) may differ in their last bits: the
+    fixture was written on another CPU, and XLA:CPU's vectorised kernels (AVX2 against AVX-512)
+    round a log or an exp differently (seen: a val_loss 1 ulp apart, every genome, parent and
+    fitness equal). Anything a change of behaviour would move is still compared exactly."""
+    if isinstance(want, float) and isinstance(got, float):
+        return math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-7)
+    if isinstance(want, str) and isinstance(got, str) and want[:1] in "{[":
+        try:
+            return _same(json.loads(got), json.loads(want))
+        except json.JSONDecodeError:
+            return got == want
+    if isinstance(want, dict) and isinstance(got, dict):
+        return got.keys() == want.keys() and all(_same(got[k], want[k]) for k in want)
+    if isinstance(want, list) and isinstance(got, list):
+        return len(got) == len(want) and all(_same(g, w) for g, w in zip(got, want))
+    return got == want
 
 
 def _without_latency(value):
@@ -66,8 +86,10 @@ def test_a_run_directory_from_before_the_sections_resumes_and_finishes_identical
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "read under their new names" not in done.stderr  # its own layout: quiet
-    assert _rows(run_dir) == EXPECTED["rows"]
+    rows = _rows(run_dir)
+    assert [r["genome"] for r in rows] == [r["genome"] for r in EXPECTED["rows"]]
+    assert _same(rows, EXPECTED["rows"])
     final = json.loads((run_dir / "best" / "final.json").read_text())
-    assert _without_latency(final) == EXPECTED["final"]
+    assert _same(_without_latency(final), EXPECTED["final"])
     assert (run_dir / "distilled" / "distil.json").is_file()
     assert (run_dir / "pruned" / "prune.json").is_file()
