@@ -66,6 +66,8 @@ def networks(smoke: bool) -> dict:
 
 
 def step_program(module, x, y, pipeline, options):
+    """The standalone trainer's step (``train_module`` compiles its own on every call, so its
+    steps can't be timed apart from the compile), jitted with ``options``."""
     import jax
 
     from evonas.train import TrainConfig
@@ -78,7 +80,6 @@ def step_program(module, x, y, pipeline, options):
     def loss(params, xb, yb, _):
         return cross_entropy(module.apply(params, xb), yb)
 
-    @jax.jit
     def step(params, opt_state, idx, t):
         xb = x[idx]
         if pipeline is not None:
@@ -87,9 +88,8 @@ def step_program(module, x, y, pipeline, options):
                                                None)
         return params, opt_state
 
-    fun = jax.jit(step.__wrapped__, compiler_options=options)
     params = module.init(jax.random.key(0), x[:1])
-    return fun, params, optimizer.init(params)
+    return jax.jit(step, compiler_options=options), params, optimizer.init(params)
 
 
 def depthwise_per_axis(x, kernel):

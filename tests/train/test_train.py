@@ -248,6 +248,24 @@ def test_convolutions_compile_to_xla_kernels_and_a_jaxlib_without_the_option_is_
     standalone = hlo(config.library_options("fast"))
     assert "ynn_fusion" not in standalone and "convolution(" in standalone
 
+    # The standalone trainer (retraining, distillation, fine-tuning) compiles its step with them:
+    # an option XLA refuses, handed over in their place, reaches the compile.
+    from evonas.genomes import get_encoding
+    from evonas.train import standalone, train_module
+
+    enc = get_encoding("conv", input_shape=(8, 8, 1), num_classes=10, max_layers=1,
+                       widths=(4,), ops=("conv3",), reductions=())
+    module, _ = enc.build(np.zeros(enc.space.num_genes, np.int32))
+    data = load_dataset("digits", limit=64)
+    monkeypatch.setattr(standalone, "library_options",
+                        lambda xla: {"xla_cpu_no_such_option": "1"} if xla == "fast" else None)
+    with pytest.raises(Exception, match="xla_cpu_no_such_option"):
+        train_module(jax.random.key(0), module, data.x_train, data.y_train,
+                     TrainConfig(steps=1, batch_size=16), 1)
+    train_module(jax.random.key(0), module, data.x_train, data.y_train,  # "default": none
+                 TrainConfig(steps=1, batch_size=16, xla="default"), 1)
+    monkeypatch.undo()
+
     monkeypatch.setattr(config, "_LIBRARY_OPTIONS", {"xla_cpu_no_such_option": "1"})
     config._library_options_taken.cache_clear()
     try:
