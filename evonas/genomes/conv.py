@@ -213,6 +213,7 @@ class ConvSupernet(nn.Module):
     reductions: tuple[int, ...] = ()
     norm: str = "none"
     head: str = "gap"
+    head_hidden: int = 0
 
     @nn.compact
     def __call__(self, arch: ConvArch, x: jax.Array) -> jax.Array:
@@ -225,7 +226,7 @@ class ConvSupernet(nn.Module):
                 h = _layers.downsample(h)
         last_real = jnp.sum(arch.out_mask[-1])
         init = lambda positions: _layers.lecun_normal(last_real * positions)
-        return _head(self, h, self.head, self.num_classes, init)
+        return _head(self, h, self.head, self.num_classes, init, self.head_hidden)
 
 
 def _stem(x: jax.Array, width: int, impl: str, norm: str = "none") -> jax.Array:
@@ -238,20 +239,46 @@ HEADS = ("gap", "flatten")
 
 
 def _head(module: nn.Module, h: jax.Array, kind: str, classes: int,
-          init: Callable[[Any], Any]) -> jax.Array:
+          init: Callable[[Any], Any], hidden: int = 0) -> jax.Array:
     """Logits from the last feature map ``h`` ``[batch, *spatial, C]``: ``gap`` averages the
     positions, then a ``[C, classes]`` kernel; ``flatten`` keeps them, a ``[positions, C,
     classes]`` kernel (the channel axis its own, so a narrower network's kernel is a prefix
     slice of a wider one's). ``init(fan_in scale)``: the kernel's initialiser for the number
-    of inputs per channel (1, or the positions)."""
+    of inputs per channel (1, or the positions). ``hidden > 0``: first a dense layer of that
+    many ReLU units (``head_hidden``, with the kernel just described), then a ``[hidden,
+    classes]`` kernel."""
     bias = module.param("head_bias", nn.initializers.zeros_init(), (classes,))
+    feats = _layers.spatial_mean(h) if kind == "gap" else h.reshape(h.shape[0], -1, h.shape[-1])
+    if hidden:
+        positions = 1 if kind == "gap" else feats.shape[1]
+        feats = _HeadHidden(hidden, init(positions), name="head_hidden")(feats)
+        kernel = module.param("head_kernel", nn.initializers.lecun_normal(), (hidden, classes))
+        return feats @ kernel + bias
     if kind == "gap":
         kernel = module.param("head_kernel", init(1), (h.shape[-1], classes))
-        return _layers.spatial_mean(h) @ kernel + bias
-    flat = h.reshape(h.shape[0], -1, h.shape[-1])
-    kernel = module.param("head_kernel", init(flat.shape[1]),
-                          (flat.shape[1], flat.shape[2], classes))
-    return jnp.einsum("bsc,sck->bk", flat, kernel) + bias
+        return feats @ kernel + bias
+    kernel = module.param("head_kernel", init(feats.shape[1]),
+                          (feats.shape[1], feats.shape[2], classes))
+    return jnp.einsum("bsc,sck->bk", feats, kernel) + bias
+
+
+class _HeadHidden(nn.Module):
+    """The head's hidden layer: ``relu(features . kernel + bias)`` over the features' trailing
+    axes (``[C]``, or ``[positions, C]`` for a flattening head)."""
+
+    units: int
+    init: Callable[..., Any]
+
+    @nn.compact
+    def __call__(self, feats: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", self.init, (*feats.shape[1:], self.units))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.units,))
+        return _hidden_units(feats, kernel, bias)
+
+
+def _hidden_units(feats: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+    """``relu`` of ``feats`` ``[batch, *D]`` contracted with ``kernel`` ``[*D, units]``."""
+    return nn.relu(jnp.tensordot(feats, kernel, feats.ndim - 1) + bias)
 
 
 def _affine(module: nn.Module, z: jax.Array, channels: int) -> jax.Array:
@@ -294,6 +321,7 @@ class ConvNet(nn.Module):
     reductions: tuple[int, ...] = ()
     norm: str = "none"
     head: str = "gap"
+    head_hidden: int = 0
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -312,7 +340,7 @@ class ConvNet(nn.Module):
             h = _layers.downsample(h)
         init = lambda positions: (nn.initializers.lecun_normal() if positions == 1 else
                                   nn.initializers.lecun_normal(in_axis=(0, 1), out_axis=2))
-        return _head(self, h, self.head, self.num_classes, init)
+        return _head(self, h, self.head, self.num_classes, init, self.head_hidden)
 
 
 class _ExactLayer(nn.Module):
@@ -374,6 +402,9 @@ class ConvEncoding:
             them per channel; a fixed choice of the space, not a gene.
         head: ``"gap"`` (global average pooling, then a dense layer) or ``"flatten"`` (a
             dense layer on every position of the last feature map).
+        head_hidden: units of a hidden dense layer (ReLU) between the pooled or flattened
+            features and the logits, as in a hand-designed "conv, conv, dense, dense" CNN;
+            0 (default): none. A fixed choice of the space, not a gene.
 
     Costs count parameters and multiply-accumulates (MACs) per example of the stem, the conv-like
     layers and the head; pools, masks and activations are not counted.
@@ -392,6 +423,7 @@ class ConvEncoding:
     reductions: tuple[int, ...] = ()
     norm: str = "none"
     head: str = "gap"
+    head_hidden: int = 0
 
     name: ClassVar[str] = "conv"
 
@@ -424,6 +456,7 @@ class ConvEncoding:
                 "ConvEncoding.activations", self.activations, _layers.ACTIVATIONS
             ),
             "stem_width": checks.positive_int("ConvEncoding.stem_width", self.stem_width),
+            "head_hidden": checks.integer("ConvEncoding.head_hidden", self.head_hidden, 0, 65536),
             "reductions": self._check_reductions(shape),
         }
         for field, value in fixed.items():
@@ -606,7 +639,7 @@ class ConvEncoding:
         b = self._check_bounds(bounds)
         return ConvSupernet(
             self.num_classes, self.stem_width, self.activations, b.layers, self.conv_impl,
-            self.reductions, self.norm, self.head,
+            self.reductions, self.norm, self.head, self.head_hidden,
         )
 
     def param_shapes(self, bounds: ConvBounds | None = None) -> dict[str, Any]:
@@ -638,7 +671,14 @@ class ConvEncoding:
             if layer:
                 params[f"layer_{i}"] = layer
             c_in = lb.width
-        params["head_kernel"] = s(*self._head_positions(), c_in, self.num_classes)
+        if self.head_hidden:
+            params["head_hidden"] = {
+                "kernel": s(*self._head_positions(), c_in, self.head_hidden),
+                "bias": s(self.head_hidden),
+            }
+            params["head_kernel"] = s(self.head_hidden, self.num_classes)
+        else:
+            params["head_kernel"] = s(*self._head_positions(), c_in, self.num_classes)
         params["head_bias"] = s(self.num_classes)
         return {"params": params}
 
@@ -701,10 +741,15 @@ class ConvEncoding:
             h = y + jnp.where(add, 1.0, 0.0) * h * (channel < c_out)
             if i in self.reductions:
                 h = _layers.downsample(h)
+        feats = (_layers.spatial_mean(h) if self.head == "gap"
+                 else h.reshape(h.shape[0], -1, h.shape[-1]))
+        if self.head_hidden:
+            hidden = p["head_hidden"]
+            return _hidden_units(feats, hidden["kernel"], hidden["bias"]) @ p["head_kernel"] + (
+                p["head_bias"])
         if self.head == "gap":
-            return _layers.spatial_mean(h) @ p["head_kernel"] + p["head_bias"]
-        flat = h.reshape(h.shape[0], -1, h.shape[-1])
-        return jnp.einsum("bsc,sck->bk", flat, p["head_kernel"]) + p["head_bias"]
+            return feats @ p["head_kernel"] + p["head_bias"]
+        return jnp.einsum("bsc,sck->bk", feats, p["head_kernel"]) + p["head_bias"]
 
     def _path_op(self, layer: Any, kind: str, k: int, cin: int, cout: int,
                  acts: list[Callable[[jax.Array], jax.Array]], h: jax.Array,
@@ -739,7 +784,7 @@ class ConvEncoding:
         its variables (host side, for export)."""
         module = ConvNet(
             self.num_classes, self.stem_width, tuple(self._layers_of(genome)), self.conv_impl,
-            self.reductions, self.norm, self.head,
+            self.reductions, self.norm, self.head, self.head_hidden,
         )
         bounds = self.bounds(genome)
         return module, lambda params: self.slice_params(params, bounds)
@@ -781,7 +826,13 @@ class ConvEncoding:
             else:
                 continue  # pools and identities carry the channels through
             channels = keep
-        out["head_kernel"] = np.asarray(p["head_kernel"])[..., channels, :]
+        if self.head_hidden:
+            hidden = p["head_hidden"]
+            out["head_hidden"] = {"kernel": np.asarray(hidden["kernel"])[..., channels, :],
+                                  "bias": np.asarray(hidden["bias"])}
+            out["head_kernel"] = np.asarray(p["head_kernel"])
+        else:
+            out["head_kernel"] = np.asarray(p["head_kernel"])[..., channels, :]
         out["head_bias"] = np.asarray(p["head_bias"])
         return smaller, {"params": out}
 
@@ -803,11 +854,11 @@ class ConvEncoding:
         conv_w = is_conv * conv_taps * c_in * c_out
         dw_w = is_dw * (dw_taps * c_in + c_in * c_out)
         stem_w, stem_b = self._stem_counts()
-        head_w = math.prod(self._head_positions()) * c_out[-1] * self.num_classes
+        head_w = self._head_weights(math.prod(self._head_positions()) * c_out[-1])
         weights = jnp.sum(conv_w + dw_w)
         per_channel = 3.0 if self.norm != "none" else 1.0  # bias (+ norm scale and offset)
         params = stem_w + stem_b + weights + per_channel * jnp.sum((is_conv + is_dw) * c_out)
-        params = params + head_w + self.num_classes
+        params = params + head_w + self.head_hidden + self.num_classes
         macs = area * stem_w + jnp.sum(layer_area * (conv_w + dw_w)) + head_w
         ex_params, ex_macs = self._count(self._check_bounds(bounds))
         f32 = lambda v: jnp.asarray(v, jnp.float32)
@@ -847,8 +898,15 @@ class ConvEncoding:
                 biases += 2 * lb.width  # the norm's scale and offset, shared by both kinds
             weights, macs = weights + layer, macs + area * layer
             c_in = lb.width
-        head = math.prod(self._head_positions()) * c_in * self.num_classes
-        return weights + biases + head + self.num_classes, macs + head
+        head = self._head_weights(math.prod(self._head_positions()) * c_in)
+        return weights + biases + head + self.head_hidden + self.num_classes, macs + head
+
+    def _head_weights(self, features: Any) -> Any:
+        """The head's weights (= its MACs per example) on ``features`` inputs: features ->
+        classes, or features -> hidden units -> classes."""
+        if self.head_hidden:
+            return (features + self.num_classes) * self.head_hidden
+        return features * self.num_classes
 
     def describe(self, genome: Any) -> dict[str, Any]:
         """A readable, JSON-serialisable description (inactive genes are ignored)."""
@@ -864,6 +922,7 @@ class ConvEncoding:
             "stem": {"op": f"conv{_STEM_KERNEL}", "width": self.stem_width, "activation": "relu"},
             **({"norm": self.norm} if self.norm != "none" else {}),
             **({"head": self.head} if self.head != "gap" else {}),
+            **({"head_hidden": self.head_hidden} if self.head_hidden else {}),
             "layers": layers,
             "params": params,
             "flops": macs,

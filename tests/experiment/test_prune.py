@@ -36,6 +36,7 @@ def _genomes(encoding, n=12, seed=0):
     ("mlp", {"input_shape": (12,), "num_classes": 3, "widths": (8, 16, 32), "max_layers": 3}),
     ("conv", CONV),
     ("conv", {**CONV, "norm": "layer", "head": "flatten"}),
+    ("conv", {**CONV, "head": "flatten", "head_hidden": 6}),
 ])
 def test_structured_pruning_gives_a_genome_of_the_space_whose_costs_are_its_weights(name,
                                                                                     options):

@@ -118,9 +118,13 @@ def test_conv_costs_count_the_standalone_module():
 ENC1N = dataclasses.replace(ENC1, norm="layer")
 ENC1F = dataclasses.replace(ENC1, head="flatten")
 ENC2N = dataclasses.replace(ENC2, norm="layer", head="flatten")
+# A hidden dense layer in the head (flattening or pooling): its kernel's channel axis is the
+# prefix-sliced one, the logits' kernel [hidden, classes] is the same for every architecture.
+ENC1FH = dataclasses.replace(ENC1, head="flatten", head_hidden=3)
+ENC1H = dataclasses.replace(ENC1, head_hidden=3)
 
 
-@pytest.mark.parametrize("enc", [ENC1N, ENC1F])
+@pytest.mark.parametrize("enc", [ENC1N, ENC1F, ENC1FH, ENC1H])
 def test_conv_with_layer_norm_or_flat_head_supernet_build_gradients_and_costs_agree(enc):
     genomes = np.concatenate([np.asarray(enc.space.sample(jax.random.key(20), 4)),
                               MIXED1[None]])
@@ -144,6 +148,13 @@ def test_norm_and_head_costs_and_descriptions():
     assert float(ENC1F.cost(MIXED1)["flops"]) - float(ENC1.cost(MIXED1)["flops"]) == 11 * 4 * 5
     assert ENC1N.describe(MIXED1)["norm"] == "layer" and "norm" not in ENC1.describe(MIXED1)
     assert ENC1F.describe(MIXED1)["head"] == "flatten" and "head" not in ENC1.describe(MIXED1)
+    # A hidden layer of 3: 12 positions x 4 channels -> 3 units -> 5 classes, with 3 biases.
+    hidden = float(ENC1FH.cost(MIXED1)["params"]) - float(ENC1F.cost(MIXED1)["params"])
+    assert hidden == (12 * 4 * 3 + 3 + 3 * 5) - 12 * 4 * 5
+    assert float(ENC1FH.cost(MIXED1)["flops"]) - float(ENC1F.cost(MIXED1)["flops"]) == (
+        12 * 4 * 3 + 3 * 5 - 12 * 4 * 5)
+    assert ENC1FH.describe(MIXED1)["head_hidden"] == 3
+    assert "head_hidden" not in ENC1F.describe(MIXED1)
 
 
 def test_layer_norm_uses_the_real_channels_only():
@@ -206,6 +217,8 @@ def test_conv_init_uses_the_real_fan_in():
         ({"stem_width": 0}, "stem_width"),
         ({"norm": "batch"}, "ConvEncoding.norm"),
         ({"head": "attention"}, "ConvEncoding.head"),
+        ({"head_hidden": -1}, "ConvEncoding.head_hidden"),
+        ({"head_hidden": 2.5}, "ConvEncoding.head_hidden"),
     ],
 )
 def test_conv_rejects_bad_options(kwargs, needle):

@@ -33,6 +33,9 @@ ENCODINGS = {
     "conv2d-norm": (ConvEncoding(input_shape=(6, 6, 1), max_layers=2, widths=(4, 8),
                                  stem_width=4, ops=("conv3", "dwsep3", "avgpool3", "identity"),
                                  norm="layer", head="flatten"), (3, 6, 6, 1)),
+    "conv2d-hidden": (ConvEncoding(input_shape=(6, 6, 1), max_layers=2, widths=(4, 8),
+                                   stem_width=4, ops=("conv3", "dwsep3", "maxpool3", "identity"),
+                                   head="flatten", head_hidden=5), (3, 6, 6, 1)),
     "nb201": (CellEncoding(num_classes=3, input_size=8, channels=4, cells_per_stage=1),
               (4, 8, 8, 3)),
 }
