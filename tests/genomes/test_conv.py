@@ -88,6 +88,27 @@ def test_conv_implementations_agree():
             np.testing.assert_allclose(b, depthwise[0], atol=1e-5)
 
 
+@pytest.mark.parametrize("nd, taps", [(1, 5), (2, 5), (2, 3)])
+def test_the_depthwise_gradient_is_the_shifted_sums_gradient(nd, taps):
+    """The shifted-sum depthwise conv has its own gradient (the input's: the same sum with the
+    kernel flipped; the kernel's: a grouped convolution over the batch): it must equal what
+    autodiff of the plain sum gives, alone and under vmap (a population), and the grouped lax
+    conv's gradient."""
+    x = jax.random.normal(jax.random.key(30), (3,) + (9,) * nd + (4,))
+    kernel = jax.random.normal(jax.random.key(31), (taps,) * nd + (1, 4))
+    w = jax.random.normal(jax.random.key(32), x.shape)
+    loss = lambda f: lambda x, k: jnp.sum(f(x, k) * w)
+    ours = jax.grad(loss(lambda x, k: _layers.depthwise_conv(x, k, "auto")), (0, 1))
+    plain = jax.grad(loss(_layers._depthwise_taps), (0, 1))
+    grouped = jax.grad(loss(lambda x, k: _layers.depthwise_conv(x, k, "lax")), (0, 1))
+    for want in (plain(x, kernel), grouped(x, kernel)):
+        for a, b in zip(jax.jit(ours)(x, kernel), want):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+    xs, ks = jnp.stack([x, 2 * x]), jnp.stack([kernel, -kernel])
+    for a, b in zip(jax.vmap(ours)(xs, ks), jax.vmap(plain)(xs, ks)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
 def test_conv_shares_one_kernel_across_kernel_sizes():
     conv3 = _genome(ENC1, **_layer(0, "conv3", 8))
     conv7 = _genome(ENC1, **_layer(0, "conv7", 8))
