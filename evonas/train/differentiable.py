@@ -41,7 +41,7 @@ from jax.scipy.special import digamma, gammaln
 from evonas import checks
 from evonas.data.batches import batch_indices
 from evonas.train.cache import ProgramCache
-from evonas.train.config import TrainConfig
+from evonas.train.config import TrainConfig, library_options
 from evonas.train.oneshot import supernet_init
 from evonas.train.step import cross_entropy
 
@@ -457,7 +457,8 @@ def _advance_fn(encoding: Any, relaxation: Relaxation, options: Any, per_epoch: 
         plan = jax.vmap(plan, in_axes=(0, None, None, None))
         run_steps = jax.vmap(run_steps, in_axes=(0, 0, None, None))
         summary = jax.vmap(summary)
-    return Advance(jax.jit(plan), jax.jit(run_steps), jax.jit(summary), per_epoch, epochs,
+    run_steps = jax.jit(run_steps, compiler_options=library_options(options.xla))
+    return Advance(jax.jit(plan), run_steps, jax.jit(summary), per_epoch, epochs,
                    _chunk(per_epoch), seeds)
 
 

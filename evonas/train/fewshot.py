@@ -25,7 +25,7 @@ import numpy as np
 
 from evonas.data.batches import batch_indices
 from evonas.train.cache import ProgramCache
-from evonas.train.config import TrainConfig
+from evonas.train.config import TrainConfig, library_options
 from evonas.train.oneshot import (
     SupernetState,
     _options,
@@ -93,7 +93,8 @@ def train_sub_supernets(key: jax.Array, encoding: Any, dataset: Any, config: Tra
     calls = -(-steps // spc)
     one = _supernet_step(path_forward(encoding), optimizer, jnp.asarray(dataset.x_train),
                          jnp.asarray(dataset.y_train), steps)
-    call = jax.jit(lambda state, idx, genomes: jax.lax.scan(one, state, (idx, genomes)))
+    call = jax.jit(lambda state, idx, genomes: jax.lax.scan(one, state, (idx, genomes)),
+                   compiler_options=library_options(config.xla))
     card = int(np.asarray(encoding.space.cardinalities)[gene])
     subs = []
     for choice in range(card):

@@ -23,6 +23,7 @@ activations; nothing of another architecture's statistics carries over.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -35,7 +36,7 @@ import optax
 from evonas.data.batches import batch_indices
 from evonas.genomes.encoding import trainable_problems
 from evonas.train.cache import ProgramCache
-from evonas.train.config import TrainConfig
+from evonas.train.config import TrainConfig, library_options
 from evonas.train.metrics import confusion_metrics
 from evonas.train.programs import in_batches
 from evonas.train.step import cross_entropy
@@ -194,7 +195,8 @@ def train_supernet(key: jax.Array, encoding: Any, dataset: Any, config: TrainCon
     one = _supernet_step(path_forward(encoding), optimizer, jnp.asarray(dataset.x_train),
                          jnp.asarray(dataset.y_train), steps)
 
-    @jax.jit
+    # the trainer's kernel options (XLA's own convolutions on a CPU under xla="fast")
+    @functools.partial(jax.jit, compiler_options=library_options(config.xla))
     def call(state: SupernetState, idx: jax.Array, genomes: jax.Array) -> Any:
         return jax.lax.scan(one, state, (idx, genomes))
 
