@@ -34,6 +34,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 # fashion_mnist.py's fourth run (benchmarks/results/fashion_mnist-cpu-60min-4.json)
 RUN4 = [0, 3, 2, 2, 0, 1, 0, 0, 2, 1, 1, 1, 2, 2, 0, 1, 2, 1, 0, 1, 1, 2, 2, 0, 0, 1, 4, 3, 0, 0]
+# the best of the fifth run's search (stopped before its retraining), with its 64-unit hidden head
+RUN5 = [0, 3, 2, 2, 1, 1, 0, 0, 2, 0, 1, 0, 2, 2, 0, 1, 2, 1, 0, 1, 1, 2, 2, 0, 0, 1, 4, 3, 0, 0]
 
 
 def networks(smoke: bool) -> dict:
@@ -50,9 +52,12 @@ def networks(smoke: bool) -> dict:
     x, y = fashion.x_train[:limit], fashion.y_train[:limit]
     options = {**cnn_space()["options"], "input_shape": x.shape[1:], "num_classes": 10}
     run4, _ = get_encoding("conv", **options).build(np.asarray(RUN4, np.int32))
+    run5, _ = get_encoding("conv", **{**options, "head_hidden": 64}).build(
+        np.asarray(RUN5, np.int32))
     pipeline = Augment(crop=2, flip=True)
     out["hand_cnn_fashion"] = (HandCNN.module(), x, y, pipeline)
     out["run4_fashion"] = (run4, x, y, pipeline)
+    out["run5_fashion"] = (run5, x, y, pipeline)
     mnist1d = load_dataset("mnist1d")
     encoding = get_encoding("conv", input_shape=mnist1d.x_train.shape[1:], num_classes=10)
     import jax
@@ -108,25 +113,30 @@ def depthwise_per_axis(x, kernel):
     return out
 
 
-def depthwise_layers(rounds: int, steps: int) -> dict:
+def depthwise_layers(rounds: int, steps: int, smoke: bool = False) -> dict:
     """One 5x5 depthwise layer (batch 128), forward and forward + backward, under the trainer's
-    step options: the per-axis baseline against ``evonas.genomes._layers.depthwise_conv``."""
+    step options: the per-axis baseline, the one-pad shifted sum differentiated by JAX
+    (``autodiff``) and ``evonas.genomes._layers.depthwise_conv`` (the same sum with its own
+    gradient: the flipped sum and a grouped convolution)."""
     import jax
     import jax.numpy as jnp
 
-    from evonas.genomes._layers import depthwise_conv
+    from evonas.genomes._layers import _depthwise_taps, depthwise_conv
     from evonas.train.config import compiler_options
 
     options = compiler_options("train_chunk", "fast")
     out = {}
-    for shape in ((128, 28, 28, 32), (128, 14, 14, 64)):
+    batch = 8 if smoke else 128
+    for shape in ((batch, 28, 28, 32), (batch, 14, 14, 64)):
         x = jax.random.normal(jax.random.key(0), shape)
         w = jax.random.normal(jax.random.key(1), (5, 5, 1, shape[-1]))
-        row = {}
-        for name, fn in (("per_axis", depthwise_per_axis), ("one_pad", depthwise_conv)):
+        row, grads = {}, {}
+        for name, fn in (("per_axis", depthwise_per_axis), ("one_pad_autodiff", _depthwise_taps),
+                         ("one_pad", depthwise_conv)):
             forward = jax.jit(fn, compiler_options=options)
             both = jax.jit(jax.grad(lambda x, w, fn=fn: jnp.sum(jnp.tanh(fn(x, w))), (0, 1)),
                            compiler_options=options)
+            grads[name] = both(x, w)
             timings = {}
             for part, fun in (("forward", forward), ("forward_backward", both)):
                 jax.block_until_ready(fun(x, w))
@@ -141,9 +151,62 @@ def depthwise_layers(rounds: int, steps: int) -> dict:
             row[name] = timings
         same = bool(jnp.array_equal(depthwise_per_axis(x, w), depthwise_conv(x, w)))
         row["same_forward_numbers"] = same
+        # the gradients: the same sums added in another order
+        row["gradient_max_rel_diff"] = float(max(
+            jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b))
+            for a, b in zip(grads["one_pad"], grads["one_pad_autodiff"])))
+        row["backward_speedup"] = round(row["one_pad_autodiff"]["forward_backward_ms"]
+                                        / row["one_pad"]["forward_backward_ms"], 2)
         key = "x".join(map(str, shape[1:]))
         print(f"depthwise 5x5 {key}: {row}", file=sys.stderr, flush=True)
         out[key] = row
+    return out
+
+
+def depthwise_gradient_steps(rounds: int, steps: int, smoke: bool) -> dict:
+    """The training step of the networks with depthwise layers (``fashion_mnist.py`` runs 4 and
+    5's architectures), under the trainer's options, with the depthwise gradient JAX derives
+    from the shifted sum (``autodiff``, swapped in while the step traces) against evonas's own
+    (``custom``), in alternating rounds in this process."""
+    import jax
+    import jax.numpy as jnp
+
+    from evonas.genomes import _layers
+    from evonas.train.config import library_options
+
+    nets = {k: v for k, v in networks(smoke).items() if k in ("run4_fashion", "run5_fashion")}
+    out = {}
+    batch = 128
+    for name, (module, x, y, pipeline) in nets.items():
+        x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y)
+        runs = {}
+        for choice in ("autodiff", "custom"):
+            fun, params, state = step_program(module, x, y, pipeline, library_options("fast"))
+            saved = _layers._depthwise_shifted
+            if choice == "autodiff":
+                _layers._depthwise_shifted = _layers._depthwise_taps
+            try:
+                params, state = fun(params, state, jnp.arange(batch), 0)  # traces and compiles
+                jax.block_until_ready(params)
+            finally:
+                _layers._depthwise_shifted = saved
+            runs[choice] = {"fun": fun, "params": params, "state": state, "ms": []}
+        for r in range(rounds):
+            order = ("autodiff", "custom")
+            for choice in order if r % 2 == 0 else order[::-1]:
+                run = runs[choice]
+                start = time.perf_counter()
+                for t in range(steps):
+                    idx = (jnp.arange(batch) + batch * t) % len(y)
+                    run["params"], run["state"] = run["fun"](run["params"], run["state"], idx,
+                                                             t)
+                jax.block_until_ready(run["params"])
+                run["ms"].append((time.perf_counter() - start) / steps * 1e3)
+        row = {choice: round(float(np.median(run["ms"])), 2) for choice, run in runs.items()}
+        row = {"autodiff_ms_per_step": row["autodiff"], "custom_ms_per_step": row["custom"],
+               "speedup": round(row["autodiff"] / row["custom"], 2)}
+        print(f"{name}, depthwise gradient: {row}", file=sys.stderr, flush=True)
+        out[name] = row
     return out
 
 
@@ -260,11 +323,12 @@ def main(argv=None) -> dict:
               f"convolutions {row['xla_convs']['ms_per_step']} ms a step ({row['speedup']}x)",
               file=sys.stderr, flush=True)
         result[name] = row
-    out_layers = depthwise_layers(rounds, steps)
+    out_layers = depthwise_layers(rounds, steps, args.smoke)
+    gradient = depthwise_gradient_steps(rounds, steps, args.smoke)
     searched = search_both(args.smoke) if args.search else None
     out = {"benchmark": "image_step", "device": f"{jax.devices()[0].platform}",
            "batch_size": 128, "rounds": rounds, "steps_per_round": steps, "networks": result,
-           "depthwise": out_layers, "search": searched}
+           "depthwise": out_layers, "depthwise_gradient": gradient, "search": searched}
     print(json.dumps(out))
     return out
 

@@ -262,13 +262,18 @@ def test_image_step_times_each_kernel_choice_and_a_search_both_ways(capsys):
     bench = _load("image_step")
     out = bench.main(["--smoke", "--search"])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
-    assert set(out["networks"]) == {"hand_cnn_fashion", "run4_fashion", "conv1d_mnist1d"}
+    assert set(out["networks"]) == {"hand_cnn_fashion", "run4_fashion", "run5_fashion",
+                                    "conv1d_mnist1d"}
     for row in out["networks"].values():
         ms = {choice: row[choice]["ms_per_step"] for choice in ("jaxlib_default", "xla_convs")}
         assert all(v > 0 for v in ms.values())
         assert row["speedup"] == round(ms["jaxlib_default"] / ms["xla_convs"], 2)
     for row in out["depthwise"].values():  # the one-pad depthwise computes the same numbers
         assert row["same_forward_numbers"] is True
+        assert row["gradient_max_rel_diff"] < 1e-4  # its own gradient: the same, reordered
+    assert set(out["depthwise_gradient"]) == {"run4_fashion", "run5_fashion"}
+    for row in out["depthwise_gradient"].values():
+        assert row["speedup"] == round(row["autodiff_ms_per_step"] / row["custom_ms_per_step"], 2)
     search = out["search"]  # two fresh processes, the same seeded search
     assert search["jaxlib_default"]["best_val_acc"] == pytest.approx(
         search["xla_convs"]["best_val_acc"], abs=0.05)

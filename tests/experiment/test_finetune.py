@@ -228,6 +228,26 @@ def test_a_flattening_head_is_a_linear_head_for_the_probe():
     check_linear(features, module, variables, head, x)  # raises if the logits disagree
 
 
+def test_a_hidden_head_layer_is_body_and_the_probe_reads_its_units():
+    """With ``head_hidden`` the head (what depends on the classes) is the ``[hidden, classes]``
+    kernel and its bias; the hidden layer is part of the body, and the probe's features are
+    its ReLU units."""
+    options = {"input_shape": (8, 8, 1), "num_classes": 3, "max_layers": 2, "widths": (4,),
+               "stem_width": 4, "ops": ("conv3",), "reductions": (0,), "head": "flatten",
+               "head_hidden": 6}
+    genome = np.asarray([1, 0, 0, 0, 0] * 2, np.int32)
+    encoding = get_encoding("conv", **options)
+    module, _ = encoding.build(genome)
+    x = np.asarray(jax.random.normal(jax.random.key(0), (5, 8, 8, 1)))
+    variables = jax.tree.map(lambda a: a + 0.1, module.init(jax.random.key(1), x))
+    head = head_paths("conv", options, genome)
+    assert head == {("params", "head_kernel"), ("params", "head_bias")}
+    assert np.shape(variables["params"]["head_hidden"]["kernel"]) == (16, 4, 6)
+    features = features_fn("conv", options, genome, variables, head)
+    assert features(x).shape == (5, 6) and float(features(x).min()) >= 0.0  # ReLU units
+    check_linear(features, module, variables, head, x)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--mode", "last", "--blocks", "9"], "finetune blocks=9: this network has "),
     (["--steps", "0"], "finetune steps must be"),
