@@ -178,3 +178,35 @@ def test_few_shot_bad_options_are_one_line(digits, options, message):
     with pytest.raises(ValueError, match=message) as info:
         FewShotEvaluator(MLP, digits, CONFIG, supernet_steps=40, **options)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("trainer", ["oneshot", "fewshot", "differentiable"])
+def test_supernet_trainers_compile_with_the_trainers_kernel_options(digits, monkeypatch,
+                                                                     trainer):
+    """Under xla=fast the one-shot, few-shot and relaxed supernet trainers compile with the
+    trainer's kernel options (XLA's convolutions on a CPU), as the population programs do: an
+    option XLA refuses, handed over in their place, reaches each one's compile; under
+    xla=default none is passed."""
+    import dataclasses as dc
+
+    from evonas.train import differentiable, fewshot, oneshot
+
+    module = {"oneshot": oneshot, "fewshot": fewshot, "differentiable": differentiable}[trainer]
+    monkeypatch.setattr(module, "library_options",
+                        lambda xla: {"xla_cpu_no_such_option": "1"} if xla == "fast" else None)
+
+    def run(config):
+        if trainer == "oneshot":
+            return train_supernet(jax.random.key(0), MLP, digits, config, 2)
+        if trainer == "fewshot":
+            params = supernet_init(jax.random.key(1), MLP, digits.x_train)
+            return fewshot.train_sub_supernets(jax.random.key(0), MLP, digits, config, params,
+                                               0, 2)
+        relaxation = differentiable.Relaxation(method="darts", epochs=1)
+        return differentiable.differentiable_search(jax.random.key(0), MLP, digits, relaxation,
+                                                    config, seeds=1)
+
+    config = dc.replace(CONFIG, steps=2, steps_per_call=1)
+    with pytest.raises(Exception, match="xla_cpu_no_such_option"):
+        run(config)
+    run(dc.replace(config, xla="default"))
