@@ -3,8 +3,9 @@
 evonas: regularized evolution (the default strategy) with successive halving (the cheap
 evaluation that matched full training's result in half the time, ``search_efficiency.py``)
 searches a CNN space (the ``conv`` encoding: six layers, 2x reductions after layers 1 and 3,
-widths 16-96, conv3/conv5/dwsep5/maxpool/identity, at most ``--max-mflops`` million
-multiply-adds per image) on Fashion-MNIST's training split, validation carved from it. The
+widths 16-96, conv3/conv5/dwsep5/maxpool/identity, a flattening head with a hidden layer of
+``--head-hidden`` units, at most ``--max-mflops`` million multiply-adds per image) on
+Fashion-MNIST's training split, validation carved from it, AdamW with ``--weight-decay``. The
 search stops at ``--search-share`` of the budget; the best architecture by validation accuracy
 is then retrained on train + validation with the image pipeline (random crop with 2 pixels of
 padding, horizontal flip) for as many steps as the rest of the budget holds, measured on the
@@ -38,6 +39,7 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def cnn_space() -> dict:
@@ -73,27 +75,36 @@ class HandCNN:
     MACS = 28 * 28 * 9 * 32 + 14 * 14 * 9 * 32 * 64 + 7 * 7 * 64 * 25 + 25 * 10
 
 
-def _seconds_per_step(module, x, y, config, short: int = 4, long: int = 28) -> float:
-    """Seconds per training step of ``module`` on the retraining trainer itself.
+def _seconds_per_step(module, x, y, config, rounds: int = 3, steps: int = 8) -> float:
+    """Seconds per training step of ``module``: the retraining's step (its loss, optimiser,
+    augmentation and options: ``image_step.step_program``) jitted once, then the median of
+    ``rounds`` rounds of ``steps`` steps.
 
-    ``train_module`` compiles its step on every call, so one timed call overstates a step by
-    its compile (by 2x in an earlier run of this script): the difference of a short and a long
-    call cancels the compile and the set-up.
+    Earlier runs took the difference of a short and a long ``train_module`` call, each of which
+    compiles its own step: compile times that differ by a second moved the estimate by 40 ms a
+    step (run 5 at 30 minutes: 287 ms estimated, 195 ms in the retraining that followed).
     """
     import jax
+    import jax.numpy as jnp
+    from image_step import step_program
 
-    from evonas.train import train_module
+    from evonas.train.config import library_options
 
-    def timed(steps: int) -> float:
+    x, y = jnp.asarray(x[:8192]), jnp.asarray(y[:8192])  # the step holds them as constants
+    fun, params, state = step_program(module, x, y, config.augment,
+                                      library_options(config.xla), config)
+    batch = min(config.batch_size, len(y))
+    params, state = fun(params, state, jnp.arange(batch), 0)  # compiles
+    jax.block_until_ready(params)
+    times = []
+    for r in range(rounds):
         start = time.perf_counter()
-        jax.block_until_ready(train_module(jax.random.key(0), module, x, y, config, steps))
-        return time.perf_counter() - start
-
-    # Both calls compile, but the first also pays JAX's cold tracing and lowering caches: a
-    # warm-up first, then the two timed calls compile alike (measured: timing the long call
-    # first overstated a step 2.6x, 472 ms against 182 ms in the retraining that followed).
-    timed(short)
-    return max(1e-4, (timed(long) - timed(short)) / (long - short))
+        for t in range(steps):
+            idx = (jnp.arange(batch) + batch * (r * steps + t)) % len(y)
+            params, state = fun(params, state, idx, t)
+        jax.block_until_ready(params)
+        times.append((time.perf_counter() - start) / steps)
+    return max(1e-4, float(np.median(times)))
 
 
 def main(argv=None) -> dict:

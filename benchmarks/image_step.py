@@ -70,16 +70,21 @@ def networks(smoke: bool) -> dict:
     return out
 
 
-def step_program(module, x, y, pipeline, options):
+def step_program(module, x, y, pipeline, options, config=None):
     """The standalone trainer's step (``train_module`` compiles its own on every call, so its
-    steps can't be timed apart from the compile), jitted with ``options``."""
+    steps can't be timed apart from the compile), jitted with ``options``; ``config``: the
+    ``TrainConfig`` whose optimiser it uses (default: AdamW at 3e-3, decay 1e-4)."""
+    import dataclasses
+
     import jax
 
     from evonas.train import TrainConfig
     from evonas.train.augment import augment
     from evonas.train.step import cross_entropy, descent_step
 
-    config = TrainConfig(steps=10_000, learning_rate=3e-3, weight_decay=1e-4, augment=pipeline)
+    config = (TrainConfig(learning_rate=3e-3, weight_decay=1e-4, augment=pipeline)
+              if config is None else config)
+    config = dataclasses.replace(config, steps=10_000)
     optimizer = config.program_options().optimizer_fn()
 
     def loss(params, xb, yb, _):
