@@ -86,7 +86,7 @@ def _seconds_per_step(module, x, y, config, rounds: int = 3, steps: int = 8) -> 
     """
     import jax
     import jax.numpy as jnp
-    from image_step import step_program
+    from image_step import alternate, step_program
 
     from evonas.train.config import library_options
 
@@ -96,15 +96,9 @@ def _seconds_per_step(module, x, y, config, rounds: int = 3, steps: int = 8) -> 
     batch = min(config.batch_size, len(y))
     params, state = fun(params, state, jnp.arange(batch), 0)  # compiles
     jax.block_until_ready(params)
-    times = []
-    for r in range(rounds):
-        start = time.perf_counter()
-        for t in range(steps):
-            idx = (jnp.arange(batch) + batch * (r * steps + t)) % len(y)
-            params, state = fun(params, state, idx, t)
-        jax.block_until_ready(params)
-        times.append((time.perf_counter() - start) / steps)
-    return max(1e-4, float(np.median(times)))
+    run = {"fun": fun, "params": params, "state": state, "ms": []}
+    alternate({"step": run}, rounds, steps, batch, len(y))
+    return max(1e-4, float(np.median(run["ms"])) / 1e3)
 
 
 def main(argv=None) -> dict:

@@ -118,6 +118,25 @@ def depthwise_per_axis(x, kernel):
     return out
 
 
+def alternate(runs: dict, rounds: int, steps: int, batch: int, n: int) -> None:
+    """Times each run's jitted step (``run["fun"]``, from :func:`step_program`) in alternating
+    rounds of ``steps`` steps (the order reversed every other round, so neither choice always
+    runs on a warmer machine), appending ms per step to ``run["ms"]``."""
+    import jax
+    import jax.numpy as jnp
+
+    order = tuple(runs)
+    for r in range(rounds):
+        for choice in order if r % 2 == 0 else order[::-1]:
+            run = runs[choice]
+            start = time.perf_counter()
+            for t in range(steps):
+                idx = (jnp.arange(batch) + batch * t) % n
+                run["params"], run["state"] = run["fun"](run["params"], run["state"], idx, t)
+            jax.block_until_ready(run["params"])
+            run["ms"].append((time.perf_counter() - start) / steps * 1e3)
+
+
 def depthwise_layers(rounds: int, steps: int, smoke: bool = False) -> dict:
     """One 5x5 depthwise layer (batch 128), forward and forward + backward, under the trainer's
     step options: the per-axis baseline, the one-pad shifted sum differentiated by JAX
@@ -196,17 +215,7 @@ def depthwise_gradient_steps(rounds: int, steps: int, smoke: bool) -> dict:
             finally:
                 _layers._depthwise_shifted = saved
             runs[choice] = {"fun": fun, "params": params, "state": state, "ms": []}
-        for r in range(rounds):
-            order = ("autodiff", "custom")
-            for choice in order if r % 2 == 0 else order[::-1]:
-                run = runs[choice]
-                start = time.perf_counter()
-                for t in range(steps):
-                    idx = (jnp.arange(batch) + batch * t) % len(y)
-                    run["params"], run["state"] = run["fun"](run["params"], run["state"], idx,
-                                                             t)
-                jax.block_until_ready(run["params"])
-                run["ms"].append((time.perf_counter() - start) / steps * 1e3)
+        alternate(runs, rounds, steps, batch, len(y))
         row = {choice: round(float(np.median(run["ms"])), 2) for choice, run in runs.items()}
         row = {"autodiff_ms_per_step": row["autodiff"], "custom_ms_per_step": row["custom"],
                "speedup": round(row["autodiff"] / row["custom"], 2)}
@@ -308,17 +317,7 @@ def main(argv=None) -> dict:
             jax.block_until_ready(params)
             runs[choice] = {"fun": fun, "params": params, "state": state, "ms": [],
                             "compile_s": round(time.perf_counter() - start, 2)}
-        for r in range(rounds):
-            order = ("jaxlib_default", "xla_convs")
-            for choice in order if r % 2 == 0 else order[::-1]:
-                run = runs[choice]
-                start = time.perf_counter()
-                for t in range(steps):
-                    idx = (jnp.arange(batch) + batch * t) % len(y)
-                    run["params"], run["state"] = run["fun"](run["params"], run["state"], idx,
-                                                             t)
-                jax.block_until_ready(run["params"])
-                run["ms"].append((time.perf_counter() - start) / steps * 1e3)
+        alternate(runs, rounds, steps, batch, len(y))
         row = {choice: {"ms_per_step": round(float(np.median(run["ms"])), 2),
                         "rounds_ms": [round(m, 1) for m in run["ms"]],
                         "compile_s": run["compile_s"]} for choice, run in runs.items()}
