@@ -209,7 +209,7 @@ def _depthwise_taps(x: jax.Array, kernel: jax.Array) -> jax.Array:
     # 4-10x slower forward on a 2-core CPU (5x5 taps, 28x28x32 and 14x14x64, batch 128), same
     # numbers (benchmarks/image_step.py).
     taps_shape = kernel.shape[:nd]
-    xp = jnp.pad(x, [(0, 0)] + [((k - 1) // 2,) * 2 for k in taps_shape] + [(0, 0)])
+    xp = _same_pad(x, taps_shape)
     weights = kernel.reshape(-1, kernel.shape[-1])
     out = None
     for i, offsets in enumerate(itertools.product(*(range(k) for k in taps_shape))):
@@ -218,6 +218,12 @@ def _depthwise_taps(x: jax.Array, kernel: jax.Array) -> jax.Array:
                              x.shape[-1]))
         out = tap * weights[i] if out is None else out + tap * weights[i]
     return out
+
+
+def _same_pad(x: jax.Array, taps: tuple[int, ...]) -> jax.Array:
+    """``x`` (``[batch, *spatial, channels]``) zero-padded for a "same" stride-1 window of odd
+    ``taps``."""
+    return jnp.pad(x, [(0, 0)] + [((k - 1) // 2,) * 2 for k in taps] + [(0, 0)])
 
 
 @jax.custom_vjp
@@ -256,7 +262,7 @@ def _depthwise_kernel_grad(x: jax.Array, g: jax.Array, taps: tuple[int, ...]) ->
     the padded input ``[1, *spatial, channels x batch]``, the cotangent as a ``[*spatial, batch,
     channels]`` kernel, "valid", so the batch is the contracted feature axis."""
     nd, batch, channels = len(taps), x.shape[0], x.shape[-1]
-    xp = jnp.pad(x, [(0, 0)] + [((k - 1) // 2,) * 2 for k in taps] + [(0, 0)])
+    xp = _same_pad(x, taps)
     spatial = tuple(range(1, nd + 1))
     lhs = jnp.transpose(xp, (*spatial, nd + 1, 0)).reshape(1, *xp.shape[1:-1], channels * batch)
     rhs = jnp.transpose(g, (*spatial, 0, nd + 1))  # [*spatial, batch, channels]
