@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -241,6 +244,41 @@ def test_finetune_compares_every_mode_with_scratch_on_a_new_fashion_task(capsys)
                                     else "probe")
     assert out["modes"]["head"]["trainable_params"] < out["modes"]["full"]["trainable_params"]
     assert isinstance(out["every_mode_beats_scratch"], bool)
+
+
+@pytest.mark.slow
+def test_fashion_mnist_searches_retrains_and_tests_both_models_on_the_same_budget(tmp_path):
+    """benchmarks/fashion_mnist.py end to end at smoke size (the real IDX files), run as a user
+    runs it: the search, the retraining of its best, the hand-designed CNN on the same steps,
+    one JSON line. The evonas numbers must be the run directory's: its history's best and its
+    final stage's."""
+    # Its own process at XLA's default backend optimisation level: at the suite's level 0
+    # (conftest.py), and only there, the gradients of this smoke search's first architecture
+    # (a residual 5x5 layer at 28x28, a flat head) come out non-finite at step 0, in a
+    # different set of layers from one run to the next (not yet explained).
+    env = dict(os.environ, XLA_FLAGS="--xla_cpu_use_fusion_emitters=false")
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "fashion_mnist.py"), "--smoke",
+         "--budget-minutes", "1", "--population", "2", "--run-dir", str(run_dir),
+         "--out", str(tmp_path / "out.json")],
+        env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert json.loads((tmp_path / "out.json").read_text()) == out
+    ev, hand = out["evonas"], out["hand_designed_cnn"]
+    final = json.loads((run_dir / "best" / "final.json").read_text())
+    assert final["models"][0]["genome"] == ev["genome"]
+    assert ev["test_acc"] == final["best_test_acc"] and ev["params"] == final["models"][0]["params"]
+    assert ev["val_acc_in_search"] == pytest.approx(final["models"][0]["fitness"])
+    assert ev["architectures_searched"] == 2 and ev["generations"] == 1
+    assert ev["retrain_steps"] == hand["retrain_steps"] == final["retrain_steps"] == 20
+    # the baseline is the fixed two-conv design, about 100k parameters as the issue asks
+    assert hand["params"] == 97_501
+    # 10 balanced classes: a constant prediction scores 0.1
+    assert 0.1 < ev["test_acc"] <= 1.0 and 0.1 < hand["test_acc"] <= 1.0
+    assert out["evonas_minus_hand"] == round(ev["test_acc"] - hand["test_acc"], 4)
+    assert ev["total_s"] >= ev["search_s"] + ev["retrain_s"] > 0
 
 
 def test_conv_head_norm_trains_each_variant_of_one_architecture(capsys):
