@@ -9,7 +9,9 @@ hand-designed CNN of ``fashion_mnist.py`` and the architecture its fourth run fo
 Fashion-MNIST, 28x28) and on a 1-D CNN of the ``conv`` space on MNIST-1D (40 positions).
 
 Second, a 5x5 depthwise convolution computed as slices of one padded input against the
-per-axis padding evonas used before (same numbers), forward and forward + backward.
+per-axis padding evonas used before (same numbers), forward and forward + backward; and the
+training steps of two searched networks with evonas's depthwise gradient against JAX's, and with
+the 2x downsample as a select against a ``max`` reduction (``--only-downsample``: that alone).
 
     python benchmarks/image_step.py           # about 5 minutes alone on 2 cores
     python benchmarks/image_step.py --search  # and one generation of a Fashion-MNIST search,
@@ -224,6 +226,55 @@ def depthwise_gradient_steps(rounds: int, steps: int, smoke: bool) -> dict:
     return out
 
 
+def _downsample_by_reduction(x):
+    """evonas's 2x downsample before it became a select: a reshape and a ``max`` reduction
+    (same values; its gradient divides by how many inputs equal the max)."""
+    import jax
+
+    for axis in range(1, x.ndim - 1):
+        n = x.shape[axis] // 2
+        x = jax.lax.slice_in_dim(x, 0, 2 * n, axis=axis)
+        x = x.reshape(x.shape[:axis] + (n, 2) + x.shape[axis + 1:]).max(axis=axis + 1)
+    return x
+
+
+def downsample_steps(rounds: int, steps: int, smoke: bool) -> dict:
+    """The training step of two searched networks (``fashion_mnist.py`` runs 4 and 5's
+    architectures, two downsamples each) with the 2x downsample as a ``max`` reduction
+    (``reduction``, swapped in while the step traces) against evonas's select (``select``), in
+    alternating rounds in this process."""
+    import jax
+    import jax.numpy as jnp
+
+    from evonas.genomes import _layers
+    from evonas.train.config import library_options
+
+    nets = {k: v for k, v in networks(smoke).items() if k in ("run4_fashion", "run5_fashion")}
+    out = {}
+    batch = 128
+    for name, (module, x, y, pipeline) in nets.items():
+        x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y)
+        runs = {}
+        for choice in ("reduction", "select"):
+            fun, params, state = step_program(module, x, y, pipeline, library_options("fast"))
+            saved = _layers.downsample
+            if choice == "reduction":
+                _layers.downsample = _downsample_by_reduction
+            try:
+                params, state = fun(params, state, jnp.arange(batch), 0)  # traces and compiles
+                jax.block_until_ready(params)
+            finally:
+                _layers.downsample = saved
+            runs[choice] = {"fun": fun, "params": params, "state": state, "ms": []}
+        alternate(runs, rounds, steps, batch, len(y))
+        row = {choice: round(float(np.median(run["ms"])), 2) for choice, run in runs.items()}
+        row = {"reduction_ms_per_step": row["reduction"], "select_ms_per_step": row["select"],
+               "speedup": round(row["reduction"] / row["select"], 2)}
+        print(f"{name}, downsample: {row}", file=sys.stderr, flush=True)
+        out[name] = row
+    return out
+
+
 # jaxlib 0.10.2's own choice, which XLA_FLAGS restores (the user's flags win over evonas's)
 JAXLIB_DEFAULT_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type="
                         "individual_dot,individual_convolution")
@@ -285,6 +336,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (numbers meaningless)")
     parser.add_argument("--search", action="store_true",
                         help="also time one generation of a Fashion-MNIST search both ways")
+    parser.add_argument("--only-downsample", action="store_true",
+                        help="only the downsample's two forms (about a minute)")
     parser.add_argument("--search-one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--search-steps", type=int, default=100)
     parser.add_argument("--search-population", type=int, default=8)
@@ -304,6 +357,12 @@ def main(argv=None) -> dict:
         raise SystemExit("this jaxlib (or backend) does not take the library option; nothing "
                          "to compare")
     rounds, steps = (1, 1) if args.smoke else (args.rounds, args.steps)
+    if args.only_downsample:
+        out = {"benchmark": "image_step", "device": f"{jax.devices()[0].platform}",
+               "batch_size": 128, "rounds": rounds, "steps_per_round": steps,
+               "downsample": downsample_steps(rounds, steps, args.smoke)}
+        print(json.dumps(out))
+        return out
     result = {}
     for name, (module, x, y, pipeline) in networks(args.smoke).items():
         x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y)
@@ -329,10 +388,12 @@ def main(argv=None) -> dict:
         result[name] = row
     out_layers = depthwise_layers(rounds, steps, args.smoke)
     gradient = depthwise_gradient_steps(rounds, steps, args.smoke)
+    pooled = downsample_steps(rounds, steps, args.smoke)
     searched = search_both(args.smoke) if args.search else None
     out = {"benchmark": "image_step", "device": f"{jax.devices()[0].platform}",
            "batch_size": 128, "rounds": rounds, "steps_per_round": steps, "networks": result,
-           "depthwise": out_layers, "depthwise_gradient": gradient, "search": searched}
+           "depthwise": out_layers, "depthwise_gradient": gradient, "downsample": pooled,
+           "search": searched}
     print(json.dumps(out))
     return out
 

@@ -291,11 +291,22 @@ def pool(x: jax.Array, size: int, kind: str) -> jax.Array:
 
 def downsample(x: jax.Array) -> jax.Array:
     """A 2x max pool with stride 2 over every spatial axis (a trailing odd row is dropped):
-    ``[b, 28, 28, c] -> [b, 14, 14, c]``. A reshape and a max, cheap under ``vmap``."""
+    ``[b, 28, 28, c] -> [b, 14, 14, c]``. A reshape and a select, cheap under ``vmap``.
+
+    Each axis keeps the larger of its two rows with one select (ties to the first, as PyTorch's
+    and ``lax.reduce_window``'s max pools), so the gradient goes whole to the input the select
+    chose. A ``max`` reduction's gradient instead divides by how many inputs equal the max, and
+    compiled, XLA may recompute those inputs in the backward pass a rounding apart from the
+    forward pass's (seen at its backend optimisation level 0, after a residual ``silu``): no input
+    matched and the gradient was 0/0, NaN from the first step.
+    """
     for axis in range(1, x.ndim - 1):
         n = x.shape[axis] // 2
         x = jax.lax.slice_in_dim(x, 0, 2 * n, axis=axis)
-        x = x.reshape(x.shape[:axis] + (n, 2) + x.shape[axis + 1:]).max(axis=axis + 1)
+        pairs = x.reshape(x.shape[:axis] + (n, 2) + x.shape[axis + 1:])
+        first = jax.lax.index_in_dim(pairs, 0, axis + 1, keepdims=False)
+        second = jax.lax.index_in_dim(pairs, 1, axis + 1, keepdims=False)
+        x = jnp.where(second > first, second, first)
     return x
 
 

@@ -109,6 +109,34 @@ def test_the_depthwise_gradient_is_the_shifted_sums_gradient(nd, taps):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(2, 7, 3), (2, 6, 5, 3), (1, 4, 4, 2)])
+def test_downsample_is_a_2x_max_pool_whose_gradient_picks_one_input(shape):
+    """The stride-2 max pool equals ``lax.reduce_window``'s; its gradient sends each output's
+    cotangent whole to one input of its window, one that holds the window's max, also where
+    several do (a maxpool's overlapping windows and ReLU zeros make such ties)."""
+    x = jnp.round(jax.random.normal(jax.random.key(33), shape))  # many exact ties
+    dims = (1,) + (2,) * (len(shape) - 2) + (1,)
+    want = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, dims, dims, "VALID")
+    np.testing.assert_array_equal(_layers.downsample(x), want)
+    g = jax.random.uniform(jax.random.key(34), want.shape, minval=1.0, maxval=2.0)
+    grad = jax.jit(jax.grad(lambda x: jnp.sum(_layers.downsample(x) * g)))(x)
+
+    def windows(a):  # [batch, *out_spatial, channels, window]
+        nd = a.ndim - 2
+        a = a[(slice(None),) + tuple(slice(0, 2 * n) for n in want.shape[1:-1])]
+        a = a.reshape((a.shape[0],) + sum(((n, 2) for n in want.shape[1:-1]), ())
+                      + (a.shape[-1],))
+        order = (0, *range(1, 2 * nd, 2), 2 * nd + 1, *range(2, 2 * nd + 1, 2))
+        return np.asarray(a.transpose(order)).reshape(want.shape + (2 ** nd,))
+
+    gw, xw = windows(grad), windows(x)
+    assert ((gw != 0).sum(-1) == 1).all()  # one input per window, never split, never none
+    np.testing.assert_array_equal(gw.sum(-1), g)
+    chosen = np.take_along_axis(xw, np.argmax(gw != 0, -1)[..., None], -1)[..., 0]
+    np.testing.assert_array_equal(chosen, want)  # and it holds the max
+    assert (xw == np.asarray(want)[..., None]).sum(-1).max() > 1  # ties were there
+
+
 def test_conv_shares_one_kernel_across_kernel_sizes():
     conv3 = _genome(ENC1, **_layer(0, "conv3", 8))
     conv7 = _genome(ENC1, **_layer(0, "conv7", 8))
