@@ -191,7 +191,9 @@ def main(argv=None) -> dict:
     module, _ = encoding.build(np.asarray(best["genome"], np.int32))
     step_s = _seconds_per_step(module, x, y, train)
     left = budget - (time.perf_counter() - start) - 60.0  # testing, export and the report
-    retrain_steps = 20 if args.smoke else int(max(500, left / step_s))
+    # The estimate missed the retraining's real step by -10 % (run 6: 200 ms against 179) and
+    # +9 % (run 7: 199 against 216, 160 s past the budget): plan with a tenth more a step.
+    retrain_steps = 20 if args.smoke else int(max(500, left / (1.1 * step_s)))
     print(f"search: {len(rows)} architectures in {search_s:.0f} s; best #{best['id']} val "
           f"{best['fitness']:.4f}; retraining {retrain_steps} steps of {step_s * 1000:.0f} ms",
           file=sys.stderr, flush=True)
