@@ -243,15 +243,16 @@ def test_finetune_compares_every_mode_with_scratch_on_a_new_fashion_task(capsys)
 @pytest.mark.slow
 def test_fashion_mnist_searches_retrains_and_tests_both_models_on_the_same_budget(tmp_path):
     """benchmarks/fashion_mnist.py end to end at smoke size (the real IDX files), run as a user
-    runs it: the search, the retraining of its best, the hand-designed CNN on the same steps,
-    one JSON line. The evonas numbers must be the run directory's: its history's best and its
-    final stage's."""
+    runs it: the search, the retraining of its best and their ensemble, the hand-designed CNN on
+    the same steps and copies, one JSON line. The evonas numbers must be the run directory's:
+    its history's best and its final stage's."""
     # At the suite's XLA flags (conftest.py: backend optimisation level 0), which made this
     # search's first architecture's gradients NaN before `_layers.downsample` became a select.
     run_dir = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "fashion_mnist.py"), "--smoke",
-         "--budget-minutes", "1", "--population", "2", "--run-dir", str(run_dir),
+         "--budget-minutes", "1", "--population", "2", "--max-mflops", "20",
+         "--run-dir", str(run_dir),
          "--out", str(tmp_path / "out.json")],
         capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -259,8 +260,14 @@ def test_fashion_mnist_searches_retrains_and_tests_both_models_on_the_same_budge
     assert json.loads((tmp_path / "out.json").read_text()) == out
     ev, hand = out["evonas"], out["hand_designed_cnn"]
     final = json.loads((run_dir / "best" / "final.json").read_text())
+    # the top 2 retrained (of --top-k 3: only 2 were searched) and their ensemble is the result
+    assert out["top_k"] == final["ensemble_size"] == len(final["models"]) == 2
     assert final["models"][0]["genome"] == ev["genome"]
-    assert ev["test_acc"] == final["best_test_acc"] and ev["params"] == final["models"][0]["params"]
+    assert ev["test_acc"] == final["ensemble_test_acc"]
+    assert ev["best_single_test_acc"] == final["best_test_acc"]
+    assert ev["members_test_acc"] == [m["test_acc"] for m in final["models"]]
+    assert ev["params"] == sum(m["params"] for m in final["models"]) > ev["best_params"]
+    assert ev["best_params"] == final["models"][0]["params"]
     assert ev["val_acc_in_search"] == pytest.approx(final["models"][0]["fitness"])
     assert ev["architectures_searched"] == 2 and ev["generations"] == 1
     from evonas.store import History
@@ -269,8 +276,11 @@ def test_fashion_mnist_searches_retrains_and_tests_both_models_on_the_same_budge
         reasons = [r["reason"] or "" for r in history.rows()]
     assert not any("non-finite" in reason for reason in reasons), reasons
     assert ev["retrain_steps"] == hand["retrain_steps"] == final["retrain_steps"] == 20
-    # the baseline is the fixed two-conv design, about 100k parameters as the issue asks
-    assert hand["params"] == 97_501
+    # the baseline is the fixed two-conv design, about 100k parameters as the issue asks, in as
+    # many copies as evonas retrained, ensembled the same way
+    assert hand["best_params"] == 97_501 and hand["params"] == 2 * 97_501
+    assert len(hand["members_test_acc"]) == 2
+    assert hand["best_single_test_acc"] == hand["members_test_acc"][0]
     # 10 balanced classes: a constant prediction scores 0.1
     assert 0.1 < ev["test_acc"] <= 1.0 and 0.1 < hand["test_acc"] <= 1.0
     assert out["evonas_minus_hand"] == round(ev["test_acc"] - hand["test_acc"], 4)
