@@ -22,6 +22,7 @@ from evonas.experiment.evaluation import build_evaluator
 from evonas.genomes import accepts_option, check_trainable, cost_names, get_encoding
 from evonas.objectives.metrics import MEASURED_METRICS, TRAINED_METRICS
 from evonas.strategies import (
+    Feasible,
     Prefilter,
     Strategy,
     bind,
@@ -346,6 +347,24 @@ def build_table(config: ExperimentConfig) -> Table:
     return table
 
 
+def _repaired(strategy: Any, config: ExperimentConfig, encoding: Any) -> Feasible:
+    """``strategy`` wrapped so that it asks only for architectures within the search's bounds on
+    analytic costs (``search.repair``).
+
+    Raises:
+        ValueError: no constraint is on a cost the encoding computes (nothing to repair against).
+    """
+    costs = cost_names(encoding)
+    if not any(c.metric in costs for c in config.search.parsed_constraints()):
+        example = "params" if "params" in costs else costs[0]
+        raise ValueError(
+            f"search.repair needs a bound on an analytic cost ({', '.join(costs)}) in "
+            f"search.constraints; got {list(config.search.constraints)}: add one, such as "
+            f"'{example} <= ...', or remove search.repair")
+    return Feasible(strategy, encoding, config.search.parsed_constraints(),
+                    config.search.repair.tries)
+
+
 def build_components(config: ExperimentConfig, trainer: Any = None,
                      dataset: Dataset | None = None) -> Components:
     """Loads the dataset (or the table) and builds the encoding, strategy and evaluator.
@@ -382,4 +401,6 @@ def build_components(config: ExperimentConfig, trainer: Any = None,
     if config.evaluator.prefilter is not None:
         screen = config.evaluator.prefilter
         strategy = Prefilter(strategy, encoding, dataset, screen.proxy, screen.factor, cache)
+    if config.search.repair is not None:  # outermost: what a prefilter picks is repaired too
+        strategy = _repaired(strategy, config, encoding)
     return Components(dataset, encoding, options, strategy, evaluator, table, cache)

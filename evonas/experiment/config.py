@@ -242,6 +242,24 @@ class PrefilterConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RepairConfig:
+    """Asking only for feasible architectures: each genome the strategy asks for that breaks a
+    ``search.constraints`` bound on an analytic cost (params, flops) is replaced by the first
+    feasible of ``tries`` of its single-gene mutants, else of ``tries`` samples of the space,
+    before anything is trained (``evonas.strategies.Feasible``, a strategy wrapper).
+
+    Attributes:
+        tries: mutants, then samples, tried per infeasible genome (``>= 1``).
+    """
+
+    tries: int = 16
+
+    def __post_init__(self):
+        check_fields(self, "search.repair")
+        checks.integer("search.repair.tries", self.tries, low=1)
+
+
+@dataclasses.dataclass(frozen=True)
 class InheritConfig:
     """Weight inheritance (``evonas.evaluators.Inherit``): a child starts from its first
     parent's trained parameters and trains ``steps`` (default a quarter of ``train.steps``, a
@@ -382,6 +400,9 @@ class SearchConfig:
             each re-evaluated on this run's data (:mod:`evonas.experiment.warm_start`). What
             was taken is kept in the run directory (``warm_start.json``), so a resume does not
             read the earlier run again.
+        repair: replace asked architectures that break a bound on an analytic cost with
+            feasible ones before training (:class:`RepairConfig`), or None: they are refused
+            untrained and count as evaluated (rank below every feasible one).
     """
 
     population_size: int = 16
@@ -393,6 +414,7 @@ class SearchConfig:
     patience: int | None = None
     time_budget: float | None = None
     warm_start: str | None = None
+    repair: RepairConfig | None = None
 
     def __post_init__(self):
         check_fields(self, "search")

@@ -26,6 +26,7 @@ from evonas.strategies.base import (
 from evonas.strategies.bayesian import BayesianOptimization, BayesianOptimizationState
 from evonas.strategies.distribution import DistributionSearch, DistributionState
 from evonas.strategies.evosax_adapter import EvosaxStrategy, evosax_algorithm_names
+from evonas.strategies.feasible import Feasible
 from evonas.strategies.genetic_algorithm import GeneticAlgorithm, GeneticAlgorithmState
 from evonas.strategies.grid import GridSearch, GridSearchState, LocalSearch, LocalSearchState
 from evonas.strategies.handoff import Handoff, HandoffState
@@ -82,6 +83,7 @@ __all__ = [
     "BUILTIN_STRATEGIES",
     "Counted",
     "MultiObjectiveBase",
+    "Feasible",
     "Prefilter",
     "State",
     "StrategyBase",
