@@ -256,6 +256,24 @@ class KeylessTell:
         return self.strategy.tell(genomes, fitness, state)
 
 
+class Wrapping:
+    """What a strategy wrapper with an ``inner`` strategy passes through unchanged: its
+    attributes (``space``, ``maximize``, ``batch_size``, ...), ``init`` and ``tell``, which gets
+    exactly what the wrapper's ``ask`` returned (``Prefilter``, ``Feasible``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet: no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def init(self, key: jax.Array) -> Any:
+        return self.inner.init(key)
+
+    def tell(self, key: jax.Array, genomes: jax.Array, fitness: jax.Array, state: Any) -> Any:
+        """Tells the inner strategy the genomes the wrapper's ``ask`` returned."""
+        return self.inner.tell(key, genomes, fitness, state)
+
+
 def adapt(strategy: Any) -> Any:
     """``strategy`` itself, or, when its ``tell`` still has the old signature ``tell(genomes,
     fitness, state)``, a :class:`KeylessTell` around it (with a warning to add the key)."""

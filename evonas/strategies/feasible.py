@@ -30,11 +30,11 @@ from evonas import checks
 from evonas.genomes.encoding import cost_names
 from evonas.objectives.constraints import Constraint, violation
 from evonas.operators import mutate_one
-from evonas.strategies.base import adapt
+from evonas.strategies.base import Wrapping, adapt
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Feasible:
+class Feasible(Wrapping):
     """Replaces the genomes ``inner`` asks for that break ``constraints`` on ``encoding``'s
     analytic costs (module docstring).
 
@@ -69,14 +69,6 @@ class Feasible:
         object.__setattr__(self, "_violation",
                            jax.jit(lambda g: violation(bounds, cost(g))))
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "inner":  # not set yet: no recursion
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    def init(self, key: jax.Array) -> Any:
-        return self.inner.init(key)
-
     def ask(self, key: jax.Array, state: Any) -> tuple[jax.Array, Any]:
         """The inner strategy's ask (from ``key``), each infeasible genome replaced (candidates
         drawn from ``fold_in(key, 2)``). A genome replaced by a fresh sample has no parent: the
@@ -90,10 +82,6 @@ class Feasible:
             state = state.replace(parents=jnp.asarray(held.reshape(np.shape(parents)),
                                                       jnp.asarray(parents).dtype))
         return genomes, state
-
-    def tell(self, key: jax.Array, genomes: jax.Array, fitness: jax.Array, state: Any) -> Any:
-        """Tells the inner strategy the repaired genomes (what ``ask`` returned)."""
-        return self.inner.tell(key, genomes, fitness, state)
 
     def repair(self, key: jax.Array, genomes: jax.Array) -> jax.Array:
         """``genomes`` (``int32[B, G]``), each that breaks a bound replaced by the first

@@ -24,13 +24,13 @@ import numpy as np
 
 from evonas import checks
 from evonas.operators import mutate_one
-from evonas.strategies.base import adapt
+from evonas.strategies.base import Wrapping, adapt
 from evonas.train import ProgramCache
 from evonas.train.proxies import check_proxies, zero_cost_scores
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Prefilter:
+class Prefilter(Wrapping):
     """Screens the genomes ``inner`` asks for with the zero-cost ``proxy`` (module docstring).
 
     Args:
@@ -56,14 +56,6 @@ class Prefilter:
         if self.cache is None:
             object.__setattr__(self, "cache", ProgramCache())
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "inner":  # not set yet: no recursion
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    def init(self, key: jax.Array) -> Any:
-        return self.inner.init(key)
-
     def ask(self, key: jax.Array, state: Any) -> tuple[jax.Array, Any]:
         """The inner strategy's ask (from ``key``), each genome replaced by the best of itself
         and ``factor - 1`` of its single-gene mutants by the proxy (screened from
@@ -86,10 +78,6 @@ class Prefilter:
         pick = np.argmax(scores, axis=0)  # ties: the asked genome (candidate 0) first
         return jnp.asarray(np.asarray(candidates).reshape(self.factor, *genomes.shape)[
             pick, np.arange(genomes.shape[0])])
-
-    def tell(self, key: jax.Array, genomes: jax.Array, fitness: jax.Array, state: Any) -> Any:
-        """Tells the inner strategy the screened genomes (what ``ask`` returned)."""
-        return self.inner.tell(key, genomes, fitness, state)
 
     @property
     def estimate_prefix(self) -> str:
