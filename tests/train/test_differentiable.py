@@ -91,9 +91,12 @@ def test_each_method_learns_a_distribution_and_seeds_are_independent(method):
     assert len({tuple(p) for p in picks.tolist()}) == len(picks)
 
 
-def test_second_order_darts_and_the_collapse_share_on_the_nb201_cell():
-    encoding = ENCODINGS["nb201"]()
-    dataset = _blobs((8, 8, 1), n=96)
+def test_second_order_darts_runs_and_changes_the_architecture_gradient():
+    # The unrolled step is encoding-agnostic; on the MLP space its program compiles in seconds
+    # (on the NAS-Bench-201 cell it took minutes at the suite's compile flags). The cell's
+    # collapse share is checked against its final cells in test_benchmark_scripts.py.
+    encoding = ENCODINGS["mlp"]()
+    dataset = _blobs((6,), n=96)
     first = differentiable_search(jax.random.key(0), encoding, dataset,
                                   Relaxation(epochs=2, arch_learning_rate=0.05), TRAIN)
     second = differentiable_search(jax.random.key(0), encoding, dataset,
@@ -101,10 +104,15 @@ def test_second_order_darts_and_the_collapse_share_on_the_nb201_cell():
     assert np.all(np.isfinite(second.probabilities))
     # The unrolled step changes the architecture gradient, so the distributions differ.
     assert not np.allclose(first.probabilities, second.probabilities)
+
+
+def test_the_collapse_share_is_the_parameter_free_share_of_the_argmax_cell():
+    encoding = ENCODINGS["nb201"]()
+    genomes = encoding.space.sample(jax.random.key(0), 32)
     free = np.asarray([not op.startswith("nor_conv") for op in
                        ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")])
-    expected = free[second.argmax].mean(-1)
-    np.testing.assert_allclose(second.parameter_free, expected)
+    np.testing.assert_allclose(np.asarray(jax.vmap(encoding.parameter_free)(genomes)),
+                               free[np.asarray(genomes)].mean(-1))
 
 
 def test_gdas_mixes_one_path_and_drnas_gradients_flow_through_the_dirichlet():
