@@ -82,7 +82,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--genome", default=None, help="comma-separated; default: the one "
                         "fashion_mnist.py found in its third run")
-    parser.add_argument("--limit", type=int, default=None, help="training images (smoke tests)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="training images, and as many test images (smoke tests)")
     args = parser.parse_args(argv)
 
     from evonas.data.doors import load_fashion_mnist
@@ -96,6 +97,7 @@ def main(argv=None) -> dict:
     y, y_test = np.asarray(raw.y_train), np.asarray(raw.y_test)
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
+        x_test, y_test = x_test[:args.limit], y_test[:args.limit]
     if args.genome:
         genome = np.asarray([int(g) for g in args.genome.split(",")], np.int32)
     else:

@@ -29,3 +29,15 @@ os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 import jax  # noqa: E402,F401  (reads the XLA_FLAGS and JAX_* variables set above)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Long tests first (the ``slow`` mark, then the end-to-end files), the rest in their
+    order: with ``-n 2`` the workers take tests in collection order, and a long test taken
+    last keeps one worker busy alone for minutes after the other has finished."""
+    def rank(item):
+        if item.get_closest_marker("slow") is not None:
+            return 0
+        return 1
+
+    items.sort(key=rank)  # stable: the order within each rank stays

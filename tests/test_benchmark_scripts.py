@@ -129,10 +129,14 @@ def test_search_efficiency_compares_methods_on_the_fashion_cnn_space(capsys):
     """Part 2 on the Fashion-MNIST CNN space (--space fashion): the Fashion example itself as
     the default, and a relaxed method on the same data, space and constraint."""
     bench = _load("search_efficiency")
+    # Toy sizes on the real 28x28 images: three narrow layers, batches of 64 (so each epoch of
+    # the relaxed search is one step: one small unrolled program), two candidates a generation.
+    tiny = ["dataset.limit=300", "encoding.options.max_layers=3",
+            "encoding.options.widths=[4, 8]", "encoding.options.stem_width=4",
+            "encoding.options.reductions=[0, 1]", "train.batch_size=64", "train.steps=10"]
     out = bench.main(["--quick", "--parts", "methods", "--space", "fashion", "--methods",
-                      "default,darts_argmax", "--set", "dataset.limit=300",
-                      "--set", "encoding.options.max_layers=4",
-                      "--set", "encoding.options.widths=[8, 16]",
+                      "default,darts_argmax", *[a for s in tiny for a in ("--set", s)],
+                      "--method-set", "search.population_size=2",
                       "--fashion-generations", "1", "--fashion-retrain-steps", "10"])
     assert out["space"] == "fashion" and set(out["methods"]) == {"default", "darts_argmax"}
     for runs in out["methods"].values():
@@ -194,8 +198,10 @@ def test_the_torch_peer_builds_the_encodings_network_at_its_shapes():
 @pytest.mark.slow
 def test_relaxed_nb201_reports_the_cells_and_their_parameter_free_share(capsys):
     bench = _load("relaxed_nb201")
-    out = bench.main(["--methods", "darts,drnas", "--epochs", "2", "--train", "400",
-                      "--channels", "4", "--seeds", "2"])
+    # 160 images: 72 in each half after validation, one step of 64 an epoch (a program of one
+    # unrolled step; the cell supernet's compile dominates this test)
+    out = bench.main(["--methods", "darts,drnas", "--epochs", "2", "--train", "160",
+                      "--batch-size", "64", "--channels", "4", "--seeds", "2"])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
     for method in ("darts", "drnas"):
         found = out["methods"][method]
@@ -204,6 +210,11 @@ def test_relaxed_nb201_reports_the_cells_and_their_parameter_free_share(capsys):
         # a share of six edges, and the looked-up accuracy of a real NAS-Bench-201 cell
         assert all(round(f * 6) == pytest.approx(f * 6, abs=0.01)
                    for per_seed in found["parameter_free"] for f in per_seed)
+        # the collapse share is the final cell's: its ops other than the two convolutions
+        ops = [[op.split("~")[0] for op in cell.replace("+", "").split("|") if op]
+               for cell in found["cells"]]
+        shares = [sum(not op.startswith("nor_conv") for op in cell) / 6 for cell in ops]
+        assert found["final_parameter_free"] == pytest.approx(shares, abs=1e-3)
         assert all(10.0 < a < 95.0 for a in found["nb201_test"]["cifar10"])
 
 
@@ -252,6 +263,7 @@ def test_fashion_mnist_searches_retrains_and_tests_both_models_on_the_same_budge
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "fashion_mnist.py"), "--smoke",
          "--budget-minutes", "1", "--population", "2", "--repair", "--top-k", "2",
+         "--batch-size", "32",
          "--run-dir", str(run_dir),
          "--out", str(tmp_path / "out.json")],
         capture_output=True, text=True, timeout=900)
