@@ -32,12 +32,7 @@ import jax  # noqa: E402,F401  (reads the XLA_FLAGS and JAX_* variables set abov
 
 
 def pytest_collection_modifyitems(config, items):
-    """Long tests first (the ``slow`` mark, then the end-to-end files), the rest in their
-    order: with ``-n 2`` the workers take tests in collection order, and a long test taken
-    last keeps one worker busy alone for minutes after the other has finished."""
-    def rank(item):
-        if item.get_closest_marker("slow") is not None:
-            return 0
-        return 1
-
-    items.sort(key=rank)  # stable: the order within each rank stays
+    """The ``slow`` tests first, every other test after them in its order: with ``-n 2`` the
+    workers take tests in collection order, and a long test taken last keeps one worker busy
+    alone for minutes after the other has finished."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable sort
