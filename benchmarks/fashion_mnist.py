@@ -135,9 +135,13 @@ def main(argv=None) -> dict:
                         "accuracy), each for the same steps, and tests alone and as an ensemble; "
                         "the baseline trains as many copies (run 8: 3, whose ensemble of three "
                         "8-epoch networks scored below run 7's one network of 27 epochs)")
-    parser.add_argument("--repair", action="store_true",
+    parser.add_argument("--repair", action=argparse.BooleanOptionalAction, default=True,
                         help="search.repair: the search asks only for architectures within "
-                        "--max-mflops (runs 1-8 refused 4 of their first 8 untrained)")
+                        "--max-mflops (runs 1-8, without it, refused 4 of their first 8 "
+                        "untrained)")
+    parser.add_argument("--label-smoothing", type=float, default=0.1,
+                        help="train.label_smoothing, in the search, the retraining and the "
+                        "baseline alike (runs 1-8: 0)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None, help="Fashion-MNIST's IDX files")
     parser.add_argument("--run-dir", default=None)
@@ -171,6 +175,7 @@ def main(argv=None) -> dict:
         # cold, as a user's first run: no programs from an earlier run of this script
         "train": {"steps": steps, "batch_size": args.batch_size, "compile_cache_dir": None,
                   "learning_rate": args.learning_rate, "weight_decay": args.weight_decay,
+                  "label_smoothing": args.label_smoothing,
                   "augment": {"crop": 2, "flip": True, "cutout": args.cutout}},
         "search": {"population_size": args.population, "generations": None,
                    "time_budget": round(budget * args.search_share, 1), "seed": args.seed,
@@ -197,7 +202,7 @@ def main(argv=None) -> dict:
     x = np.concatenate([full.x_train, full.x_val])
     y = np.concatenate([full.y_train, full.y_val])
     train = TrainConfig(steps=1, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                        weight_decay=args.weight_decay,
+                        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                         augment=Augment(crop=2, flip=True, cutout=args.cutout))
     from evonas.genomes import get_encoding
 
@@ -240,7 +245,7 @@ def main(argv=None) -> dict:
         "benchmark": "fashion_mnist",
         "budget_minutes": args.budget_minutes,
         "weight_decay": args.weight_decay, "head_hidden": args.head_hidden,
-        "cutout": args.cutout, "repair": args.repair,
+        "cutout": args.cutout, "repair": args.repair, "label_smoothing": args.label_smoothing,
         "search_share": args.search_share,
         "device": jax.devices()[0].platform,
         "top_k": len(chosen),

@@ -11,6 +11,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+import yaml
 
 ROOT = Path(__file__).parent.parent
 
@@ -283,6 +284,9 @@ def test_fashion_mnist_searches_retrains_and_tests_both_models_on_the_same_budge
     assert ev["val_acc_in_search"] == pytest.approx(final["models"][0]["fitness"])
     assert ev["architectures_searched"] == 2 and ev["generations"] == 1
     assert out["repair"]  # both within the MAC cap: without it, one of these two was refused
+    # the search trained with the script's label smoothing (the retraining reads the same config)
+    run_config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert run_config["train"]["label_smoothing"] == out["label_smoothing"] == 0.1
     from evonas.store import History
 
     with History(run_dir / "history.sqlite", readonly=True) as history:

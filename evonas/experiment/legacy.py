@@ -199,6 +199,7 @@ _ADDED_SINCE_V2: dict[str, Any] = {
     "dataset.path": None, "dataset.label": None, "dataset.image_size": None,
     "dataset.data_dir": None, "dataset.download": False, "dataset.digest": None,
     "train.augment": None, "train.weight_decay": 0.0, "train.precision": "float32",
+    "train.label_smoothing": 0.0,
     "search.time_budget": None, "search.warm_start": None, "search.repair": None,
 }
 _V1_EXCLUDED = (*_EXCLUDED, "train.plan", "train.memory_budget_mb", "train.steps_per_call",

@@ -147,6 +147,10 @@ class TrainConfig:
         weight_decay: decoupled weight decay (AdamW; SGD adds it to the gradient); 0 is off.
         precision: ``"float32"``, or ``"bfloat16"``: forward and backward passes in bfloat16
             with float32 parameters and optimiser state (for GPU and TPU; slower on CPU).
+        label_smoothing: the training loss's targets put ``1 - label_smoothing`` on the label
+            and ``label_smoothing / C`` on every class (Keras's and PyTorch's meaning), in the
+            search's training and the final stage's retraining alike; 0 (the default) is off.
+            Fitness and test accuracy are unchanged measures.
     """
 
     steps: int = 300
@@ -167,6 +171,7 @@ class TrainConfig:
     augment: Augment | None = None
     weight_decay: float = 0.0
     precision: str = "float32"
+    label_smoothing: float = 0.0
 
     def __post_init__(self):
         for field in ("steps", "batch_size", "eval_batch_size", "steps_per_call", "max_programs"):
@@ -182,6 +187,8 @@ class TrainConfig:
         checks.boolean("TrainConfig.exact_modules", self.exact_modules)
         checks.number("TrainConfig.weight_decay", self.weight_decay, 0.0)
         checks.choice("TrainConfig.precision", self.precision, PRECISIONS)
+        checks.number("TrainConfig.label_smoothing", self.label_smoothing, 0.0, 1.0,
+                      open_high=True)
         if self.augment is not None and not isinstance(self.augment, Augment):
             raise ValueError(f"TrainConfig.augment must be an Augment or None; got "
                              f"{self.augment!r}")
@@ -198,7 +205,7 @@ class TrainConfig:
             self.steps, self.batch_size, self.optimizer, float(self.learning_rate),
             float(self.momentum), self.schedule, self.eval_batch_size, self.steps_per_call,
             self.xla, self.augment if self.augment is not None and self.augment.active else None,
-            float(self.weight_decay), self.precision,
+            float(self.weight_decay), self.precision, float(self.label_smoothing),
         )
 
 
@@ -221,6 +228,7 @@ class ProgramOptions:
     augment: Augment | None = None
     weight_decay: float = 0.0
     precision: str = "float32"
+    label_smoothing: float = 0.0
 
     def optimizer_fn(self) -> optax.GradientTransformation:
         """The optax optimiser with its learning-rate schedule."""

@@ -389,7 +389,7 @@ def _advance_fn(encoding: Any, relaxation: Relaxation, options: Any, per_epoch: 
 
     def loss(params: Any, weights: jax.Array, xb: jax.Array, yb: jax.Array) -> jax.Array:
         logits = supernet.apply({"params": params}, encoding.relax(weights), xb)
-        return cross_entropy(logits, yb)
+        return cross_entropy(logits, yb, options.label_smoothing)
 
     def arch_loss(alpha, params, key, temperature, xb, yb):
         weights = _weights(relaxation, alpha, mask, key, temperature)

@@ -92,7 +92,7 @@ def train_sub_supernets(key: jax.Array, encoding: Any, dataset: Any, config: Tra
     spc = config.steps_per_call
     calls = -(-steps // spc)
     one = _supernet_step(path_forward(encoding), optimizer, jnp.asarray(dataset.x_train),
-                         jnp.asarray(dataset.y_train), steps)
+                         jnp.asarray(dataset.y_train), steps, options.label_smoothing)
     call = jax.jit(lambda state, idx, genomes: jax.lax.scan(one, state, (idx, genomes)),
                    compiler_options=library_options(config.xla))
     card = int(np.asarray(encoding.space.cardinalities)[gene])

@@ -129,14 +129,16 @@ def _options(config: TrainConfig, steps: int) -> Any:
 
 
 def _supernet_step(forward: Callable[..., jax.Array], optimizer: optax.GradientTransformation,
-                   x_train: jax.Array, y_train: jax.Array, steps: int
+                   x_train: jax.Array, y_train: jax.Array, steps: int, smoothing: float = 0.0
                    ) -> Callable[[SupernetState, Any], tuple[SupernetState, jax.Array]]:
     """One supernet step on one sampled architecture and batch (``lax.scan``'s body); a step
-    past ``steps`` (the last call may run past the budget) changes nothing."""
+    past ``steps`` (the last call may run past the budget) changes nothing. ``smoothing``:
+    the training options' label smoothing."""
 
     def one(state: SupernetState, inputs: Any) -> tuple[SupernetState, jax.Array]:
         idx, genome = inputs
-        loss_fn = lambda p: cross_entropy(forward(p, genome, x_train[idx]), y_train[idx])
+        loss_fn = lambda p: cross_entropy(forward(p, genome, x_train[idx]), y_train[idx],
+                                          smoothing)
         loss, grads = jax.value_and_grad(loss_fn)(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -193,7 +195,7 @@ def train_supernet(key: jax.Array, encoding: Any, dataset: Any, config: TrainCon
     if kept is not None:
         state, resumed = kept, int(kept.step)
     one = _supernet_step(path_forward(encoding), optimizer, jnp.asarray(dataset.x_train),
-                         jnp.asarray(dataset.y_train), steps)
+                         jnp.asarray(dataset.y_train), steps, options.label_smoothing)
 
     # the trainer's kernel options (XLA's own convolutions on a CPU under xla="fast")
     @functools.partial(jax.jit, compiler_options=library_options(config.xla))

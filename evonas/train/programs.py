@@ -174,7 +174,7 @@ def initial_state(spec: GroupSpec, params: Any) -> TrainState:
 def _loss(spec: GroupSpec, params: Any, arch: Any, x: jax.Array, y: jax.Array) -> jax.Array:
     compute = spec.options.compute
     logits = spec.apply(compute(params), arch, compute(x))
-    return cross_entropy(logits.astype(jnp.float32), y)
+    return cross_entropy(logits.astype(jnp.float32), y, spec.options.label_smoothing)
 
 
 def _step_one(spec: GroupSpec, state: TrainState, arch: Any, x: jax.Array, y: jax.Array,

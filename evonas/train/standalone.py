@@ -66,7 +66,7 @@ def train_module(key: jax.Array, module: Any, x: np.ndarray, y: np.ndarray,
     def loss(params: Any, xb: jax.Array, yb: jax.Array, tb: jax.Array | None) -> jax.Array:
         logits = module.apply(options.compute(params), options.compute(xb)).astype(jnp.float32)
         if tb is None:
-            return cross_entropy(logits, yb)
+            return cross_entropy(logits, yb, options.label_smoothing)
         return distillation_loss(logits, yb, tb, temperature, alpha)
 
     augment_key = jax.random.fold_in(batch_key, AUGMENT_STREAM)  # as the population's trainer

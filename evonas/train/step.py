@@ -15,9 +15,17 @@ import jax.numpy as jnp
 import optax
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Mean softmax cross-entropy of ``logits [batch, C]`` against integer ``labels [batch]``."""
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+def cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float = 0.0) -> jax.Array:
+    """Mean softmax cross-entropy of ``logits [batch, C]`` against integer ``labels [batch]``.
+
+    ``smoothing``: label smoothing (Szegedy et al. 2016, Keras's and PyTorch's
+    ``label_smoothing``): the target is ``1 - smoothing`` on the label plus ``smoothing / C``
+    on every class; 0 is the plain integer-label loss.
+    """
+    if not smoothing:
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), smoothing)
+    return optax.softmax_cross_entropy(logits, targets).mean()
 
 
 def distillation_loss(logits: jax.Array, labels: jax.Array, teacher_logits: jax.Array,

@@ -325,6 +325,35 @@ def test_weight_decay_and_bfloat16_compute_train():
     np.testing.assert_allclose(low.metrics["val_acc"], plain.metrics["val_acc"], atol=0.15)
 
 
+def test_label_smoothing_is_the_smoothed_targets_cross_entropy_in_both_trainers():
+    from evonas.train import cross_entropy, train_module
+
+    logits = jax.random.normal(jax.random.key(3), (6, 5))
+    labels = jnp.array([0, 4, 2, 2, 1, 3])
+    log_p = jax.nn.log_softmax(logits)
+    by_hand = -jnp.mean(0.8 * log_p[jnp.arange(6), labels] + 0.2 / 5 * log_p.sum(-1))
+    np.testing.assert_allclose(cross_entropy(logits, labels, 0.2), by_hand, rtol=1e-6)
+    np.testing.assert_allclose(cross_entropy(logits, labels, 0.0),
+                               -jnp.mean(log_p[jnp.arange(6), labels]), rtol=1e-6)
+
+    data = load_dataset("digits", limit=128)
+    enc = MLPEncoding(input_shape=(8, 8, 1), widths=(16,), max_layers=1,
+                      activations=("relu",))
+    genomes = np.zeros((2, enc.space.num_genes), np.int32)
+    base = TrainConfig(steps=20, batch_size=32, eval_batch_size=512)
+    smooth = TrainConfig(**{**base.__dict__, "label_smoothing": 0.1})
+    plain = train_population(jax.random.key(0), enc, genomes, data, base)
+    smoothed = train_population(jax.random.key(0), enc, genomes, data, smooth)
+    assert not np.allclose(plain.metrics["val_loss"], smoothed.metrics["val_loss"])
+    assert np.all(smoothed.metrics["val_acc"] > 0.3)
+    module, _ = enc.build(genomes[0])
+    a = train_module(jax.random.key(1), module, data.x_train, data.y_train, base, 5)
+    b = train_module(jax.random.key(1), module, data.x_train, data.y_train, smooth, 5)
+    assert not all(np.array_equal(p, q) for p, q in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    with pytest.raises(ValueError, match="TrainConfig.label_smoothing"):
+        TrainConfig(label_smoothing=1.0)
+
+
 def test_evaluation_holds_one_batch_of_activations_at_a_time(monkeypatch):
     """The population's evaluation scans its batches: the compiled program's scratch memory
     follows ``eval_batch_size``, not the validation split (unrolled batches let XLA keep every
