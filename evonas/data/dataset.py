@@ -135,7 +135,8 @@ class Dataset:
                     seed: int = 0, normalize: bool = True, limit: int | None = None) -> Dataset:
         """Your arrays as a dataset: ``x`` features ``[N, F]``, sequences ``[N, L, C]``
         (``C <= 4``; a third axis longer than 4 is an image's width) or images ``[N, H, W]`` /
-        ``[N, H, W, C]`` (``uint8`` pixels are scaled to [0, 1]),
+        ``[N, H, W, C]`` (``uint8`` pixels are scaled to [0, 1], then standardised; with
+        ``normalize=False`` they stay in their own units, 0..255),
         ``y`` labels of any type (mapped to ``0 .. K-1`` in sorted order; their names kept).
         Without ``x_test`` a test split is carved (20 %, stratified, a fixed seed); the
         validation split is carved from the train split with ``seed``, as for every set.
@@ -179,9 +180,16 @@ def prepare(raw: RawData, name: str, *, val_fraction: float = 0.1, seed: int = 0
     x_val, y_val = raw.x_train[val], raw.y_train[val]
     x_test, y_test = raw.x_test, raw.y_test
     mean = std = None
+    scale = float(raw.scale)
     if normalize:
         mean, std = channel_stats(x_train)
         x_train, x_val, x_test = (standardize(x, mean, std) for x in (x_train, x_val, x_test))
+    elif scale != 1.0:
+        # Not normalised: the data in its own units (uint8 pixels as 0..255), which is what an
+        # exported model takes; the source's values were integers, so rounding is exact.
+        x_train, x_val, x_test = (np.rint(x / np.float32(scale)).astype(np.float32)
+                                  for x in (x_train, x_val, x_test))
+        scale = 1.0
     note = f"val carved from train ({val_fraction:.0%}, stratified, seed {seed}); {raw.test_note}"
     if limit is not None:
         note += f"; train limited to {limit}"
@@ -199,6 +207,6 @@ def prepare(raw: RawData, name: str, *, val_fraction: float = 0.1, seed: int = 0
         mean=None if mean is None else tuple(float(m) for m in mean),
         std=None if std is None else tuple(float(s) for s in std),
         split_note=note,
-        input_scale=float(raw.scale),
+        input_scale=scale,
         digest=content,
     )

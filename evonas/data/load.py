@@ -87,8 +87,10 @@ def load_dataset(
       val_fraction: share of the train split held out for validation, in (0, 1).
       seed: seed of the validation split.
       data_dir: TFDS data directory (``None``: TFDS's default), or Fashion-MNIST's folder.
-      normalize: standardise each channel with the mean and std of the train split (after
-        ``limit``), applied to all three splits; otherwise images are only scaled to [0, 1].
+      normalize: scale integer pixels to [0, 1] and standardise each channel with the mean
+        and std of the train split (after ``limit``), applied to all three splits, as a run
+        trains; otherwise the data in its own units (``uint8`` pixels as 0..255): the raw
+        inputs an exported model takes (``evonas.load_model``, the StableHLO program).
       limit: keep at most this many train examples (the first of a seeded shuffle), for tiny
         tests; ``None`` keeps all.
       path, label, image_size: the file doors' settings.

@@ -169,8 +169,10 @@ def test_tfds_mnist_with_mock_data(tmp_path):
     assert data.num_classes == 10 and data.class_names[3] == "3"
     assert len(data.y_train) + len(data.y_val) == 40
     assert len(data.y_test) == 40
-    assert 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0  # uint8 scaled to [0, 1]
-    assert data.x_train.max() > 0.9
+    # not normalised: uint8 pixels in their own units, what an exported model takes
+    assert 0.0 <= data.x_train.min() and data.x_train.max() <= 255.0
+    assert data.x_train.max() > 200 and np.array_equal(data.x_train, np.rint(data.x_train))
+    assert data.preprocessing() is None
     assert "official TFDS 'test'" in data.info()["splits"]
 
 

@@ -108,6 +108,27 @@ def _write_png(path: Path, array: np.ndarray) -> None:
     Image.fromarray(array).save(path)
 
 
+def test_the_recorded_preprocessing_turns_unnormalised_data_into_what_the_run_trained_on():
+    """``load_dataset(name, normalize=False)`` gives the raw inputs an exported model takes:
+    the recorded preprocessing applied to them is the standardised data the run trains on. For
+    ``uint8`` sources too (Fashion-MNIST's IDX files, pixel arrays), whose own units are 0..255:
+    given [0, 1] images, their exported models scored 10 % (a constant class)."""
+    from evonas.data.preprocessing import check_preprocessing
+
+    x, y = _images(200)
+    pairs = [(evonas.Dataset.from_arrays(x, y), evonas.Dataset.from_arrays(x, y, normalize=False)),
+             (load_dataset("fashion_mnist", limit=300),  # .ci/run installs its package
+              load_dataset("fashion_mnist", limit=300, normalize=False))]
+    for run, raw in pairs:
+        mean, std, scale = check_preprocessing(run.preprocessing(), "test")
+        assert scale == pytest.approx(1 / 255) and raw.preprocessing() is None
+        assert raw.x_test.max() > 1.0  # 0..255, not [0, 1]
+        for split in ("x_train", "x_val", "x_test"):
+            prepared = (getattr(raw, split) * np.float32(scale) - np.float32(mean[0])) / np.float32(
+                std[0])
+            np.testing.assert_allclose(prepared, getattr(run, split), atol=1e-5)
+
+
 def test_folder_door_both_layouts_and_its_mistakes(tmp_path):
     x, y = _images(40)
     flat = tmp_path / "flat"
