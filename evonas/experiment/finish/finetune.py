@@ -64,7 +64,7 @@ from evonas.store import RunDir, load_model, read_json
 from evonas.store.layout import ARCHITECTURE, FINETUNE_FILE, RunPaths
 from evonas.store.models import input_shape_of
 from evonas.store.run_dir import RunLock
-from evonas.train import train_module
+from evonas.train import cross_entropy, train_module
 from evonas.train.prune import count_params
 
 MODES = FINETUNE_MODES
@@ -202,15 +202,16 @@ def fit_probe(key: jax.Array, f: np.ndarray, y: np.ndarray, classes: int, config
     f = jnp.asarray(f, jnp.float32)
     mean, std = f.mean(0), f.std(0) + 1e-6
     z = (f - mean) / std
-    optimizer = dataclasses.replace(config, steps=steps, learning_rate=learning_rate,
-                                    augment=None).program_options().optimizer_fn()
+    options = dataclasses.replace(config, steps=steps, learning_rate=learning_rate,
+                                  augment=None).program_options()
+    optimizer = options.optimizer_fn()
     params = {"w": jnp.zeros((f.shape[1], classes)), "b": jnp.zeros((classes,))}
     batch = min(config.batch_size, len(y))
     y = jnp.asarray(y)
 
     def loss(p, idx):
         logits = z[idx] @ p["w"] + p["b"]
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y[idx]).mean()
+        return cross_entropy(logits, y[idx], options.label_smoothing)
 
     @jax.jit
     def run(params, key):
