@@ -284,6 +284,16 @@ def test_fashion_mnist_searches_retrains_and_tests_both_models_on_the_same_budge
     assert ev["val_acc_in_search"] == pytest.approx(final["models"][0]["fitness"])
     assert ev["architectures_searched"] == 2 and ev["generations"] == 1
     assert out["repair"]  # both within the MAC cap: without it, one of these two was refused
+    # the exported best on the raw test images (uint8 pixels as the IDX files hold them, what
+    # load_dataset(normalize=False) gives) scores what the final stage recorded
+    from evonas.data import load_dataset
+    from evonas.store import load_model
+    from evonas.train import accuracy, predict_logits
+
+    module, variables, _ = load_model(run_dir / "best")
+    raw = load_dataset("fashion_mnist", normalize=False)
+    assert accuracy(predict_logits(module, variables, raw.x_test), raw.y_test) == pytest.approx(
+        final["best_test_acc"], abs=2e-4)
     # the search trained with the script's label smoothing (the retraining reads the same config)
     run_config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert run_config["train"]["label_smoothing"] == out["label_smoothing"] == 0.1
