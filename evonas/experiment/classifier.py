@@ -41,6 +41,7 @@ from evonas.store.layout import RunPaths
 
 SEARCH_SHARE = 0.6  # of the time budget; the rest retrains the best
 TOP_K = 3
+MAX_STEPS = 20_000  # each retrained model's, whatever time is left
 CLASSIFIER_FILE = "classifier.json"
 
 
@@ -100,19 +101,6 @@ def choose(dataset: Dataset, seconds: float) -> dict[str, Any]:
             "train": {"steps": steps, "batch_size": batch, "augment": augment},
             "search": {"population_size": 8, "time_budget": round(seconds * SEARCH_SHARE, 1)},
             "method": "successive halving" if halving else "full training"}
-
-
-def _seconds_per_step(run_dir: Path) -> float:
-    """The search's measured training seconds per step of one architecture."""
-    from evonas.store import History
-
-    with History(RunPaths(run_dir).history, readonly=True) as history:
-        rows = history.rows()
-    trained = [(r["train_seconds"], r["fidelity"]) for r in rows
-               if r["train_seconds"] and r["fidelity"]]
-    if not trained:
-        return 0.05
-    return max(1e-4, sum(s for s, _ in trained) / sum(f for _, f in trained))
 
 
 @dataclasses.dataclass
@@ -237,19 +225,18 @@ def search_classifier(x: Any, y: Any, x_test: Any = None, y_test: Any = None, *,
               f"{chosen['train']['steps']} steps per architecture; search "
               f"{chosen['search']['time_budget']:.0f} s of {seconds:.0f} s", flush=True)
     result = Experiment(config, run_dir=directory, dataset=dataset).run()
-    step_seconds = _seconds_per_step(result.run_dir)
     left = max(0.0, seconds - (time.perf_counter() - start))
-    # The retraining's steps from the search's own measurements, with a margin for the
-    # standalone trainer's per-step dispatch and the ensemble's evaluation.
-    steps = int(min(20_000, max(chosen["train"]["steps"],
-                                0.7 * left / (TOP_K * step_seconds * 1.5))))
-    record = {**chosen, "seconds_per_step": step_seconds, "retrain_steps": steps,
+    # The retraining reads the clock (``train_for_seconds``): what is left, less a margin for
+    # the compiles, the ensemble's evaluation and the export.
+    retrain_seconds = round(max(5.0, 0.85 * left), 1)
+    record = {**chosen, "retrain_seconds": retrain_seconds, "max_retrain_steps": MAX_STEPS,
               "time_budget_s": seconds, "top_k": TOP_K}
     atomic_write_text(result.run_dir / CLASSIFIER_FILE, json.dumps(record, indent=2) + "\n",
                       result.run_dir)
     if progress:
-        print(f"search_classifier: retraining the top {TOP_K} for {steps} steps each "
-              f"({left:.0f} s left)", flush=True)
-    retrain_run(result.run_dir, top_k=TOP_K, steps=steps, dataset=dataset)
+        print(f"search_classifier: retraining the top {TOP_K} for {retrain_seconds:.0f} s "
+              f"together ({left:.0f} s left)", flush=True)
+    retrain_run(result.run_dir, top_k=TOP_K, steps=MAX_STEPS, dataset=dataset,
+                seconds=retrain_seconds)
     RunDir(result.run_dir, readonly=True)  # a clear error if it is not a run directory
     return Classifier.load(result.run_dir)

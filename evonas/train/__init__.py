@@ -15,7 +15,7 @@ from evonas.train.metrics import confusion_metrics
 from evonas.train.plans import CostModel, Group
 from evonas.train.proxies import PROXIES, zero_cost_scores
 from evonas.train.result import PopulationResult
-from evonas.train.standalone import accuracy, predict_logits, train_module
+from evonas.train.standalone import accuracy, predict_logits, train_for_seconds, train_module
 from evonas.train.step import cross_entropy, descent_step, distillation_loss
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "distillation_loss",
     "enable_persistent_cache",
     "predict_logits",
+    "train_for_seconds",
     "train_module",
     "inherit",
     "train_population",

@@ -236,6 +236,12 @@ class ProgramOptions:
             lr: Any = optax.cosine_decay_schedule(self.learning_rate, self.steps)
         else:
             lr = self.learning_rate
+        return self.optimizer_at(lr)
+
+    def optimizer_at(self, learning_rate: Any) -> optax.GradientTransformation:
+        """The optax optimiser at ``learning_rate``: a number, an optax schedule, or (under
+        ``optax.inject_hyperparams``) a value set before each step."""
+        lr = learning_rate
         if self.optimizer == "adam":
             return optax.adamw(lr, weight_decay=self.weight_decay) if self.weight_decay else (
                 optax.adam(lr))

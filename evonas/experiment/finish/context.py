@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from evonas import streams
 from evonas.experiment.components import build_model_parts, build_table
 from evonas.experiment.config import ExperimentConfig
 from evonas.store import RunPaths, atomic_write_text, export_model
-from evonas.train import accuracy, predict_logits, train_module
+from evonas.train import accuracy, predict_logits, train_for_seconds, train_module
 
 
 class Retrainer:
@@ -48,6 +49,32 @@ class Retrainer:
         params = train_module(key, module, x, y, self.config.train, steps)
         out = predict_logits(module, params, dataset.x_test, self.config.train.eval_batch_size)
         return params, {"test_acc": accuracy(out, dataset.y_test)}, out
+
+
+class TimedRetrainer(Retrainer):
+    """A :class:`Retrainer` within a wall-clock budget: the ``models`` it will be asked for
+    share ``seconds`` (each its equal share of what is left when it starts), each trained by
+    :func:`~evonas.train.train_for_seconds` for at most ``max_steps``; each model's scores
+    carry the ``steps`` it trained."""
+
+    def __init__(self, config: ExperimentConfig, encoding: Any, dataset: Any, seconds: float,
+                 models: int, max_steps: int | None = None):
+        super().__init__(config, encoding, dataset)
+        self.deadline = time.perf_counter() + seconds
+        self.left, self.max_steps = models, max_steps
+
+    def __call__(self, key: jax.Array, row: dict[str, Any], steps: int
+                 ) -> tuple[Any, dict[str, float], np.ndarray]:
+        dataset = self.dataset
+        x = np.concatenate([dataset.x_train, dataset.x_val])
+        y = np.concatenate([dataset.y_train, dataset.y_val])
+        module, _ = self.encoding.build(np.asarray(row["genome"], np.int32))
+        share = max(1e-3, self.deadline - time.perf_counter()) / max(1, self.left)
+        self.left -= 1
+        params, used = train_for_seconds(key, module, x, y, self.config.train, share,
+                                         max_steps=self.max_steps)
+        out = predict_logits(module, params, dataset.x_test, self.config.train.eval_batch_size)
+        return params, {"test_acc": accuracy(out, dataset.y_test), "steps": used}, out
 
 
 class TableReader:

@@ -5,13 +5,14 @@ in ``ensemble/<rank>/`` for ``evonas distil``."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from typing import Any
 
 import jax
 import numpy as np
 
-from evonas.experiment.finish.context import Finish, Member, Retrainer, top_k
+from evonas.experiment.finish.context import Finish, Member, Retrainer, TimedRetrainer, top_k
 from evonas.store import RunDir, read_json
 from evonas.store.run_dir import RunLock
 from evonas.train import accuracy
@@ -42,8 +43,8 @@ class Retrain:
                   for m in finish.members]
         if not models:
             return
-        if finish.scorer.trains:
-            finish.summary.update(retrain_steps=steps, models=models,
+        if finish.scorer.trains:  # a timed retraining's steps are each model's own
+            finish.summary.update(retrain_steps=models[0].get("steps", steps), models=models,
                                   best_test_acc=models[0]["test_acc"])
         else:
             table = finish.scorer.table
@@ -72,18 +73,26 @@ class Ensemble:
 
 
 def retrain_run(run_dir: str | os.PathLike, *, top_k: int = 3, steps: int | None = None,
-                ensemble: bool = True, dataset: Any = None) -> dict[str, Any] | None:
+                ensemble: bool = True, dataset: Any = None, seconds: float | None = None
+                ) -> dict[str, Any] | None:
     """The final stage's retraining, ensemble and export on a finished search, with settings
-    chosen after it (``search_classifier`` sets the steps from the seconds the search took):
+    chosen after it (``search_classifier`` gives it the seconds its budget has left):
     ``best/``, ``ensemble/`` and ``best/final.json`` as a run with ``final.retrain`` set
     writes them. ``final.json`` records the steps used.
 
     Args:
         run_dir: a run directory whose search is done.
         top_k: how many of the best by search fitness to retrain (>= 1).
-        steps: retraining steps each (default ``final.retrain.steps``).
+        steps: retraining steps each (default ``final.retrain.steps``); with ``seconds``,
+            the most steps each (default: no limit but the clock).
         ensemble: also their ensemble (needs ``top_k >= 2``).
         dataset: the data of a run on data given in Python.
+        seconds: a wall-clock budget for the retraining of all ``top_k`` together (testing
+            and export are extra: seconds): each trains for an equal share of what is left by
+            :func:`~evonas.train.train_for_seconds`, its schedule stretched over the steps that
+            fit. The steps then depend on the machine's speed; ``final.json`` records each
+            model's (``models[i].steps``, the best's as ``retrain_steps``) and the budget
+            (``retrain_seconds``).
 
     Raises:
         ValueError: a tabular run, no evaluated architecture, or settings out of range.
@@ -97,6 +106,10 @@ def retrain_run(run_dir: str | os.PathLike, *, top_k: int = 3, steps: int | None
     if config.evaluator.tabular:
         raise ValueError(f"{run.path} is a tabular run: nothing to retrain (its final stage "
                          "reads the table)")
+    if seconds is not None and not (isinstance(seconds, (int, float)) and seconds > 0
+                                    and math.isfinite(seconds)):
+        raise ValueError(f"retrain_run: seconds must be a number above 0 or None; got "
+                         f"{seconds!r}")
     retrain = dataclasses.replace(config.final.retrain, top_k=int(top_k),
                                   steps=int(steps or config.final.retrain.steps),
                                   ensemble=bool(ensemble))
@@ -107,8 +120,12 @@ def retrain_run(run_dir: str | os.PathLike, *, top_k: int = 3, steps: int | None
     lock = RunLock(run.path)  # best/ and ensemble/ are written into the run: own it meanwhile
     try:
         data, encoding, options = build_model_parts(config, dataset)
-        finish = Finish(config, run.path, rows, Retrainer(config, encoding, data), options,
+        scorer = (Retrainer(config, encoding, data) if seconds is None else TimedRetrainer(
+            config, encoding, data, float(seconds), retrain.top_k, steps and int(steps)))
+        finish = Finish(config, run.path, rows, scorer, options,
                         legacy_keys=run.fingerprint_version < 3)
+        if seconds is not None:
+            finish.summary["retrain_seconds"] = float(seconds)
         for name in ("retrain", "ensemble", "export"):
             if STEPS[name].wanted(finish):
                 STEPS[name].run(finish)
