@@ -468,18 +468,26 @@ class RetrainConfig:
 
     Attributes:
         top_k: how many of the best to retrain and test; 0 skips the final stage.
-        steps: optimiser steps of each retraining.
+        steps: optimiser steps of each retraining (with ``time_budget``, the most each).
         ensemble: also report the test score of the retrained models' averaged logits.
+        time_budget: seconds of wall clock for the top k's retraining together, or None (a
+            fixed ``steps`` each): each trains for an equal share of what is left by
+            :func:`~evonas.train.train_for_seconds`, its learning-rate schedule stretched over
+            the steps that fit; ``best/final.json`` records each model's steps. Their count
+            depends on the machine's speed; distillation and pruning then default to the best's
+            steps; the front's members train ``steps``.
     """
 
     top_k: int = 3
     steps: int = 2000
     ensemble: bool = True
+    time_budget: float | None = None
 
     def __post_init__(self):
         check_fields(self, "final.retrain")
         check_positive("final.retrain.top_k", self.top_k, allow_zero=True)
         check_positive("final.retrain.steps", self.steps)
+        check_positive("final.retrain.time_budget", self.time_budget)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -502,7 +510,7 @@ class DistilConfig:
     Attributes:
         temperature: the softmax temperature of teacher and student (> 0).
         alpha: the weight of the teacher's soft targets, in [0, 1].
-        steps: the student's optimiser steps (None: ``final.retrain.steps``, as the best).
+        steps: the student's optimiser steps (None: the best's retraining steps).
     """
 
     temperature: float = 4.0
@@ -525,7 +533,7 @@ class PruneConfig:
         mode: ``"structured"`` (units / channels removed, a smaller genome of the space) or
             ``"unstructured"`` (magnitude masks).
         sparsity: the share of parameters to remove, in (0, 1).
-        steps: fine-tuning steps (None: a quarter of ``final.retrain.steps``).
+        steps: fine-tuning steps (None: a quarter of the best's retraining steps).
     """
 
     mode: str = "structured"
@@ -552,7 +560,7 @@ class FinetuneSettings:
         mode: ``full``, ``last`` (the last ``blocks`` blocks and the head), ``head``,
             ``probe`` (a linear probe on frozen features) or ``scratch`` (the baseline).
         blocks: ``last``: how many of the last blocks with parameters train (>= 1).
-        steps: optimiser steps (None: a quarter of the run's ``final.retrain.steps``).
+        steps: optimiser steps (None: a quarter of the best's retraining steps).
         learning_rate: the head's (None: the run's ``train.learning_rate``).
         body_lr_scale: the pretrained parameters' learning rate over the head's, in (0, 1].
         head_init: how a new head (the data has other classes) starts in ``full``, ``last``
@@ -705,7 +713,9 @@ class ExperimentConfig:
         # The trainers draw every step's batch indices at once; bound them before anything runs.
         final = self.final
         for where, steps in (("train.steps", self.train.steps),
-                             ("final.retrain.steps", final.retrain.steps),
+                             # a timed retraining draws its batches a chunk at a time
+                             ("final.retrain.steps", final.retrain.time_budget is None
+                              and final.retrain.steps),
                              ("final.distil.steps", final.distil and final.distil.steps),
                              ("final.prune.steps", final.prune and final.prune.steps),
                              ("final.finetune.steps", final.finetune and final.finetune.steps)):

@@ -108,6 +108,8 @@ def train_module(key: jax.Array, module: Any, x: np.ndarray, y: np.ndarray,
 
 PLAN_EVERY = 64
 """Steps between the timed trainer's re-plans (each waits for the device once)."""
+SLACK = 0.98
+"""The share of the time left a re-plan fills."""
 
 
 def train_for_seconds(key: jax.Array, module: Any, x: np.ndarray, y: np.ndarray,
@@ -170,7 +172,7 @@ def train_for_seconds(key: jax.Array, module: Any, x: np.ndarray, y: np.ndarray,
     opt_state = optimizer.init(params)
     limit = math.inf if max_steps is None else max_steps
     planned = limit  # the schedule's length: unknown until the first step is timed
-    mark = (0, 0.0)  # (steps, clock) at the start of the timing window
+    first = mark = (0, 0.0)  # (steps, clock) after the compile, and at the window's start
     t = 0
     for idx in _endless_batches(batch_key, len(y), batch):
         if t >= planned:
@@ -182,11 +184,14 @@ def train_for_seconds(key: jax.Array, module: Any, x: np.ndarray, y: np.ndarray,
             jax.block_until_ready(params)
             now = time.perf_counter()
             if t == 1:  # the compile: not a step's time
-                mark = (t, now)
+                first = mark = (t, now)
                 planned = t if now >= deadline else planned
                 continue
-            per_step = (now - mark[1]) / (t - mark[0])
-            planned = min(limit, t + max(0, int((deadline - now) / per_step)))
+            # The slower of the latest window and the whole run, and a plan that ends a little
+            # early: the later re-plans stretch it, while a step slower than planned would cut
+            # the schedule's tail at the deadline.
+            per_step = max((now - mark[1]) / (t - mark[0]), (now - first[1]) / (t - first[0]))
+            planned = min(limit, t + max(0, int(SLACK * (deadline - now) / per_step)))
             if t - mark[0] >= PLAN_EVERY:
                 mark = (t, now)
     return params, t

@@ -157,6 +157,12 @@ class Finish:
         """The final stage's key (pruning's fine-tuning draws from it)."""
         return streams.stream(self.config.search.seed, "final")
 
+    @property
+    def retrain_steps(self) -> int:
+        """The steps the best was retrained for: its own under ``final.retrain.time_budget``
+        (recorded in the summary), else ``final.retrain.steps``."""
+        return int(self.summary.get("retrain_steps") or self.config.final.retrain.steps)
+
     def retrain_key(self, row: dict[str, Any], legacy: jax.Array) -> jax.Array:
         """The key ``row``'s architecture retrains from: its own, ``fold_in(retrain stream,
         id)``, wherever it is retrained (the top k, the front, a budget, a student alone), so

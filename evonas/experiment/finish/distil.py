@@ -83,13 +83,13 @@ def distil_ensemble(finish: Finish, members: list[tuple[Any, Any]], ids: list[in
     steps; otherwise it is trained alone here, with the same ``key``.
     """
     config, dataset = finish.config, finish.dataset
-    steps = settings.steps or config.final.retrain.steps
+    steps = settings.steps or finish.retrain_steps
     batch = config.train.eval_batch_size
     teacher = teacher_logits(members, np.concatenate([dataset.x_train, dataset.x_val]), batch)
     if teacher_test is None:
         teacher_test = accuracy(teacher_logits(members, dataset.x_test, batch), dataset.y_test)
     alone = recorded_alone
-    if alone is None or steps != config.final.retrain.steps:
+    if alone is None or steps != finish.retrain_steps:
         alone = finish.score(row, steps, key)[1]["test_acc"]
     params, distilled = distil_student(finish, key, teacher, row, steps, settings)
     summary = {
@@ -126,7 +126,7 @@ def distil_run(run_dir: str | os.PathLike, student: int | None = None,
         run_dir: a run whose final stage kept an ensemble of at least two retrained models.
         student: the history id of the architecture to distil into (default: the best).
         temperature, alpha, steps: as :class:`~evonas.experiment.config.DistilConfig` (its
-            defaults where None; steps: the run's ``final.retrain.steps``).
+            defaults where None; steps: the best's retraining steps).
 
     Returns:
         The contents of ``distilled/distil.json``.
@@ -161,6 +161,7 @@ def distil_run(run_dir: str | os.PathLike, student: int | None = None,
         scorer, options = scorer_for(config)
         finish = Finish(config, run.path, list(rows.values()), scorer, options,
                         legacy_keys=run.fingerprint_version < 3)
+        finish.summary["retrain_steps"] = final.get("retrain_steps")  # a timed retraining's
         loaded = [load_model(d, preprocess=False) for d in members]
         ids = [int(info["history_id"]) for _, _, info in loaded]
         # The student trains with the key its architecture was (or would be) retrained with.

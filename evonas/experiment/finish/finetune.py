@@ -334,7 +334,8 @@ def finetune_model(config: ExperimentConfig, root: Path, info: Mapping[str, Any]
     start = traverse_util.unflatten_dict(fresh if settings.mode == "scratch" else {
         p: (a if p in head and new_task else pretrained[p]) for p, a in fresh.items()})
     labels = trainable_labels(start, head, blocks, settings.mode, settings.blocks)
-    steps = settings.steps or max(1, config.final.retrain.steps // 4)
+    # a quarter of the network's own retraining (its steps under final.retrain.time_budget)
+    steps = settings.steps or max(1, int(info.get("steps") or config.final.retrain.steps) // 4)
     lr = float(settings.learning_rate or config.train.learning_rate)
     x = np.concatenate([dataset.x_train, dataset.x_val])
     y = np.concatenate([dataset.y_train, dataset.y_val])

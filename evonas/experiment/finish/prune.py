@@ -63,8 +63,9 @@ class Prune:
 
 
 def fine_tuning_steps(finish: Finish, settings: PruneConfig) -> int:
-    """Fine-tuning steps: the setting's, else a quarter of the run's ``final.retrain.steps``."""
-    return settings.steps or max(1, finish.config.final.retrain.steps // 4)
+    """Fine-tuning steps: the setting's, else a quarter of the best's retraining steps
+    (``final.retrain.steps``, or what a ``time_budget`` gave it)."""
+    return settings.steps or max(1, finish.retrain_steps // 4)
 
 
 def _latency_ms(encoding: Any, genome: Any) -> float | None:
@@ -184,6 +185,8 @@ def prune_run(run_dir: str | os.PathLike, mode: str | None = None,
     try:
         scorer, options = scorer_for(config)
         finish = Finish(config, run.path, [], scorer, options)
+        final = read_json(run.paths.final) or {}
+        finish.summary["retrain_steps"] = final.get("retrain_steps")  # a timed retraining's
         _, variables, info = load_model(directory, preprocess=False)
         summary = prune_and_export(finish, info["history_id"], source, info["genome"],
                                    variables, chosen)

@@ -17,6 +17,9 @@ from evonas.store import RunDir, read_json
 from evonas.store.run_dir import RunLock
 from evonas.train import accuracy
 
+MAX_STEPS = 10**9
+"""``retrain_run(seconds=)``'s step limit when no ``steps`` is given: the clock's alone."""
+
 
 class Retrain:
     """Scores the top ``final.retrain.top_k`` by search fitness, best first."""
@@ -30,13 +33,19 @@ class Retrain:
         config = finish.config
         maximize = config.search.objectives[0].maximize
         chosen = top_k(finish.rows, config.final.retrain.top_k, maximize)
-        steps = config.final.retrain.steps
+        steps, seconds = config.final.retrain.steps, config.final.retrain.time_budget
+        timed = None
+        if seconds is not None and isinstance(finish.scorer, Retrainer):
+            timed = TimedRetrainer(config, finish.scorer.encoding, finish.scorer.dataset,
+                                   float(seconds), len(chosen), steps)
+            finish.summary["retrain_seconds"] = float(seconds)
         for rank, row in enumerate(chosen):
             if finish.scorer.trains:
                 finish.progress(f"retraining {rank + 1} of {len(chosen)}, the best by search "
-                                "fitness")
-            params, scores, logits = finish.score(row, steps,
-                                                  jax.random.fold_in(finish.key, rank))
+                                "fitness" + (f", {seconds:g} s for all" if timed else ""))
+            legacy = jax.random.fold_in(finish.key, rank)
+            params, scores, logits = (finish.score(row, steps, legacy) if timed is None else
+                                      timed(finish.retrain_key(row, legacy), row, steps))
             finish.members.append(Member(rank + 1, row, params, scores, logits))
         models = [{"rank": m.rank, "id": m.row["id"], "genome": m.row["genome"],
                    "fitness": m.row["fitness"], "params": m.row["params"], **m.scores}
@@ -96,6 +105,8 @@ def retrain_run(run_dir: str | os.PathLike, *, top_k: int = 3, steps: int | None
 
     Raises:
         ValueError: a tabular run, no evaluated architecture, or settings out of range.
+
+    With ``seconds`` this is ``final.retrain.time_budget``.
     """
     from evonas.experiment.components import build_model_parts
     from evonas.experiment.finish import STEPS
@@ -110,9 +121,10 @@ def retrain_run(run_dir: str | os.PathLike, *, top_k: int = 3, steps: int | None
                                     and math.isfinite(seconds)):
         raise ValueError(f"retrain_run: seconds must be a number above 0 or None; got "
                          f"{seconds!r}")
-    retrain = dataclasses.replace(config.final.retrain, top_k=int(top_k),
-                                  steps=int(steps or config.final.retrain.steps),
-                                  ensemble=bool(ensemble))
+    retrain = dataclasses.replace(
+        config.final.retrain, top_k=int(top_k), ensemble=bool(ensemble),
+        steps=int(steps or (config.final.retrain.steps if seconds is None else MAX_STEPS)),
+        time_budget=None if seconds is None else float(seconds))
     config = dataclasses.replace(config, final=dataclasses.replace(config.final,
                                                                    retrain=retrain))
     with run.history as history:
@@ -120,12 +132,8 @@ def retrain_run(run_dir: str | os.PathLike, *, top_k: int = 3, steps: int | None
     lock = RunLock(run.path)  # best/ and ensemble/ are written into the run: own it meanwhile
     try:
         data, encoding, options = build_model_parts(config, dataset)
-        scorer = (Retrainer(config, encoding, data) if seconds is None else TimedRetrainer(
-            config, encoding, data, float(seconds), retrain.top_k, steps and int(steps)))
-        finish = Finish(config, run.path, rows, scorer, options,
+        finish = Finish(config, run.path, rows, Retrainer(config, encoding, data), options,
                         legacy_keys=run.fingerprint_version < 3)
-        if seconds is not None:
-            finish.summary["retrain_seconds"] = float(seconds)
         for name in ("retrain", "ensemble", "export"):
             if STEPS[name].wanted(finish):
                 STEPS[name].run(finish)
