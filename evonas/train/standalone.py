@@ -125,9 +125,10 @@ def train_for_seconds(key: jax.Array, module: Any, x: np.ndarray, y: np.ndarray,
     measured on this very program after its compile (after 1, 2, 4, ... 64 steps, then every
     :data:`PLAN_EVERY` steps, from the latest window) and each step's learning rate is passed in
     (``optax.inject_hyperparams``), so a re-plan moves the cosine's end, never restarts it.
-    Compile and initialisation count against ``seconds``. The step count depends on the
-    machine's speed: a run that must repeat exactly trains for the steps recorded with
-    :func:`train_module`.
+    Compile and initialisation count against ``seconds``; a stall that leaves the plan far
+    behind the clock still lands the schedule (over 1 % more steps, at least 8) rather than stop
+    at a high learning rate. The step count depends on the machine's speed: a run that must
+    repeat exactly trains for the steps recorded with :func:`train_module`.
 
     Args:
         key: initialisation and batch order, as :func:`train_module`'s.
@@ -173,12 +174,15 @@ def train_for_seconds(key: jax.Array, module: Any, x: np.ndarray, y: np.ndarray,
     limit = math.inf if max_steps is None else max_steps
     planned = limit  # the schedule's length: unknown until the first step is timed
     first = mark = (0, 0.0)  # (steps, clock) after the compile, and at the window's start
-    t = 0
+    t, progress = 0, 0.0  # steps trained; how far along the schedule, 0 to 1
     for idx in _endless_batches(batch_key, len(y), batch):
         if t >= planned:
             break
-        rate = learning_rate_at(options, t, planned)
+        rate = learning_rate_at(options, progress)
         params, opt_state = step(params, opt_state, x, y, idx, t, jnp.float32(rate))
+        # what is left of the schedule, spread over the steps left: t / planned while the plan
+        # holds, and no jump in the learning rate when a re-plan moves its end
+        progress += 0.0 if math.isinf(planned) else (1.0 - progress) / (planned - t)
         t += 1
         if t == 1 or t - 1 in (2, 4, 8, 16, 32) or (t - 1) % PLAN_EVERY == 0:
             jax.block_until_ready(params)
@@ -188,23 +192,24 @@ def train_for_seconds(key: jax.Array, module: Any, x: np.ndarray, y: np.ndarray,
                 planned = t if now >= deadline else planned
                 continue
             # The slower of the latest window and the whole run, and a plan that ends a little
-            # early: the later re-plans stretch it, while a step slower than planned would cut
-            # the schedule's tail at the deadline.
+            # early: the later re-plans stretch it. Far behind the clock (a stall: more than
+            # 5 % of the schedule left and no time), the schedule still lands, over the larger
+            # of 8 steps and 1 % of those trained, rather than stopping at a high rate.
             per_step = max((now - mark[1]) / (t - mark[0]), (now - first[1]) / (t - first[0]))
-            planned = min(limit, t + max(0, int(SLACK * (deadline - now) / per_step)))
+            fit = int(SLACK * (deadline - now) / per_step) if now < deadline else 0
+            land = max(8, t // 100) if progress < 0.95 else 0
+            planned = min(limit, t + max(fit, land))
             if t - mark[0] >= PLAN_EVERY:
                 mark = (t, now)
     return params, t
 
 
-def learning_rate_at(options: Any, t: int, planned: float) -> float:
-    """The timed trainer's learning rate at step ``t`` of ``planned`` (``math.inf`` before the
-    first plan): ``options.schedule`` over the planned steps (optax's cosine decay to 0, or
-    constant)."""
-    if options.schedule != "cosine" or math.isinf(planned):
+def learning_rate_at(options: Any, progress: float) -> float:
+    """The timed trainer's learning rate at ``progress`` (0 to 1) along its schedule:
+    ``options.schedule`` (optax's cosine decay to 0, or constant)."""
+    if options.schedule != "cosine":
         return float(options.learning_rate)
-    return float(options.learning_rate) * 0.5 * (1.0 + math.cos(math.pi * min(t, planned)
-                                                                / planned))
+    return float(options.learning_rate) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def _endless_batches(key: jax.Array, n: int, batch: int) -> Iterator[jax.Array]:

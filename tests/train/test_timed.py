@@ -35,8 +35,8 @@ def test_train_for_seconds_ends_at_its_budget_with_the_cosine_stretched_over_the
     rates = []
     original = standalone.learning_rate_at
 
-    def spy(options, t, planned):
-        rates.append(original(options, t, planned))
+    def spy(options, progress):
+        rates.append(original(options, progress))
         return rates[-1]
 
     monkeypatch.setattr(standalone, "learning_rate_at", spy)
@@ -108,3 +108,26 @@ def test_a_yaml_retraining_time_budget_times_the_top_k_and_distil_and_prune_foll
     for bad in (0, -3):
         with pytest.raises(ValueError, match="final.retrain.time_budget"):
             tiny_config(final={"retrain": {"time_budget": bad}})
+
+
+def test_a_stall_past_the_deadline_still_lands_the_schedule(monkeypatch):
+    """A pause longer than the time left (another process, a swap) mid-schedule: the trainer
+    does not stop at a high learning rate, it decays to ~0 over a few more steps."""
+    x, y = _blobs(200)
+    rates = []
+    original = standalone.learning_rate_at
+
+    def stalling(options, progress):
+        rates.append(original(options, progress))
+        if progress > 0.3 and not getattr(stalling, "done", False):
+            stalling.done = True
+            time.sleep(3.0)  # past the whole budget
+        return rates[-1]
+
+    monkeypatch.setattr(standalone, "learning_rate_at", stalling)
+    start = time.perf_counter()
+    _, steps = train_for_seconds(jax.random.key(2), _MLP(), x, y,
+                                 TrainConfig(learning_rate=1e-2, batch_size=32), 2.5)
+    assert time.perf_counter() - start < 2.5 + 3.0 + 0.5
+    assert stalling.done and len(rates) == steps
+    assert rates[-1] < 1e-2 * 0.05  # landed, not cut at about 0.8 of the peak
