@@ -46,9 +46,14 @@ class Retrainer:
         x = np.concatenate([dataset.x_train, dataset.x_val])
         y = np.concatenate([dataset.y_train, dataset.y_val])
         module, _ = self.encoding.build(np.asarray(row["genome"], np.int32))
-        params = train_module(key, module, x, y, self.config.train, steps)
+        params, extra = self.train(key, module, x, y, steps)
         out = predict_logits(module, params, dataset.x_test, self.config.train.eval_batch_size)
-        return params, {"test_acc": accuracy(out, dataset.y_test)}, out
+        return params, {"test_acc": accuracy(out, dataset.y_test), **extra}, out
+
+    def train(self, key: jax.Array, module: Any, x: np.ndarray, y: np.ndarray, steps: int
+              ) -> tuple[Any, dict[str, int]]:
+        """``module`` trained on ``(x, y)``, and what to add to its scores."""
+        return train_module(key, module, x, y, self.config.train, steps), {}
 
 
 class TimedRetrainer(Retrainer):
